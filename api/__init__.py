@@ -1,0 +1,1 @@
+"""The ways in: the HTTP service and the `bounceledger` command line."""

@@ -1,0 +1,123 @@
+"""The composition root: create_app(settings) -> Litestar, and the one error map."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response
+from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import require_api_key
+from api.health import healthz
+from api.runtime import Runtime
+from api.settings import Settings
+from api.suppressions import check_suppressions, get_suppression, list_suppressions
+from api.webhooks import receive_webhook
+from ledger import LedgerError, StoreUnavailable
+from projections import DecodeFailed, Policy, PolicyMismatch
+
+access_log = logging.getLogger("bounceledger.access")
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        {"status_code": status, "detail": detail},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(
+        body, status_code=exc.status_code, media_type=MediaType.JSON, headers=exc.headers
+    )
+
+
+# The one place where errors become HTTP responses.
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
+    HTTPException: _http_error,
+    DecodeFailed: lambda _, exc: _problem(400, f"undecodable body: {exc}"),
+    PolicyMismatch: lambda _, exc: _problem(503, str(exc), {"Retry-After": "5"}),
+    StoreUnavailable: lambda _, exc: _problem(
+        503, "ledger unavailable, retry", {"Retry-After": "5"}
+    ),
+    LedgerError: lambda _, exc: _problem(500, "ledger error"),
+}
+
+
+def access_log_middleware(app: ASGIApp) -> ASGIApp:
+    """One log line per request: method, path (never the query: it may hold a token), status."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return middleware
+
+
+def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
+    """Build the service. The runtime opens on startup and closes on shutdown."""
+    runtime = Runtime(settings, policy)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return Litestar(
+        route_handlers=[
+            receive_webhook,
+            get_suppression,
+            list_suppressions,
+            check_suppressions,
+            healthz,
+        ],
+        state=State({"runtime": runtime}),
+        lifespan=[lifespan],
+        guards=[require_api_key],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[access_log_middleware],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="bounceledger",
+            version="0.1.0",
+            path="/schema",
+            description="Email-provider webhooks kept verbatim, folded into a suppression list.",
+        ),
+        debug=False,
+    )

@@ -1,0 +1,89 @@
+"""Pure hashing for the receipt chain: no I/O.
+
+Each record's chain hash is SHA-256 over the previous record's chain hash and a
+canonical encoding of this record's fields. The chain commits to the body's digest,
+not the body itself, so the chain can be recomputed from digests alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import msgspec
+
+GENESIS = bytes(32)
+
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+def body_digest(body: bytes) -> bytes:
+    """SHA-256 of a receipt body."""
+    return hashlib.sha256(body).digest()
+
+
+def encode_headers(headers: dict[str, str]) -> str:
+    """The canonical stored form of the audit headers (sorted JSON)."""
+    return _encode(headers).decode()
+
+
+def link_hash(
+    prev_hash: bytes,
+    *,
+    seq: int,
+    received_at: int,
+    source: str,
+    content_type: str,
+    headers_json: str,
+    peer: str | None,
+    body_sha256: bytes,
+) -> bytes:
+    """The chain hash of one record, given the previous record's chain hash."""
+    fields = _encode(
+        [seq, received_at, source, content_type, headers_json, peer, body_sha256.hex()]
+    )
+    return hashlib.sha256(prev_hash + fields).digest()
+
+
+class ChainRow(msgspec.Struct, frozen=True, array_like=True):
+    """The stored columns that the chain covers, as read back from the store."""
+
+    seq: int
+    received_at: int
+    source: str
+    content_type: str
+    headers_json: str
+    peer: str | None
+    body: bytes
+    body_sha256: bytes
+    chain_hash: bytes
+
+
+def first_broken(
+    rows: Iterable[ChainRow], prev_hash: bytes = GENESIS, prev_seq: int = 0
+) -> int | None:
+    """The sequence number of the first row that does not match the chain, or None.
+
+    A row fails when its body no longer hashes to its stored digest, when its stored
+    chain hash differs from the one recomputed from its fields, or when its sequence
+    number does not follow the previous one (a deleted or reordered row).
+    """
+    for row in rows:
+        expected = link_hash(
+            prev_hash,
+            seq=row.seq,
+            received_at=row.received_at,
+            source=row.source,
+            content_type=row.content_type,
+            headers_json=row.headers_json,
+            peer=row.peer,
+            body_sha256=row.body_sha256,
+        )
+        if (
+            row.seq != prev_seq + 1
+            or body_digest(row.body) != row.body_sha256
+            or expected != row.chain_hash
+        ):
+            return row.seq if row.seq == prev_seq + 1 else prev_seq + 1
+        prev_hash, prev_seq = row.chain_hash, row.seq
+    return None

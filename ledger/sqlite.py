@@ -1,0 +1,263 @@
+"""The SQLite ledger store: one write connection, group commit, append-only receipts.
+
+Every write in the process — receipt appends and the projector's view updates — goes
+through the one write connection, serialized by an asyncio lock. That keeps SQLite's
+single-writer rule inside the process (and away from the WAL-reset race of SQLite
+before 3.51.3, which needs two connections writing or checkpointing at once).
+
+Appends are group-committed: a request queues its receipt and waits on a future; one
+flusher task writes everything queued in one transaction, commits with
+`synchronous=FULL`, and only then resolves the futures, so a 2xx always follows a
+durable commit. While a commit is in flight, new requests queue for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from ledger import schema
+from ledger.chain import GENESIS, ChainRow, body_digest, encode_headers, first_broken, link_hash
+from ledger.errors import AppendRejected, StoreUnavailable
+from ledger.records import AppendResult, NewReceipt, Receipt
+
+_RECEIPT_COLUMNS = (
+    "seq, received_at, source, content_type, headers, peer, body, body_sha256, chain_hash"
+)
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
+
+MAX_BATCH = 1024
+
+
+def _receipt(row: Sequence[Any]) -> Receipt:
+    return Receipt(
+        seq=row[0],
+        received_at=row[1],
+        source=row[2],
+        content_type=row[3],
+        headers=_decode_headers(row[4]),
+        peer=row[5],
+        body=row[6],
+        body_sha256=row[7],
+        chain_hash=row[8],
+    )
+
+
+class SQLiteStore:
+    """The ledger on one SQLite file (WAL mode)."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self._pending: list[tuple[NewReceipt, asyncio.Future[AppendResult]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._appended = asyncio.Event()
+
+    @classmethod
+    async def open(cls, path: str | Path, *, schema_scripts: Iterable[str] = ()) -> SQLiteStore:
+        """Open (creating if needed) the ledger at `path`, plus any extra schema."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = await aiosqlite.connect(path, isolation_level=None)
+            for pragma in schema.PRAGMAS:
+                await writer.execute(pragma)
+            await writer.executescript(schema.RECEIPTS)
+            for script in schema_scripts:
+                await writer.executescript(script)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            await reader.execute("PRAGMA busy_timeout=10000")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open ledger at {path}: {exc}") from exc
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        """Finish queued appends, then close (reader first, so the writer checkpoints)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._reader.close()
+        await self._writer.close()
+
+    # -- appends ---------------------------------------------------------------
+
+    async def append(self, receipt: NewReceipt) -> AppendResult:
+        """Append one receipt; returns once it is committed (or raises StoreUnavailable)."""
+        if not receipt.source:
+            raise AppendRejected("a receipt needs a source")
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((receipt, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # shield: a client that hangs up must not cancel a commit others wait on
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                results = await self._write_batch([receipt for receipt, _ in batch])
+            except Exception as exc:  # every waiter must hear of the failure: no 2xx
+                error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+            self._appended.set()
+
+    async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
+        async with self.write() as db:
+            async with db.execute(
+                "SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1"
+            ) as cursor:
+                head = await cursor.fetchone()
+            seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
+            digests = [body_digest(receipt.body) for receipt in batch]
+            known = await self._known_digests(db, digests)
+            rows, results = [], []
+            for receipt, digest in zip(batch, digests, strict=True):
+                existing = known.get((receipt.source, digest))
+                if existing is not None:
+                    results.append(AppendResult(existing, duplicate=True))
+                    continue
+                seq += 1
+                headers_json = encode_headers(receipt.headers)
+                prev_hash = link_hash(
+                    prev_hash,
+                    seq=seq,
+                    received_at=receipt.received_at,
+                    source=receipt.source,
+                    content_type=receipt.content_type,
+                    headers_json=headers_json,
+                    peer=receipt.peer,
+                    body_sha256=digest,
+                )
+                rows.append(
+                    (seq, receipt.received_at, receipt.source, receipt.content_type,
+                     headers_json, receipt.peer, receipt.body, digest, prev_hash)
+                )  # fmt: skip
+                known[(receipt.source, digest)] = seq
+                results.append(AppendResult(seq, duplicate=False))
+            await db.executemany(
+                f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+            )
+        return results
+
+    @staticmethod
+    async def _known_digests(
+        db: aiosqlite.Connection, digests: list[bytes]
+    ) -> dict[tuple[str, bytes], int]:
+        unique = list(set(digests))
+        known: dict[tuple[str, bytes], int] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with db.execute(
+                f"SELECT source, body_sha256, MIN(seq) FROM receipts "
+                f"WHERE body_sha256 IN ({marks}) GROUP BY source, body_sha256",
+                chunk,
+            ) as cursor:
+                for source, digest, seq in await cursor.fetchall():
+                    known[(source, digest)] = seq
+        return known
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT) on the single write connection.
+
+        Rolled back on any error; SQLite errors surface as StoreUnavailable.
+        """
+        async with self._write_lock:
+            db = self._writer
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    await db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        await db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"ledger write failed: {exc}") from exc
+
+    # -- reads -----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A read transaction: every statement inside sees the same committed state."""
+        async with self._read_lock:
+            db = self._reader
+            try:
+                await db.execute("BEGIN")
+                try:
+                    yield db
+                finally:
+                    await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"ledger read failed: {exc}") from exc
+
+    async def read(self, after_seq: int = 0, limit: int = 1000) -> list[Receipt]:
+        """Receipts with seq > after_seq, in order, at most `limit`."""
+        async with (
+            self.snapshot() as db,
+            db.execute(
+                f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ) as cursor,
+        ):
+            return [_receipt(row) for row in await cursor.fetchall()]
+
+    async def get(self, seq: int) -> Receipt | None:
+        """One receipt by sequence number."""
+        async with (
+            self.snapshot() as db,
+            db.execute(f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE seq = ?", (seq,)) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return _receipt(row) if row else None
+
+    async def last_seq(self) -> int:
+        """The sequence number of the newest receipt (0 when empty)."""
+        async with self.snapshot() as db, db.execute("SELECT MAX(seq) FROM receipts") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0] or 0) if row else 0
+
+    async def wait_for_appends(self, timeout: float) -> None:
+        """Wait until something was appended by this process, or `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._appended.wait(), timeout)
+        self._appended.clear()
+
+    async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
+        """Recompute the chain: (receipts checked, first broken seq or None)."""
+        prev_hash, prev_seq, count = GENESIS, 0, 0
+        while True:
+            async with (
+                self.snapshot() as db,
+                db.execute(
+                    "SELECT seq, received_at, source, content_type, headers, peer, body, "
+                    "body_sha256, chain_hash FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (prev_seq, chunk),
+                ) as cursor,
+            ):
+                rows = [ChainRow(*row) for row in await cursor.fetchall()]
+            if not rows:
+                return count, None
+            broken = first_broken(rows, prev_hash, prev_seq)
+            if broken is not None:
+                return count, broken
+            count += len(rows)
+            prev_hash, prev_seq = rows[-1].chain_hash, rows[-1].seq

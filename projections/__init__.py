@@ -1,0 +1,30 @@
+"""What the ledger means: decoding, mapping, the policy, the pure fold and its views."""
+
+from projections.errors import DecodeFailed, PolicyInvalid, PolicyMismatch, ProjectionError
+from projections.events import NormalizedEvent
+from projections.fold import fold, replay
+from projections.mapping import KNOWN_SOURCES, Mapper
+from projections.policy import DEFAULT_POLICY, Policy, load_policy, policy_hash
+from projections.projector import Projector
+from projections.rebuild import RebuildReport, rebuild
+from projections.state import RecipientState
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "KNOWN_SOURCES",
+    "DecodeFailed",
+    "Mapper",
+    "NormalizedEvent",
+    "Policy",
+    "PolicyInvalid",
+    "PolicyMismatch",
+    "ProjectionError",
+    "Projector",
+    "RebuildReport",
+    "RecipientState",
+    "fold",
+    "load_policy",
+    "policy_hash",
+    "rebuild",
+    "replay",
+]

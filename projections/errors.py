@@ -1,0 +1,31 @@
+"""Errors raised by the projections.
+
+ProjectionError
+├── DecodeFailed      a receipt body cannot be read as its provider's format
+├── PolicyInvalid     a policy file is missing, unreadable or has a bad value
+└── PolicyMismatch    the stored projection was built under another policy
+"""
+
+
+class ProjectionError(Exception):
+    """Base class of every error the projections raise."""
+
+
+class DecodeFailed(ProjectionError):
+    """When a body is empty, not UTF-8, not JSON or form data, or holds no events."""
+
+
+class PolicyInvalid(ProjectionError):
+    """When a policy file cannot be read or a key or value in it is wrong."""
+
+
+class PolicyMismatch(ProjectionError):
+    """When the stored projection was built under a policy other than the configured one."""
+
+    def __init__(self, stored: str, configured: str) -> None:
+        super().__init__(
+            f"the projection was built under policy {stored[:12]}, but the configured policy "
+            f"is {configured[:12]}: run `bounceledger rebuild` with the configured policy"
+        )
+        self.stored = stored
+        self.configured = configured

@@ -1,0 +1,94 @@
+"""Normalized events: what a provider's webhook means, one event per recipient.
+
+A tagged union of frozen Structs; the tag (`kind`) is the stored name, never a class
+name. Times are microseconds since the Unix epoch, UTC. `seq` and `ord` place the
+event in the ledger: the receipt it came from and its position among that receipt's
+events; (at, seq, ord) orders a recipient's history.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+BounceClass = Literal["hard", "soft"]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    recipient: str
+    at: int
+    seq: int
+    ord: int = 0
+    source: str
+    raw_kind: str
+    event_id: str | None = None
+    message_id: str | None = None
+    diagnostic: str | None = None
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        """Where the event sorts in its recipient's history: event time, then ledger order."""
+        return (self.at, self.seq, self.ord)
+
+
+class Delivered(_Event, frozen=True, tag="delivered"):
+    """`delivered`: the receiving server accepted the message (250)."""
+
+
+class Bounce(_Event, frozen=True, tag="bounce"):
+    """`bounce`: the message bounced, hard (permanent) or soft (transient)."""
+
+    bounce_class: BounceClass
+
+
+class Complaint(_Event, frozen=True, tag="complaint"):
+    """`complaint`: the recipient marked the message as spam."""
+
+
+class Unsubscribe(_Event, frozen=True, tag="unsubscribe"):
+    """`unsubscribe`: the recipient unsubscribed."""
+
+
+class Resubscribe(_Event, frozen=True, tag="resubscribe"):
+    """`resubscribe`: the recipient subscribed again, lifting an unsubscribe."""
+
+
+class Deferred(_Event, frozen=True, tag="deferred"):
+    """`deferred`: delivery was delayed and will be retried; no effect on state."""
+
+
+class OperatorSuppress(_Event, frozen=True, tag="operator_suppress"):
+    """`operator_suppress`: an operator suppressed the address by hand."""
+
+    actor: str
+    note: str
+
+
+class OperatorRelease(_Event, frozen=True, tag="operator_release"):
+    """`operator_release`: an operator lifted the address's current suppression."""
+
+    actor: str
+    note: str
+
+
+class Ignored(_Event, frozen=True, tag="ignored"):
+    """`ignored`: kept in the ledger and the timeline, without effect under this policy."""
+
+    reason: str
+
+
+NormalizedEvent = (
+    Delivered
+    | Bounce
+    | Complaint
+    | Unsubscribe
+    | Resubscribe
+    | Deferred
+    | OperatorSuppress
+    | OperatorRelease
+    | Ignored
+)
+
+encode_event = msgspec.msgpack.Encoder().encode
+decode_event = msgspec.msgpack.Decoder(NormalizedEvent).decode

@@ -1,0 +1,133 @@
+"""The policy: how history is read. A TOML file decoded into a frozen Struct.
+
+Changing the policy and rebuilding is how history is re-read; the policy's hash is
+stored with the projection so a server never serves state built under another one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from projections.errors import PolicyInvalid
+
+# Bumped whenever the fold or a default mapping changes meaning, so that a projection
+# built by older code is rebuilt rather than served.
+PROJECTION_VERSION = "1"
+
+Kind = Literal[
+    "delivered",
+    "bounce",
+    "hard_bounce",
+    "soft_bounce",
+    "complaint",
+    "unsubscribe",
+    "resubscribe",
+    "deferred",
+    "ignore",
+]
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@functools.lru_cache(maxsize=64)
+def duration_us(text: str) -> int:
+    """Microseconds in a duration such as `90m`, `72h`, `7d` or `2w`."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use a number and one of s, m, h, d, w)")
+    return int(float(match[1]) * _UNIT_SECONDS[match[2]] * 1_000_000)
+
+
+class ClassifyRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Reclassify bounces whose diagnostic text matches `pattern` (case-insensitive)."""
+
+    pattern: str
+    bounce: Literal["hard", "soft", "ignore"]
+    source: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"bad pattern {self.pattern!r}: {exc}") from exc
+
+
+class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Ignore every event of `source` whose event time is in [start, end)."""
+
+    source: str
+    start: UtcTime
+    end: UtcTime
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"exclusion for {self.source!r} ends before it starts")
+
+
+class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Thresholds, mapping overrides, classification rules and exclusions."""
+
+    soft_bounce_threshold: Annotated[int, msgspec.Meta(ge=1)] = 3
+    soft_bounce_window: str | None = None
+    delivery_clears_soft_bounces: bool = True
+    providers: dict[str, dict[str, Kind]] = {}
+    classify: list[ClassifyRule] = []
+    exclude: list[Exclusion] = []
+
+    def __post_init__(self) -> None:
+        if self.soft_bounce_window is not None:
+            duration_us(self.soft_bounce_window)
+
+    @property
+    def window_us(self) -> int | None:
+        """The soft-bounce window in microseconds, or None for no window."""
+        return None if self.soft_bounce_window is None else duration_us(self.soft_bounce_window)
+
+
+DEFAULT_POLICY = Policy()
+
+
+def policy_hash(policy: Policy) -> str:
+    """A stable hash of the decoded policy (not of the file: reformatting changes nothing)."""
+    canonical = msgspec.json.encode(policy, order="sorted")
+    return hashlib.sha256(PROJECTION_VERSION.encode() + b"\0" + canonical).hexdigest()
+
+
+def parse_policy(
+    text: str | bytes, *, known_sources: frozenset[str], origin: str = "policy"
+) -> Policy:
+    """Decode a TOML policy; an unknown or misspelt key is refused with its name."""
+    try:
+        policy = msgspec.toml.decode(text, type=Policy)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise PolicyInvalid(f"{origin}: {exc}") from exc
+    named = {*policy.providers, *(rule.source for rule in policy.classify if rule.source)}
+    named |= {exclusion.source for exclusion in policy.exclude}
+    unknown = sorted(named - known_sources)
+    if unknown:
+        raise PolicyInvalid(
+            f"{origin}: unknown provider {unknown[0]!r} (known: {', '.join(sorted(known_sources))})"
+        )
+    return policy
+
+
+def load_policy(path: str | Path | None, *, known_sources: frozenset[str]) -> Policy:
+    """Read the policy file at `path`, or the built-in defaults when `path` is None."""
+    if path is None:
+        return DEFAULT_POLICY
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise PolicyInvalid(f"cannot read policy file {path}: {exc.strerror}") from exc
+    return parse_policy(text, known_sources=known_sources, origin=str(path))

@@ -1,0 +1,102 @@
+"""The projector: tails the ledger from its checkpoint and keeps the views current.
+
+Each step reads receipts after the checkpoint, maps them (pure), then in one write
+transaction re-checks the checkpoint, applies the events and advances it — view,
+checkpoint and policy hash always move together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ledger import SQLiteStore, StoreUnavailable
+from projections import views
+from projections.errors import PolicyMismatch
+from projections.mapping import Mapper
+from projections.policy import Policy, policy_hash
+
+log = logging.getLogger("bounceledger.projector")
+
+
+class Projector:
+    """Keeps the projection of one store current under one policy."""
+
+    def __init__(self, store: SQLiteStore, policy: Policy) -> None:
+        self.store = store
+        self.policy = policy
+        self.policy_hash = policy_hash(policy)
+        self.mapper = Mapper(policy)
+        self.projected_seq = 0
+        self.error: str | None = None
+
+    async def start(self) -> None:
+        """Create the view tables; a new database records this policy as its own.
+
+        Raises PolicyMismatch when the projection was built under another policy.
+        """
+        async with self.store.write() as db:
+            for statement in statements(views.SCHEMA):
+                await db.execute(statement)
+            meta = await views.read_meta(db)
+            if meta is None:
+                await views.write_meta(db, 0, self.policy_hash, self.policy)
+                meta = (0, self.policy_hash)
+        self._check(meta)
+        self.projected_seq = meta[0]
+
+    def _check(self, meta: tuple[int, str] | None) -> tuple[int, str]:
+        if meta is None:
+            raise PolicyMismatch("(none)", self.policy_hash)
+        if meta[1] != self.policy_hash:
+            raise PolicyMismatch(meta[1], self.policy_hash)
+        return meta
+
+    async def step(self, limit: int = 1000) -> int:
+        """Project the next receipts; returns how many receipts were folded."""
+        after = self.projected_seq
+        receipts = await self.store.read(after, limit)
+        if not receipts:
+            return 0
+        placed = [item for receipt in receipts for item in self.mapper.placed(receipt)]
+        async with self.store.write() as db:
+            seq, _ = self._check(await views.read_meta(db))
+            moved = seq != after  # another process (a rebuild) moved the checkpoint
+            if not moved:
+                await views.apply(db, placed, self.policy)
+                await db.execute(
+                    "UPDATE projection_meta SET seq = ? WHERE id = 1", (receipts[-1].seq,)
+                )
+        if moved:
+            self.projected_seq = seq
+            return await self.step(limit)
+        self.projected_seq = receipts[-1].seq
+        return len(receipts)
+
+    async def catch_up(self) -> int:
+        """Project everything in the ledger now; returns receipts folded."""
+        total = 0
+        while (count := await self.step()) > 0:
+            total += count
+        return total
+
+    async def run(self, idle: float = 0.5) -> None:
+        """Tail the ledger until cancelled; wakes on every local commit, polls otherwise."""
+        while True:
+            try:
+                count = await self.step()
+                self.error = None
+            except (PolicyMismatch, StoreUnavailable) as exc:
+                if self.error != str(exc):
+                    log.error("projector paused: %s", exc)
+                self.error = str(exc)
+                count = 0
+            if count == 0:
+                await self.store.wait_for_appends(idle)
+            else:
+                await asyncio.sleep(0)
+
+
+def statements(script: str) -> list[str]:
+    """Split a DDL script (no triggers) into statements: `executescript` would COMMIT."""
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,0 +1,38 @@
+"""What a provider module extracts from one raw event, before the policy reads it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import msgspec
+
+from projections.policy import Kind
+
+
+class Facts(msgspec.Struct, frozen=True, kw_only=True):
+    """One provider event about one recipient, in the provider's own terms.
+
+    `raw_kind` is the provider's event name after its spelling synonyms are folded;
+    `bounce_class` is the provider's own hard/soft call, None when it made none;
+    `event_id` identifies the event for de-duplication (derived when the provider
+    sends no id).
+    """
+
+    raw_kind: str
+    recipient: str | None
+    at: int | None
+    event_id: str
+    message_id: str | None = None
+    diagnostic: str | None = None
+    bounce_class: str | None = None
+
+
+class Provider(Protocol):
+    """What every provider module exposes (modules satisfy this protocol)."""
+
+    NAME: str
+    DEFAULT_MAPPING: dict[str, Kind]
+
+    def decode(self, body: bytes, content_type: str = "") -> list[dict[str, Any]]: ...
+    def facts(self, raw: dict[str, Any]) -> list[Facts]: ...
+    def canonical_kind(self, name: str) -> str: ...

@@ -1,0 +1,166 @@
+"""SMTP2GO: form-encoded (the default) or JSON webhook bodies, one event per POST.
+
+Keys are looked up case-insensitively with `-` and `_` alike (form output repeats
+`Message-Id`/`message-id`); the recipient is `rcpt`, or each of `recipients` for
+`processed`. SMTP2GO does not sign its webhooks: authentication is at the door.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from projections.errors import DecodeFailed
+from projections.policy import Kind
+from projections.providers.facts import Facts
+from projections.recipients import parse_time
+
+NAME = "smtp2go"
+
+Raw = dict[str, Any]
+
+# The upstream pull request's mapping: delivered heals soft bounces, bounce is hard or
+# soft by the `bounce` field (unknown counts as soft), spam is a complaint, and the
+# rest is kept in the ledger without effect until a policy maps it.
+DEFAULT_MAPPING: dict[str, Kind] = {
+    "delivered": "delivered",
+    "bounce": "bounce",
+    "spam": "complaint",
+    "reject": "ignore",
+    "open": "ignore",
+    "click": "ignore",
+    "unsubscribe": "ignore",
+    "resubscribe": "ignore",
+    "processed": "ignore",
+}
+
+# Spellings seen in the wild (docs vs. one library's reconstructed callbacks).
+SYNONYMS = {
+    "opened": "open",
+    "clicked": "click",
+    "spam_complaint": "spam",
+    "spamreport": "spam",
+    "unsubscribed": "unsubscribe",
+    "resubscribed": "resubscribe",
+    "bounced": "bounce",
+    "rejected": "reject",
+}
+
+_json = msgspec.json.Decoder()
+_LIST_SPLIT = re.compile(r"[,;\s]+")
+
+
+def canonical_kind(name: str) -> str:
+    """The event name with spelling synonyms folded (`opened` -> `open`)."""
+    name = name.strip().lower().replace("-", "_")
+    return SYNONYMS.get(name, name)
+
+
+def decode(body: bytes, content_type: str = "") -> list[Raw]:
+    """The raw events in a body. The format is sniffed from the bytes, not trusted from
+    `content_type`, so a webhook left on the wrong output type still works."""
+    text = body.strip().removeprefix(b"\xef\xbb\xbf")
+    if not text:
+        raise DecodeFailed("empty body")
+    raws = _decode_json(text) if text[:1] in (b"{", b"[") else [_decode_form(text)]
+    for index, raw in enumerate(raws):
+        event = raw.get("event")
+        if not isinstance(event, str) or not event.strip():
+            raise DecodeFailed(f"event {index} has no `event` field")
+    return raws
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _decode_json(text: bytes) -> list[Raw]:
+    try:
+        document = _json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise DecodeFailed(f"body is not valid JSON: {exc}") from exc
+    items = document if isinstance(document, list) else [document]
+    if not items:
+        raise DecodeFailed("JSON array holds no events")
+    raws = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise DecodeFailed(f"JSON item {index} is not an object")
+        raw: Raw = {}
+        for name, value in item.items():
+            raw.setdefault(_key(name), value)
+        raws.append(raw)
+    return raws
+
+
+def _decode_form(text: bytes) -> Raw:
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeFailed("form body is not UTF-8") from exc
+    if "=" not in decoded:
+        raise DecodeFailed("body is neither JSON nor form-encoded")
+    raw: Raw = {}
+    recipients: list[str] = []
+    for name, value in parse_qsl(decoded, keep_blank_values=True):
+        key = _key(name)
+        if key in ("recipients", "recipients[]"):
+            recipients.append(value)
+        else:
+            raw.setdefault(key, value)
+    if recipients:
+        raw["recipients"] = recipients
+    return raw
+
+
+def _text(raw: Raw, key: str) -> str | None:
+    value = raw.get(key)
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text.strip() or None
+
+
+def _recipients(raw: Raw) -> list[str | None]:
+    rcpt = _text(raw, "rcpt")
+    if rcpt:
+        return [rcpt]
+    listed = raw.get("recipients")
+    values = listed if isinstance(listed, list) else [listed] if isinstance(listed, str) else []
+    found = [
+        part for value in values if isinstance(value, str) for part in _LIST_SPLIT.split(value)
+    ]
+    return [part for part in found if part] or [None]
+
+
+def facts(raw: Raw) -> list[Facts]:
+    """One Facts per recipient the raw event names."""
+    kind = canonical_kind(str(raw["event"]))
+    time = _text(raw, "time")
+    event_id = _text(raw, "id")
+    bounce = (_text(raw, "bounce") or "").lower()
+    out = []
+    for recipient in _recipients(raw):
+        identity = event_id or _derived_id(raw, kind, recipient, time)
+        out.append(
+            Facts(
+                raw_kind=kind,
+                recipient=recipient,
+                at=parse_time(time),
+                event_id=identity,
+                message_id=_text(raw, "email_id"),
+                diagnostic=_text(raw, "message") or _text(raw, "context"),
+                bounce_class=bounce if bounce in ("hard", "soft") else None,
+            )
+        )
+    return out
+
+
+def _derived_id(raw: Raw, kind: str, recipient: str | None, time: str | None) -> str:
+    """SMTP2GO sent no `id`: identify the event by (email_id, event, rcpt, time)."""
+    parts = [_text(raw, "email_id") or "", kind, recipient or "", time or ""]
+    return "derived:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

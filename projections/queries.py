@@ -1,0 +1,110 @@
+"""Read models over the projection: status, the suppression list, campaign checks.
+
+Every query checks, in the same read transaction, that the projection was built under
+the policy the caller is configured with; otherwise it raises PolicyMismatch rather
+than answer from state built under other rules.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+import msgspec
+
+from ledger import SQLiteStore
+from projections import views
+from projections.errors import PolicyMismatch
+from projections.recipients import format_time, normalize_recipient
+from projections.state import decode_state
+
+
+class Status(msgspec.Struct, frozen=True, kw_only=True):
+    """One address: suppressed or not, why, since when, on which receipt's evidence."""
+
+    email: str
+    suppressed: bool
+    reason: str | None
+    since: str | None
+    soft_bounces: int
+    events: int
+    receipt: int | None  # the receipt whose event set the reported reason
+    last_event_at: str | None
+
+
+class Suppression(msgspec.Struct, frozen=True, kw_only=True):
+    """One suppressed address in the list."""
+
+    email: str
+    reason: str
+    since: str
+    receipt: int
+
+
+async def _require(db: aiosqlite.Connection, policy_hash: str) -> int:
+    meta = await views.read_meta(db)
+    if meta is None or meta[1] != policy_hash:
+        raise PolicyMismatch(meta[1] if meta else "(none)", policy_hash)
+    return meta[0]
+
+
+async def status(store: SQLiteStore, email: str, policy_hash: str) -> Status:
+    """The status of one address (an address never seen is simply not suppressed)."""
+    email = normalize_recipient(email)
+    async with store.snapshot() as db:
+        await _require(db, policy_hash)
+        async with db.execute("SELECT state FROM recipient_state WHERE email = ?", (email,)) as cur:
+            row = await cur.fetchone()
+    if row is None:
+        return Status(
+            email=email, suppressed=False, reason=None, since=None,
+            soft_bounces=0, events=0, receipt=None, last_event_at=None,
+        )  # fmt: skip
+    state = decode_state(row[0])
+    return Status(
+        email=email,
+        suppressed=state.suppressed,
+        reason=state.reason,
+        since=format_time(state.since),
+        soft_bounces=len(state.soft_bounces),
+        events=state.events,
+        receipt=state.causes[0].seq if state.causes else None,
+        last_event_at=format_time(state.position[0]) if state.events else None,
+    )
+
+
+async def suppressions(
+    store: SQLiteStore, policy_hash: str, *, after: str | None = None, limit: int | None = None
+) -> list[Suppression]:
+    """Suppressed addresses in address order, starting after `after` (keyset pagination)."""
+    async with store.snapshot() as db:
+        await _require(db, policy_hash)
+        async with db.execute(
+            "SELECT email, reason, since, seq FROM suppressions "
+            "WHERE email > ? ORDER BY email LIMIT ?",
+            (after or "", -1 if limit is None else limit),
+        ) as cur:
+            rows = await cur.fetchall()
+    return [
+        Suppression(email=email, reason=reason, since=format_time(since) or "", receipt=seq)
+        for email, reason, since, seq in rows
+    ]
+
+
+async def check(store: SQLiteStore, policy_hash: str, emails: list[str]) -> dict[str, Suppression]:
+    """Which of `emails` are suppressed, keyed by the address as given."""
+    wanted: dict[str, list[str]] = {}
+    for given in emails:
+        wanted.setdefault(normalize_recipient(given), []).append(given)
+    async with store.snapshot() as db:
+        await _require(db, policy_hash)
+        async with db.execute(
+            "SELECT email, reason, since, seq FROM suppressions "
+            "WHERE email IN (SELECT value FROM json_each(?))",
+            (msgspec.json.encode(list(wanted)).decode(),),
+        ) as cur:
+            rows = await cur.fetchall()
+    found = {}
+    for email, reason, since, seq in rows:
+        hit = Suppression(email=email, reason=reason, since=format_time(since) or "", receipt=seq)
+        for given in wanted[email]:
+            found[given] = hit
+    return found
