@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from api.auth import check_shared_secret
 from api.runtime import Runtime
@@ -39,7 +40,9 @@ def _audit_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
         "a second append."
     ),
 )
-async def receive_webhook(provider: str, request: Request[Any, Any, Any]) -> WebhookAccepted:
+async def receive_webhook(
+    provider: FromPath[str], request: Request[Any, Any, Any]
+) -> WebhookAccepted:
     runtime: Runtime = request.app.state.runtime
     module = PROVIDERS.get(provider)
     secret = runtime.settings.smtp2go_secret if provider == "smtp2go" else None

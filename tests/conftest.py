@@ -1,0 +1,89 @@
+"""Shared fixtures: settings, a running app with its test client, sample payloads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.settings import Settings, load_settings
+from ledger import SQLiteStore
+from projections import DEFAULT_POLICY, Policy
+
+# httpx logs request URLs, query tokens included; our own loggers must never do so,
+# and keeping httpx quiet lets the secret-hygiene tests search everything captured.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SECRET = "test-webhook-secret-0123456789"
+API_KEY = "test-api-key-abcdef"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def fixture_bytes(provider: str, name: str) -> bytes:
+    """A sample payload, byte for byte."""
+    return (FIXTURES / provider / name).read_bytes()
+
+
+async def settle(client: Any, timeout: float = 5.0) -> dict[str, Any]:
+    """Wait until the app's projector has folded every receipt (via /healthz).
+
+    The test client runs the app on its own event loop, so tests observe it over HTTP.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        health = (await client.get("/healthz", headers=AUTH)).json()
+        if health["projected"] >= health["receipts"]:
+            return dict(health)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"projector did not catch up: {health}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    return load_settings(
+        {
+            "BOUNCELEDGER_DB": str(db_path),
+            "SMTP2GO_WEBHOOK_SECRET": SECRET,
+            "BOUNCELEDGER_API_KEYS": f"ops:{API_KEY}",
+        }
+    )
+
+
+@pytest.fixture
+def make_client(
+    settings: Settings,
+) -> Callable[..., Any]:
+    """`async with make_client(settings=..., policy=...) as client:` — a started app."""
+
+    def make(settings: Settings = settings, policy: Policy = DEFAULT_POLICY) -> Any:
+        return AsyncTestClient(app=create_app(settings, policy))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Any]) -> AsyncIterator[Any]:
+    async with make_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = await SQLiteStore.open(db_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
