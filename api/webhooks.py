@@ -52,14 +52,15 @@ async def receive_webhook(
     check_shared_secret(request, secret)
     body = await request.body()
     content_type = request.headers.get("content-type", "")
-    events = len(module.decode(body, content_type))  # DecodeFailed -> 400, nothing appended
+    headers = _audit_headers(request)
+    events = len(module.decode(body, content_type, headers))  # DecodeFailed: 400, no append
     result = await runtime.store.append(
         NewReceipt(
             source=provider,
             received_at=time.time_ns() // 1000,
             content_type=content_type,
             body=body,
-            headers=_audit_headers(request),
+            headers=headers,
             peer=request.client.host if request.client else None,
         )
     )

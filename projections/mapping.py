@@ -83,7 +83,7 @@ class Mapper:
         if provider is None:
             return []
         try:
-            raws = provider.decode(receipt.body, receipt.content_type)
+            raws = provider.decode(receipt.body, receipt.content_type, receipt.headers)
         except DecodeFailed:
             return []
         return list(self._place(provider, receipt, raws))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -33,6 +34,8 @@ class Provider(Protocol):
     NAME: str
     DEFAULT_MAPPING: dict[str, Kind]
 
-    def decode(self, body: bytes, content_type: str = "") -> list[dict[str, Any]]: ...
+    def decode(
+        self, body: bytes, content_type: str = "", headers: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]: ...
     def facts(self, raw: dict[str, Any]) -> list[Facts]: ...
     def canonical_kind(self, name: str) -> str: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -60,9 +61,12 @@ def canonical_kind(name: str) -> str:
     return SYNONYMS.get(name, name)
 
 
-def decode(body: bytes, content_type: str = "") -> list[Raw]:
+def decode(
+    body: bytes, content_type: str = "", headers: Mapping[str, str] | None = None
+) -> list[Raw]:
     """The raw events in a body. The format is sniffed from the bytes, not trusted from
-    `content_type`, so a webhook left on the wrong output type still works."""
+    `content_type`, so a webhook left on the wrong output type still works. SMTP2GO
+    puts nothing in its headers that the events need."""
     text = body.strip().removeprefix(b"\xef\xbb\xbf")
     if not text:
         raise DecodeFailed("empty body")
