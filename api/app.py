@@ -15,11 +15,19 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.audit import get_receipt, list_receipts, recipient_events
 from api.auth import require_api_key
 from api.health import healthz
 from api.runtime import Runtime
 from api.settings import Settings
-from api.suppressions import check_suppressions, get_suppression, list_suppressions
+from api.suppressions import (
+    check_suppressions,
+    explain_suppression,
+    get_suppression,
+    list_suppressions,
+    release,
+    suppress,
+)
 from api.webhooks import receive_webhook
 from ledger import LedgerError, StoreUnavailable
 from projections import DecodeFailed, Policy, PolicyMismatch
@@ -105,6 +113,12 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
             get_suppression,
             list_suppressions,
             check_suppressions,
+            explain_suppression,
+            suppress,
+            release,
+            recipient_events,
+            list_receipts,
+            get_receipt,
             healthz,
         ],
         state=State({"runtime": runtime}),

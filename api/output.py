@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from api.schemas import ReceiptView
+from projections.audit import Explanation, TimelineEntry
 from projections.queries import Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
 
@@ -23,7 +26,8 @@ def emit(value: Any, as_json: bool, render: Callable[[Any], str | Table]) -> Non
         return
     rendered = render(value)
     if isinstance(rendered, Table):
-        Console().print(rendered)
+        # Piped output is read by people and tools alike: never truncate a column there.
+        Console(width=None if sys.stdout.isatty() else 250).print(rendered)
     else:
         click.echo(rendered)
 
@@ -67,6 +71,88 @@ def rebuild_text(report: RebuildReport) -> str:
     if report.dry_run:
         lines.append("nothing was written; run again without --dry-run to apply")
     return "\n".join(lines)
+
+
+def explanation_text(explanation: Explanation) -> str:
+    policy = explanation.policy
+    window = f", window {policy.soft_bounce_window}" if policy.soft_bounce_window else ""
+    clears = "clears" if policy.delivery_clears_soft_bounces else "does not clear"
+    lines = [
+        status_text(explanation.status),
+        f"policy {policy.hash[:12]}: soft-bounce threshold {policy.soft_bounce_threshold}"
+        f"{window}; delivery {clears} soft bounces",
+    ]
+    if not explanation.steps:
+        lines.append("no events for this address")
+    for step in explanation.steps:
+        event = step.event
+        mark = "*" if step.decisive else " "
+        lines.append(
+            f" {mark} {event.event_time}  receipt {event.receipt:<6} {event.source:<8} "
+            f"{event.raw_kind:<12} {step.effect}"
+        )
+    if explanation.evidence:
+        lines.append("* = evidence the current verdict rests on")
+    return "\n".join(lines)
+
+
+def timeline_table(entries: list[TimelineEntry]) -> Table | str:
+    if not entries:
+        return "no events for this address"
+    table = Table("event time", "receipt", "source", "event", "kind", "class", "note")
+    for entry in entries:
+        note = entry.ignored_reason or entry.note or entry.diagnostic or ""
+        table.add_row(
+            entry.event_time,
+            str(entry.receipt),
+            entry.source,
+            entry.raw_kind,
+            entry.kind,
+            entry.bounce_class or "",
+            note,
+        )
+    return table
+
+
+def receipt_text(view: ReceiptView) -> str:
+    lines = [
+        f"receipt {view.seq} from {view.source}, received {view.received_at}",
+        f"  content type: {view.content_type or '(none)'}   {view.size} bytes"
+        f"   peer: {view.peer or '-'}",
+        f"  sha256: {view.body_sha256}",
+        f"  chain:  {view.chain_hash}",
+    ]
+    lines += [f"  {name}: {value}" for name, value in sorted(view.headers.items())]
+    if view.body_text is not None:
+        lines += ["", view.body_text]
+    else:
+        lines += ["", "(binary body: use --raw)"]
+    return "\n".join(lines)
+
+
+def receipts_table(views: list[ReceiptView]) -> Table | str:
+    if not views:
+        return "no receipts"
+    table = Table("seq", "received", "source", "content type", "bytes", "sha256")
+    for view in views:
+        table.add_row(
+            str(view.seq),
+            view.received_at,
+            view.source,
+            view.content_type,
+            str(view.size),
+            view.body_sha256[:16],
+        )
+    return table
+
+
+def verification_text(result: Any) -> str:
+    if result.intact:
+        return f"ledger intact: {result.receipts} receipts, chain verified"
+    return (
+        f"ledger BROKEN at receipt {result.first_broken}: "
+        f"{result.receipts} receipts before it verified"
+    )
 
 
 @contextlib.contextmanager

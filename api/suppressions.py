@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import Request, delete, get, post, put
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.runtime import Runtime
-from api.schemas import CheckRequest, CheckResult, Status, SuppressionPage
-from projections import queries
+from api.schemas import (
+    CheckRequest,
+    CheckResult,
+    OperatorNote,
+    Status,
+    SuppressionPage,
+    parse_when,
+)
+from projections import operator, queries
+from projections.audit import Explanation, explain, status_as_of
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -18,9 +28,59 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
 
 
 @get("/v1/suppressions/{email:str}", summary="Is this address suppressed, and why?")
-async def get_suppression(email: FromPath[str], request: Request[Any, Any, Any]) -> Status:
+async def get_suppression(
+    email: FromPath[str],
+    request: Request[Any, Any, Any],
+    as_of: Annotated[
+        str | None, QueryParameter(description="the state as it was at this event time")
+    ] = None,
+) -> Status:
     runtime = _runtime(request)
+    when = parse_when(as_of, "as_of")
+    if when is not None:
+        return await status_as_of(
+            runtime.store, email, runtime.policy, runtime.projector.policy_hash, when
+        )
     return await queries.status(runtime.store, email, runtime.projector.policy_hash)
+
+
+@get("/v1/suppressions/{email:str}/explain", summary="Why: the events and policy behind a verdict")
+async def explain_suppression(email: FromPath[str], request: Request[Any, Any, Any]) -> Explanation:
+    runtime = _runtime(request)
+    return await explain(runtime.store, email, runtime.policy, runtime.projector.policy_hash)
+
+
+async def _operator_action(
+    action: operator.Action, email: str, note: str, request: Request[Any, Any, Any]
+) -> Status:
+    runtime = _runtime(request)
+    actor = str(request.state.get("api_key_name", "api"))
+    try:
+        seq = await operator.record(
+            runtime.store, action, email, actor=actor, note=note, at=time.time_ns() // 1000
+        )
+    except ValueError as exc:
+        raise ValidationException(str(exc)) from exc
+    await runtime.projector.wait_until(seq)
+    return await queries.status(runtime.store, email, runtime.projector.policy_hash)
+
+
+@put("/v1/suppressions/{email:str}", summary="Suppress an address by hand (reason `manual`)")
+async def suppress(
+    email: FromPath[str], data: JSONBody[OperatorNote], request: Request[Any, Any, Any]
+) -> Status:
+    return await _operator_action("suppress", email, data.note, request)
+
+
+@delete(
+    "/v1/suppressions/{email:str}",
+    status_code=200,
+    summary="Lift an address's current suppression (a later hard bounce suppresses again)",
+)
+async def release(
+    email: FromPath[str], data: JSONBody[OperatorNote], request: Request[Any, Any, Any]
+) -> Status:
+    return await _operator_action("release", email, data.note, request)
 
 
 @get("/v1/suppressions", summary="The suppression list, in address order")

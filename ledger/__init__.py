@@ -4,6 +4,7 @@ from ledger.errors import AppendRejected, ChainBroken, LedgerError, StoreUnavail
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sqlite import SQLiteStore
 from ledger.store import Store
+from ledger.transfer import export_receipts, import_receipts
 
 __all__ = [
     "AppendRejected",
@@ -15,4 +16,6 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreUnavailable",
+    "export_receipts",
+    "import_receipts",
 ]

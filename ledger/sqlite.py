@@ -155,6 +155,43 @@ class SQLiteStore:
             )
         return results
 
+    async def append_verbatim(self, receipts: list[Receipt]) -> int:
+        """Append already-chained receipts (an import), checking each continues the chain.
+
+        Raises AppendRejected naming the first receipt that does not continue the chain;
+        nothing of the batch is written then.
+        """
+        async with self.write() as db:
+            async with db.execute(
+                "SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1"
+            ) as cursor:
+                head = await cursor.fetchone()
+            seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
+            rows = []
+            for receipt in receipts:
+                headers_json = encode_headers(receipt.headers)
+                row = ChainRow(
+                    receipt.seq, receipt.received_at, receipt.source, receipt.content_type,
+                    headers_json, receipt.peer, receipt.body, receipt.body_sha256,
+                    receipt.chain_hash,
+                )  # fmt: skip
+                if receipt.seq != seq + 1:
+                    raise AppendRejected(
+                        f"receipt {receipt.seq} does not follow the ledger's head {seq}"
+                    )
+                if first_broken([row], prev_hash, seq) is not None:
+                    raise AppendRejected(f"receipt {receipt.seq} does not match its chain hash")
+                rows.append(
+                    (row.seq, row.received_at, row.source, row.content_type, row.headers_json,
+                     row.peer, row.body, row.body_sha256, row.chain_hash)
+                )  # fmt: skip
+                seq, prev_hash = receipt.seq, receipt.chain_hash
+            await db.executemany(
+                f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+            )
+        self._appended.set()
+        return len(rows)
+
     @staticmethod
     async def _known_digests(
         db: aiosqlite.Connection, digests: list[bytes]
@@ -216,6 +253,27 @@ class SQLiteStore:
             db.execute(
                 f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
+            ) as cursor,
+        ):
+            return [_receipt(row) for row in await cursor.fetchall()]
+
+    async def list_receipts(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        source: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[Receipt]:
+        """Receipts in sequence order, filtered by source and received time [since, until)."""
+        async with (
+            self.snapshot() as db,
+            db.execute(
+                f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE seq > ? "
+                "AND (? IS NULL OR source = ?) AND received_at >= ? AND received_at < ? "
+                "ORDER BY seq LIMIT ?",
+                (after_seq, source, source, since or 0, until or 2**62, limit),
             ) as cursor,
         ):
             return [_receipt(row) for row in await cursor.fetchall()]

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from ledger import Receipt
+from projections import operator
 from projections.errors import DecodeFailed
 from projections.events import (
     Bounce,
@@ -79,6 +80,12 @@ class Mapper:
 
     def placed(self, receipt: Receipt) -> list[Placed]:
         """Every event in a receipt that names a recipient; undecodable receipts yield none."""
+        if receipt.source == operator.SOURCE:
+            try:
+                key, event = operator.placed_event(receipt)
+            except DecodeFailed:
+                return []
+            return [Placed(key, event)]
         provider = PROVIDERS.get(receipt.source)
         if provider is None:
             return []

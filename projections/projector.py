@@ -80,6 +80,16 @@ class Projector:
             total += count
         return total
 
+    async def wait_until(self, seq: int, timeout: float = 5.0) -> bool:
+        """Wait (polling) until receipt `seq` is folded; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.projected_seq < seq:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
     async def run(self, idle: float = 0.5) -> None:
         """Tail the ledger until cancelled; wakes on every local commit, polls otherwise."""
         while True:

@@ -14,7 +14,7 @@ from ledger import SQLiteStore
 from projections import views
 from projections.errors import PolicyMismatch
 from projections.recipients import format_time, normalize_recipient
-from projections.state import decode_state
+from projections.state import RecipientState, decode_state
 
 
 class Status(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,7 +39,7 @@ class Suppression(msgspec.Struct, frozen=True, kw_only=True):
     receipt: int
 
 
-async def _require(db: aiosqlite.Connection, policy_hash: str) -> int:
+async def require_policy(db: aiosqlite.Connection, policy_hash: str) -> int:
     meta = await views.read_meta(db)
     if meta is None or meta[1] != policy_hash:
         raise PolicyMismatch(meta[1] if meta else "(none)", policy_hash)
@@ -50,17 +50,16 @@ async def status(store: SQLiteStore, email: str, policy_hash: str) -> Status:
     """The status of one address (an address never seen is simply not suppressed)."""
     email = normalize_recipient(email)
     async with store.snapshot() as db:
-        await _require(db, policy_hash)
+        await require_policy(db, policy_hash)
         async with db.execute("SELECT state FROM recipient_state WHERE email = ?", (email,)) as cur:
             row = await cur.fetchone()
-    if row is None:
-        return Status(
-            email=email, suppressed=False, reason=None, since=None,
-            soft_bounces=0, events=0, receipt=None, last_event_at=None,
-        )  # fmt: skip
-    state = decode_state(row[0])
+    return status_of(decode_state(row[0]) if row else RecipientState(email=email))
+
+
+def status_of(state: RecipientState) -> Status:
+    """The public view of a folded state."""
     return Status(
-        email=email,
+        email=state.email,
         suppressed=state.suppressed,
         reason=state.reason,
         since=format_time(state.since),
@@ -76,7 +75,7 @@ async def suppressions(
 ) -> list[Suppression]:
     """Suppressed addresses in address order, starting after `after` (keyset pagination)."""
     async with store.snapshot() as db:
-        await _require(db, policy_hash)
+        await require_policy(db, policy_hash)
         async with db.execute(
             "SELECT email, reason, since, seq FROM suppressions "
             "WHERE email > ? ORDER BY email LIMIT ?",
@@ -95,7 +94,7 @@ async def check(store: SQLiteStore, policy_hash: str, emails: list[str]) -> dict
     for given in emails:
         wanted.setdefault(normalize_recipient(given), []).append(given)
     async with store.snapshot() as db:
-        await _require(db, policy_hash)
+        await require_policy(db, policy_hash)
         async with db.execute(
             "SELECT email, reason, since, seq FROM suppressions "
             "WHERE email IN (SELECT value FROM json_each(?))",

@@ -1,0 +1,65 @@
+"""`bounceledger suppress` and `release`: operator actions, appended to the ledger."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from pathlib import Path
+
+import click
+
+from api import output
+from api.cli.common import db_option, json_option, load, policy_option, projection, run
+from projections import operator, queries
+
+
+def _act(
+    action: operator.Action, email: str, note: str, db: Path, policy: Path | None
+) -> queries.Status:
+    chosen = load(policy)
+
+    async def go() -> queries.Status:
+        async with projection(db, chosen) as (store, projector):
+            await operator.record(
+                store, action, email, actor=f"local:{getpass.getuser()}", note=note,
+                at=time.time_ns() // 1000,
+            )  # fmt: skip
+            await projector.catch_up()  # folds everything up to the head, `seq` included
+            return await queries.status(store, email, projector.policy_hash)
+
+    return run(go())
+
+
+_note = click.option("--note", required=True, help="Why (required; kept in the ledger).")
+
+
+@click.command()
+@click.argument("email")
+@_note
+@db_option
+@policy_option
+@json_option
+def suppress(email: str, note: str, db: Path, policy: Path | None, as_json: bool) -> None:
+    """Suppress EMAIL by hand (reason `manual`), recorded in the ledger with who and why.
+
+    \b
+    Example:
+        bounceledger suppress bob@example.com --note "asked by phone, ticket 4711"
+    """
+    output.emit(_act("suppress", email, note, db, policy), as_json, output.status_text)
+
+
+@click.command()
+@click.argument("email")
+@_note
+@db_option
+@policy_option
+@json_option
+def release(email: str, note: str, db: Path, policy: Path | None, as_json: bool) -> None:
+    """Lift EMAIL's current suppression, whatever its reason; a later bounce suppresses again.
+
+    \b
+    Example:
+        bounceledger release alice@example.org --note "mailbox fixed, confirmed by user"
+    """
+    output.emit(_act("release", email, note, db, policy), as_json, output.status_text)

@@ -1,0 +1,81 @@
+"""`bounceledger status`, `suppressions` and `explain`: reads of the projection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from api import output
+from api.cli.common import db_option, json_option, load, policy_option, projection, run, when
+from projections import queries
+from projections.audit import Explanation, explain, status_as_of
+
+
+@click.command()
+@click.argument("email")
+@click.option("--as-of", "as_of", metavar="TIME", help="The state as it was at this event time.")
+@db_option
+@policy_option
+@json_option
+def status(email: str, as_of: str | None, db: Path, policy: Path | None, as_json: bool) -> None:
+    """Is EMAIL suppressed? Why, since when, on which receipt's evidence?
+
+    \b
+    Example:
+        bounceledger status alice@example.org --json
+        bounceledger status alice@example.org --as-of 2026-05-01T00:00:00Z
+    """
+    chosen, moment = load(policy), when(as_of, "--as-of")
+
+    async def go() -> queries.Status:
+        async with projection(db, chosen) as (store, projector):
+            if moment is not None:
+                return await status_as_of(store, email, chosen, projector.policy_hash, moment)
+            return await queries.status(store, email, projector.policy_hash)
+
+    output.emit(run(go()), as_json, output.status_text)
+
+
+@click.command()
+@db_option
+@policy_option
+@json_option
+def suppressions(db: Path, policy: Path | None, as_json: bool) -> None:
+    """List every suppressed address with its reason and since when.
+
+    \b
+    Example:
+        bounceledger suppressions --json > suppressed.json
+    """
+    chosen = load(policy)
+
+    async def go() -> list[queries.Suppression]:
+        async with projection(db, chosen) as (store, projector):
+            return await queries.suppressions(store, projector.policy_hash)
+
+    output.emit(run(go()), as_json, output.suppressions_table)
+
+
+@click.command(name="explain")
+@click.argument("email")
+@db_option
+@policy_option
+@json_option
+def explain_command(email: str, db: Path, policy: Path | None, as_json: bool) -> None:
+    """Why is EMAIL suppressed (or not)? The policy and the events that decided it.
+
+    Every event is listed with what it did; the evidence (marked *) is what the
+    current verdict rests on, each pointing at its receipt (`bounceledger audit receipt N`).
+
+    \b
+    Example:
+        bounceledger explain alice@example.org
+    """
+    chosen = load(policy)
+
+    async def go() -> Explanation:
+        async with projection(db, chosen) as (store, projector):
+            return await explain(store, email, chosen, projector.policy_hash)
+
+    output.emit(run(go()), as_json, output.explanation_text)

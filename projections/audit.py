@@ -1,0 +1,201 @@
+"""Audit read models: a recipient's timeline, the explanation of a verdict, time travel.
+
+All computed from the recipient index (events as mapped under the current policy) and
+the receipts they point at; `explain` re-runs the pure fold step by step and says what
+each event did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+
+from ledger import SQLiteStore
+from projections.events import (
+    Bounce,
+    Ignored,
+    NormalizedEvent,
+    OperatorRelease,
+    OperatorSuppress,
+    decode_event,
+    kind_of,
+)
+from projections.fold import fold
+from projections.policy import Policy
+from projections.queries import Status, require_policy, status_of
+from projections.recipients import format_time, normalize_recipient
+from projections.state import RecipientState
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event about one recipient, pointing at the receipt it came from."""
+
+    receipt: int
+    source: str
+    event_time: str
+    received_at: str
+    raw_kind: str
+    kind: str
+    bounce_class: str | None
+    diagnostic: str | None
+    event_id: str | None
+    ignored: bool
+    ignored_reason: str | None
+    actor: str | None = None
+    note: str | None = None
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    """What one event did to the recipient's state under the policy."""
+
+    event: TimelineEntry
+    effect: str
+    decisive: bool
+
+
+class PolicyView(msgspec.Struct, frozen=True, kw_only=True):
+    """The policy values that decide a verdict."""
+
+    hash: str
+    soft_bounce_threshold: int
+    soft_bounce_window: str | None
+    delivery_clears_soft_bounces: bool
+
+
+class Explanation(msgspec.Struct, frozen=True, kw_only=True):
+    """A verdict, the policy that decided it, and the events that produced it."""
+
+    status: Status
+    policy: PolicyView
+    evidence: list[Step]
+    steps: list[Step]
+
+
+async def _history(
+    store: SQLiteStore, email: str, policy_hash: str, until: int | None = None
+) -> list[tuple[NormalizedEvent, int]]:
+    """(event, received_at) for a recipient in history order, optionally up to `until`."""
+    async with store.snapshot() as db:
+        await require_policy(db, policy_hash)
+        async with db.execute(
+            "SELECT e.event, r.received_at FROM recipient_events e "
+            "JOIN receipts r ON r.seq = e.seq WHERE e.email = ? AND e.at <= ? "
+            "ORDER BY e.at, e.seq, e.ord",
+            (normalize_recipient(email), until if until is not None else 2**62),
+        ) as cur:
+            rows = await cur.fetchall()
+    return [(decode_event(blob), received_at) for blob, received_at in rows]
+
+
+def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
+    """The timeline view of one event."""
+    return TimelineEntry(
+        receipt=event.seq,
+        source=event.source,
+        event_time=format_time(event.at) or "",
+        received_at=format_time(received_at) or "",
+        raw_kind=event.raw_kind,
+        kind=kind_of(event),
+        bounce_class=event.bounce_class if isinstance(event, Bounce) else None,
+        diagnostic=event.diagnostic,
+        event_id=event.event_id,
+        ignored=isinstance(event, Ignored),
+        ignored_reason=event.reason if isinstance(event, Ignored) else None,
+        actor=event.actor if isinstance(event, OperatorSuppress | OperatorRelease) else None,
+        note=event.note if isinstance(event, OperatorSuppress | OperatorRelease) else None,
+    )
+
+
+async def timeline(store: SQLiteStore, email: str, policy_hash: str) -> list[TimelineEntry]:
+    """Every event for the address, in event-time order."""
+    return [entry(event, received) for event, received in await _history(store, email, policy_hash)]
+
+
+async def status_as_of(
+    store: SQLiteStore, email: str, policy: Policy, policy_hash: str, as_of: int
+) -> Status:
+    """The address's state as it was at event time `as_of`, refolded from the ledger."""
+    state = RecipientState(email=normalize_recipient(email))
+    for event, _ in await _history(store, email, policy_hash, until=as_of):
+        state = fold(state, event, policy)
+    return status_of(state)
+
+
+async def explain(store: SQLiteStore, email: str, policy: Policy, policy_hash: str) -> Explanation:
+    """The current verdict and, event by event, how the policy arrived at it."""
+    history = await _history(store, email, policy_hash)
+    state = RecipientState(email=normalize_recipient(email))
+    effects = []
+    for event, _ in history:
+        before, state = state, fold(state, event, policy)
+        effects.append(describe(before, state, event, policy))
+    decisive = _decisive(state, [event for event, _ in history], effects)
+    steps = [
+        Step(event=entry(event, received), effect=effect, decisive=index in decisive)
+        for index, ((event, received), effect) in enumerate(zip(history, effects, strict=True))
+    ]
+    return Explanation(
+        status=status_of(state),
+        policy=PolicyView(
+            hash=policy_hash,
+            soft_bounce_threshold=policy.soft_bounce_threshold,
+            soft_bounce_window=policy.soft_bounce_window,
+            delivery_clears_soft_bounces=policy.delivery_clears_soft_bounces,
+        ),
+        evidence=[step for step in steps if step.decisive],
+        steps=steps,
+    )
+
+
+def _decisive(state: RecipientState, events: list[NormalizedEvent], effects: list[str]) -> set[int]:
+    """Indexes of the events the current state rests on: the events that set each active
+    reason, the soft bounces still counted, and the reset those started after."""
+    chosen = {
+        index
+        for index, event in enumerate(events)
+        for cause in state.causes
+        if (event.seq, event.at) == (cause.seq, cause.at)
+    }
+    counted = Counter(state.soft_bounces)
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        if isinstance(event, Bounce) and event.bounce_class == "soft" and counted[event.at] > 0:
+            counted[event.at] -= 1
+            chosen.add(index)
+        elif effects[index].startswith(("reset:", "released")):
+            chosen.add(index)
+            break
+    return chosen
+
+
+def describe(
+    before: RecipientState, after: RecipientState, event: NormalizedEvent, policy: Policy
+) -> str:
+    """One line saying what `event` did, from the states before and after it."""
+    gained = [c.reason for c in after.causes if c.reason not in {x.reason for x in before.causes}]
+    lost = [c.reason for c in before.causes if c.reason not in {x.reason for x in after.causes}]
+    if isinstance(event, Ignored):
+        return f"ignored: {event.reason}"
+    if isinstance(event, OperatorRelease):
+        lifted = ", ".join(lost) or "nothing was suppressed"
+        return f"released by {event.actor} ({event.note}): lifted {lifted}"
+    if isinstance(event, OperatorSuppress):
+        return (
+            f"suppressed by {event.actor} ({event.note})"
+            if gained
+            else "manual suppression already active"
+        )
+    if gained:
+        return f"suppressed: {gained[0]}"
+    if isinstance(event, Bounce) and event.bounce_class == "soft":
+        return f"soft bounce counted: {len(after.soft_bounces)} of {policy.soft_bounce_threshold}"
+    if before.soft_bounces and not after.soft_bounces:
+        healed = f"; lifted {', '.join(lost)}" if lost else ""
+        return f"reset: {len(before.soft_bounces)} soft bounce(s) cleared by delivery{healed}"
+    if lost:
+        return f"lifted: {', '.join(lost)}"
+    kind = kind_of(event)
+    if after.causes and kind in ("bounce", "complaint", "unsubscribe"):
+        return f"{kind}: already suppressed ({after.reason})"
+    return f"{kind}: no change"

@@ -1,0 +1,88 @@
+"""Operator actions — manual suppress and release — as receipts of source `operator`.
+
+They are appended to the ledger like any webhook, so a rebuild under any policy keeps
+them; the policy's mappings and exclusions never apply to them. The body carries the
+time of the action, so two identical actions are two receipts, not a redelivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import msgspec
+
+from ledger import NewReceipt, Receipt, Store
+from projections.errors import DecodeFailed
+from projections.events import NormalizedEvent, OperatorRelease, OperatorSuppress
+from projections.recipients import normalize_recipient
+
+SOURCE = "operator"
+CONTENT_TYPE = "application/json"
+
+Action = Literal["suppress", "release"]
+
+
+class OperatorAction(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of an operator receipt."""
+
+    action: Action
+    email: str
+    actor: str
+    note: str
+    at: int  # microseconds since the Unix epoch: when the operator acted
+
+    def __post_init__(self) -> None:
+        if not self.note.strip():
+            raise ValueError("an operator action needs a note saying why")
+        if not normalize_recipient(self.email):
+            raise ValueError("an operator action needs an email address")
+
+
+_encode = msgspec.json.Encoder(order="deterministic").encode
+_decode = msgspec.json.Decoder(OperatorAction).decode
+
+
+def action_body(action: Action, email: str, *, actor: str, note: str, at: int) -> bytes:
+    """The receipt body for one operator action (ValueError when note or email is empty)."""
+    return _encode(OperatorAction(action, normalize_recipient(email), actor, note.strip(), at))
+
+
+def decode(body: bytes) -> OperatorAction:
+    """The action in an operator receipt's body."""
+    try:
+        return _decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise DecodeFailed(f"not an operator action: {exc}") from exc
+
+
+def placed_event(receipt: Receipt) -> tuple[bytes, NormalizedEvent]:
+    """The de-duplication key and the event of an operator receipt."""
+    action = decode(receipt.body)
+    kind = OperatorSuppress if action.action == "suppress" else OperatorRelease
+    event = kind(
+        recipient=normalize_recipient(action.email),
+        at=action.at,
+        seq=receipt.seq,
+        source=SOURCE,
+        raw_kind=action.action,
+        event_id=f"operator:{receipt.seq}",
+        actor=action.actor,
+        note=action.note,
+    )
+    key = hashlib.blake2b(f"{SOURCE}\x1f{receipt.seq}".encode(), digest_size=16).digest()
+    return key, event
+
+
+async def record(
+    store: Store, action: Action, email: str, *, actor: str, note: str, at: int
+) -> int:
+    """Append one operator action to the ledger; returns its receipt's sequence number.
+
+    Raises ValueError when the note or the address is empty (nothing is appended).
+    """
+    body = action_body(action, email, actor=actor, note=note, at=at)
+    result = await store.append(
+        NewReceipt(source=SOURCE, received_at=at, content_type=CONTENT_TYPE, body=body)
+    )
+    return result.seq
