@@ -71,7 +71,12 @@ class Mapper:
             for name, provider in PROVIDERS.items()
         }
         self._rules = [
-            (re.compile(rule.pattern, re.IGNORECASE), rule.bounce, rule.source, rule.pattern)
+            (
+                re.compile(rule.pattern, re.IGNORECASE),
+                rule.bounce,
+                rule.source,
+                rule.note or rule.pattern,
+            )
             for rule in policy.classify
         ]
         self._exclusions = [
@@ -148,14 +153,12 @@ class Mapper:
             cls = "soft"  # unknown or missing classification counts as soft
         else:
             cls = "hard"
-        for pattern, verdict, rule_source, text in self._rules:
+        for pattern, verdict, rule_source, why in self._rules:
             if rule_source not in (None, source) or not fact.diagnostic:
                 continue
             if pattern.search(fact.diagnostic):
                 if verdict == "ignore":
-                    return Ignored(
-                        reason=f"classified as not the recipient's fault: /{text}/", **common
-                    )
+                    return Ignored(reason=f"classified by policy: {why}", **common)
                 cls = verdict
                 break
         return Bounce(bounce_class=cls, **common)

@@ -112,6 +112,10 @@ def parse_policy(
         policy = msgspec.toml.decode(text, type=Policy)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise PolicyInvalid(f"{origin}: {exc}") from exc
+    # An empty provider table means the defaults, exactly as no table does.
+    policy = msgspec.structs.replace(
+        policy, providers={name: table for name, table in policy.providers.items() if table}
+    )
     named = {*policy.providers, *(rule.source for rule in policy.classify if rule.source)}
     named |= {exclusion.source for exclusion in policy.exclude}
     unknown = sorted(named - known_sources)
