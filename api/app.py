@@ -17,7 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.audit import get_receipt, list_receipts, recipient_events
 from api.auth import require_api_key
-from api.health import healthz
+from api.health import healthz, metrics, readyz
 from api.runtime import Runtime
 from api.settings import Settings
 from api.suppressions import (
@@ -35,7 +35,29 @@ from projections import DecodeFailed, Policy, PolicyMismatch
 access_log = logging.getLogger("bounceledger.access")
 
 
-def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
+_REASONS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    503: "unavailable",
+}
+
+
+def _count(request: Request[Any, Any, Any], status: int) -> None:
+    """Count a refusal for /metrics, labelled with the webhook's provider (or `api`)."""
+    source = str(request.scope.get("path_params", {}).get("provider", "api"))
+    runtime = request.app.state.get("runtime")
+    if runtime is not None:
+        runtime.metrics.refuse(source, _REASONS.get(status, str(status)))
+
+
+def _problem(
+    request: Request[Any, Any, Any], status: int, detail: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    _count(request, status)
     return Response(
         {"status_code": status, "detail": detail},
         status_code=status,
@@ -44,7 +66,8 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
     )
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    _count(request, exc.status_code)
     body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra:
         body["extra"] = exc.extra
@@ -53,15 +76,15 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     )
 
 
+_RETRY = {"Retry-After": "5"}
+
 # The one place where errors become HTTP responses.
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HTTPException: _http_error,
-    DecodeFailed: lambda _, exc: _problem(400, f"undecodable body: {exc}"),
-    PolicyMismatch: lambda _, exc: _problem(503, str(exc), {"Retry-After": "5"}),
-    StoreUnavailable: lambda _, exc: _problem(
-        503, "ledger unavailable, retry", {"Retry-After": "5"}
-    ),
-    LedgerError: lambda _, exc: _problem(500, "ledger error"),
+    DecodeFailed: lambda r, exc: _problem(r, 400, f"undecodable body: {exc}"),
+    PolicyMismatch: lambda r, exc: _problem(r, 503, str(exc), {"Retry-After": "5"}),
+    StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
+    LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
 }
 
 
@@ -84,12 +107,19 @@ def access_log_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
+            client = scope.get("client")
             access_log.info(
-                "%s %s %d %.1fms",
+                "%s %s %d",
                 scope["method"],
                 scope["path"],
                 status,
-                (time.perf_counter() - started) * 1000,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "peer": client[0] if client else None,
+                },
             )
 
     return middleware
@@ -120,6 +150,8 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
             list_receipts,
             get_receipt,
             healthz,
+            readyz,
+            metrics,
         ],
         state=State({"runtime": runtime}),
         lifespan=[lifespan],
@@ -134,4 +166,5 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
             description="Email-provider webhooks kept verbatim, folded into a suppression list.",
         ),
         debug=False,
+        logging_config=None,  # `bounceledger serve` configures logging (api/logs.py)
     )

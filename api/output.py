@@ -91,6 +91,8 @@ def explanation_text(explanation: Explanation) -> str:
             f" {mark} {event.event_time}  receipt {event.receipt:<6} {event.source:<8} "
             f"{event.raw_kind:<12} {step.effect}"
         )
+        if event.diagnostic:
+            lines.append(f"{'':25}{event.diagnostic}")
     if explanation.evidence:
         lines.append("* = evidence the current verdict rests on")
     return "\n".join(lines)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
+from api.metrics import Metrics
 from api.settings import Settings
 from ledger import SQLiteStore
 from projections import KNOWN_SOURCES, Policy, PolicyMismatch, Projector, load_policy, rebuild
+from projections.queries import suppression_counts
 
 log = logging.getLogger("bounceledger")
 
@@ -22,6 +25,7 @@ class Runtime:
         self._store: SQLiteStore | None = None
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None
+        self.metrics = Metrics()
 
     @property
     def store(self) -> SQLiteStore:
@@ -38,12 +42,15 @@ class Runtime:
     async def start(self) -> None:
         """Open the ledger; a projection built under another policy is rebuilt first."""
         self._store = await SQLiteStore.open(self.settings.db)
+        self._store.on_commit = self.metrics.record_commit
         self._projector = Projector(self._store, self.policy)
         try:
             await self._projector.start()
         except PolicyMismatch as exc:
             log.warning("%s; rebuilding under the configured policy before serving", exc)
+            started = time.perf_counter()
             report = await rebuild(self._store, self.policy)
+            self.metrics.rebuild_seconds.set(time.perf_counter() - started)
             log.info("rebuilt %d receipts, %d suppressed", report.receipts, report.suppressed)
             await self._projector.start()
         await self._projector.catch_up()
@@ -57,3 +64,16 @@ class Runtime:
                 await self._task
         if self._store is not None:
             await self._store.close()
+
+    async def suppression_counts(self) -> dict[str, int]:
+        return await suppression_counts(self.store)
+
+    async def readiness(self) -> dict[str, str | None]:
+        """Why the service is not ready, per check (None = fine)."""
+        head = await self.store.last_seq()
+        lag = head - self.projector.projected_seq
+        return {
+            "ledger_writable": self.store.write_error,
+            "projection_policy": self.projector.error,
+            "projector_caught_up": None if lag <= 1000 else f"{lag} receipts behind",
+        }

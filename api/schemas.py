@@ -108,6 +108,13 @@ def parse_when(text: str | None, name: str) -> int | None:
     return micros
 
 
+class Readiness(msgspec.Struct, frozen=True):
+    """Ready when every check's problem is null."""
+
+    ready: bool
+    problems: dict[str, str | None]
+
+
 class Health(msgspec.Struct, frozen=True):
     status: str
     receipts: int
@@ -119,6 +126,7 @@ __all__ = [
     "CheckResult",
     "Health",
     "OperatorNote",
+    "Readiness",
     "ReceiptPage",
     "ReceiptView",
     "Status",

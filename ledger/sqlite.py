@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,15 @@ _RECEIPT_COLUMNS = (
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 MAX_BATCH = 1024
+
+
+class CommitReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One group commit: what was written, how long the commit took, how long each waited."""
+
+    receipts: list[NewReceipt]
+    results: list[AppendResult]
+    seconds: float
+    waits: list[float]
 
 
 def _receipt(row: Sequence[Any]) -> Receipt:
@@ -59,9 +69,12 @@ class SQLiteStore:
         self._reader = reader
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
-        self._pending: list[tuple[NewReceipt, asyncio.Future[AppendResult]]] = []
+        self._pending: list[tuple[NewReceipt, asyncio.Future[AppendResult], float]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._appended = asyncio.Event()
+        # Called after every group commit (for metrics); must not raise.
+        self.on_commit: Callable[[CommitReport], None] | None = None
+        self.write_error: str | None = None  # the last commit's failure, None once one succeeds
 
     @classmethod
     async def open(cls, path: str | Path, *, schema_scripts: Iterable[str] = ()) -> SQLiteStore:
@@ -95,7 +108,7 @@ class SQLiteStore:
         if not receipt.source:
             raise AppendRejected("a receipt needs a source")
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((receipt, future))
+        self._pending.append((receipt, future, time.perf_counter()))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         # shield: a client that hangs up must not cancel a commit others wait on
@@ -104,15 +117,29 @@ class SQLiteStore:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            receipts = [receipt for receipt, _, _ in batch]
+            started = time.perf_counter()
             try:
-                results = await self._write_batch([receipt for receipt, _ in batch])
+                results = await self._write_batch(receipts)
             except Exception as exc:  # every waiter must hear of the failure: no 2xx
                 error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
-                for _, future in batch:
+                self.write_error = str(error)
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            self.write_error = None
+            if self.on_commit is not None:
+                done = time.perf_counter()
+                self.on_commit(
+                    CommitReport(
+                        receipts=receipts,
+                        results=results,
+                        seconds=done - started,
+                        waits=[done - queued for _, _, queued in batch],
+                    )
+                )
+            for (_, future, _), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
             self._appended.set()
@@ -316,6 +343,7 @@ class SQLiteStore:
                 return count, None
             broken = first_broken(rows, prev_hash, prev_seq)
             if broken is not None:
-                return count, broken
+                # the rows of this chunk before the broken one verified too
+                return count + broken - prev_seq - 1, broken
             count += len(rows)
             prev_hash, prev_seq = rows[-1].chain_hash, rows[-1].seq

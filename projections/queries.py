@@ -107,3 +107,12 @@ async def check(store: SQLiteStore, policy_hash: str, emails: list[str]) -> dict
         for given in wanted[email]:
             found[given] = hit
     return found
+
+
+async def suppression_counts(store: SQLiteStore) -> dict[str, int]:
+    """Suppressed addresses by reason."""
+    async with (
+        store.snapshot() as db,
+        db.execute("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason") as cur,
+    ):
+        return {reason: count for reason, count in await cur.fetchall()}

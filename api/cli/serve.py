@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import click
 import msgspec
 
+from api import logs
 from api.cli.common import db_option, load, policy_option
 from api.settings import SettingsInvalid, load_settings
 
@@ -24,7 +24,16 @@ from api.settings import SettingsInvalid, load_settings
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def serve(host: str, port: int, db: Path, policy: Path | None, log_level: str) -> None:
+@click.option(
+    "--log-format",
+    default="json",
+    show_default=True,
+    type=click.Choice(["json", "text"]),
+    help="One JSON object per line, or plain text.",
+)
+def serve(
+    host: str, port: int, db: Path, policy: Path | None, log_level: str, log_format: str
+) -> None:
     """Run the HTTP service: webhooks in, suppression queries out.
 
     Secrets and keys come from the environment: SMTP2GO_WEBHOOK_SECRET enables
@@ -44,9 +53,7 @@ def serve(host: str, port: int, db: Path, policy: Path | None, log_level: str) -
         settings = msgspec.structs.replace(load_settings(os.environ), db=db, policy=policy)
     except SettingsInvalid as exc:
         raise click.ClickException(str(exc)) from exc
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(log_level, json=log_format == "json")
     app = create_app(settings, load(policy))
     if not settings.smtp2go_secret:
         click.echo("note: SMTP2GO_WEBHOOK_SECRET is unset: its endpoint answers 404", err=True)

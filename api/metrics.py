@@ -1,0 +1,106 @@
+"""Prometheus metrics: one registry per app, gauges refreshed at scrape time."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from ledger.sqlite import CommitReport
+
+if TYPE_CHECKING:
+    from api.runtime import Runtime
+
+disable_created_metrics()  # the `_created` series only add noise to every scrape
+
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """What an operator graphs and alerts on."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.receipts = Counter(
+            "bounceledger_receipts",
+            "Webhook deliveries acknowledged",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "bounceledger_refusals", "Requests refused, by reason", ["source", "reason"], registry=r
+        )
+        self.append_seconds = Histogram(
+            "bounceledger_append_seconds",
+            "Queue wait plus commit, per receipt",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "bounceledger_commit_seconds", "One group commit", buckets=_LATENCY, registry=r
+        )
+        self.commit_batch = Histogram(
+            "bounceledger_commit_batch_size", "Receipts per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=r,
+        )  # fmt: skip
+        self.lag_receipts = Gauge(
+            "bounceledger_projector_lag_receipts", "Receipts not yet projected", registry=r
+        )
+        self.lag_seconds = Gauge(
+            "bounceledger_projector_lag_seconds",
+            "Age of the oldest unprojected receipt",
+            registry=r,
+        )
+        self.rebuild_seconds = Gauge(
+            "bounceledger_rebuild_seconds",
+            "Duration of the last rebuild by this process",
+            registry=r,
+        )
+        self.suppressions = Gauge(
+            "bounceledger_suppressions", "Suppressed addresses, by reason", ["reason"], registry=r
+        )
+        self.ledger_receipts = Gauge(
+            "bounceledger_ledger_receipts", "Receipts in the ledger", registry=r
+        )
+
+    def record_commit(self, report: CommitReport) -> None:
+        """The store's on_commit hook."""
+        self.commit_seconds.observe(report.seconds)
+        self.commit_batch.observe(len(report.receipts))
+        for receipt, result, wait in zip(
+            report.receipts, report.results, report.waits, strict=True
+        ):
+            outcome = "duplicate" if result.duplicate else "appended"
+            self.receipts.labels(receipt.source, outcome).inc()
+            self.append_seconds.observe(wait)
+
+    def refuse(self, source: str, reason: str) -> None:
+        self.refusals.labels(source, reason).inc()
+
+    async def render(self, runtime: Runtime) -> bytes:
+        """Refresh the gauges from the store, then the exposition text."""
+        head = await runtime.store.last_seq()
+        projected = runtime.projector.projected_seq
+        self.ledger_receipts.set(head)
+        self.lag_receipts.set(max(0, head - projected))
+        oldest = await runtime.store.get(projected + 1) if head > projected else None
+        self.lag_seconds.set(max(0.0, time.time() - oldest.received_at / 1e6) if oldest else 0.0)
+        counts = await runtime.suppression_counts()
+        for reason in (
+            "complaint",
+            "hard_bounce",
+            "manual",
+            "unsubscribe",
+            "soft_bounce_threshold",
+        ):
+            self.suppressions.labels(reason).set(counts.get(reason, 0))
+        return generate_latest(self.registry)
