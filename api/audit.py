@@ -24,7 +24,9 @@ async def recipient_events(
     email: FromPath[str], request: Request[Any, Any, Any]
 ) -> list[TimelineEntry]:
     runtime = _runtime(request)
-    return await timeline(runtime.store, email, runtime.projector.policy_hash)
+    return await timeline(
+        runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
+    )
 
 
 @get("/v1/audit/receipts", summary="Receipts in ledger order (keyset pages)")

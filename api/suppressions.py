@@ -39,7 +39,7 @@ async def get_suppression(
     when = parse_when(as_of, "as_of")
     if when is not None:
         return await status_as_of(
-            runtime.store, email, runtime.policy, runtime.projector.policy_hash, when
+            runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash, when
         )
     return await queries.status(runtime.store, email, runtime.projector.policy_hash)
 
@@ -47,7 +47,9 @@ async def get_suppression(
 @get("/v1/suppressions/{email:str}/explain", summary="Why: the events and policy behind a verdict")
 async def explain_suppression(email: FromPath[str], request: Request[Any, Any, Any]) -> Explanation:
     runtime = _runtime(request)
-    return await explain(runtime.store, email, runtime.policy, runtime.projector.policy_hash)
+    return await explain(
+        runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
+    )
 
 
 async def _operator_action(

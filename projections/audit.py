@@ -18,10 +18,11 @@ from projections.events import (
     NormalizedEvent,
     OperatorRelease,
     OperatorSuppress,
-    decode_event,
     kind_of,
 )
+from projections.facts import decode_fact
 from projections.fold import fold
+from projections.mapping import Mapper
 from projections.policy import Policy
 from projections.queries import Status, require_policy, status_of
 from projections.recipients import format_time, normalize_recipient
@@ -73,19 +74,19 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _history(
-    store: SQLiteStore, email: str, policy_hash: str, until: int | None = None
+    store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str, until: int | None = None
 ) -> list[tuple[NormalizedEvent, int]]:
-    """(event, received_at) for a recipient in history order, optionally up to `until`."""
+    """(event under the policy, received_at) for a recipient in history order."""
     async with store.snapshot() as db:
         await require_policy(db, policy_hash)
         async with db.execute(
-            "SELECT e.event, r.received_at FROM recipient_events e "
-            "JOIN receipts r ON r.seq = e.seq WHERE e.email = ? AND e.at <= ? "
-            "ORDER BY e.at, e.seq, e.ord",
+            "SELECT f.fact, r.received_at FROM recipient_facts f "
+            "JOIN receipts r ON r.seq = f.seq WHERE f.email = ? AND f.at <= ? "
+            "ORDER BY f.at, f.seq, f.ord",
             (normalize_recipient(email), until if until is not None else 2**62),
         ) as cur:
             rows = await cur.fetchall()
-    return [(decode_event(blob), received_at) for blob, received_at in rows]
+    return [(mapper.map_fact(decode_fact(blob)), received_at) for blob, received_at in rows]
 
 
 def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
@@ -107,24 +108,28 @@ def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
     )
 
 
-async def timeline(store: SQLiteStore, email: str, policy_hash: str) -> list[TimelineEntry]:
-    """Every event for the address, in event-time order."""
-    return [entry(event, received) for event, received in await _history(store, email, policy_hash)]
+async def timeline(
+    store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str
+) -> list[TimelineEntry]:
+    """Every event for the address, in event-time order, as the policy reads it."""
+    history = await _history(store, email, mapper, policy_hash)
+    return [entry(event, received) for event, received in history]
 
 
 async def status_as_of(
-    store: SQLiteStore, email: str, policy: Policy, policy_hash: str, as_of: int
+    store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str, as_of: int
 ) -> Status:
     """The address's state as it was at event time `as_of`, refolded from the ledger."""
     state = RecipientState(email=normalize_recipient(email))
-    for event, _ in await _history(store, email, policy_hash, until=as_of):
-        state = fold(state, event, policy)
+    for event, _ in await _history(store, email, mapper, policy_hash, until=as_of):
+        state = fold(state, event, mapper.policy)
     return status_of(state)
 
 
-async def explain(store: SQLiteStore, email: str, policy: Policy, policy_hash: str) -> Explanation:
+async def explain(store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str) -> Explanation:
     """The current verdict and, event by event, how the policy arrived at it."""
-    history = await _history(store, email, policy_hash)
+    policy = mapper.policy
+    history = await _history(store, email, mapper, policy_hash)
     state = RecipientState(email=normalize_recipient(email))
     effects = []
     for event, _ in history:

@@ -7,14 +7,12 @@ time of the action, so two identical actions are two receipts, not a redelivery.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 import msgspec
 
-from ledger import NewReceipt, Receipt, Store
+from ledger import NewReceipt, Store
 from projections.errors import DecodeFailed
-from projections.events import NormalizedEvent, OperatorRelease, OperatorSuppress
 from projections.recipients import normalize_recipient
 
 SOURCE = "operator"
@@ -54,24 +52,6 @@ def decode(body: bytes) -> OperatorAction:
         return _decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise DecodeFailed(f"not an operator action: {exc}") from exc
-
-
-def placed_event(receipt: Receipt) -> tuple[bytes, NormalizedEvent]:
-    """The de-duplication key and the event of an operator receipt."""
-    action = decode(receipt.body)
-    kind = OperatorSuppress if action.action == "suppress" else OperatorRelease
-    event = kind(
-        recipient=normalize_recipient(action.email),
-        at=action.at,
-        seq=receipt.seq,
-        source=SOURCE,
-        raw_kind=action.action,
-        event_id=f"operator:{receipt.seq}",
-        actor=action.actor,
-        note=action.note,
-    )
-    key = hashlib.blake2b(f"{SOURCE}\x1f{receipt.seq}".encode(), digest_size=16).digest()
-    return key, event
 
 
 async def record(

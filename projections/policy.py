@@ -20,6 +20,9 @@ from projections.errors import PolicyInvalid
 # Bumped whenever the fold or a default mapping changes meaning, so that a projection
 # built by older code is rebuilt rather than served.
 PROJECTION_VERSION = "1"
+# Bumped whenever decoding or a provider's field reading changes: stored facts are then
+# re-derived from the receipts by the next rebuild.
+DERIVATION_VERSION = "1"
 
 Kind = Literal[
     "delivered",
@@ -99,9 +102,11 @@ DEFAULT_POLICY = Policy()
 
 
 def policy_hash(policy: Policy) -> str:
-    """A stable hash of the decoded policy (not of the file: reformatting changes nothing)."""
+    """A stable hash of the decoded policy (not of the file: reformatting changes nothing),
+    the fold's version and the fact derivation's version: a change of any means rebuild."""
     canonical = msgspec.json.encode(policy, order="sorted")
-    return hashlib.sha256(PROJECTION_VERSION.encode() + b"\0" + canonical).hexdigest()
+    versions = f"{PROJECTION_VERSION}/{DERIVATION_VERSION}".encode()
+    return hashlib.sha256(versions + b"\0" + canonical).hexdigest()
 
 
 def parse_policy(

@@ -1,8 +1,8 @@
 """The projector: tails the ledger from its checkpoint and keeps the views current.
 
-Each step reads receipts after the checkpoint, maps them (pure), then in one write
-transaction re-checks the checkpoint, applies the events and advances it — view,
-checkpoint and policy hash always move together.
+Each step reads receipts after the checkpoint and derives their facts (pure), then in
+one write transaction re-checks the checkpoint, indexes and folds the facts and
+advances it — facts, states, checkpoint and policy hash always move together.
 """
 
 from __future__ import annotations
@@ -10,13 +10,33 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiosqlite
+
 from ledger import SQLiteStore, StoreUnavailable
 from projections import views
 from projections.errors import PolicyMismatch
+from projections.facts import derive
 from projections.mapping import Mapper
 from projections.policy import Policy, policy_hash
 
 log = logging.getLogger("bounceledger.projector")
+
+
+def statements(script: str) -> list[str]:
+    """Split a DDL script (no triggers) into statements: `executescript` would COMMIT."""
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+async def ensure_schema(db: aiosqlite.Connection) -> None:
+    """Create the projection tables; drop a layout older than this code's (it is all
+    derived data, rebuilt from the ledger)."""
+    async with db.execute("PRAGMA table_info(projection_meta)") as cur:
+        columns = {row[1] for row in await cur.fetchall()}
+    if columns and "derivation" not in columns:
+        for table in ("projection_meta", "recipient_events", *views.STATE_TABLES):
+            await db.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in statements(views.SCHEMA):
+        await db.execute(statement)
 
 
 class Projector:
@@ -31,26 +51,27 @@ class Projector:
         self.error: str | None = None
 
     async def start(self) -> None:
-        """Create the view tables; a new database records this policy as its own.
+        """Create the tables; a new database records this policy as its own.
 
-        Raises PolicyMismatch when the projection was built under another policy.
+        Raises PolicyMismatch when the projection was built under another policy (or by
+        code whose fold or fact derivation differs).
         """
         async with self.store.write() as db:
-            for statement in statements(views.SCHEMA):
-                await db.execute(statement)
+            await ensure_schema(db)
             meta = await views.read_meta(db)
             if meta is None:
                 await views.write_meta(db, 0, self.policy_hash, self.policy)
-                meta = (0, self.policy_hash)
-        self._check(meta)
-        self.projected_seq = meta[0]
+                seq = 0
+            else:
+                seq = self._check(meta)
+        self.projected_seq = seq
 
-    def _check(self, meta: tuple[int, str] | None) -> tuple[int, str]:
+    def _check(self, meta: views.Meta | None) -> int:
         if meta is None:
             raise PolicyMismatch("(none)", self.policy_hash)
-        if meta[1] != self.policy_hash:
-            raise PolicyMismatch(meta[1], self.policy_hash)
-        return meta
+        if meta.policy_hash != self.policy_hash:
+            raise PolicyMismatch(meta.policy_hash, self.policy_hash)
+        return meta.seq
 
     async def step(self, limit: int = 1000) -> int:
         """Project the next receipts; returns how many receipts were folded."""
@@ -58,12 +79,12 @@ class Projector:
         receipts = await self.store.read(after, limit)
         if not receipts:
             return 0
-        placed = [item for receipt in receipts for item in self.mapper.placed(receipt)]
+        keyed = [item for receipt in receipts for item in derive(receipt)]
         async with self.store.write() as db:
-            seq, _ = self._check(await views.read_meta(db))
+            seq = self._check(await views.read_meta(db))
             moved = seq != after  # another process (a rebuild) moved the checkpoint
             if not moved:
-                await views.apply(db, placed, self.policy)
+                await views.apply(db, keyed, self.mapper)
                 await db.execute(
                     "UPDATE projection_meta SET seq = ? WHERE id = 1", (receipts[-1].seq,)
                 )
@@ -105,8 +126,3 @@ class Projector:
                 await self.store.wait_for_appends(idle)
             else:
                 await asyncio.sleep(0)
-
-
-def statements(script: str) -> list[str]:
-    """Split a DDL script (no triggers) into statements: `executescript` would COMMIT."""
-    return [part.strip() for part in script.split(";") if part.strip()]

@@ -40,7 +40,7 @@ class Suppression(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def require_policy(db: aiosqlite.Connection, policy_hash: str) -> int:
-    meta = await views.read_meta(db)
+    meta = await views.read_checkpoint(db)
     if meta is None or meta[1] != policy_hash:
         raise PolicyMismatch(meta[1] if meta else "(none)", policy_hash)
     return meta[0]

@@ -1,32 +1,35 @@
-"""Rebuild: fold the whole ledger under a policy into fresh tables, then swap them in.
+"""Rebuild: re-fold every recipient's facts under a policy into fresh tables, then swap.
 
-The fold runs outside any write transaction and the shadow tables fill in short
-transactions, so ingestion goes on meanwhile. The swap is one transaction: it replaces
-the live tables, then folds whatever arrived since the rebuild read the ledger (the
-tail) and records the checkpoint and policy hash — nothing appended is missed.
-`dry_run` stops before writing and reports who would change.
+The facts (the policy-independent decode of every receipt) are brought up to date
+first, then streamed in recipient order with bounded memory; the new states fill shadow
+tables in short transactions, so ingestion goes on meanwhile. The swap is one
+transaction: it replaces the live state tables, refolds the recipients whose facts
+arrived while the rebuild read (the tail) and records the checkpoint and policy hash —
+nothing appended is missed. `dry_run` writes nothing and reports who would change.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import aiosqlite
 import msgspec
 
 from ledger import SQLiteStore
 from projections import views
-from projections.events import NormalizedEvent
+from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.fold import replay
 from projections.mapping import Mapper
 from projections.policy import Policy, policy_hash
-from projections.projector import statements
+from projections.projector import Projector, ensure_schema, statements
 from projections.state import RecipientState
 
 Progress = Callable[[int, int], None]
 _READ_CHUNK = 2000
-_WRITE_CHUNK = 20_000
+_FACT_CHUNK = 20_000
+_STATE_CHUNK = 5_000
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -47,130 +50,233 @@ class Change(msgspec.Struct, frozen=True):
 class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
     """What a rebuild read and what it changed (or would change, on a dry run)."""
 
+    changed: list[Change]
     dry_run: bool
     policy_hash: str
     receipts: int
     events: int
     recipients: int
     suppressed: int
-    changed: list[Change]
 
 
-class _History(msgspec.Struct):
-    rows: list[tuple[str, int, int, int, bytes, bytes]]
-    states: dict[str, RecipientState]
-    receipts: int
+_NOBODY = Verdict(False, None)
 
 
 async def rebuild(
     store: SQLiteStore, policy: Policy, *, dry_run: bool = False, progress: Progress | None = None
 ) -> RebuildReport:
     """Re-read all of history under `policy`; see the module docstring."""
-    head = await store.last_seq()
-    history = await _fold_history(store, Mapper(policy), head, progress)
+    mapper = Mapper(policy)
+    upto, groups = await _sources(store, dry_run, progress)
+    if not dry_run:
+        await _create_shadow(store)
+    changed: list[Change] = []
+    events = recipients = suppressed = 0
+    batch: list[RecipientState] = []
+
+    async def flush() -> None:
+        changed.extend(await _compare(store, batch))
+        if not dry_run:
+            async with store.write() as db:
+                await views.write_states(db, batch, suffix="_next")
+        batch.clear()
+
+    async for email, facts in groups:
+        state = replay(email, map(mapper.map_fact, facts), policy)
+        events += len(facts)
+        recipients += 1
+        suppressed += state.suppressed
+        batch.append(state)
+        if len(batch) >= _STATE_CHUNK:
+            await flush()
+    await flush()
     digest = policy_hash(policy)
-    if dry_run:
-        async with store.snapshot() as db:
-            before = await _live_verdicts(db)
-    else:
-        await _write_shadow(store, history)
-        before = await _swap(store, policy, digest, head)
-    after = {
-        email: Verdict(state.suppressed, state.reason) for email, state in history.states.items()
-    }
+    if not dry_run:
+        await _swap(store, mapper, digest, upto)
     return RebuildReport(
+        changed=sorted(changed, key=lambda change: change.email),
         dry_run=dry_run,
         policy_hash=digest,
-        receipts=history.receipts,
-        events=len(history.rows),
-        recipients=len(history.states),
-        suppressed=sum(1 for v in after.values() if v.suppressed),
-        changed=_diff(before, after),
+        receipts=upto,
+        events=events,
+        recipients=recipients,
+        suppressed=suppressed,
     )
 
 
-async def _fold_history(
-    store: SQLiteStore, mapper: Mapper, head: int, progress: Progress | None
-) -> _History:
-    seen: set[bytes] = set()
-    rows = []
-    by_email: dict[str, list[NormalizedEvent]] = defaultdict(list)
-    after = count = 0
-    while after < head:
-        receipts = await store.read(after, min(_READ_CHUNK, head - after))
-        if not receipts:
-            break
-        for receipt in receipts:
-            for item in mapper.placed(receipt):
-                if item.key in seen:
-                    continue
-                seen.add(item.key)
-                rows.append(views.event_row(item))
-                by_email[item.event.recipient].append(item.event)
-        after = receipts[-1].seq
-        count += len(receipts)
+Groups = AsyncIterator[tuple[str, list[Fact]]]
+
+
+async def _sources(
+    store: SQLiteStore, dry_run: bool, progress: Progress | None
+) -> tuple[int, Groups]:
+    """The checkpoint the rebuild reads up to, and each recipient's facts up to it.
+
+    Current facts are read from the index; a ledger never projected, or projected by an
+    older fact derivation, is derived afresh (in memory on a dry run, which writes
+    nothing; into the index otherwise).
+    """
+    async with store.write() as db:
+        await ensure_schema(db)
+        meta = await views.read_meta(db)
+    current = meta is not None and meta.derivation == DERIVATION_VERSION
+    if current and meta is not None:
+        projector = Projector(store, meta.policy)  # catch up under the live policy first
+        await projector.start()
+        await projector.catch_up()
+        upto = projector.projected_seq
+        return upto, _indexed_groups(store, upto, progress)
+    upto = meta.seq if meta is not None else await store.last_seq()
+    if dry_run:
+        return upto, _derived_groups(store, upto, progress)
+    await _rederive(store, upto, progress)
+    return upto, _indexed_groups(store, upto, progress)
+
+
+async def _indexed_groups(store: SQLiteStore, upto: int, progress: Progress | None) -> Groups:
+    """Each recipient's indexed facts with seq <= upto, in address order, chunk by chunk."""
+    after, done, total = "", 0, 0
+    if progress:
+        async with (
+            store.snapshot() as db,
+            db.execute("SELECT COUNT(*) FROM recipient_facts") as cur,
+        ):
+            row = await cur.fetchone()
+        total = int(row[0]) if row else 0
+    while True:
+        async with (
+            store.snapshot() as db,
+            db.execute(
+                "SELECT email, fact, seq FROM recipient_facts WHERE email > ? "
+                "ORDER BY email, at, seq, ord LIMIT ?",
+                (after, _FACT_CHUNK),
+            ) as cur,
+        ):
+            rows = cast(list[tuple[str, bytes, int]], await cur.fetchall())
+        if not rows:
+            return
+        full = len(rows) == _FACT_CHUNK
+        last_email = rows[-1][0]
+        if full and rows[0][0] == last_email:  # one recipient fills the chunk: read it whole
+            async with store.snapshot() as db:
+                whole = await views.load_facts(db, last_email)
+            rows = [(last_email, encode_fact(fact), fact.seq) for fact in whole]
+            full = False
+        group: list[Fact] = []
+        group_email = rows[0][0]
+        for email, blob, seq in rows:
+            if full and email == last_email:
+                break  # possibly cut short by the LIMIT: the next chunk starts with it
+            if email != group_email:
+                if group:
+                    yield group_email, group
+                group_email, group = email, []
+            if seq <= upto:
+                group.append(decode_fact(blob))
+            done += 1
+        if group:
+            yield group_email, group
+        after = group_email if full else last_email
         if progress:
-            progress(count, head)
-    states = {email: replay(email, events, mapper.policy) for email, events in by_email.items()}
-    return _History(rows=rows, states=states, receipts=count)
+            progress(done, total)
 
 
-async def _write_shadow(store: SQLiteStore, history: _History) -> None:
+async def _derived_groups(store: SQLiteStore, upto: int, progress: Progress | None) -> Groups:
+    """Facts derived straight from the receipts (first copy of each key wins), grouped."""
+    seen: set[bytes] = set()
+    by_email: dict[str, list[Fact]] = defaultdict(list)
+    after = 0
+    while after < upto and (receipts := await store.read(after, min(_READ_CHUNK, upto - after))):
+        for receipt in receipts:
+            for keyed in derive(receipt):
+                if keyed.key not in seen:
+                    seen.add(keyed.key)
+                    by_email[keyed.fact.recipient].append(keyed.fact)
+        after = receipts[-1].seq
+        if progress:
+            progress(after, upto)
+    for email in sorted(by_email):
+        yield email, sorted(by_email[email], key=lambda fact: fact.position)
+
+
+async def _rederive(store: SQLiteStore, upto: int, progress: Progress | None) -> None:
+    """Replace the fact index with facts derived by this code from receipts <= upto."""
     async with store.write() as db:
-        for table in views.TABLES:
+        await db.execute("DROP TABLE recipient_facts")
+        for statement in statements(views.META):
+            await db.execute(statement)
+    after = 0
+    while after < upto and (receipts := await store.read(after, min(_READ_CHUNK, upto - after))):
+        rows = [views.fact_row(k) for receipt in receipts for k in derive(receipt)]
+        async with store.write() as db:  # in seq order, so the first copy of a key wins
+            await db.executemany("INSERT OR IGNORE INTO recipient_facts VALUES (?,?,?,?,?,?)", rows)
+        after = receipts[-1].seq
+        if progress:
+            progress(after, upto)
+
+
+async def _create_shadow(store: SQLiteStore) -> None:
+    async with store.write() as db:
+        for table in views.STATE_TABLES:
             await db.execute(f"DROP TABLE IF EXISTS {table}_next")
-        for statement in statements(views.views_script("_next")):
+        for statement in statements(views.state_script("_next")):
             await db.execute(statement)
-    for start in range(0, len(history.rows), _WRITE_CHUNK):
-        async with store.write() as db:
-            await db.executemany(
-                "INSERT INTO recipient_events_next VALUES (?, ?, ?, ?, ?, ?)",
-                history.rows[start : start + _WRITE_CHUNK],
+
+
+async def _compare(store: SQLiteStore, states: list[RecipientState]) -> list[Change]:
+    """Changes between the live verdicts and the rebuilt states of these recipients."""
+    if not states:
+        return []
+    async with store.snapshot() as db:
+        before = await _live_verdicts(db, [state.email for state in states])
+    changes = []
+    for state in states:
+        old = before.get(state.email, _NOBODY)
+        new = Verdict(True, state.reason) if state.suppressed else _NOBODY
+        if old != new:
+            changes.append(Change(state.email, old, new))
+    return changes
+
+
+async def _live_verdicts(db: aiosqlite.Connection, emails: list[str]) -> dict[str, Verdict]:
+    verdicts: dict[str, Verdict] = {}
+    for start in range(0, len(emails), 500):
+        chunk = emails[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        async with db.execute(
+            f"SELECT email, reason FROM suppressions WHERE email IN ({marks})", chunk
+        ) as cur:
+            verdicts.update(
+                {email: Verdict(True, reason) for email, reason in await cur.fetchall()}
             )
-    states = list(history.states.values())
-    for start in range(0, len(states), _WRITE_CHUNK):
-        async with store.write() as db:
-            await views.write_states(db, states[start : start + _WRITE_CHUNK], suffix="_next")
+    return verdicts
 
 
-async def _swap(store: SQLiteStore, policy: Policy, digest: str, head: int) -> dict[str, Verdict]:
-    mapper = Mapper(policy)
+async def _swap(store: SQLiteStore, mapper: Mapper, digest: str, upto: int) -> None:
     async with store.write() as db:
-        for statement in statements(views.SCHEMA):
-            await db.execute(statement)
-        before = await _live_verdicts(db)
-        for table in views.TABLES:
+        meta = await views.read_meta(db)
+        live = meta.seq if meta is not None else upto
+        for table in views.STATE_TABLES:
             await db.execute(f"DROP TABLE {table}")
             await db.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
-        seq = head
-        # The tail: what was appended while the rebuild read. We hold the write lock,
-        # so nothing more can arrive until this transaction commits.
+        # The tail. Facts of receipts (upto, live] were indexed (and folded under the old
+        # policy) while the rebuild read: refold those recipients from their history.
+        # Receipts after `live` are derived and applied as the projector would. We hold
+        # the write lock, so nothing more can arrive until this transaction commits.
+        emails: set[str] = set()
+        after = upto
+        while after < live and (
+            receipts := await store.read(after, min(_READ_CHUNK, live - after))
+        ):
+            emails.update(k.fact.recipient for r in receipts for k in derive(r))
+            after = receipts[-1].seq
+        states = [
+            replay(email, map(mapper.map_fact, await views.load_facts(db, email)), mapper.policy)
+            for email in sorted(emails)
+        ]
+        await views.write_states(db, states)
+        seq = live
         while receipts := await store.read(seq, _READ_CHUNK):
-            placed = [item for receipt in receipts for item in mapper.placed(receipt)]
-            await views.apply(db, placed, policy)
+            await views.apply(db, [k for r in receipts for k in derive(r)], mapper)
             seq = receipts[-1].seq
-        await views.write_meta(db, seq, digest, policy)
-    return before
-
-
-async def _live_verdicts(db: aiosqlite.Connection) -> dict[str, Verdict]:
-    async with db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'suppressions'"
-    ) as cur:
-        if await cur.fetchone() is None:
-            return {}
-    async with db.execute("SELECT email, reason FROM suppressions") as cur:
-        return {email: Verdict(True, reason) for email, reason in await cur.fetchall()}
-
-
-def _diff(before: dict[str, Verdict], after: dict[str, Verdict]) -> list[Change]:
-    nobody = Verdict(False, None)
-    changed = []
-    for email in sorted(before.keys() | {e for e, v in after.items() if v.suppressed}):
-        old = before.get(email, nobody)
-        new = after.get(email, nobody)
-        if not new.suppressed:
-            new = nobody
-        if old != new:
-            changed.append(Change(email, old, new))
-    return changed
+        await views.write_meta(db, seq, digest, mapper.policy)

@@ -1,11 +1,13 @@
 """The projection's SQLite tables and the incremental apply that keeps them.
 
-Tables (a rebuild writes `*_next` copies, then swaps them in one transaction):
-- `projection_meta`: the checkpoint (last receipt folded) and the policy it was built under;
-- `recipient_events`: every normalized event by recipient in history order, unique by
-  de-duplication key — the recipient index, and what an out-of-order event refolds from;
-- `recipient_state`: each recipient's folded state;
-- `suppressions`: just the suppressed addresses, what senders query.
+- `projection_meta`: the checkpoint (last receipt folded), the policy it was folded
+  under, and the derivation version of the stored facts;
+- `recipient_facts`: every fact by recipient in history order, unique by
+  de-duplication key — the recipient index and the decode cache, independent of the
+  policy, so rebuilds and out-of-order refolds never parse a body again;
+- `recipient_state`: each recipient's folded state; `suppressions`: just the
+  suppressed addresses, what senders query. A rebuild writes `*_next` copies of these
+  two and swaps them in one transaction.
 """
 
 from __future__ import annotations
@@ -16,33 +18,34 @@ from collections.abc import Iterable
 import aiosqlite
 import msgspec
 
-from projections.events import NormalizedEvent, decode_event, encode_event
+from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, encode_fact
 from projections.fold import replay
-from projections.mapping import Placed
+from projections.mapping import Mapper
 from projections.policy import Policy
 from projections.state import RecipientState, decode_state, encode_state
 
-TABLES = ("recipient_events", "recipient_state", "suppressions")
+STATE_TABLES = ("recipient_state", "suppressions")
 
 META = """
 CREATE TABLE IF NOT EXISTS projection_meta (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     seq         INTEGER NOT NULL,
     policy_hash TEXT    NOT NULL,
-    policy      TEXT    NOT NULL
+    policy      TEXT    NOT NULL,
+    derivation  TEXT    NOT NULL
 );
-"""
-
-_VIEWS = """
-CREATE TABLE IF NOT EXISTS recipient_events{suffix} (
+CREATE TABLE IF NOT EXISTS recipient_facts (
     email TEXT    NOT NULL,
     at    INTEGER NOT NULL,
     seq   INTEGER NOT NULL,
     ord   INTEGER NOT NULL,
     key   BLOB    NOT NULL UNIQUE,
-    event BLOB    NOT NULL,
+    fact  BLOB    NOT NULL,
     PRIMARY KEY (email, at, seq, ord)
 ) WITHOUT ROWID;
+"""
+
+_STATE = """
 CREATE TABLE IF NOT EXISTS recipient_state{suffix} (
     email TEXT PRIMARY KEY,
     state BLOB NOT NULL
@@ -55,80 +58,70 @@ CREATE TABLE IF NOT EXISTS suppressions{suffix} (
 ) WITHOUT ROWID;
 """
 
-SCHEMA = META + _VIEWS.format(suffix="")
+SCHEMA = META + _STATE.format(suffix="")
 _CHUNK = 500
 
 
-def views_script(suffix: str) -> str:
-    """DDL for the view tables, with a suffix for a rebuild's shadow copies."""
-    return _VIEWS.format(suffix=suffix)
+def state_script(suffix: str) -> str:
+    """DDL for the state tables, with a suffix for a rebuild's shadow copies."""
+    return _STATE.format(suffix=suffix)
 
 
-def event_row(placed: Placed) -> tuple[str, int, int, int, bytes, bytes]:
-    event = placed.event
-    return (event.recipient, event.at, event.seq, event.ord, placed.key, encode_event(event))
+def fact_row(keyed: Keyed) -> tuple[str, int, int, int, bytes, bytes]:
+    fact = keyed.fact
+    return (fact.recipient, fact.at, fact.seq, fact.ord, keyed.key, encode_fact(fact))
 
 
-def state_rows(
-    states: Iterable[RecipientState],
-) -> tuple[list[tuple[str, bytes]], list[tuple[str, str, int, int]], list[str]]:
-    """Rows for recipient_state, rows for suppressions, and emails no longer suppressed."""
+async def write_states(
+    db: aiosqlite.Connection, states: Iterable[RecipientState], suffix: str = ""
+) -> None:
+    """Upsert states; keep the suppressions table in step with them."""
     state_out: list[tuple[str, bytes]] = []
     suppressed: list[tuple[str, str, int, int]] = []
-    released: list[str] = []
+    released: list[tuple[str]] = []
     for state in states:
         state_out.append((state.email, encode_state(state)))
         if state.causes and state.since is not None:
             cause = state.causes[0]
             suppressed.append((state.email, cause.reason, state.since, cause.seq))
         else:
-            released.append(state.email)
-    return state_out, suppressed, released
-
-
-async def write_states(
-    db: aiosqlite.Connection, states: Iterable[RecipientState], suffix: str = ""
-) -> None:
-    state_out, suppressed, released = state_rows(states)
+            released.append((state.email,))
     await db.executemany(f"INSERT OR REPLACE INTO recipient_state{suffix} VALUES (?, ?)", state_out)
     await db.executemany(
         f"INSERT OR REPLACE INTO suppressions{suffix} VALUES (?, ?, ?, ?)", suppressed
     )
-    await db.executemany(
-        f"DELETE FROM suppressions{suffix} WHERE email = ?", [(e,) for e in released]
-    )
+    await db.executemany(f"DELETE FROM suppressions{suffix} WHERE email = ?", released)
 
 
-async def apply(db: aiosqlite.Connection, placed: list[Placed], policy: Policy) -> None:
-    """Fold new events into the live tables, inside the caller's write transaction.
+async def apply(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) -> None:
+    """Index new facts and fold them, inside the caller's write transaction.
 
-    Events already indexed (same key) are dropped: idempotent. A recipient whose new
-    events all sort after its last folded event is folded forward; one that got a late,
-    out-of-order event is refolded from its whole history, so state depends on event
-    time, never on arrival order.
+    A fact already indexed (same key) is a duplicate and is dropped: idempotent. A
+    recipient whose new facts all sort after its last folded event is folded forward;
+    one that got a late, out-of-order fact is refolded from its whole history, so state
+    depends on event time, never on arrival order.
     """
-    known = await _known_keys(db, [p.key for p in placed])
-    fresh: list[Placed] = []
-    for item in placed:
+    known = await _known_keys(db, [item.key for item in keyed])
+    fresh: list[Keyed] = []
+    for item in keyed:
         if item.key not in known:
             known.add(item.key)
             fresh.append(item)
     if not fresh:
         return
     await db.executemany(
-        "INSERT INTO recipient_events VALUES (?, ?, ?, ?, ?, ?)", [event_row(p) for p in fresh]
+        "INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?)", [fact_row(k) for k in fresh]
     )
-    by_email: dict[str, list[NormalizedEvent]] = defaultdict(list)
+    by_email: dict[str, list[Fact]] = defaultdict(list)
     for item in fresh:
-        by_email[item.event.recipient].append(item.event)
+        by_email[item.fact.recipient].append(item.fact)
     states = await load_states(db, list(by_email))
     updated = []
-    for email, events in by_email.items():
+    for email, facts in by_email.items():
         state = states.get(email)
-        if state is not None and min(e.position for e in events) < state.position:
-            updated.append(replay(email, await load_events(db, email), policy))
-        else:
-            updated.append(replay(email, events, policy, state))
+        if state is not None and min(f.position for f in facts) < state.position:
+            facts, state = await load_facts(db, email), None
+        updated.append(replay(email, map(mapper.map_fact, facts), mapper.policy, state))
     await write_states(db, updated)
 
 
@@ -138,7 +131,7 @@ async def _known_keys(db: aiosqlite.Connection, keys: list[bytes]) -> set[bytes]
         chunk = keys[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         async with db.execute(
-            f"SELECT key FROM recipient_events WHERE key IN ({marks})", chunk
+            f"SELECT key FROM recipient_facts WHERE key IN ({marks})", chunk
         ) as cur:
             known.update(row[0] for row in await cur.fetchall())
     return known
@@ -159,23 +152,46 @@ async def load_states(db: aiosqlite.Connection, emails: list[str]) -> dict[str, 
     return states
 
 
-async def load_events(db: aiosqlite.Connection, email: str) -> list[NormalizedEvent]:
-    """A recipient's indexed events in history order."""
+async def load_facts(db: aiosqlite.Connection, email: str, until: int | None = None) -> list[Fact]:
+    """A recipient's indexed facts in history order, optionally up to event time `until`."""
     async with db.execute(
-        "SELECT event FROM recipient_events WHERE email = ? ORDER BY at, seq, ord", (email,)
+        "SELECT fact FROM recipient_facts WHERE email = ? AND at <= ? ORDER BY at, seq, ord",
+        (email, until if until is not None else 2**62),
     ) as cur:
-        return [decode_event(blob) for (blob,) in await cur.fetchall()]
+        return [decode_fact(blob) for (blob,) in await cur.fetchall()]
 
 
-async def read_meta(db: aiosqlite.Connection) -> tuple[int, str] | None:
+class Meta(msgspec.Struct, frozen=True):
+    """The live projection's checkpoint, policy and fact derivation version."""
+
+    seq: int
+    policy_hash: str
+    policy: Policy
+    derivation: str
+
+
+async def read_checkpoint(db: aiosqlite.Connection) -> tuple[int, str] | None:
     """(checkpoint seq, policy hash) of the live projection, or None before the first run."""
     async with db.execute("SELECT seq, policy_hash FROM projection_meta WHERE id = 1") as cur:
         row = await cur.fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
+async def read_meta(db: aiosqlite.Connection) -> Meta | None:
+    """The live projection's meta row, or None before the first run."""
+    async with db.execute(
+        "SELECT seq, policy_hash, policy, derivation FROM projection_meta WHERE id = 1"
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    policy = msgspec.json.decode(row[2], type=Policy)
+    return Meta(int(row[0]), str(row[1]), policy, str(row[3]))
+
+
 async def write_meta(db: aiosqlite.Connection, seq: int, digest: str, policy: Policy) -> None:
     await db.execute(
-        "INSERT OR REPLACE INTO projection_meta (id, seq, policy_hash, policy) VALUES (1, ?, ?, ?)",
-        (seq, digest, msgspec.json.encode(policy, order="sorted").decode()),
+        "INSERT OR REPLACE INTO projection_meta (id, seq, policy_hash, policy, derivation) "
+        "VALUES (1, ?, ?, ?, ?)",
+        (seq, digest, msgspec.json.encode(policy, order="sorted").decode(), DERIVATION_VERSION),
     )

@@ -51,7 +51,7 @@ def recipient(email: str, db: Path, policy: Path | None, as_json: bool) -> None:
 
     async def go() -> list[TimelineEntry]:
         async with projection(db, chosen) as (store, projector):
-            return await timeline(store, email, projector.policy_hash)
+            return await timeline(store, email, projector.mapper, projector.policy_hash)
 
     output.emit(run(go()), as_json, output.timeline_table)
 

@@ -31,7 +31,9 @@ def status(email: str, as_of: str | None, db: Path, policy: Path | None, as_json
     async def go() -> queries.Status:
         async with projection(db, chosen) as (store, projector):
             if moment is not None:
-                return await status_as_of(store, email, chosen, projector.policy_hash, moment)
+                return await status_as_of(
+                    store, email, projector.mapper, projector.policy_hash, moment
+                )
             return await queries.status(store, email, projector.policy_hash)
 
     output.emit(run(go()), as_json, output.status_text)
@@ -76,6 +78,6 @@ def explain_command(email: str, db: Path, policy: Path | None, as_json: bool) ->
 
     async def go() -> Explanation:
         async with projection(db, chosen) as (store, projector):
-            return await explain(store, email, chosen, projector.policy_hash)
+            return await explain(store, email, projector.mapper, projector.policy_hash)
 
     output.emit(run(go()), as_json, output.explanation_text)

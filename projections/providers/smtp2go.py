@@ -18,7 +18,7 @@ import msgspec
 from projections.errors import DecodeFailed
 from projections.policy import Kind
 from projections.providers.facts import Facts
-from projections.recipients import parse_time
+from projections.recipients import normalize_recipient, parse_time
 
 NAME = "smtp2go"
 
@@ -85,7 +85,7 @@ def _key(name: str) -> str:
 def _decode_json(text: bytes) -> list[Raw]:
     try:
         document = _json.decode(text)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
         raise DecodeFailed(f"body is not valid JSON: {exc}") from exc
     items = document if isinstance(document, list) else [document]
     if not items:
@@ -166,5 +166,6 @@ def facts(raw: Raw) -> list[Facts]:
 
 def _derived_id(raw: Raw, kind: str, recipient: str | None, time: str | None) -> str:
     """SMTP2GO sent no `id`: identify the event by (email_id, event, rcpt, time)."""
-    parts = [_text(raw, "email_id") or "", kind, recipient or "", time or ""]
+    rcpt = normalize_recipient(recipient) if recipient else ""  # compared case-insensitively
+    parts = [_text(raw, "email_id") or "", kind, rcpt, time or ""]
     return "derived:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

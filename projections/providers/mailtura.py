@@ -1,0 +1,84 @@
+"""Mailtura webhooks, per its spec: `{"id", "type": "email.bounced", "timestamp", "data"}`.
+
+The recipient is `data.recipient`, hard/soft is `data.bounceType` (`hard` | `soft`), the
+event id is `id`. The event names are `sent`, `delivered`, `opened`, `clicked`,
+`bounced`, `complained` and `failed` (the `email.` prefix is optional). The flat shape
+some notes guess at (`event`, `email`, `occurred_at`, `bounce_type`, `message_id`) is
+read too. The HMAC over the raw body is checked at the door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from projections.errors import DecodeFailed
+from projections.policy import Kind
+from projections.providers.common import Raw, derived_id, json_object, obj, text
+from projections.providers.facts import Facts
+from projections.recipients import parse_time
+
+NAME = "mailtura"
+
+DEFAULT_MAPPING: dict[str, Kind] = {
+    "delivered": "delivered",
+    "bounced": "bounce",
+    "complained": "complaint",
+    "sent": "ignore",
+    "opened": "ignore",
+    "clicked": "ignore",
+    "failed": "ignore",  # Mailtura could not send: the sender's problem
+}
+
+SYNONYMS = {"bounce": "bounced", "complaint": "complained", "open": "opened", "click": "clicked"}
+
+
+def canonical_kind(name: str) -> str:
+    """`email.bounced` -> `bounced`, with synonyms folded."""
+    name = name.strip().lower().replace("-", "_").removeprefix("email.")
+    return SYNONYMS.get(name, name)
+
+
+def event_name(document: Raw) -> str | None:
+    """The event's name: `type` per the spec, `event` in the flat shape."""
+    return text(document.get("type")) or text(document.get("event"))
+
+
+def event_time(document: Raw) -> str | None:
+    """The event's time: `timestamp` per the spec, `occurred_at` in the flat shape."""
+    return text(document.get("timestamp")) or text(document.get("occurred_at"))
+
+
+def decode(
+    body: bytes, content_type: str = "", headers: Mapping[str, str] | None = None
+) -> list[Raw]:
+    """The one event of a POST (it must have a `type`)."""
+    document = json_object(body)
+    if event_name(document) is None:
+        raise DecodeFailed("body has no `type` field")
+    return [document]
+
+
+def facts(raw: Raw) -> list[Facts]:
+    """One Facts: a Mailtura event names one recipient."""
+    kind = canonical_kind(event_name(raw) or "")
+    data = obj(raw.get("data"))
+
+    def field(*names: str) -> str | None:
+        return next((v for v in (text(data.get(n)) or text(raw.get(n)) for n in names) if v), None)
+
+    recipient = field("recipient", "email")
+    message_id = field("emailId", "message_id")
+    when = event_time(raw)
+    bounce = (field("bounceType", "bounce_type") or "").lower()
+    reason = " ".join(part for part in (field("diagnosticCode"), field("reason")) if part)
+    return [
+        Facts(
+            raw_kind=kind,
+            recipient=recipient,
+            at=parse_time(when),
+            event_id=text(raw.get("id")) or derived_id(message_id, kind, recipient, when),
+            message_id=message_id,
+            diagnostic=reason or None,
+            bounce_class=bounce if bounce in ("hard", "soft") else None,
+        )
+    ]

@@ -1,0 +1,153 @@
+"""Amazon SES through SNS: an SNS envelope whose `Message` is the SES event, JSON in a string.
+
+Both SES styles are read: feedback notifications (`notificationType`) and event
+publishing (`eventType`). One SES event may name several recipients (a bounce's
+`bouncedRecipients`, a delivery's `recipients`): each gets its own Facts. The event id is
+the SNS `MessageId` (stable across SNS retries); the mapping adds the recipient.
+`bounceType` Permanent is hard, Transient soft, Undetermined unclassified (soft).
+
+SNS subscription handshakes and SES's plain-text "Successfully validated SNS topic"
+notification hold no events. The signature is verified at the door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from projections.errors import DecodeFailed
+from projections.policy import Kind
+from projections.providers.common import Raw, derived_id, json_object, obj, snake, text
+from projections.providers.facts import Facts
+from projections.recipients import parse_time
+
+NAME = "ses"
+
+DEFAULT_MAPPING: dict[str, Kind] = {
+    "bounce": "bounce",
+    "complaint": "complaint",
+    # An ISP's feedback loop saying the user marked the mail as *not* spam.
+    "complaint_not_spam": "ignore",
+    "delivery": "delivered",
+    "delivery_delay": "deferred",
+    "unsubscribe_all": "unsubscribe",
+    "resubscribe_all": "resubscribe",
+    # A change of one topic's preference is not a global opt-out.
+    "subscription": "ignore",
+    "send": "ignore",
+    "reject": "ignore",
+    "open": "ignore",
+    "click": "ignore",
+    "rendering_failure": "ignore",
+}
+
+_BOUNCE_CLASS = {"permanent": "hard", "transient": "soft"}
+# The event object's key in the SES message, where it differs from the kind's name.
+_DETAIL_KEY = {"delivery_delay": "deliveryDelay", "rendering_failure": "failure"}
+_json = msgspec.json.Decoder()
+
+
+def canonical_kind(name: str) -> str:
+    """`DeliveryDelay`, `deliverydelay` and `delivery-delay` all become `delivery_delay`."""
+    kind = snake(name)
+    return {"deliverydelay": "delivery_delay", "renderingfailure": "rendering_failure"}.get(
+        kind, kind
+    )
+
+
+def decode(
+    body: bytes, content_type: str = "", headers: Mapping[str, str] | None = None
+) -> list[Raw]:
+    """The SES event in an SNS notification; none for handshakes and plain-text tests.
+
+    The body is JSON whatever the Content-Type says (SNS sends `text/plain`). A body
+    without an SNS envelope is read as SES JSON delivered raw.
+    """
+    document = json_object(body)
+    if "Type" not in document:
+        return [{"sns_message_id": None, "sns_timestamp": None, "message": document}]
+    if document["Type"] != "Notification":
+        return []
+    message = document.get("Message")
+    if not isinstance(message, str):
+        raise DecodeFailed("SNS notification has no `Message` string")
+    try:
+        event = _json.decode(message)
+    except msgspec.DecodeError:
+        return []  # "Successfully validated SNS topic for Amazon SES event publishing."
+    if not isinstance(event, dict):
+        return []
+    return [
+        {
+            "sns_message_id": text(document.get("MessageId")),
+            "sns_timestamp": text(document.get("Timestamp")),
+            "topic_arn": text(document.get("TopicArn")),
+            "message": event,
+        }
+    ]
+
+
+def _addresses(items: Any) -> list[tuple[str, Raw]]:
+    """(address, entry) pairs from a list of strings or of `{"emailAddress": …}` objects."""
+    out: list[tuple[str, Raw]] = []
+    for item in items if isinstance(items, list) else []:
+        entry = obj(item)
+        address = text(item) if isinstance(item, str) else text(entry.get("emailAddress"))
+        if address:
+            out.append((address, entry))
+    return out
+
+
+def _subscription_kind(subscription: Raw) -> str:
+    new = obj(subscription.get("newTopicPreferences")).get("unsubscribeAll")
+    old = obj(subscription.get("oldTopicPreferences")).get("unsubscribeAll")
+    if new is True:
+        return "unsubscribe_all"
+    if new is False and old is True:
+        return "resubscribe_all"
+    return "subscription"
+
+
+def facts(raw: Raw) -> list[Facts]:
+    """One Facts per recipient the SES event names."""
+    message: Raw = raw["message"]
+    name = text(message.get("eventType")) or text(message.get("notificationType")) or "unknown"
+    kind = canonical_kind(name)
+    mail = obj(message.get("mail"))
+    detail = obj(message.get(_DETAIL_KEY.get(kind, kind)))
+    bounce_class: str | None = None
+    diagnostic_key = "diagnosticCode"
+    if kind == "bounce":
+        recipients = _addresses(detail.get("bouncedRecipients"))
+        bounce_class = _BOUNCE_CLASS.get((text(detail.get("bounceType")) or "").lower())
+    elif kind == "complaint":
+        recipients = _addresses(detail.get("complainedRecipients"))
+        if (text(detail.get("complaintFeedbackType")) or "").lower() == "not-spam":
+            kind = "complaint_not_spam"
+    elif kind == "delivery":
+        recipients = _addresses(detail.get("recipients"))
+        diagnostic_key = "smtpResponse"
+    elif kind == "delivery_delay":
+        recipients = _addresses(detail.get("delayedRecipients"))
+    else:
+        recipients = _addresses(mail.get("destination"))
+        if kind == "subscription":
+            kind = _subscription_kind(detail)
+    when = text(detail.get("timestamp")) or raw.get("sns_timestamp") or text(mail.get("timestamp"))
+    message_id = text(mail.get("messageId"))
+    sns_id = raw.get("sns_message_id") or derived_id(message_id, kind, when)
+    shared = text(detail.get(diagnostic_key)) or text(detail.get("bounceSubType"))
+    return [
+        Facts(
+            raw_kind=kind,
+            recipient=address,
+            at=parse_time(when),
+            event_id=sns_id,
+            message_id=message_id,
+            diagnostic=text(entry.get("diagnosticCode")) or text(entry.get("status")) or shared,
+            bounce_class=bounce_class,
+        )
+        for address, entry in recipients
+    ]
