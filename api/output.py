@@ -13,8 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from api.schemas import ReceiptView
-from projections.audit import Explanation, TimelineEntry
+from projections.audit import Explanation, ReceiptView, TimelineEntry
 from projections.queries import Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 import msgspec
 from litestar.exceptions import ValidationException
 
-from ledger import Receipt
+from projections.audit import ReceiptView
 from projections.queries import Status, Suppression
-from projections.recipients import format_time, parse_time
+from projections.recipients import parse_time
 
 MAX_CHECK = 50_000
 
@@ -41,48 +40,6 @@ class SuppressionPage(msgspec.Struct, frozen=True):
 
     items: list[Suppression]
     next: str | None
-
-
-class ReceiptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A receipt's metadata; with the body (base64, and as text when it is UTF-8)."""
-
-    seq: int
-    source: str
-    received_at: str
-    content_type: str
-    size: int
-    body_sha256: str
-    chain_hash: str
-    peer: str | None
-    headers: dict[str, str]
-    body_base64: str | None = None
-    body_text: str | None = None
-
-    @classmethod
-    def summary(cls, receipt: Receipt) -> ReceiptView:
-        return cls(
-            seq=receipt.seq,
-            source=receipt.source,
-            received_at=format_time(receipt.received_at) or "",
-            content_type=receipt.content_type,
-            size=len(receipt.body),
-            body_sha256=receipt.body_sha256.hex(),
-            chain_hash=receipt.chain_hash.hex(),
-            peer=receipt.peer,
-            headers=receipt.headers,
-        )
-
-    @classmethod
-    def full(cls, receipt: Receipt) -> ReceiptView:
-        try:
-            text: str | None = receipt.body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        return msgspec.structs.replace(
-            cls.summary(receipt),
-            body_base64=base64.b64encode(receipt.body).decode(),
-            body_text=text,
-        )
 
 
 class ReceiptPage(msgspec.Struct, frozen=True):

@@ -7,11 +7,12 @@ each event did.
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 
 import msgspec
 
-from ledger import SQLiteStore
+from ledger import Receipt, SQLiteStore
 from projections.events import (
     Bounce,
     Ignored,
@@ -45,6 +46,48 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     ignored_reason: str | None
     actor: str | None = None
     note: str | None = None
+
+
+class ReceiptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A receipt's metadata; with the body (base64, and as text when it is UTF-8)."""
+
+    seq: int
+    source: str
+    received_at: str
+    content_type: str
+    size: int
+    body_sha256: str
+    chain_hash: str
+    peer: str | None
+    headers: dict[str, str]
+    body_base64: str | None = None
+    body_text: str | None = None
+
+    @classmethod
+    def summary(cls, receipt: Receipt) -> ReceiptView:
+        return cls(
+            seq=receipt.seq,
+            source=receipt.source,
+            received_at=format_time(receipt.received_at) or "",
+            content_type=receipt.content_type,
+            size=len(receipt.body),
+            body_sha256=receipt.body_sha256.hex(),
+            chain_hash=receipt.chain_hash.hex(),
+            peer=receipt.peer,
+            headers=receipt.headers,
+        )
+
+    @classmethod
+    def full(cls, receipt: Receipt) -> ReceiptView:
+        try:
+            text: str | None = receipt.body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return msgspec.structs.replace(
+            cls.summary(receipt),
+            body_base64=base64.b64encode(receipt.body).decode(),
+            body_text=text,
+        )
 
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):

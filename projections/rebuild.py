@@ -20,7 +20,6 @@ import msgspec
 from ledger import SQLiteStore
 from projections import views
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
-from projections.fold import replay
 from projections.mapping import Mapper
 from projections.policy import Policy, policy_hash
 from projections.projector import Projector, ensure_schema, statements
@@ -82,7 +81,7 @@ async def rebuild(
         batch.clear()
 
     async for email, facts in groups:
-        state = replay(email, map(mapper.map_fact, facts), policy)
+        state = mapper.fold_facts(email, facts)
         events += len(facts)
         recipients += 1
         suppressed += state.suppressed
@@ -271,8 +270,7 @@ async def _swap(store: SQLiteStore, mapper: Mapper, digest: str, upto: int) -> N
             emails.update(k.fact.recipient for r in receipts for k in derive(r))
             after = receipts[-1].seq
         states = [
-            replay(email, map(mapper.map_fact, await views.load_facts(db, email)), mapper.policy)
-            for email in sorted(emails)
+            mapper.fold_facts(email, await views.load_facts(db, email)) for email in sorted(emails)
         ]
         await views.write_states(db, states)
         seq = live

@@ -19,7 +19,6 @@ import aiosqlite
 import msgspec
 
 from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, encode_fact
-from projections.fold import replay
 from projections.mapping import Mapper
 from projections.policy import Policy
 from projections.state import RecipientState, decode_state, encode_state
@@ -119,9 +118,10 @@ async def apply(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) ->
     updated = []
     for email, facts in by_email.items():
         state = states.get(email)
-        if state is not None and min(f.position for f in facts) < state.position:
+        facts.sort(key=lambda fact: fact.position)
+        if state is not None and facts[0].position < state.position:
             facts, state = await load_facts(db, email), None
-        updated.append(replay(email, map(mapper.map_fact, facts), mapper.policy, state))
+        updated.append(mapper.fold_facts(email, facts, state))
     await write_states(db, updated)
 
 

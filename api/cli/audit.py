@@ -18,9 +18,8 @@ from api.cli.common import (
     run,
     when,
 )
-from api.schemas import ReceiptView
 from ledger import Receipt
-from projections.audit import TimelineEntry, timeline
+from projections.audit import ReceiptView, TimelineEntry, timeline
 
 
 @click.group()
