@@ -29,7 +29,8 @@ class CheckRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class CheckResult(msgspec.Struct, frozen=True):
-    """Which of the checked addresses are suppressed (the others may be mailed)."""
+    """Which of the checked addresses are suppressed (the others may be mailed), each
+    spelled as it was given; an address given twice is listed once."""
 
     checked: int
     suppressed: list[Suppression]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -106,4 +107,7 @@ async def check_suppressions(
 ) -> CheckResult:
     runtime = _runtime(request)
     found = await queries.check(runtime.store, runtime.projector.policy_hash, data.emails)
-    return CheckResult(checked=len(data.emails), suppressed=list(found.values()))
+    # Each suppressed address comes back as it was given, so the caller can match it
+    # against its own list without normalizing (the verdict is case-insensitive).
+    hits = [msgspec.structs.replace(hit, email=given) for given, hit in found.items()]
+    return CheckResult(checked=len(data.emails), suppressed=hits)

@@ -1,0 +1,476 @@
+"""The `bounceledger` command line, through click's CliRunner, plus one real `serve` process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from api.cli import cli
+from ledger import NewReceipt, SQLiteStore
+from tests.conftest import API_KEY, AUTH, SECRET, fixture_bytes
+
+STATUS_FIELDS = {
+    "email",
+    "suppressed",
+    "reason",
+    "since",
+    "soft_bounces",
+    "events",
+    "receipt",
+    "last_event_at",
+}
+
+
+def invoke(*args: str | Path) -> Result:
+    runner = CliRunner()
+    return runner.invoke(cli, [str(arg) for arg in args], catch_exceptions=False)
+
+
+def soft_bounce(rcpt: str, n: int) -> bytes:
+    return json.dumps(
+        {
+            "event": "bounce",
+            "bounce": "soft",
+            "id": f"soft-{rcpt}-{n}",
+            "email_id": f"mail-{n}",
+            "time": f"2026-05-0{n + 1}T09:00:00Z",
+            "rcpt": rcpt,
+            "message": "452 4.2.2 Mailbox full",
+        }
+    ).encode()
+
+
+def populate(db: Path, bodies: list[tuple[str, bytes]]) -> None:
+    async def go() -> None:
+        store = await SQLiteStore.open(db)
+        try:
+            for n, (content_type, body) in enumerate(bodies):
+                await store.append(
+                    NewReceipt(
+                        source="smtp2go",
+                        received_at=1_777_900_000_000_000 + n,
+                        content_type=content_type,
+                        body=body,
+                        headers={"user-agent": "cli-test"},
+                    )
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    """A ledger with a hard bounce, a complaint, three soft bounces and a delivery."""
+    db = tmp_path / "cli.db"
+    populate(
+        db,
+        [
+            ("application/x-www-form-urlencoded", fixture_bytes("smtp2go", "hard_bounce.form")),
+            ("application/json", fixture_bytes("smtp2go", "spam.json")),
+            *(("application/json", soft_bounce("soft@example.org", n)) for n in range(3)),
+            ("application/json", fixture_bytes("smtp2go", "delivered.json")),
+        ],
+    )
+    return db
+
+
+def write_policy(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- help ---------------------------------------------------------------------------
+
+
+def test_top_level_help_lists_every_command() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    for name in cli.commands:
+        assert name in result.output
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(name: str) -> None:
+    result = invoke(name, "--help")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: ")
+    assert "Example" in result.output
+    assert f"bounceledger {name}" in result.output
+
+
+@pytest.mark.parametrize("name", ["serve", "status", "suppressions", "rebuild"])
+def test_issue_commands_exist(name: str) -> None:
+    assert name in cli.commands
+    command = cli.commands[name]
+    assert isinstance(command, click.Command)
+    assert (command.help or "").strip()
+
+
+# -- missing database ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "a@example.org"),
+        ("status", "a@example.org", "--json"),
+        ("suppressions",),
+        ("suppressions", "--json"),
+        ("rebuild",),
+        ("rebuild", "--dry-run"),
+    ],
+)
+def test_missing_database_is_a_one_line_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    missing = tmp_path / "absent" / "ledger.db"
+    result = invoke(*args, "--db", missing)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert str(missing) in lines[0]
+    assert "Traceback" not in result.output
+    assert not missing.exists(), "a read must not create the ledger"
+
+
+# -- status and suppressions --------------------------------------------------------
+
+
+def test_status_json(ledger: Path) -> None:
+    result = invoke("status", "Nobody@Example.org", "--db", ledger, "--json")
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert set(status) == STATUS_FIELDS
+    assert status["email"] == "nobody@example.org"
+    assert status["suppressed"] is True
+    assert status["reason"] == "hard_bounce"
+    assert status["since"] == "2026-05-04T10:15:02Z"
+    assert status["receipt"] == 1
+    assert status["events"] == 1
+    assert status["soft_bounces"] == 0
+    assert status["last_event_at"] == "2026-05-04T10:15:02Z"
+
+
+def test_status_json_soft_bounces_and_unknown(ledger: Path) -> None:
+    soft = json.loads(invoke("status", "soft@example.org", "--db", ledger, "--json").output)
+    assert soft["suppressed"] is True
+    assert soft["reason"] == "soft_bounce_threshold"
+    assert soft["soft_bounces"] == 3
+    assert soft["receipt"] in (3, 4, 5)
+    unknown = json.loads(invoke("status", "nobody@else.org", "--db", ledger, "--json").output)
+    assert unknown == {
+        "email": "nobody@else.org",
+        "suppressed": False,
+        "reason": None,
+        "since": None,
+        "soft_bounces": 0,
+        "events": 0,
+        "receipt": None,
+        "last_event_at": None,
+    }
+
+
+def test_status_text(ledger: Path) -> None:
+    result = invoke("status", "nobody@example.org", "--db", ledger)
+    assert result.exit_code == 0
+    assert "nobody@example.org" in result.output
+    assert "SUPPRESSED" in result.output
+    assert "hard_bounce" in result.output
+    assert "2026-05-04T10:15:02Z" in result.output
+    fine = invoke("status", "alice@example.com", "--db", ledger)
+    assert fine.exit_code == 0
+    assert "alice@example.com: not suppressed" in fine.output
+    assert "SUPPRESSED" not in fine.output
+
+
+def test_db_from_environment(ledger: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["status", "nobody@example.org", "--json"], env={"BOUNCELEDGER_DB": str(ledger)}
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["suppressed"] is True
+
+
+def test_suppressions_json(ledger: Path) -> None:
+    result = invoke("suppressions", "--db", ledger, "--json")
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)
+    assert isinstance(items, list)
+    by_email = {item["email"]: item for item in items}
+    assert list(by_email) == sorted(by_email)
+    assert set(by_email) == {"nobody@example.org", "annoyed@example.com", "soft@example.org"}
+    for item in items:
+        assert {"email", "reason", "since"} <= set(item)
+    assert by_email["nobody@example.org"]["reason"] == "hard_bounce"
+    assert by_email["nobody@example.org"]["since"] == "2026-05-04T10:15:02Z"
+    assert by_email["annoyed@example.com"]["reason"] == "complaint"
+    assert by_email["soft@example.org"]["reason"] == "soft_bounce_threshold"
+
+
+def test_suppressions_text(ledger: Path) -> None:
+    result = invoke("suppressions", "--db", ledger)
+    assert result.exit_code == 0
+    for email in ("nobody@example.org", "annoyed@example.com", "soft@example.org"):
+        assert email in result.output
+    assert "alice@example.com" not in result.output
+
+
+def test_suppressions_empty_ledger(tmp_path: Path) -> None:
+    db = tmp_path / "empty.db"
+    populate(db, [])
+    result = invoke("suppressions", "--db", db, "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == []
+
+
+def test_cli_sees_receipts_appended_after_the_projection_was_built(ledger: Path) -> None:
+    first = json.loads(invoke("status", "late@example.org", "--db", ledger, "--json").output)
+    assert first["suppressed"] is False
+    body = fixture_bytes("smtp2go", "hard_bounce.json").replace(b"nobody@", b"late@")
+    body = body.replace(b"9f2c41d07a3b4e6c8d1f0a2b3c4d5e6f", b"late-event-id")
+    populate(ledger, [("application/json", body)])
+    status = json.loads(invoke("status", "late@example.org", "--db", ledger, "--json").output)
+    assert status["suppressed"] is True
+    assert status["receipt"] == 7
+
+
+# -- rebuild and policies -----------------------------------------------------------
+
+
+def test_rebuild_dry_run_then_apply(ledger: Path, tmp_path: Path) -> None:
+    raised = write_policy(tmp_path, "soft_bounce_threshold = 5\n")
+    before = invoke("status", "soft@example.org", "--db", ledger, "--json")
+    assert json.loads(before.output)["reason"] == "soft_bounce_threshold"
+
+    dry = invoke("rebuild", "--db", ledger, "--policy", raised, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.output)
+    assert report["changed"] == [
+        {
+            "email": "soft@example.org",
+            "before": {"suppressed": True, "reason": "soft_bounce_threshold"},
+            "after": {"suppressed": False, "reason": None},
+        }
+    ]
+    # nothing changed: the projection is still the default policy's
+    after_dry = invoke("status", "soft@example.org", "--db", ledger, "--json")
+    assert after_dry.exit_code == 0, after_dry.output
+    assert after_dry.output == before.output
+    mismatch = invoke("status", "soft@example.org", "--db", ledger, "--policy", raised)
+    assert mismatch.exit_code == 1
+
+    applied = invoke("rebuild", "--db", ledger, "--policy", raised, "--json")
+    assert applied.exit_code == 0, applied.output
+    assert json.loads(applied.output)["changed"] == report["changed"]
+    now = json.loads(
+        invoke("status", "soft@example.org", "--db", ledger, "--policy", raised, "--json").output
+    )
+    assert now["suppressed"] is False
+    assert now["soft_bounces"] == 3
+    # hard bounces and complaints are unaffected by the threshold
+    listed = invoke("suppressions", "--db", ledger, "--policy", raised, "--json")
+    assert {item["email"] for item in json.loads(listed.output)} == {
+        "nobody@example.org",
+        "annoyed@example.com",
+    }
+
+    # a second dry run under the same policy changes nobody
+    again = invoke("rebuild", "--db", ledger, "--policy", raised, "--dry-run", "--json")
+    assert json.loads(again.output)["changed"] == []
+
+
+def test_rebuild_text_output(ledger: Path, tmp_path: Path) -> None:
+    invoke("status", "x@example.org", "--db", ledger)  # build the default projection
+    raised = write_policy(tmp_path, "soft_bounce_threshold = 5\n")
+    dry = invoke("rebuild", "--db", ledger, "--policy", raised, "--dry-run")
+    assert dry.exit_code == 0
+    assert "soft@example.org" in dry.output
+    assert "nothing was written" in dry.output
+    applied = invoke("rebuild", "--db", ledger, "--policy", raised)
+    assert applied.exit_code == 0
+    assert "soft@example.org" in applied.output
+    assert "nothing was written" not in applied.output
+
+
+def test_status_under_another_policy_says_rebuild(ledger: Path, tmp_path: Path) -> None:
+    assert invoke("status", "a@example.org", "--db", ledger).exit_code == 0
+    other = write_policy(tmp_path, "soft_bounce_threshold = 2\n")
+    for args in (("status", "a@example.org"), ("suppressions",)):
+        result = invoke(*args, "--db", ledger, "--policy", other)
+        assert result.exit_code == 1
+        assert "rebuild" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    env = CliRunner().invoke(
+        cli,
+        ["status", "a@example.org", "--db", str(ledger)],
+        env={"BOUNCELEDGER_POLICY": str(other)},
+    )
+    assert env.exit_code == 1
+    assert "rebuild" in env.output
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("soft_bounce_treshold = 5\n", "soft_bounce_treshold"),
+        ("delivery_clears_soft_bounce = false\n", "delivery_clears_soft_bounce"),
+        ("[providers.smtp2goo]\nspam = 'complaint'\n", "smtp2goo"),
+        ("[providers.smtp2go]\nspam = 'complain'\n", "complain"),
+    ],
+)
+def test_policy_with_a_misspelt_key_is_refused_by_name(
+    ledger: Path, tmp_path: Path, text: str, named: str
+) -> None:
+    bad = write_policy(tmp_path, text, name="bad.toml")
+    for args in (("status", "a@example.org"), ("suppressions",), ("rebuild", "--dry-run")):
+        result = invoke(*args, "--db", ledger, "--policy", bad)
+        assert result.exit_code == 1, (args, result.output)
+        assert named in result.output
+        assert "Traceback" not in result.output
+
+
+def test_missing_policy_file_is_a_one_line_error(ledger: Path, tmp_path: Path) -> None:
+    result = invoke("status", "a@example.org", "--db", ledger, "--policy", tmp_path / "no.toml")
+    assert result.exit_code == 1
+    assert "no.toml" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+# -- serve --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(
+    base: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 10.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"serve exited early with {process.returncode}:\n{tail}")
+        try:
+            response = httpx.get(f"{base}/healthz", headers=AUTH, timeout=1.0)
+        except httpx.TransportError:
+            time.sleep(0.05)
+            continue
+        assert response.status_code == 200, response.text
+        return
+    raise AssertionError(f"serve did not answer /healthz within {timeout} s")
+
+
+def bounceledger_script() -> Path:
+    return Path(sys.executable).with_name("bounceledger")
+
+
+def test_serve_real_process(tmp_path: Path) -> None:
+    db = tmp_path / "served" / "ledger.db"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SMTP2GO_WEBHOOK_SECRET": SECRET,
+        "BOUNCELEDGER_API_KEYS": f"ops:{API_KEY}",
+    }
+    env.pop("BOUNCELEDGER_POLICY", None)
+    env.pop("BOUNCELEDGER_DB", None)
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(  # noqa: S603 - fixed arguments
+        [bounceledger_script(), "serve", "--port", str(port), "--db", db],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_healthy(base, process, log_path)
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 401
+        response = httpx.post(
+            f"{base}/v1/webhooks/smtp2go/events",
+            params={"token": SECRET},
+            content=fixture_bytes("smtp2go", "hard_bounce.form"),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            timeout=5,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"seq": 1, "events": 1, "duplicate": False}
+        wrong = httpx.post(
+            f"{base}/v1/webhooks/smtp2go/events",
+            params={"token": "wrong"},
+            content=fixture_bytes("smtp2go", "spam.json"),
+            timeout=5,
+        )
+        assert wrong.status_code == 403
+        deadline = time.monotonic() + 5
+        while True:
+            answer = httpx.get(
+                f"{base}/v1/suppressions/nobody@example.org", headers=AUTH, timeout=5
+            )
+            if answer.status_code == 200 and answer.json()["suppressed"]:
+                break
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.02)
+        assert answer.json()["reason"] == "hard_bounce"
+        # a chunked body (no Content-Length) over the limit is refused too
+        chunk = b"x" * 65536
+        chunked = httpx.post(
+            f"{base}/v1/webhooks/smtp2go/events",
+            params={"token": SECRET},
+            content=iter([chunk] * 17),
+            timeout=5,
+        )
+        assert chunked.status_code == 413
+        health = httpx.get(f"{base}/healthz", headers=AUTH, timeout=5).json()
+        assert health["receipts"] == 1
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+    assert db.exists()
+    output = log_path.read_bytes()
+    assert SECRET.encode() not in output
+    # the served ledger is readable by the CLI afterwards
+    result = invoke("status", "nobody@example.org", "--db", db, "--json")
+    assert json.loads(result.output)["suppressed"] is True
+
+
+def test_serve_refuses_a_bad_policy_without_starting(tmp_path: Path) -> None:
+    bad = write_policy(tmp_path, "soft_bounce_treshold = 5\n")
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--db", str(tmp_path / "x.db"), "--policy", str(bad)],
+        env={"SMTP2GO_WEBHOOK_SECRET": SECRET},
+    )
+    assert result.exit_code == 1
+    assert "soft_bounce_treshold" in result.output
+
+
+def test_serve_refuses_a_bad_body_limit(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--db", str(tmp_path / "x.db")],
+        env={"BOUNCELEDGER_MAX_BODY_BYTES": "lots"},
+    )
+    assert result.exit_code == 1
+    assert "BOUNCELEDGER_MAX_BODY_BYTES" in result.output
