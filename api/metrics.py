@@ -19,7 +19,8 @@ from ledger.sqlite import CommitReport
 if TYPE_CHECKING:
     from api.runtime import Runtime
 
-disable_created_metrics()  # the `_created` series only add noise to every scrape
+# The `_created` series only add noise to every scrape.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
