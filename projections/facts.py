@@ -10,6 +10,7 @@ re-derived from the receipts.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import msgspec
 
@@ -17,10 +18,13 @@ from ledger import Receipt
 from projections import operator
 from projections.errors import DecodeFailed
 from projections.policy import DERIVATION_VERSION
-from projections.providers import PROVIDERS
+from projections.providers import PROVIDERS, Provider
 from projections.recipients import normalize_recipient
 
 __all__ = ["DERIVATION_VERSION", "Fact", "Keyed", "decode_fact", "derive", "encode_fact"]
+
+
+log = logging.getLogger("bounceledger.facts")
 
 
 class Fact(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
@@ -89,9 +93,18 @@ def derive(receipt: Receipt) -> list[Keyed]:
     if provider is None:
         return []
     try:
-        raws = provider.decode(receipt.body, receipt.content_type, receipt.headers)
+        return _derive(provider, receipt)
     except DecodeFailed:
         return []
+    except Exception:
+        # A decoder bug must not stall the projection behind one receipt: the receipt
+        # stays in the ledger, and a fixed decoder (DERIVATION_VERSION) re-derives it.
+        log.exception("cannot derive facts from receipt %d (%s)", receipt.seq, receipt.source)
+        return []
+
+
+def _derive(provider: Provider, receipt: Receipt) -> list[Keyed]:
+    raws = provider.decode(receipt.body, receipt.content_type, receipt.headers)
     out: list[Keyed] = []
     for raw in raws:
         for seen in provider.facts(raw):

@@ -122,6 +122,10 @@ class Projector:
                     log.error("projector paused: %s", exc)
                 self.error = str(exc)
                 count = 0
+            except Exception as exc:  # never let one failure end the tailing for good
+                log.exception("projector step failed; retrying")
+                self.error = f"projector step failed: {exc}"
+                count = 0
             if count == 0:
                 await self.store.wait_for_appends(idle)
             else:
