@@ -20,6 +20,7 @@ from api.auth import require_api_key
 from api.health import healthz, metrics, readyz
 from api.runtime import Runtime
 from api.settings import Settings
+from api.signatures import BasicAuthRequired, SignatureInvalid, SignatureUnverifiable
 from api.suppressions import (
     check_suppressions,
     explain_suppression,
@@ -85,6 +86,11 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     PolicyMismatch: lambda r, exc: _problem(r, 503, str(exc), {"Retry-After": "5"}),
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
+    BasicAuthRequired: lambda r, exc: _problem(
+        r, 401, str(exc), {"WWW-Authenticate": 'Basic realm="bounceledger"'}
+    ),
+    SignatureInvalid: lambda r, exc: _problem(r, 403, str(exc)),
+    SignatureUnverifiable: lambda r, exc: _problem(r, 503, str(exc), _RETRY),
 }
 
 

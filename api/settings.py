@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import hmac
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+
+from api.signatures_sns import Fetch, fetch_https
 
 DEFAULT_DB = Path("data/ledger.db")
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -31,6 +38,22 @@ class Secret:
         return "Secret('***')"
 
 
+class SigningKey:
+    """An HMAC key: it signs, it is never printed."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def sign(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of `message` under this key."""
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def __repr__(self) -> str:
+        return "SigningKey('***')"
+
+
 class ApiKey(msgspec.Struct, frozen=True):
     """A named API key from `BOUNCELEDGER_API_KEYS="ops:KEY1,app:KEY2"`.
 
@@ -48,6 +71,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_keys: tuple[ApiKey, ...] = ()
     smtp2go_secret: Secret | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
+    # One setting per provider; a provider whose setting is unset has no endpoint (404).
+    sendgrid_public_key: ec.EllipticCurvePublicKey | None = None
+    mailgun_signing_key: SigningKey | None = None
+    resend_secret: SigningKey | None = None
+    postmark_secret: Secret | None = None
+    mailtura_secret: SigningKey | None = None
+    ses_topic_arns: frozenset[str] = frozenset()
+    ses_cert_cache: Path = DEFAULT_DB.parent / "sns-certs"
+    ses_fetch: Fetch | None = None  # None: outbound fetching disabled
 
 
 class SettingsInvalid(ValueError):
@@ -57,6 +89,51 @@ class SettingsInvalid(ValueError):
 def _secret(environ: Mapping[str, str], name: str) -> Secret | None:
     value = environ.get(name, "").strip()
     return Secret(value) if value else None
+
+
+def _hmac_key(environ: Mapping[str, str], name: str) -> SigningKey | None:
+    value = environ.get(name, "").strip()
+    return SigningKey(value.encode()) if value else None
+
+
+def parse_svix_secret(text: str) -> SigningKey:
+    """A Svix secret `whsec_<base64>`: the HMAC key is the base64-decoded part."""
+    encoded = text.strip().removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise SettingsInvalid("RESEND_WEBHOOK_SECRET must be whsec_ followed by base64") from exc
+    if not key:
+        raise SettingsInvalid("RESEND_WEBHOOK_SECRET is empty after whsec_")
+    return SigningKey(key)
+
+
+def parse_ec_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """SendGrid's verification key: PEM, or the bare base64 DER its console shows."""
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = load_pem_public_key(text.encode())
+        else:
+            key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (ValueError, binascii.Error) as exc:
+        raise SettingsInvalid(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key (base64 DER or PEM)"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise SettingsInvalid("SENDGRID_WEBHOOK_PUBLIC_KEY must be an ECDSA P-256 key")
+    return key
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsInvalid(f"{name} must be 1/0, true/false, yes/no or on/off, not {value!r}")
 
 
 def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
@@ -82,10 +159,24 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"BOUNCELEDGER_MAX_BODY_BYTES must be a positive integer, not {max_body!r}"
         )
     policy = environ.get("BOUNCELEDGER_POLICY", "").strip()
+    db = Path(environ.get("BOUNCELEDGER_DB", "").strip() or DEFAULT_DB)
+    sendgrid_key = environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip()
+    resend_secret = environ.get("RESEND_WEBHOOK_SECRET", "").strip()
+    topics = environ.get("SES_SNS_TOPIC_ARNS", "")
+    cert_cache = environ.get("SES_SNS_CERT_CACHE", "").strip()
+    fetch: Fetch | None = fetch_https if _flag(environ, "SES_SNS_FETCH", default=True) else None
     return Settings(
-        db=Path(environ.get("BOUNCELEDGER_DB", "").strip() or DEFAULT_DB),
+        db=db,
         policy=Path(policy) if policy else None,
         api_keys=parse_api_keys(environ.get("BOUNCELEDGER_API_KEYS", "")),
         smtp2go_secret=_secret(environ, "SMTP2GO_WEBHOOK_SECRET"),
         max_body_bytes=int(max_body) if max_body else DEFAULT_MAX_BODY,
+        sendgrid_public_key=parse_ec_public_key(sendgrid_key) if sendgrid_key else None,
+        mailgun_signing_key=_hmac_key(environ, "MAILGUN_WEBHOOK_SIGNING_KEY"),
+        resend_secret=parse_svix_secret(resend_secret) if resend_secret else None,
+        postmark_secret=_secret(environ, "POSTMARK_WEBHOOK_SECRET"),
+        mailtura_secret=_hmac_key(environ, "MAILTURA_WEBHOOK_SECRET"),
+        ses_topic_arns=frozenset(arn.strip() for arn in topics.split(",") if arn.strip()),
+        ses_cert_cache=Path(cert_cache) if cert_cache else db.parent / "sns-certs",
+        ses_fetch=fetch,
     )

@@ -1,8 +1,12 @@
 """POST /v1/webhooks/{provider}/events: authenticate, decode-check, append, then 2xx.
 
 What we accept is decided here and never re-decided: the body is stored exactly as it
-arrived. Decoding here only proves the body is readable (an unreadable one gets 400
-and appends nothing); what it means is the projection's business.
+arrived. Each provider's door (api.authenticators) authenticates over the raw bytes:
+unset setting -> 404, bad signature or credentials -> 403 (401 when Basic credentials
+are missing), a signing certificate that cannot be had right now -> 503. Decoding here
+only proves the body is readable (an unreadable one gets 400 and appends nothing); what
+it means, including event types that are ignored, is the projection's business, and a
+duplicate is acknowledged like a first delivery.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from litestar import Request, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
-from api.auth import check_shared_secret
+from api.authenticators import DOORS
 from api.runtime import Runtime
 from api.schemas import WebhookAccepted
 from ledger import NewReceipt
@@ -25,8 +29,9 @@ from projections.providers import PROVIDERS
 AUDIT_HEADERS = ("user-agent", "content-type", "content-length", "x-forwarded-for")
 
 
-def _audit_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
-    return {name: request.headers[name] for name in AUDIT_HEADERS if name in request.headers}
+def _audit_headers(request: Request[Any, Any, Any], extra: tuple[str, ...]) -> dict[str, str]:
+    names = (*AUDIT_HEADERS, *extra)
+    return {name: request.headers[name] for name in names if name in request.headers}
 
 
 @post(
@@ -44,15 +49,14 @@ async def receive_webhook(
     provider: FromPath[str], request: Request[Any, Any, Any]
 ) -> WebhookAccepted:
     runtime: Runtime = request.app.state.runtime
-    module = PROVIDERS.get(provider)
-    secret = runtime.settings.smtp2go_secret if provider == "smtp2go" else None
-    if module is None or secret is None:
+    module, door = PROVIDERS.get(provider), DOORS.get(provider)
+    if module is None or door is None or not door.enabled(runtime.settings):
         # An endpoint whose secret is unset does not exist: nothing to probe.
         raise NotFoundException(f"no webhook endpoint for {provider!r}")
-    check_shared_secret(request, secret)
     body = await request.body()
+    await door.check(request, body, runtime.settings)
     content_type = request.headers.get("content-type", "")
-    headers = _audit_headers(request)
+    headers = _audit_headers(request, door.headers)
     events = len(module.decode(body, content_type, headers))  # DecodeFailed: 400, no append
     result = await runtime.store.append(
         NewReceipt(

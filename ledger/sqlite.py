@@ -182,11 +182,14 @@ class SQLiteStore:
             )
         return results
 
-    async def append_verbatim(self, receipts: list[Receipt]) -> int:
+    async def append_verbatim(
+        self, receipts: Iterable[Receipt], progress: Callable[[int], None] | None = None
+    ) -> int:
         """Append already-chained receipts (an import), checking each continues the chain.
 
-        Raises AppendRejected naming the first receipt that does not continue the chain;
-        nothing of the batch is written then.
+        All in one transaction: raises AppendRejected naming the first receipt that does
+        not continue the chain (or whatever `receipts` raises), and nothing is written then.
+        `progress` hears the running count after each chunk.
         """
         async with self.write() as db:
             async with db.execute(
@@ -194,7 +197,8 @@ class SQLiteStore:
             ) as cursor:
                 head = await cursor.fetchone()
             seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
-            rows = []
+            rows: list[tuple[Any, ...]] = []
+            count = 0
             for receipt in receipts:
                 headers_json = encode_headers(receipt.headers)
                 row = ChainRow(
@@ -213,10 +217,25 @@ class SQLiteStore:
                      row.peer, row.body, row.body_sha256, row.chain_hash)
                 )  # fmt: skip
                 seq, prev_hash = receipt.seq, receipt.chain_hash
-            await db.executemany(
-                f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
-            )
+                if len(rows) >= MAX_BATCH:
+                    count += await self._insert(db, rows, progress, count)
+                    rows = []
+            count += await self._insert(db, rows, progress, count)
         self._appended.set()
+        return count
+
+    @staticmethod
+    async def _insert(
+        db: aiosqlite.Connection,
+        rows: list[tuple[Any, ...]],
+        progress: Callable[[int], None] | None,
+        done: int,
+    ) -> int:
+        await db.executemany(
+            f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+        )
+        if progress and rows:
+            progress(done + len(rows))
         return len(rows)
 
     @staticmethod

@@ -52,16 +52,9 @@ async def import_receipts(
     store: SQLiteStore, lines: Iterable[bytes], progress: Progress | None = None
 ) -> int:
     """Restore exported receipts. The first must follow the ledger's head exactly (so an
-    empty ledger takes an export from its start); returns how many were imported."""
-    batch: list[Receipt] = []
-    count = 0
-    for receipt in parse_lines(lines):
-        batch.append(receipt)
-        if len(batch) >= _CHUNK:
-            count += await store.append_verbatim(batch)
-            batch = []
-            if progress:
-                progress(count, 0)
-    if batch:
-        count += await store.append_verbatim(batch)
-    return count
+    empty ledger takes an export from its start); returns how many were imported.
+
+    One transaction: a line that cannot be read or does not continue the chain refuses
+    the whole import, and nothing is written."""
+    tick = (lambda done: progress(done, 0)) if progress else None
+    return await store.append_verbatim(parse_lines(lines), progress=tick)

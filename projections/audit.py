@@ -174,11 +174,12 @@ async def explain(store: SQLiteStore, email: str, mapper: Mapper, policy_hash: s
     policy = mapper.policy
     history = await _history(store, email, mapper, policy_hash)
     state = RecipientState(email=normalize_recipient(email))
-    effects = []
+    effects, states = [], []
     for event, _ in history:
         before, state = state, fold(state, event, policy)
         effects.append(describe(before, state, event, policy))
-    decisive = _decisive(state, [event for event, _ in history], effects)
+        states.append(state)
+    decisive = _decisive(states, [event for event, _ in history], effects)
     steps = [
         Step(event=entry(event, received), effect=effect, decisive=index in decisive)
         for index, ((event, received), effect) in enumerate(zip(history, effects, strict=True))
@@ -196,23 +197,35 @@ async def explain(store: SQLiteStore, email: str, mapper: Mapper, policy_hash: s
     )
 
 
-def _decisive(state: RecipientState, events: list[NormalizedEvent], effects: list[str]) -> set[int]:
+def _decisive(
+    states: list[RecipientState], events: list[NormalizedEvent], effects: list[str]
+) -> set[int]:
     """Indexes of the events the current state rests on: the events that set each active
-    reason, the soft bounces still counted, and the reset those started after."""
-    chosen = {
-        index
-        for index, event in enumerate(events)
-        for cause in state.causes
-        if (event.seq, event.at) == (cause.seq, cause.at)
-    }
-    counted = Counter(state.soft_bounces)
-    for index in range(len(events) - 1, -1, -1):
+    reason, the soft bounces counted (for a soft-bounce suppression: those that reached
+    the threshold; otherwise those still counted), and the reset those started after.
+
+    `states[i]` is the state right after `events[i]`; the last one is the current state.
+    """
+    if not events:
+        return set()
+    state = states[-1]
+    chosen, last = set(), len(events) - 1
+    for index, event in enumerate(events):
+        for cause in state.causes:
+            if (event.seq, event.at) == (cause.seq, cause.at):
+                chosen.add(index)
+                if cause.reason == "soft_bounce_threshold":
+                    last = index  # later soft bounces did not make this suppression
+    counted = Counter(states[last].soft_bounces)
+    for index in range(last, -1, -1):
         event = events[index]
         if isinstance(event, Bounce) and event.bounce_class == "soft" and counted[event.at] > 0:
             counted[event.at] -= 1
             chosen.add(index)
         elif effects[index].startswith(("reset:", "released")):
-            chosen.add(index)
+            # a delivery's reset is evidence only for the soft bounces counted after it
+            if states[last].soft_bounces or effects[index].startswith("released"):
+                chosen.add(index)
             break
     return chosen
 

@@ -22,7 +22,7 @@ from projections.errors import PolicyInvalid
 PROJECTION_VERSION = "1"
 # Bumped whenever decoding or a provider's field reading changes: stored facts are then
 # re-derived from the receipts by the next rebuild.
-DERIVATION_VERSION = "1"
+DERIVATION_VERSION = "2"
 
 Kind = Literal[
     "delivered",

@@ -30,7 +30,16 @@ def _act(
     return run(go())
 
 
-_note = click.option("--note", required=True, help="Why (required; kept in the ledger).")
+def _nonblank(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A blank note is a usage error, like a missing one (exit 2, nothing appended)."""
+    if not value.strip():
+        raise click.BadParameter("must say why (it is kept in the ledger)", ctx=ctx, param=param)
+    return value
+
+
+_note = click.option(
+    "--note", required=True, callback=_nonblank, help="Why (required; kept in the ledger)."
+)
 
 
 @click.command()

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from projections.errors import DecodeFailed
+from projections.recipients import normalize_recipient
 
 Raw = dict[str, Any]
 
@@ -24,7 +25,7 @@ def json_document(body: bytes) -> Any:
         raise DecodeFailed("empty body")
     try:
         return _json.decode(text)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
         raise DecodeFailed(f"body is not valid JSON: {exc}") from exc
 
 
@@ -55,7 +56,9 @@ def obj(value: Any) -> Raw:
     return value if isinstance(value, dict) else {}
 
 
-def derived_id(*parts: str | None) -> str:
-    """A deterministic event id for providers that send none, from identifying fields."""
-    joined = "\x1f".join(part or "" for part in parts)
+def derived_id(*parts: str | None, recipient: str | None = None) -> str:
+    """A deterministic event id for providers that send none, from identifying fields
+    (the recipient as it is compared: case-insensitively)."""
+    fields = [*parts, normalize_recipient(recipient) if recipient else None]
+    joined = "\x1f".join(part or "" for part in fields)
     return "derived:" + hashlib.sha256(joined.encode()).hexdigest()[:32]

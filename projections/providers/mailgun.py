@@ -100,7 +100,7 @@ def facts(raw: Raw) -> list[Facts]:
             event_id=(
                 f"{event_id}@{timestamp}"
                 if event_id
-                else derived_id(message_id, kind, recipient, timestamp)
+                else derived_id(message_id, kind, timestamp, recipient=recipient)
             ),
             message_id=message_id,
             diagnostic=(

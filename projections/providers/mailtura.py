@@ -76,7 +76,7 @@ def facts(raw: Raw) -> list[Facts]:
             raw_kind=kind,
             recipient=recipient,
             at=parse_time(when),
-            event_id=text(raw.get("id")) or derived_id(message_id, kind, recipient, when),
+            event_id=text(raw.get("id")) or derived_id(message_id, kind, when, recipient=recipient),
             message_id=message_id,
             diagnostic=reason or None,
             bounce_class=bounce if bounce in ("hard", "soft") else None,

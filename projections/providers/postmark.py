@@ -142,7 +142,9 @@ def facts(raw: Raw) -> list[Facts]:
     message_id = text(raw.get("MessageID"))
     numeric = text(raw.get("ID"))
     event_id = (
-        f"{record}:{numeric}" if numeric else derived_id(record, kind, message_id, recipient, when)
+        f"{record}:{numeric}"
+        if numeric
+        else derived_id(record, kind, message_id, when, recipient=recipient)
     )
     bounce_class = "hard" if kind in _HARD else "soft" if kind in _SOFT else None
     return [

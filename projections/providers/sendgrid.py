@@ -97,7 +97,9 @@ def facts(raw: Raw) -> list[Facts]:
     recipient = text(raw.get("email"))
     timestamp = text(raw.get("timestamp"))
     message_id = text(raw.get("sg_message_id")) or text(raw.get("smtp-id"))
-    event_id = text(raw.get("sg_event_id")) or derived_id(message_id, kind, recipient, timestamp)
+    event_id = text(raw.get("sg_event_id")) or derived_id(
+        message_id, kind, timestamp, recipient=recipient
+    )
     return [
         Facts(
             raw_kind=kind,

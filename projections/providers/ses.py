@@ -75,7 +75,7 @@ def decode(
         raise DecodeFailed("SNS notification has no `Message` string")
     try:
         event = _json.decode(message)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return []  # "Successfully validated SNS topic for Amazon SES event publishing."
     if not isinstance(event, dict):
         return []

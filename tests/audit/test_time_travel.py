@@ -1,0 +1,108 @@
+"""Time travel: the state as it was at an event time, refolded from the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.audit.helpers import (
+    FORM,
+    append_sync,
+    as_json,
+    get_json,
+    invoke,
+    ok_json,
+    post,
+    receipt,
+    smtp2go_event,
+)
+from tests.conftest import AUTH, fixture_bytes, settle
+
+NOBODY = "nobody@example.org"
+HARD = fixture_bytes("smtp2go", "hard_bounce.form")  # event time 2026-05-04T10:15:02Z
+# arrives after the hard bounce, happened before it
+EARLIER_SOFT = as_json(
+    smtp2go_event("bounce", NOBODY, "2026-05-03T09:00:00Z", "soft-early", bounce="soft")
+)
+
+MOMENTS: list[tuple[str, bool, str | None, int, int]] = [
+    # (as_of, suppressed, reason, soft bounces, events folded)
+    ("2026-05-01T00:00:00Z", False, None, 0, 0),
+    ("2026-05-03T09:00:00Z", False, None, 1, 1),  # inclusive: the soft bounce at that instant
+    ("2026-05-04T10:15:01Z", False, None, 1, 1),  # one second before the hard bounce
+    ("2026-05-04T10:15:02Z", True, "hard_bounce", 1, 2),
+    ("2026-05-04T12:15:02+02:00", True, "hard_bounce", 1, 2),  # the same instant, in CEST
+    ("2026-06-01", True, "hard_bounce", 1, 2),  # a date alone is midnight UTC
+    ("1780000000", True, "hard_bounce", 1, 2),  # epoch seconds (2026-05-28)
+]
+
+
+def check(
+    status: dict[str, Any], suppressed: bool, reason: str | None, soft: int, events: int
+) -> None:
+    assert status["email"] == NOBODY
+    assert (status["suppressed"], status["reason"]) == (suppressed, reason)
+    assert (status["soft_bounces"], status["events"]) == (soft, events)
+    if suppressed:
+        assert status["since"] == "2026-05-04T10:15:02Z"
+        assert status["receipt"] == 1
+    else:
+        assert status["since"] is None
+        assert status["receipt"] is None
+
+
+async def test_http_as_of_gives_the_state_at_that_event_time(client: Any) -> None:
+    await post(client, HARD, FORM)
+    await post(client, EARLIER_SOFT)
+    await settle(client)
+    for moment, suppressed, reason, soft, events in MOMENTS:
+        status = await get_json(client, "/v1/suppressions/Nobody@Example.org", as_of=moment)
+        check(status, suppressed, reason, soft, events)
+    # without as_of: now
+    check(await get_json(client, f"/v1/suppressions/{NOBODY}"), True, "hard_bounce", 1, 2)
+    assert (await get_json(client, f"/v1/suppressions/{NOBODY}", as_of=""))["suppressed"] is True
+
+
+async def test_http_as_of_refuses_a_bad_time(client: Any) -> None:
+    await post(client, HARD, FORM)
+    for bad in ("yesterday", "2026-02-30", "12345"):
+        response = await client.get(
+            f"/v1/suppressions/{NOBODY}", params={"as_of": bad}, headers=AUTH
+        )
+        assert response.status_code == 400, bad
+        assert "as_of" in response.json()["detail"]
+
+
+def test_cli_as_of_gives_the_state_at_that_event_time(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    append_sync(
+        db,
+        [
+            receipt(HARD, received_at="2026-05-04T10:15:05Z", ctype=FORM),
+            receipt(EARLIER_SOFT, received_at="2026-05-04T11:00:00Z"),
+        ],
+    )
+    for moment, suppressed, reason, soft, events in MOMENTS:
+        check(
+            ok_json(invoke("status", NOBODY, "--as-of", moment, "--db", db, "--json")),
+            suppressed,
+            reason,
+            soft,
+            events,
+        )
+    before = invoke("status", NOBODY, "--as-of", "2026-05-04T10:00:00Z", "--db", db)
+    assert before.exit_code == 0
+    assert f"{NOBODY}: not suppressed" in before.stdout
+    after = invoke("status", NOBODY, "--as-of", "2026-05-04T11:00:00Z", "--db", db)
+    assert "SUPPRESSED (hard_bounce) since 2026-05-04T10:15:02Z, evidence in receipt 1" in (
+        after.stdout
+    )
+
+
+def test_cli_as_of_refuses_a_bad_time(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    append_sync(db, [receipt(HARD, received_at="2026-05-04T10:15:05Z", ctype=FORM)])
+    result = invoke("status", NOBODY, "--as-of", "last week", "--db", db)
+    assert result.exit_code == 2
+    assert "--as-of" in result.stderr
+    assert "not a time" in result.stderr

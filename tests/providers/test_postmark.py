@@ -1,0 +1,240 @@
+"""Postmark: RecordType and bounce `Type`, subscription changes, HTTP Basic at the door."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.settings import Secret
+from api.signatures import BasicAuthRequired, SignatureInvalid, verify_basic_password
+from projections import DecodeFailed
+from projections.events import (
+    Bounce,
+    Complaint,
+    Deferred,
+    Delivered,
+    Ignored,
+    Resubscribe,
+    Unsubscribe,
+)
+from projections.providers import postmark
+from tests.conftest import AUTH, fixture_bytes, settle
+from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
+from tests.providers.signing import POSTMARK_PASSWORD, basic, fixture_json
+
+HARD = fixture_bytes("postmark", "hard_bounce.json")
+
+
+def one(name: str) -> Any:
+    return only(mapped("postmark", fixture_bytes("postmark", name)))
+
+
+def bounce_of(type_name: str | None = None, code: int | None = None) -> Any:
+    record = fixture_json("postmark", "hard_bounce.json")
+    record.pop("Type")
+    record.pop("TypeCode")
+    if type_name is not None:
+        record["Type"] = type_name
+    if code is not None:
+        record["TypeCode"] = code
+    return only(mapped("postmark", json.dumps(record).encode()))
+
+
+# Decoding and mapping.
+
+
+def test_a_hard_bounce_maps_with_postmark_fields() -> None:
+    event = one("hard_bounce.json")
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
+    assert event.raw_kind == "hard_bounce"
+    assert event.recipient == "nobody@example.org"
+    assert event.event_id == "Bounce:4323372036854775807"
+    assert event.message_id == "2f6c2a3e-8b1d-4a5e-9c7f-0d1e2f3a4b5c"
+    assert event.at == micros("2026-05-04T10:15:02.481Z")  # seven fractional digits
+    assert (
+        event.diagnostic
+        == "smtp;550 5.1.1 The email account that you tried to reach does not exist."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "recipient"),
+    [
+        ("soft_bounce.json", Bounce, "full.box@example.net"),
+        ("spam_complaint.json", Complaint, "annoyed@example.com"),
+        ("delivery.json", Delivered, "alice@example.com"),
+        ("subscription_change.json", Unsubscribe, "bob@example.com"),
+        ("reactivated.json", Resubscribe, "bob@example.com"),
+        ("transient.json", Deferred, "slow@example.net"),
+        ("auto_responder.json", Ignored, "away@example.com"),
+    ],
+)
+def test_each_postmark_record_maps_to_its_kind(name: str, kind: type, recipient: str) -> None:
+    event = one(name)
+    assert isinstance(event, kind)
+    assert event.recipient == recipient
+
+
+def test_a_soft_bounce_is_soft() -> None:
+    assert one("soft_bounce.json").bounce_class == "soft"
+
+
+@pytest.mark.parametrize(
+    ("type_name", "kind", "bounce_class"),
+    [
+        ("BadEmailAddress", Bounce, "hard"),
+        ("DnsError", Bounce, "soft"),
+        ("Blocked", Bounce, "soft"),
+        ("SpamNotification", Bounce, "soft"),
+        ("Unknown", Bounce, "soft"),
+        ("Unsubscribe", Unsubscribe, None),
+        ("Subscribe", Resubscribe, None),
+        ("SpamComplaint", Complaint, None),
+        ("ManuallyDeactivated", Ignored, None),
+        ("SMTPApiError", Ignored, None),
+        ("DMARCPolicy", Ignored, None),
+        ("ChallengeVerification", Ignored, None),
+        ("VirusNotification", Ignored, None),
+    ],
+)
+def test_every_bounce_type_maps(type_name: str, kind: type, bounce_class: str | None) -> None:
+    event = bounce_of(type_name)
+    assert isinstance(event, kind), type_name
+    assert "unknown" not in getattr(event, "reason", "")
+    if bounce_class is not None:
+        assert event.bounce_class == bounce_class
+
+
+def test_the_type_code_is_the_backup_when_the_type_string_is_missing() -> None:
+    assert bounce_of(code=1).bounce_class == "hard"
+    assert bounce_of(code=4096).bounce_class == "soft"
+    assert isinstance(bounce_of(code=16), Unsubscribe)  # not `Blocked`, whatever some docs say
+    assert bounce_of(code=999).raw_kind == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("reason", "origin", "kind", "raw_kind"),
+    [
+        ("HardBounce", "Recipient", Bounce, "subscription_change.hard_bounce"),
+        ("SpamComplaint", "Recipient", Complaint, "subscription_change.spam_complaint"),
+        ("ManualSuppression", "Customer", Unsubscribe, "subscription_change.manual_suppression"),
+        ("ManualSuppression", "Recipient", Unsubscribe, "subscription_change.unsubscribed"),
+    ],
+)
+def test_subscription_changes_mirror_postmark_suppressions(
+    reason: str, origin: str, kind: type, raw_kind: str
+) -> None:
+    record = fixture_json("postmark", "subscription_change.json")
+    record.update(SuppressionReason=reason, Origin=origin)
+    event = only(mapped("postmark", json.dumps(record).encode()))
+    assert isinstance(event, kind)
+    assert event.raw_kind == raw_kind
+    if kind is Bounce:
+        assert event.bounce_class == "hard"
+
+
+def test_records_without_an_id_get_a_stable_derived_one() -> None:
+    body = fixture_bytes("postmark", "delivery.json")
+    first, again = placed("postmark", body), placed("postmark", body)
+    assert first[0].key == again[0].key
+    assert first[0].fact.event_id.startswith("derived:")
+    later = json.loads(body) | {"DeliveredAt": "2026-05-04T11:00:00Z"}
+    assert placed("postmark", json.dumps(later).encode())[0].key != first[0].key
+
+
+def test_a_bounce_and_its_subscription_change_are_both_kept() -> None:
+    bounce = placed("postmark", HARD)[0]
+    record = fixture_json("postmark", "subscription_change.json")
+    record.update(Recipient="nobody@example.org", SuppressionReason="HardBounce")
+    change = placed("postmark", json.dumps(record).encode())[0]
+    assert bounce.key != change.key  # the fold makes the second one a no-op
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b'{"Email": "a@example.org"}', b"{"])
+def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
+    with pytest.raises(DecodeFailed):
+        postmark.decode(body)
+
+
+# Basic auth, as a pure function.
+
+SECRET = Secret(POSTMARK_PASSWORD)
+
+
+@pytest.mark.parametrize("user", ["postmark", "", "Post Mark ü"])  # RFC 7617: no colon
+def test_the_password_is_checked_whatever_the_user(user: str) -> None:
+    verify_basic_password(basic(user, POSTMARK_PASSWORD)["Authorization"], SECRET)
+
+
+def test_a_wrong_password_is_refused() -> None:
+    with pytest.raises(SignatureInvalid):
+        verify_basic_password(basic("postmark", "wrong")["Authorization"], SECRET)
+
+
+@pytest.mark.parametrize("header", [None, "", f"Bearer {POSTMARK_PASSWORD}", "Basic"])
+def test_missing_credentials_ask_for_basic(header: str | None) -> None:
+    with pytest.raises(BasicAuthRequired):
+        verify_basic_password(header, SECRET)
+
+
+@pytest.mark.parametrize("value", ["!!!", "bm8tY29sb24="])  # not base64; base64 of "no-colon"
+def test_malformed_credentials_are_refused(value: str) -> None:
+    with pytest.raises(SignatureInvalid):
+        verify_basic_password(f"Basic {value}", SECRET)
+
+
+# Through the door.
+
+
+async def test_an_authenticated_record_is_stored_without_the_authorization_header(
+    make_pclient: Callable[..., Any], db_path: Path
+) -> None:
+    headers = basic("postmark", POSTMARK_PASSWORD) | {
+        "X-PM-Webhook-Trace-Id": "trace-1",
+        "X-PM-Retries-Remaining": "6",
+    }
+    async with make_pclient() as client:
+        response = await client.post(webhook("postmark"), content=HARD, headers=headers)
+        assert response.status_code == 200, response.text
+        await settle(client)
+        assert (await state(client, "nobody@example.org"))["reason"] == "hard_bounce"
+    [receipt] = await stored(db_path)
+    assert receipt.body == HARD
+    assert receipt.headers["x-pm-webhook-trace-id"] == "trace-1"
+    assert "authorization" not in {name.lower() for name in receipt.headers}
+    assert POSTMARK_PASSWORD not in json.dumps(receipt.headers)
+
+
+async def test_missing_credentials_get_a_basic_challenge(pclient: Any) -> None:
+    response = await pclient.post(webhook("postmark"), content=HARD)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_a_wrong_password_is_refused_and_nothing_is_stored(pclient: Any) -> None:
+    response = await pclient.post(
+        webhook("postmark"), content=HARD, headers=basic("postmark", "wrong")
+    )
+    assert response.status_code == 403
+    assert (await pclient.get("/healthz", headers=AUTH)).json()["receipts"] == 0
+
+
+async def test_an_ignored_record_type_is_acknowledged(pclient: Any) -> None:
+    body = fixture_bytes("postmark", "auto_responder.json")
+    headers = basic("pm", POSTMARK_PASSWORD)
+    response = await pclient.post(webhook("postmark"), content=body, headers=headers)
+    assert response.status_code == 200
+    await settle(pclient)
+    assert (await state(pclient, "away@example.com"))["suppressed"] is False
+
+
+async def test_the_endpoint_does_not_exist_without_a_secret(client: Any) -> None:
+    headers = basic("postmark", POSTMARK_PASSWORD)
+    assert (
+        await client.post(webhook("postmark"), content=HARD, headers=headers)
+    ).status_code == 404

@@ -1,0 +1,90 @@
+"""Every provider is registered with a decoder, a mapping and a door, and configured
+from its own environment variable."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.authenticators import DOORS
+from api.settings import SettingsInvalid, load_settings
+from projections.policy import Kind
+from projections.providers import PROVIDERS
+from tests.providers.signing import MAILGUN_KEY, SVIX_SECRET, TOPIC, sendgrid_public_b64
+
+NAMES = ["smtp2go", "ses", "sendgrid", "mailgun", "resend", "postmark", "mailtura"]
+KINDS = set(typing.get_args(Kind))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_provider_is_registered_with_a_door(name: str) -> None:
+    module: Any = PROVIDERS[name]
+    assert name == module.NAME
+    assert name in DOORS
+    for attribute in ("decode", "facts", "canonical_kind", "DEFAULT_MAPPING"):
+        assert hasattr(module, attribute), attribute
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_default_mappings_use_known_kinds_and_canonical_names(name: str) -> None:
+    provider = PROVIDERS[name]
+    for raw_kind, kind in provider.DEFAULT_MAPPING.items():
+        assert kind in KINDS, (raw_kind, kind)
+        # A policy override is canonicalised before lookup: the default's key must be a
+        # fixed point, or no override could ever replace it.
+        assert provider.canonical_kind(raw_kind) == raw_kind
+
+
+def test_every_door_belongs_to_a_provider() -> None:
+    assert set(DOORS) <= set(PROVIDERS)
+
+
+ENV = {
+    "sendgrid": {"SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_public_b64()},
+    "mailgun": {"MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY},
+    "resend": {"RESEND_WEBHOOK_SECRET": SVIX_SECRET},
+    "postmark": {"POSTMARK_WEBHOOK_SECRET": "pw"},
+    "mailtura": {"MAILTURA_WEBHOOK_SECRET": "s"},
+    "ses": {"SES_SNS_TOPIC_ARNS": TOPIC},
+    "smtp2go": {"SMTP2GO_WEBHOOK_SECRET": "s"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENV))
+def test_each_endpoint_is_enabled_by_its_own_variable_only(name: str) -> None:
+    settings = load_settings(ENV[name])
+    enabled = {provider for provider, door in DOORS.items() if door.enabled(settings)}
+    assert enabled == {name}
+    assert not any(door.enabled(load_settings({})) for door in DOORS.values())
+
+
+def test_ses_settings_parse_topics_cache_and_fetching(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "BOUNCELEDGER_DB": str(tmp_path / "db" / "ledger.db"),
+            "SES_SNS_TOPIC_ARNS": f" {TOPIC} ,, arn:aws:sns:us-east-1:1:b ",
+        }
+    )
+    assert settings.ses_topic_arns == {TOPIC, "arn:aws:sns:us-east-1:1:b"}
+    assert settings.ses_cert_cache == tmp_path / "db" / "sns-certs"
+    assert settings.ses_fetch is not None  # on unless switched off
+    off = load_settings({"SES_SNS_FETCH": "off", "SES_SNS_CERT_CACHE": str(tmp_path)})
+    assert off.ses_fetch is None
+    assert off.ses_cert_cache == tmp_path
+    with pytest.raises(SettingsInvalid, match="SES_SNS_FETCH"):
+        load_settings({"SES_SNS_FETCH": "maybe"})
+
+
+def test_secrets_never_show_in_the_settings_repr() -> None:
+    env = {
+        "MAILGUN_WEBHOOK_SIGNING_KEY": "mailgun-secret-value",
+        "RESEND_WEBHOOK_SECRET": SVIX_SECRET,
+        "POSTMARK_WEBHOOK_SECRET": "postmark-secret-value",
+        "MAILTURA_WEBHOOK_SECRET": "mailtura-secret-value",
+    }
+    shown = repr(load_settings(env))
+    for value in (*env.values(), SVIX_SECRET.removeprefix("whsec_")):
+        assert value not in shown

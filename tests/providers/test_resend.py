@@ -1,0 +1,225 @@
+"""Resend (Svix): `data.bounce.type`, the svix-id header as event id, Svix signatures with
+several entries (rotation) and a five-minute tolerance."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.settings import SettingsInvalid, SigningKey, load_settings, parse_svix_secret
+from api.signatures import SignatureInvalid, verify_svix
+from projections import DecodeFailed
+from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored
+from projections.providers import resend
+from tests.conftest import AUTH, fixture_bytes, settle
+from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
+from tests.providers.signing import (
+    SVIX_KEY,
+    SVIX_SECRET,
+    flipped,
+    reserialised,
+    svix_headers,
+    svix_signature,
+)
+
+KEY = SigningKey(SVIX_KEY)
+HARD = fixture_bytes("resend", "hard_bounce.json")
+
+
+def one(name: str, msg_id: str = "msg_1") -> Any:
+    return only(mapped("resend", fixture_bytes("resend", name), headers={"svix-id": msg_id}))
+
+
+# Decoding and mapping.
+
+
+def test_a_permanent_bounce_is_hard_and_identified_by_the_svix_id() -> None:
+    event = one("hard_bounce.json", "msg_2fX9aKq7Lm3Pz8Rt1Vw4Yb6Nc0")
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
+    assert event.event_id == "msg_2fX9aKq7Lm3Pz8Rt1Vw4Yb6Nc0"
+    assert event.recipient == "nobody@example.org"
+    assert event.message_id == "4ef9a417-02e9-4d39-ad75-9611e0fcc33c"
+    assert event.at == micros("2026-05-04T10:15:02.481Z")  # created_at, not svix-timestamp
+    assert event.diagnostic is not None
+    assert "hard bounce" in event.diagnostic
+
+
+def test_transient_is_soft_and_undetermined_counts_as_soft() -> None:
+    assert one("soft_bounce.json").bounce_class == "soft"
+    undetermined = one("undetermined_bounce.json")
+    assert isinstance(undetermined, Bounce)
+    assert undetermined.bounce_class == "soft"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("complained.json", Complaint),
+        ("delivered.json", Delivered),
+        ("delivery_delayed.json", Deferred),
+        ("sent.json", Ignored),
+        ("opened.json", Ignored),
+        ("clicked.json", Ignored),
+    ],
+)
+def test_each_resend_event_maps_to_its_kind(name: str, kind: type) -> None:
+    assert isinstance(one(name), kind)
+
+
+def test_every_listed_recipient_gets_the_event_but_an_unattributed_bounce_is_soft() -> None:
+    got = mapped(
+        "resend",
+        fixture_bytes("resend", "multi_recipient_bounce.json"),
+        headers={"svix-id": "msg_multi"},
+    )
+    assert [e.recipient for e in got] == ["one@example.org", "two@example.org"]
+    assert all(isinstance(e, Bounce) and e.bounce_class == "soft" for e in got)
+
+
+def test_the_svix_id_header_is_read_case_insensitively_and_deduplicates_retries() -> None:
+    keys = {
+        p.key
+        for headers in ({"svix-id": "msg_1"}, {"Svix-Id": "msg_1"})
+        for p in placed("resend", HARD, headers=headers)
+    }
+    other = placed("resend", HARD, headers={"svix-id": "msg_2"})[0].key
+    assert len(keys) == 1
+    assert other not in keys
+
+
+def test_without_the_header_the_event_id_is_derived_and_stable() -> None:
+    first = only(mapped("resend", HARD)).event_id
+    assert first == only(mapped("resend", HARD)).event_id
+    assert first.startswith("derived:")
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b'{"data": {}}', b"{"])
+def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
+    with pytest.raises(DecodeFailed):
+        resend.decode(body)
+
+
+# The signature, as a pure function.
+
+
+def verify(body: bytes, headers: dict[str, str], *, now: float | None = None) -> None:
+    verify_svix(
+        body,
+        headers.get("svix-id"),
+        headers.get("svix-timestamp"),
+        headers.get("svix-signature"),
+        KEY,
+        now=time.time() if now is None else now,
+    )
+
+
+def test_a_real_signature_verifies() -> None:
+    verify(HARD, svix_headers(HARD, "msg_1"))
+
+
+def test_any_v1_entry_of_a_rotating_header_verifies() -> None:
+    headers = svix_headers(HARD, "msg_1")
+    old = svix_signature(HARD, "msg_1", headers["svix-timestamp"], key=b"the-old-secret")
+    headers["svix-signature"] = f"{old} v2,ignored {headers['svix-signature']}"
+    verify(HARD, headers)
+
+
+def test_a_flipped_byte_or_a_reserialised_body_is_refused() -> None:
+    headers = svix_headers(HARD, "msg_1")
+    for body in (flipped(HARD, b"nobody@"), reserialised(HARD)):
+        with pytest.raises(SignatureInvalid):
+            verify(body, headers)
+
+
+def test_the_svix_id_is_signed() -> None:
+    headers = svix_headers(HARD, "msg_1") | {"svix-id": "msg_other"}
+    with pytest.raises(SignatureInvalid):
+        verify(HARD, headers)
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+def test_a_timestamp_outside_five_minutes_is_refused(skew: int) -> None:
+    now = time.time()
+    with pytest.raises(SignatureInvalid, match="tolerance"):
+        verify(HARD, svix_headers(HARD, "msg_1", timestamp=int(now) + skew), now=now)
+
+
+def test_the_literal_secret_string_as_key_is_refused() -> None:
+    # The classic bug: HMAC with the `whsec_…` text instead of its base64-decoded bytes.
+    headers = svix_headers(HARD, "msg_1", key=SVIX_SECRET.encode())
+    with pytest.raises(SignatureInvalid):
+        verify(HARD, headers)
+
+
+@pytest.mark.parametrize("signature", ["", "v1", "v2,abc", "v1,"])
+def test_headers_without_a_v1_match_are_refused(signature: str) -> None:
+    headers = svix_headers(HARD, "msg_1") | {"svix-signature": signature}
+    with pytest.raises(SignatureInvalid):
+        verify(HARD, headers)
+
+
+def test_the_secret_is_parsed_with_or_without_its_prefix() -> None:
+    message = b"x"
+    expected = KEY.sign(message)
+    assert parse_svix_secret(SVIX_SECRET).sign(message) == expected
+    assert parse_svix_secret(base64.b64encode(SVIX_KEY).decode()).sign(message) == expected
+
+
+@pytest.mark.parametrize("value", ["whsec_not base64!", "whsec_"])
+def test_an_unusable_secret_is_a_settings_error(value: str) -> None:
+    with pytest.raises(SettingsInvalid, match="RESEND_WEBHOOK_SECRET"):
+        load_settings({"RESEND_WEBHOOK_SECRET": value})
+
+
+# Through the door.
+
+
+async def test_a_signed_event_is_stored_with_its_svix_headers_and_folded(
+    make_pclient: Callable[..., Any], db_path: Path
+) -> None:
+    headers = svix_headers(HARD, "msg_abc")
+    async with make_pclient() as client:
+        response = await client.post(webhook("resend"), content=HARD, headers=headers)
+        assert response.status_code == 200, response.text
+        await settle(client)
+        assert (await state(client, "nobody@example.org"))["reason"] == "hard_bounce"
+    [receipt] = await stored(db_path)
+    assert receipt.body == HARD
+    for name in ("svix-id", "svix-timestamp", "svix-signature"):
+        assert receipt.headers[name] == headers[name]
+    # The event id comes from the stored header, so a rebuild finds the same identity.
+    assert only(mapped("resend", receipt.body, headers=receipt.headers)).event_id == "msg_abc"
+
+
+async def test_a_retry_with_a_fresh_timestamp_is_a_duplicate(pclient: Any) -> None:
+    first = await pclient.post(webhook("resend"), content=HARD, headers=svix_headers(HARD, "msg_r"))
+    retry = await pclient.post(
+        webhook("resend"),
+        content=HARD,
+        headers=svix_headers(HARD, "msg_r", timestamp=int(time.time()) + 5),
+    )
+    assert first.status_code == retry.status_code == 200
+    assert retry.json()["duplicate"] is True
+
+
+@pytest.mark.parametrize("tamper", ["flip", "reserialise", "stale", "unsigned"])
+async def test_bad_signatures_are_refused_and_nothing_is_stored(pclient: Any, tamper: str) -> None:
+    stamp = int(time.time()) - 600 if tamper == "stale" else None
+    headers = svix_headers(HARD, "msg_1", timestamp=stamp)
+    body = {"flip": flipped(HARD, b"nobody@"), "reserialise": reserialised(HARD)}.get(tamper, HARD)
+    if tamper == "unsigned":
+        headers = {"content-type": "application/json"}
+    response = await pclient.post(webhook("resend"), content=body, headers=headers)
+    assert response.status_code == 403
+    assert (await pclient.get("/healthz", headers=AUTH)).json()["receipts"] == 0
+
+
+async def test_the_endpoint_does_not_exist_without_a_secret(client: Any) -> None:
+    response = await client.post(webhook("resend"), content=HARD, headers=svix_headers(HARD, "m"))
+    assert response.status_code == 404

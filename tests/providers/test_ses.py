@@ -1,0 +1,523 @@
+"""Amazon SES through SNS: envelopes, several recipients per event, SNS signatures v1/v2
+with a self-signed certificate standing in for Amazon's, and the subscription handshake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from msgspec.structs import replace
+
+from api.settings import Settings
+from api.signatures import SignatureInvalid, SignatureUnverifiable
+from api.signatures_sns import cert_file_name, check_subscribe_url, verify_sns
+from projections import DecodeFailed
+from projections.events import (
+    Bounce,
+    Complaint,
+    Deferred,
+    Delivered,
+    Ignored,
+    Resubscribe,
+    Unsubscribe,
+)
+from projections.policy import parse_policy
+from projections.providers import PROVIDERS, ses
+from tests.conftest import AUTH, settle
+from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
+from tests.providers.signing import (
+    CERT_URL,
+    TOPIC,
+    dumps,
+    fixture_json,
+    flipped,
+    sns_confirmation,
+    sns_headers,
+    sns_identity,
+    sns_notification,
+    sns_sign,
+)
+
+HARD = fixture_json("ses", "hard_bounce.json")
+
+
+def body_of(message: dict[str, Any] | str, **options: Any) -> bytes:
+    return dumps(sns_notification(message, **options))
+
+
+def events(name: str, **options: Any) -> list[Any]:
+    return mapped("ses", body_of(fixture_json("ses", name), **options))
+
+
+# Decoding and mapping.
+
+
+def test_the_reference_envelope_fixture_decodes_to_its_ses_bounce() -> None:
+    raw = ses.decode((Path(__file__).parent.parent / "fixtures/ses/notification.json").read_bytes())
+    assert raw[0]["sns_message_id"] == "c0ffee00-1111-4222-8333-444455556666"
+    assert raw[0]["message"] == HARD
+
+
+def test_a_hard_bounce_maps_with_sns_and_ses_ids() -> None:
+    event = only(events("hard_bounce.json", message_id="sns-msg-1"))
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
+    assert event.recipient == "nobody@example.org"
+    assert event.event_id == "sns-msg-1"
+    assert event.message_id == "0102018f-1234-5678-9abc-def012345678-000000"
+    assert event.at == micros("2026-05-04T10:15:02.481Z")
+    assert event.diagnostic == "smtp; 550 5.1.1 user unknown"
+    assert event.raw_kind == "bounce"
+
+
+def test_every_bounced_recipient_gets_its_own_event() -> None:
+    got = events("multi_recipient_bounce.json")
+    assert [e.recipient for e in got] == [
+        "first@example.org",
+        "second@example.org",
+        "third@example.org",
+    ]
+    assert all(isinstance(e, Bounce) and e.bounce_class == "hard" for e in got)
+    assert got[1].diagnostic == "smtp; 550 5.1.1 no such mailbox"
+    assert got[2].diagnostic == "5.1.10"  # no diagnosticCode: the status
+    keys = {
+        p.key for p in placed("ses", body_of(fixture_json("ses", "multi_recipient_bounce.json")))
+    }
+    assert len(keys) == 3  # MessageId + recipient: one key each
+
+
+def test_transient_is_soft_and_undetermined_counts_as_soft() -> None:
+    soft = only(events("soft_bounce.json"))
+    assert isinstance(soft, Bounce)
+    assert soft.bounce_class == "soft"
+    undetermined = only(events("undetermined_bounce.json"))
+    assert isinstance(undetermined, Bounce)
+    assert undetermined.bounce_class == "soft"
+    [fact] = placed("ses", body_of(fixture_json("ses", "undetermined_bounce.json")))
+    assert fact.fact.bounce_class is None  # the provider made no call; the mapping says soft
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "recipient"),
+    [
+        ("complaint.json", Complaint, "annoyed@example.com"),
+        ("complaint_not_spam.json", Ignored, "happy@example.com"),
+        ("delivery.json", Delivered, "alice@example.com"),
+        ("delivery_delay.json", Deferred, "slow@example.net"),
+        ("unsubscribe.json", Unsubscribe, "bob@example.com"),
+        ("open.json", Ignored, "alice@example.com"),
+    ],
+)
+def test_each_ses_event_type_maps_to_its_kind(name: str, kind: type, recipient: str) -> None:
+    event = only(events(name))
+    assert isinstance(event, kind)
+    assert event.recipient == recipient
+
+
+def test_delivery_carries_the_smtp_response() -> None:
+    assert only(events("delivery.json")).diagnostic == "250 2.0.0 OK 1714817705 x12si"
+
+
+@pytest.mark.parametrize("event_type", ["Send", "Reject", "Click", "Rendering Failure"])
+def test_sending_and_engagement_events_are_ignored_for_every_destination(event_type: str) -> None:
+    message = {
+        "eventType": event_type,
+        "mail": {"messageId": "m-1", "destination": ["a@example.org", "b@example.org"]},
+    }
+    got = mapped("ses", body_of(message))
+    assert [e.recipient for e in got] == ["a@example.org", "b@example.org"]
+    assert all(isinstance(e, Ignored) for e in got)
+    assert all("unknown" not in e.reason for e in got)  # known, deliberately ignored
+
+
+def test_subscription_events_split_into_global_and_topic_changes() -> None:
+    message = fixture_json("ses", "unsubscribe.json")
+    back = json.loads(json.dumps(message))
+    sub = back["subscription"]
+    sub["newTopicPreferences"], sub["oldTopicPreferences"] = (
+        sub["oldTopicPreferences"],
+        sub["newTopicPreferences"],
+    )
+    assert isinstance(only(mapped("ses", body_of(back))), Resubscribe)
+    topic_only = json.loads(json.dumps(message))
+    topic_only["subscription"]["newTopicPreferences"]["unsubscribeAll"] = False
+    assert isinstance(only(mapped("ses", body_of(topic_only))), Ignored)
+
+
+def test_the_plain_text_validation_notification_and_handshakes_hold_no_events() -> None:
+    text = "Successfully validated SNS topic for Amazon SES event publishing."
+    assert ses.decode(body_of(text)) == []
+    assert ses.decode(dumps(sns_confirmation())) == []
+
+
+def test_raw_message_delivery_is_decoded_without_an_envelope() -> None:
+    event = only(mapped("ses", dumps(HARD)))
+    assert isinstance(event, Bounce)
+    assert event.event_id.startswith("derived:")
+
+
+def test_the_policy_names_ses_events_in_either_spelling() -> None:
+    policy = parse_policy(
+        b'[providers.ses]\nDeliveryDelay = "soft_bounce"\ncomplaint_not_spam = "complaint"\n',
+        known_sources=frozenset(PROVIDERS),
+    )
+    delayed = only(
+        mapped("ses", body_of(fixture_json("ses", "delivery_delay.json")), policy=policy)
+    )
+    assert isinstance(delayed, Bounce)
+    assert delayed.bounce_class == "soft"
+    body = body_of(fixture_json("ses", "complaint_not_spam.json"))
+    assert isinstance(only(mapped("ses", body, policy=policy)), Complaint)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[1]",
+        b'{"Type": "Notification"}',
+        b'{"Type": "Notification", "Message": 42}',
+    ],
+)
+def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
+    with pytest.raises(DecodeFailed):
+        ses.decode(body)
+
+
+# The SNS signature, as a pure function.
+
+
+def verify(
+    envelope: dict[str, Any],
+    cache: Path,
+    *,
+    fetch: Any = None,
+    now: float | None = None,
+    topics: frozenset[str] = frozenset({TOPIC}),
+) -> None:
+    verify_sns(
+        envelope,
+        topics=topics,
+        cache_dir=cache,
+        fetch=fetch,
+        now=time.time() if now is None else now,
+    )
+
+
+def never(url: str) -> bytes:
+    raise AssertionError(f"fetched {url}")
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_signature_versions_1_and_2_verify_from_the_cache(cert_cache: Path, version: str) -> None:
+    verify(sns_notification(HARD, version=version), cert_cache, fetch=never)
+    verify(sns_notification(HARD, version=version, subject="Amazon SES Email Event"), cert_cache)
+    verify(sns_confirmation(), cert_cache, fetch=never)
+
+
+def test_a_changed_field_is_refused(cert_cache: Path) -> None:
+    envelope = sns_notification(HARD)
+    for key, value in [
+        ("Message", envelope["Message"].replace("nobody@", "nobodx@")),
+        ("MessageId", "another-id"),
+        ("Timestamp", envelope["Timestamp"].replace(".", ",")),
+    ]:
+        with pytest.raises(SignatureInvalid):
+            verify({**envelope, key: value}, cert_cache)
+
+
+def test_an_sns_signature_is_over_fields_so_reserialising_the_envelope_is_harmless(
+    cert_cache: Path,
+) -> None:
+    envelope = sns_notification(HARD)
+    verify(json.loads(json.dumps(envelope, indent=3, sort_keys=True)), cert_cache)
+
+
+def test_a_signature_version_cannot_be_downgraded_or_invented(cert_cache: Path) -> None:
+    envelope = sns_notification(HARD, version="2")
+    for version in ("1", "3", None):
+        with pytest.raises(SignatureInvalid):
+            verify({**envelope, "SignatureVersion": version}, cert_cache)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example.com/SimpleNotificationService-test0123456789.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.example/SimpleNotificationService-test0123456789.pem",
+        "https://sns.eu-west-1.amazonaws.com@evil.example/SimpleNotificationService-test0123456789.pem",
+        "https://user@sns.eu-west-1.amazonaws.com/SimpleNotificationService-test0123456789.pem",
+        "https://sns.eu-west-1.amazonaws.com:8443/SimpleNotificationService-test0123456789.pem",
+        "http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test0123456789.pem",
+        "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test0123456789.txt",
+        "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test0123456789.pem?x=1",
+        "https://sns.eu-west-1.amazonaws.com/..%2f..%2fetc%2fpasswd.pem",
+        "https://snsXeu-west-1.amazonaws.com/SimpleNotificationService-test0123456789.pem",
+        "https://sqs.eu-west-1.amazonaws.com/SimpleNotificationService-test0123456789.pem",
+    ],
+)
+def test_a_certificate_url_off_sns_is_refused_before_anything_is_read(
+    cert_cache: Path, url: str
+) -> None:
+    # The stand-in certificate is in the cache under the file name: only the URL check
+    # can refuse it, and nothing is fetched.
+    envelope = sns_notification(HARD, cert_url=url)
+    with pytest.raises(SignatureInvalid):
+        verify(envelope, cert_cache, fetch=never)
+
+
+def test_sns_hosts_of_every_region_are_accepted() -> None:
+    for host in ("sns.us-east-1.amazonaws.com", "sns.cn-north-1.amazonaws.com.cn"):
+        assert cert_file_name(f"https://{host}/SimpleNotificationService-abc.pem") == (
+            "SimpleNotificationService-abc.pem"
+        )
+
+
+def test_an_unconfigured_topic_is_refused(cert_cache: Path) -> None:
+    envelope = sns_notification(HARD, topic="arn:aws:sns:eu-west-1:999999999999:theirs")
+    with pytest.raises(SignatureInvalid, match="topic"):
+        verify(envelope, cert_cache)
+
+
+@pytest.mark.parametrize("hours", [-9, 9])
+def test_a_publish_time_outside_eight_hours_is_refused(cert_cache: Path, hours: int) -> None:
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+    with pytest.raises(SignatureInvalid, match="tolerance"):
+        verify(sns_notification(HARD, at=at), cert_cache)
+
+
+def test_a_retry_within_the_hour_is_accepted(cert_cache: Path) -> None:
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=59)
+    verify(sns_notification(HARD, at=at), cert_cache)
+
+
+def test_a_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "impostor")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / CERT_URL.rsplit("/", 1)[-1]).write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+    )
+    with pytest.raises(SignatureInvalid, match="does not match"):
+        verify(sns_notification(HARD), tmp_path)
+
+
+def test_an_uncached_certificate_is_fetched_once_and_cached(tmp_path: Path) -> None:
+    cache = tmp_path / "new-cache"
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return sns_identity()[1]
+
+    verify(sns_notification(HARD), cache, fetch=fetch)
+    verify(sns_notification(HARD, message_id="second"), cache, fetch=fetch)
+    assert fetched == [CERT_URL]
+    assert (cache / "SimpleNotificationService-test0123456789.pem").read_bytes() == (
+        sns_identity()[1]
+    )
+
+
+def test_an_uncached_certificate_without_fetching_is_unverifiable(tmp_path: Path) -> None:
+    with pytest.raises(SignatureUnverifiable, match="fetching is disabled"):
+        verify(sns_notification(HARD), tmp_path / "empty", fetch=None)
+
+
+@pytest.mark.parametrize("answer", [b"<html>not a certificate</html>", OSError("unreachable")])
+def test_a_failed_certificate_fetch_is_unverifiable_and_not_cached(
+    tmp_path: Path, answer: Any
+) -> None:
+    def fetch(url: str) -> bytes:
+        if isinstance(answer, Exception):
+            raise answer
+        return bytes(answer)
+
+    with pytest.raises(SignatureUnverifiable):
+        verify(sns_notification(HARD), tmp_path, fetch=fetch)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_subscribe_url_must_confirm_this_topic_on_sns() -> None:
+    good = (
+        f"https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=t"
+    )
+    check_subscribe_url(good, TOPIC)
+    for bad in (
+        good.replace("sns.eu-west-1.amazonaws.com", "evil.example.com"),
+        good.replace("https://", "https://me@"),
+        good.replace("ConfirmSubscription", "Unsubscribe"),
+        good.replace("ses-events", "other-topic"),
+        good.replace("https://", "http://"),
+    ):
+        with pytest.raises(SignatureInvalid):
+            check_subscribe_url(bad, TOPIC)
+
+
+# Through the door.
+
+
+async def post(client: Any, envelope: dict[str, Any], body: bytes | None = None) -> Any:
+    content = body if body is not None else dumps(envelope)
+    return await client.post(webhook("ses"), content=content, headers=sns_headers(envelope))
+
+
+async def receipts(client: Any) -> int:
+    return int((await client.get("/healthz", headers=AUTH)).json()["receipts"])
+
+
+async def test_a_signed_notification_is_stored_and_suppresses_every_recipient(
+    make_pclient: Callable[..., Any], db_path: Path
+) -> None:
+    envelope = sns_notification(fixture_json("ses", "multi_recipient_bounce.json"))
+    async with make_pclient() as client:
+        response = await post(client, envelope)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"seq": 1, "events": 1, "duplicate": False}
+        await settle(client)
+        for address in ("first@example.org", "second@example.org", "third@example.org"):
+            assert (await state(client, address))["reason"] == "hard_bounce", address
+        assert (await state(client, "fine@example.org"))["suppressed"] is False
+    [receipt] = await stored(db_path)
+    assert receipt.body == dumps(envelope)
+    assert receipt.content_type == "text/plain; charset=UTF-8"
+    assert receipt.headers["x-amz-sns-message-type"] == "Notification"
+    assert receipt.headers["x-amz-sns-topic-arn"] == TOPIC
+    assert receipt.headers["x-amz-sns-message-id"] == envelope["MessageId"]
+
+
+async def test_the_validation_notification_is_acknowledged_with_no_events(pclient: Any) -> None:
+    envelope = sns_notification("Successfully validated SNS topic for Amazon SES event publishing.")
+    response = await post(pclient, envelope)
+    assert response.status_code == 200
+    assert response.json()["events"] == 0
+
+
+async def test_a_confirmation_is_logged_without_its_token_when_fetching_is_off(
+    pclient: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    envelope = sns_confirmation()
+    with caplog.at_level(logging.INFO):
+        response = await post(pclient, envelope)
+    assert response.status_code == 200
+    assert response.json()["events"] == 0
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "awaits confirmation" in logged
+    assert TOPIC in logged
+    assert envelope["Token"] not in logged
+    assert "SubscribeURL" in logged
+
+
+async def test_a_confirmation_is_confirmed_by_one_get_when_fetching_is_on(
+    make_pclient: Callable[..., Any], provider_settings: Settings
+) -> None:
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return b"<ConfirmSubscriptionResponse/>"
+
+    envelope = sns_confirmation()
+    async with make_pclient(settings=replace(provider_settings, ses_fetch=fetch)) as client:
+        response = await post(client, envelope)
+    assert response.status_code == 200
+    assert fetched == [envelope["SubscribeURL"]]  # the cached certificate needed no fetch
+
+
+async def test_an_unsubscribe_confirmation_is_stored_and_logged_but_never_visited(
+    make_pclient: Callable[..., Any],
+    provider_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    envelope = sns_confirmation(kind="UnsubscribeConfirmation")
+    settings = replace(provider_settings, ses_fetch=never)
+    async with make_pclient(settings=settings) as client:
+        with caplog.at_level(logging.WARNING):
+            response = await post(client, envelope)
+        assert response.status_code == 200
+        assert response.json()["events"] == 0
+        assert await receipts(client) == 1
+    assert any("unsubscribed this endpoint" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_confirmation_for_a_foreign_topic_or_url_is_refused_and_not_visited(
+    make_pclient: Callable[..., Any], provider_settings: Settings
+) -> None:
+    settings = replace(provider_settings, ses_fetch=never)
+    foreign_topic = sns_confirmation(topic="arn:aws:sns:eu-west-1:999999999999:theirs")
+    foreign_url = sns_confirmation(
+        subscribe_url=f"https://evil.example.com/?Action=ConfirmSubscription&TopicArn={TOPIC}"
+    )
+    async with make_pclient(settings=settings) as client:
+        for envelope in (foreign_topic, foreign_url):
+            assert (await post(client, envelope)).status_code == 403
+        assert await receipts(client) == 0
+
+
+@pytest.mark.parametrize("tamper", ["flip", "stale", "foreign-cert", "unsigned", "header"])
+async def test_bad_sns_deliveries_are_refused_and_nothing_is_stored(
+    pclient: Any, tamper: str
+) -> None:
+    envelope = sns_notification(HARD)
+    body = dumps(envelope)
+    if tamper == "flip":
+        body = flipped(body, b"nobody@")
+    elif tamper == "stale":
+        envelope = sns_notification(HARD, at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+        body = dumps(envelope)
+    elif tamper == "foreign-cert":
+        envelope = sns_notification(HARD, cert_url="https://evil.example.com/cert.pem")
+        body = dumps(envelope)
+    elif tamper == "unsigned":
+        body = dumps(HARD)  # raw message delivery: no envelope, no signature
+    headers = sns_headers(envelope)
+    if tamper == "header":
+        headers["x-amz-sns-message-type"] = "SubscriptionConfirmation"
+    elif tamper == "unsigned":
+        headers = {"content-type": "text/plain; charset=UTF-8"}
+    response = await pclient.post(webhook("ses"), content=body, headers=headers)
+    assert response.status_code == 403, response.text
+    assert await receipts(pclient) == 0
+
+
+async def test_an_unavailable_certificate_is_a_503_so_sns_retries(
+    make_pclient: Callable[..., Any], provider_settings: Settings, tmp_path: Path
+) -> None:
+    settings = replace(provider_settings, ses_cert_cache=tmp_path / "empty", ses_fetch=None)
+    async with make_pclient(settings=settings) as client:
+        response = await post(client, sns_notification(HARD))
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
+        assert await receipts(client) == 0
+
+
+async def test_the_endpoint_does_not_exist_without_topics(client: Any) -> None:
+    assert (await post(client, sns_notification(HARD))).status_code == 404
+
+
+def test_the_topic_is_part_of_the_signed_string(cert_cache: Path) -> None:
+    envelope = sns_notification(HARD)
+    wrong = sns_sign({k: v for k, v in envelope.items() if k != "TopicArn"})
+    with pytest.raises(SignatureInvalid):
+        verify({**wrong, "TopicArn": TOPIC}, cert_cache)
