@@ -70,6 +70,8 @@ class Runtime:
 
     async def readiness(self) -> dict[str, str | None]:
         """Why the service is not ready, per check (None = fine)."""
+        if self.store.write_error is not None:
+            await self.store.recheck_writable()
         head = await self.store.last_seq()
         lag = head - self.projector.projected_seq
         return {

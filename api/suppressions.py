@@ -81,9 +81,18 @@ async def suppress(
     summary="Lift an address's current suppression (a later hard bounce suppresses again)",
 )
 async def release(
-    email: FromPath[str], data: JSONBody[OperatorNote], request: Request[Any, Any, Any]
+    email: FromPath[str],
+    request: Request[Any, Any, Any],
+    data: JSONBody[OperatorNote | None] = None,
+    note: Annotated[
+        str | None,
+        QueryParameter(description="why, when the client cannot send a body with DELETE"),
+    ] = None,
 ) -> Status:
-    return await _operator_action("release", email, data.note, request)
+    why = data.note if data is not None else note
+    if not why or not why.strip():
+        raise ValidationException('a release needs a note saying why ({"note": …} or ?note=)')
+    return await _operator_action("release", email, why, request)
 
 
 @get("/v1/suppressions", summary="The suppression list, in address order")

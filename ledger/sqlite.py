@@ -238,6 +238,25 @@ class SQLiteStore:
             progress(done + len(rows))
         return len(rows)
 
+    async def recheck_writable(self) -> bool:
+        """After a failed commit: try the append path and a real one-row write (outside
+        the chain) again, and clear `write_error` if both succeed."""
+        try:
+            await self._write_batch([])
+            async with self.write() as db:
+                await db.execute(
+                    "CREATE TABLE IF NOT EXISTS write_probe "
+                    "(id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)"
+                )
+                await db.execute(
+                    "INSERT OR REPLACE INTO write_probe VALUES (1, ?)", (time.time_ns() // 1000,)
+                )
+        except Exception as exc:  # still failing: keep reporting it
+            self.write_error = str(exc) or type(exc).__name__
+            return False
+        self.write_error = None
+        return True
+
     @staticmethod
     async def _known_digests(
         db: aiosqlite.Connection, digests: list[bytes]

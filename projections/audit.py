@@ -250,6 +250,8 @@ def describe(
     if gained:
         return f"suppressed: {gained[0]}"
     if isinstance(event, Bounce) and event.bounce_class == "soft":
+        if any(cause.reason == "soft_bounce_threshold" for cause in before.causes):
+            return "soft bounce while already suppressed (soft_bounce_threshold)"
         return f"soft bounce counted: {len(after.soft_bounces)} of {policy.soft_bounce_threshold}"
     if before.soft_bounces and not after.soft_bounces:
         healed = f"; lifted {', '.join(lost)}" if lost else ""

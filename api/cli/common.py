@@ -77,9 +77,10 @@ def require_ledger(db: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def opened(db: Path) -> AsyncIterator[SQLiteStore]:
-    """The store at `db`, which must exist."""
-    require_ledger(db)
+async def opened(db: Path, *, create: bool = False) -> AsyncIterator[SQLiteStore]:
+    """The store at `db`, which must exist unless `create`."""
+    if not create:
+        require_ledger(db)
     store = await SQLiteStore.open(db)
     try:
         yield store
@@ -88,12 +89,14 @@ async def opened(db: Path) -> AsyncIterator[SQLiteStore]:
 
 
 @contextlib.asynccontextmanager
-async def projection(db: Path, policy: Policy) -> AsyncIterator[tuple[SQLiteStore, Projector]]:
+async def projection(
+    db: Path, policy: Policy, *, create: bool = False
+) -> AsyncIterator[tuple[SQLiteStore, Projector]]:
     """The store with its projection brought up to date under `policy`.
 
     Refuses (PolicyMismatch) when the projection was built under another policy.
     """
-    async with opened(db) as store:
+    async with opened(db, create=create) as store:
         projector = Projector(store, policy)
         await projector.start()
         await projector.catch_up()

@@ -19,7 +19,8 @@ def _act(
     chosen = load(policy)
 
     async def go() -> queries.Status:
-        async with projection(db, chosen) as (store, projector):
+        # An operator may suppress before the service ever ran: the ledger is created.
+        async with projection(db, chosen, create=True) as (store, projector):
             await operator.record(
                 store, action, email, actor=f"local:{getpass.getuser()}", note=note,
                 at=time.time_ns() // 1000,
