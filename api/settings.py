@@ -13,7 +13,9 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
+from api.network import Network, NetworksInvalid, parse_networks
 from api.signatures_sns import Fetch, fetch_https
+from projections.providers import PROVIDERS
 
 DEFAULT_DB = Path("data/ledger.db")
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -80,6 +82,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ses_topic_arns: frozenset[str] = frozenset()
     ses_cert_cache: Path = DEFAULT_DB.parent / "sns-certs"
     ses_fetch: Fetch | None = None  # None: outbound fetching disabled
+    # Optional source-address allow-lists per provider ({PROVIDER}_ALLOWED_IPS), and the
+    # proxies whose X-Forwarded-For is believed (BOUNCELEDGER_TRUSTED_PROXIES).
+    allowed_ips: dict[str, tuple[Network, ...]] = {}
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 class SettingsInvalid(ValueError):
@@ -151,8 +157,20 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
+def _networks(environ: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(environ.get(name, ""), name)
+    except NetworksInvalid as exc:
+        raise SettingsInvalid(str(exc)) from exc
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from an environment mapping (a dict in tests, os.environ in the CLI)."""
+    allowed = {
+        source: networks
+        for source in PROVIDERS
+        if (networks := _networks(environ, f"{source.upper()}_ALLOWED_IPS"))
+    }
     max_body = environ.get("BOUNCELEDGER_MAX_BODY_BYTES", "").strip()
     if max_body and (not max_body.isdigit() or int(max_body) < 1):
         raise SettingsInvalid(
@@ -179,4 +197,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ses_topic_arns=frozenset(arn.strip() for arn in topics.split(",") if arn.strip()),
         ses_cert_cache=Path(cert_cache) if cert_cache else db.parent / "sns-certs",
         ses_fetch=fetch,
+        allowed_ips=allowed,
+        trusted_proxies=_networks(environ, "BOUNCELEDGER_TRUSTED_PROXIES"),
     )

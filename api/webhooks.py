@@ -15,12 +15,14 @@ import time
 from typing import Any
 
 from litestar import Request, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 
 from api.authenticators import DOORS
+from api.network import client_address, within
 from api.runtime import Runtime
 from api.schemas import WebhookAccepted
+from api.settings import Settings
 from ledger import NewReceipt
 from projections.providers import PROVIDERS
 
@@ -32,6 +34,17 @@ AUDIT_HEADERS = ("user-agent", "content-type", "content-length", "x-forwarded-fo
 def _audit_headers(request: Request[Any, Any, Any], extra: tuple[str, ...]) -> dict[str, str]:
     names = (*AUDIT_HEADERS, *extra)
     return {name: request.headers[name] for name in names if name in request.headers}
+
+
+def _check_source(request: Request[Any, Any, Any], provider: str, settings: Settings) -> None:
+    """403 unless the request comes from the provider's allow-list (when one is set)."""
+    networks = settings.allowed_ips.get(provider)
+    if not networks:
+        return
+    peer = request.client.host if request.client else None
+    address = client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxies)
+    if address is None or not within(address, networks):
+        raise PermissionDeniedException(f"source address not allowed for {provider}")
 
 
 @post(
@@ -53,6 +66,7 @@ async def receive_webhook(
     if module is None or door is None or not door.enabled(runtime.settings):
         # An endpoint whose secret is unset does not exist: nothing to probe.
         raise NotFoundException(f"no webhook endpoint for {provider!r}")
+    _check_source(request, provider, runtime.settings)
     body = await request.body()
     await door.check(request, body, runtime.settings)
     content_type = request.headers.get("content-type", "")

@@ -60,4 +60,14 @@ def serve(
     if not settings.api_keys:
         click.echo("note: BOUNCELEDGER_API_KEYS is unset: every query route answers 401", err=True)
     # access_log off: uvicorn's would print query strings, where a token may be.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, log_level=log_level)
+    # proxy_headers off: the peer stays the real peer; X-Forwarded-For is believed only
+    # from BOUNCELEDGER_TRUSTED_PROXIES (api/network.py), not from uvicorn's default list.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=False,
+        log_config=None,
+        log_level=log_level,
+    )
