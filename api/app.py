@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from api.audit import get_receipt, list_receipts, recipient_events
 from api.auth import require_api_key
 from api.health import healthz, metrics, readyz
+from api.quarantine import list_quarantine, replay_quarantined
 from api.runtime import Runtime
 from api.settings import Settings
 from api.signatures import BasicAuthRequired, SignatureInvalid, SignatureUnverifiable
@@ -155,6 +156,8 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
             recipient_events,
             list_receipts,
             get_receipt,
+            list_quarantine,
+            replay_quarantined,
             healthz,
             readyz,
             metrics,

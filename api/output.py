@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from projections.audit import Explanation, ReceiptView, TimelineEntry
+from projections.quarantine import Kept, Replay
 from projections.queries import Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
 
@@ -154,6 +155,30 @@ def verification_text(result: Any) -> str:
         f"ledger BROKEN at receipt {result.first_broken}: "
         f"{result.receipts} receipts before it verified"
     )
+
+
+def quarantine_table(items: list[Kept]) -> Table | str:
+    if not items:
+        return "nothing in quarantine"
+    table = Table("id", "received", "source", "bytes", "seen", "reason", "replayed as")
+    for item in items:
+        replayed = str(item.replayed_seq) if item.replayed_seq is not None else ""
+        table.add_row(
+            str(item.id), item.received_at, item.source, str(item.size), str(item.seen),
+            item.reason, replayed,
+        )  # fmt: skip
+    return table
+
+
+def replay_text(outcomes: list[Replay]) -> str:
+    lines = []
+    for outcome in outcomes:
+        if outcome.error:
+            lines.append(f"{outcome.id}: not replayed: {outcome.error}")
+        else:
+            again = " (the same bytes were already in the ledger)" if outcome.duplicate else ""
+            lines.append(f"{outcome.id}: replayed as receipt {outcome.seq}{again}")
+    return "\n".join(lines) or "nothing to replay"
 
 
 @contextlib.contextmanager

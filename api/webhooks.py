@@ -23,7 +23,8 @@ from api.network import client_address, within
 from api.runtime import Runtime
 from api.schemas import WebhookAccepted
 from api.settings import Settings
-from ledger import NewReceipt
+from ledger import NewReceipt, quarantine
+from projections.errors import DecodeFailed
 from projections.providers import PROVIDERS
 
 # Headers worth keeping for audit. Authorization, cookies and anything carrying a
@@ -71,15 +72,20 @@ async def receive_webhook(
     await door.check(request, body, runtime.settings)
     content_type = request.headers.get("content-type", "")
     headers = _audit_headers(request, door.headers)
-    events = len(module.decode(body, content_type, headers))  # DecodeFailed: 400, no append
-    result = await runtime.store.append(
-        NewReceipt(
-            source=provider,
-            received_at=time.time_ns() // 1000,
-            content_type=content_type,
-            body=body,
-            headers=headers,
-            peer=request.client.host if request.client else None,
-        )
+    receipt = NewReceipt(
+        source=provider,
+        received_at=time.time_ns() // 1000,
+        content_type=content_type,
+        body=body,
+        headers=headers,
+        peer=request.client.host if request.client else None,
     )
+    try:
+        events = len(module.decode(body, content_type, headers))
+    except DecodeFailed as exc:
+        # Authentic but unreadable: refused (400, nothing appended) and kept aside, so a
+        # fixed decoder can replay it after the provider's retries have run out.
+        await quarantine.keep(runtime.store, receipt, str(exc))
+        raise
+    result = await runtime.store.append(receipt)
     return WebhookAccepted(seq=result.seq, events=events, duplicate=result.duplicate)

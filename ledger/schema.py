@@ -31,3 +31,22 @@ BEGIN
     SELECT RAISE(ABORT, 'receipts are append-only: DELETE refused');
 END;
 """
+
+# Deliveries refused as undecodable after authentication (ledger/quarantine.py): kept
+# aside, outside the chain, until replayed.
+QUARANTINE = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    id           INTEGER PRIMARY KEY,
+    received_at  INTEGER NOT NULL,
+    source       TEXT    NOT NULL,
+    content_type TEXT    NOT NULL,
+    headers      TEXT    NOT NULL,
+    peer         TEXT,
+    body         BLOB    NOT NULL,
+    body_sha256  BLOB    NOT NULL,
+    reason       TEXT    NOT NULL,
+    seen         INTEGER NOT NULL DEFAULT 1,
+    replayed_seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS quarantine_by_digest ON quarantine (body_sha256);
+"""

@@ -86,6 +86,7 @@ class SQLiteStore:
             for pragma in schema.PRAGMAS:
                 await writer.execute(pragma)
             await writer.executescript(schema.RECEIPTS)
+            await writer.executescript(schema.QUARANTINE)
             for script in schema_scripts:
                 await writer.executescript(script)
             reader = await aiosqlite.connect(path, isolation_level=None)

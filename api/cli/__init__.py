@@ -7,6 +7,7 @@ import click
 from api.cli.audit import audit
 from api.cli.ledger import export_command, import_command, verify
 from api.cli.operator import release, suppress
+from api.cli.quarantine import quarantine
 from api.cli.queries import explain_command, status, suppressions
 from api.cli.rebuild import rebuild_command
 from api.cli.serve import serve
@@ -39,6 +40,7 @@ for command in (
     verify,
     export_command,
     import_command,
+    quarantine,
 ):
     cli.add_command(command)
 

@@ -1,0 +1,79 @@
+"""Replay quarantined deliveries into the ledger once their decoder reads them."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ledger import SQLiteStore
+from ledger import quarantine as kept
+from projections.errors import DecodeFailed
+from projections.providers import PROVIDERS
+from projections.recipients import format_time
+
+
+class Replay(msgspec.Struct, frozen=True, kw_only=True):
+    """What replaying one kept delivery did: the receipt it became, or why it did not."""
+
+    id: int
+    seq: int | None = None
+    duplicate: bool = False
+    error: str | None = None
+
+
+async def replay(store: SQLiteStore, qid: int) -> Replay:
+    """Decode a kept delivery with today's decoder; append it (received time, headers and
+    peer as they were) when it now reads, and mark it replayed."""
+    item = await kept.get(store, qid)
+    if item is None:
+        return Replay(id=qid, error="no such quarantined delivery")
+    if item.replayed_seq is not None:
+        return Replay(id=qid, seq=item.replayed_seq, error="already replayed")
+    receipt = item.receipt
+    provider = PROVIDERS.get(receipt.source)
+    if provider is None:
+        return Replay(id=qid, error=f"no decoder for source {receipt.source!r}")
+    try:
+        provider.decode(receipt.body, receipt.content_type, receipt.headers)
+    except DecodeFailed as exc:
+        return Replay(id=qid, error=f"still undecodable: {exc}")
+    result = await store.append(receipt)
+    await kept.mark_replayed(store, qid, result.seq)
+    return Replay(id=qid, seq=result.seq, duplicate=result.duplicate)
+
+
+class Kept(msgspec.Struct, frozen=True, kw_only=True):
+    """A quarantined delivery as listed: metadata, the reason, and the body as text."""
+
+    id: int
+    source: str
+    received_at: str
+    content_type: str
+    size: int
+    reason: str
+    seen: int
+    replayed_seq: int | None
+    body_text: str | None
+
+
+def view(item: kept.Quarantined) -> Kept:
+    body = item.receipt.body
+    try:
+        text: str | None = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return Kept(
+        id=item.id,
+        source=item.receipt.source,
+        received_at=format_time(item.receipt.received_at) or "",
+        content_type=item.receipt.content_type,
+        size=len(body),
+        reason=item.reason,
+        seen=item.seen,
+        replayed_seq=item.replayed_seq,
+        body_text=text,
+    )
+
+
+async def listing(store: SQLiteStore, *, include_replayed: bool = False) -> list[Kept]:
+    """Quarantined deliveries, oldest first (replayed ones only when asked)."""
+    return [view(item) for item in await kept.listing(store, include_replayed=include_replayed)]
