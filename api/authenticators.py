@@ -31,6 +31,7 @@ from api.signatures import (
     verify_svix,
 )
 from api.signatures_sns import check_subscribe_url, verify_sns
+from projections.providers.common import JSON_ERRORS
 
 log = logging.getLogger("bounceledger.webhooks")
 
@@ -58,7 +59,7 @@ def _configured(value: T | None) -> T:
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         document = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
+    except JSON_ERRORS as exc:
         raise SignatureInvalid("body is not JSON: the signature cannot be read") from exc
     if not isinstance(document, dict):
         raise SignatureInvalid("body is not a JSON object: the signature cannot be read")

@@ -10,7 +10,7 @@ import time
 from api.metrics import Metrics
 from api.settings import Settings
 from ledger import SQLiteStore
-from projections import KNOWN_SOURCES, Policy, PolicyMismatch, Projector, load_policy, rebuild
+from projections import Policy, PolicyMismatch, Projector, read_policy, rebuild
 from projections.queries import suppression_counts
 
 log = logging.getLogger("bounceledger")
@@ -21,7 +21,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
         self.settings = settings
-        self.policy = policy or load_policy(settings.policy, known_sources=KNOWN_SOURCES)
+        self.policy = policy or read_policy(settings.policy)
         self._store: SQLiteStore | None = None
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None

@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from projections.providers.common import JSON_ERRORS
 from projections.providers.mailtura import event_time
 from projections.recipients import parse_time
 
@@ -150,7 +151,7 @@ def verify_mailtura(
         raise SignatureInvalid("Mailtura signature does not match")
     try:
         document = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except JSON_ERRORS:
         document = None
     when = parse_time(event_time(document)) if isinstance(document, dict) else None
     if when is None:

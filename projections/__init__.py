@@ -3,7 +3,7 @@
 from projections.errors import DecodeFailed, PolicyInvalid, PolicyMismatch, ProjectionError
 from projections.events import NormalizedEvent
 from projections.fold import fold, replay
-from projections.mapping import KNOWN_SOURCES, Mapper
+from projections.mapping import KNOWN_SOURCES, Mapper, read_policy
 from projections.policy import DEFAULT_POLICY, Policy, load_policy, policy_hash
 from projections.projector import Projector
 from projections.rebuild import RebuildReport, rebuild
@@ -25,6 +25,7 @@ __all__ = [
     "fold",
     "load_policy",
     "policy_hash",
+    "read_policy",
     "rebuild",
     "replay",
 ]

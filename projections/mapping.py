@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -17,6 +18,7 @@ from msgspec.structs import replace
 
 from ledger import Receipt
 from projections import operator
+from projections.errors import PolicyInvalid
 from projections.events import (
     Bounce,
     BounceClass,
@@ -32,7 +34,7 @@ from projections.events import (
 )
 from projections.facts import Fact, derive
 from projections.fold import fold
-from projections.policy import Kind, Policy
+from projections.policy import Kind, Policy, load_policy
 from projections.providers import PROVIDERS
 from projections.recipients import to_micros
 from projections.state import RecipientState
@@ -48,6 +50,25 @@ _SIMPLE: dict[str, type[Delivered | Complaint | Unsubscribe | Resubscribe | Defe
 }
 
 
+def check_event_names(policy: Policy, origin: str = "policy") -> Policy:
+    """Refuse a `[providers.NAME]` override whose event the provider does not send (a
+    misspelt name would otherwise do nothing, silently)."""
+    for name, table in policy.providers.items():
+        provider = PROVIDERS[name]
+        for event in table:
+            if provider.canonical_kind(event) not in provider.DEFAULT_MAPPING:
+                known = ", ".join(sorted(provider.DEFAULT_MAPPING))
+                raise PolicyInvalid(
+                    f"{origin}: [providers.{name}] has no event {event!r} (known: {known})"
+                )
+    return policy
+
+
+def read_policy(path: str | Path | None) -> Policy:
+    """The policy file at `path` (built-in defaults for None), fully checked."""
+    return check_event_names(load_policy(path, known_sources=KNOWN_SOURCES), str(path))
+
+
 class Placed(msgspec.Struct, frozen=True):
     """A normalized event with its de-duplication key (16 bytes)."""
 
@@ -59,7 +80,7 @@ class Mapper:
     """Maps facts to normalized events under one policy (compiled once)."""
 
     def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+        self.policy = check_event_names(policy)
         self._mappings = {
             name: {
                 **provider.DEFAULT_MAPPING,

@@ -47,7 +47,10 @@ def duration_us(text: str) -> int:
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"not a duration: {text!r} (use a number and one of s, m, h, d, w)")
-    return int(float(match[1]) * _UNIT_SECONDS[match[2]] * 1_000_000)
+    micros = int(float(match[1]) * _UNIT_SECONDS[match[2]] * 1_000_000)
+    if micros <= 0:
+        raise ValueError(f"a duration must be longer than zero, not {text!r}")
+    return micros
 
 
 class ClassifyRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

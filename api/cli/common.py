@@ -12,7 +12,7 @@ import click
 
 from api.settings import DEFAULT_DB
 from ledger import LedgerError, SQLiteStore
-from projections import KNOWN_SOURCES, Policy, PolicyInvalid, PolicyMismatch, Projector, load_policy
+from projections import Policy, PolicyInvalid, PolicyMismatch, Projector, read_policy
 from projections.errors import DecodeFailed
 from projections.recipients import parse_time
 
@@ -48,7 +48,7 @@ def json_option(func: F) -> F:
 def load(path: Path | None) -> Policy:
     """The policy at `path` (defaults when None); a bad file is a one-line error."""
     try:
-        return load_policy(path, known_sources=KNOWN_SOURCES)
+        return read_policy(path)
     except PolicyInvalid as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -14,18 +14,22 @@ from projections.recipients import normalize_recipient
 Raw = dict[str, Any]
 
 _json = msgspec.json.Decoder()
+
+# What msgspec raises on a body that is not JSON: a syntax error, invalid UTF-8 inside a
+# string, or nesting deeper than the decoder follows.
+JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[\s\-]+")
 
 
 def json_document(body: bytes) -> Any:
     """The JSON document in a body (a UTF-8 BOM and surrounding blanks are tolerated)."""
-    text = body.strip().removeprefix(b"\xef\xbb\xbf")
+    text = body.strip().removeprefix(b"\xef\xbb\xbf").strip()
     if not text:
         raise DecodeFailed("empty body")
     try:
         return _json.decode(text)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
+    except JSON_ERRORS as exc:
         raise DecodeFailed(f"body is not valid JSON: {exc}") from exc
 
 

@@ -19,7 +19,15 @@ import msgspec
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import Raw, derived_id, json_object, obj, snake, text
+from projections.providers.common import (
+    JSON_ERRORS,
+    Raw,
+    derived_id,
+    json_object,
+    obj,
+    snake,
+    text,
+)
 from projections.providers.facts import Facts
 from projections.recipients import parse_time
 
@@ -75,7 +83,7 @@ def decode(
         raise DecodeFailed("SNS notification has no `Message` string")
     try:
         event = _json.decode(message)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except JSON_ERRORS:
         return []  # "Successfully validated SNS topic for Amazon SES event publishing."
     if not isinstance(event, dict):
         return []

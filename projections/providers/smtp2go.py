@@ -17,6 +17,7 @@ import msgspec
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
+from projections.providers.common import JSON_ERRORS
 from projections.providers.facts import Facts
 from projections.recipients import normalize_recipient, parse_time
 
@@ -67,7 +68,7 @@ def decode(
     """The raw events in a body. The format is sniffed from the bytes, not trusted from
     `content_type`, so a webhook left on the wrong output type still works. SMTP2GO
     puts nothing in its headers that the events need."""
-    text = body.strip().removeprefix(b"\xef\xbb\xbf")
+    text = body.strip().removeprefix(b"\xef\xbb\xbf").strip()
     if not text:
         raise DecodeFailed("empty body")
     raws = _decode_json(text) if text[:1] in (b"{", b"[") else [_decode_form(text)]
@@ -85,7 +86,7 @@ def _key(name: str) -> str:
 def _decode_json(text: bytes) -> list[Raw]:
     try:
         document = _json.decode(text)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
+    except JSON_ERRORS as exc:
         raise DecodeFailed(f"body is not valid JSON: {exc}") from exc
     items = document if isinstance(document, list) else [document]
     if not items:

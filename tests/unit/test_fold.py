@@ -1,0 +1,434 @@
+"""The pure fold: what each normalized event does to one recipient's suppression state."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from msgspec.structs import replace
+
+from projections import DEFAULT_POLICY, Policy, RecipientState, fold, replay
+from projections.events import (
+    Bounce,
+    Complaint,
+    Deferred,
+    Delivered,
+    Ignored,
+    NormalizedEvent,
+    OperatorRelease,
+    OperatorSuppress,
+    Resubscribe,
+    Unsubscribe,
+)
+
+EMAIL = "someone@example.com"
+T0 = 1_777_000_000_000_000  # 2026-04-24, microseconds
+HOUR = 3_600_000_000
+DAY = 24 * HOUR
+
+# The ranking the design asks for, strongest first (written out here, not imported).
+RANKING = ("complaint", "hard_bounce", "manual", "unsubscribe", "soft_bounce_threshold")
+
+
+class History:
+    """Builds one recipient's events; each new event gets the next ledger seq."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+
+    def _common(self, hours: float, seq: int | None) -> dict[str, Any]:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        return {
+            "recipient": EMAIL,
+            "at": T0 + int(hours * HOUR),
+            "seq": seq,
+            "source": "smtp2go",
+            "raw_kind": "test",
+        }
+
+    def hard(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Bounce(bounce_class="hard", **self._common(hours, seq))
+
+    def soft(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Bounce(bounce_class="soft", **self._common(hours, seq))
+
+    def delivered(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Delivered(**self._common(hours, seq))
+
+    def complaint(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Complaint(**self._common(hours, seq))
+
+    def unsubscribe(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Unsubscribe(**self._common(hours, seq))
+
+    def resubscribe(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Resubscribe(**self._common(hours, seq))
+
+    def deferred(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Deferred(**self._common(hours, seq))
+
+    def ignored(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return Ignored(reason="open is ignored", **self._common(hours, seq))
+
+    def suppress(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return OperatorSuppress(actor="ops", note="asked by phone", **self._common(hours, seq))
+
+    def release(self, hours: float, seq: int | None = None) -> NormalizedEvent:
+        return OperatorRelease(actor="ops", note="fixed mailbox", **self._common(hours, seq))
+
+
+def at(hours: float) -> int:
+    return T0 + int(hours * HOUR)
+
+
+def run(events: Sequence[NormalizedEvent], policy: Policy = DEFAULT_POLICY) -> RecipientState:
+    return replay(EMAIL, events, policy)
+
+
+def fold_in_order(events: Sequence[NormalizedEvent], policy: Policy) -> RecipientState:
+    state = RecipientState(email=EMAIL)
+    for event in events:
+        state = fold(state, event, policy)
+    return state
+
+
+@pytest.fixture
+def h() -> History:
+    return History()
+
+
+# -- what suppresses --------------------------------------------------------------------------
+
+
+def test_a_fresh_recipient_is_not_suppressed() -> None:
+    state = RecipientState(email=EMAIL)
+    assert not state.suppressed
+    assert state.reason is None
+    assert state.since is None
+    assert state.events == 0
+
+
+def test_a_hard_bounce_suppresses_immediately_with_reason_hard_bounce(h: History) -> None:
+    bounce = h.hard(1)
+    state = run([bounce])
+    assert state.suppressed
+    assert state.reason == "hard_bounce"
+    assert state.since == bounce.at
+    assert [(c.reason, c.at, c.seq) for c in state.causes] == [("hard_bounce", at(1), 1)]
+
+
+def test_a_complaint_suppresses_with_reason_complaint(h: History) -> None:
+    state = run([h.complaint(2)])
+    assert state.reason == "complaint"
+    assert state.since == at(2)
+
+
+def test_an_unsubscribe_suppresses_with_reason_unsubscribe(h: History) -> None:
+    assert run([h.unsubscribe(2)]).reason == "unsubscribe"
+
+
+def test_an_operator_suppress_suppresses_with_reason_manual(h: History) -> None:
+    state = run([h.suppress(3)])
+    assert state.reason == "manual"
+    assert state.since == at(3)
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3, 4])
+def test_soft_bounces_below_the_threshold_do_not_suppress_and_at_it_they_do(
+    h: History, threshold: int
+) -> None:
+    policy = Policy(soft_bounce_threshold=threshold)
+    bounces = [h.soft(hour) for hour in range(threshold)]
+    below = run(bounces[:-1], policy)
+    assert not below.suppressed
+    assert len(below.soft_bounces) == threshold - 1
+    reached = run(bounces, policy)
+    assert reached.suppressed
+    assert reached.reason == "soft_bounce_threshold"
+    assert reached.since == bounces[-1].at  # suppressed by the bounce that reached it
+
+
+def test_the_default_threshold_is_three_soft_bounces(h: History) -> None:
+    assert not run([h.soft(1), h.soft(2)]).suppressed
+    assert run([h.soft(1), h.soft(2), h.soft(3)]).reason == "soft_bounce_threshold"
+
+
+def test_soft_bounces_beyond_the_threshold_keep_the_original_suppression_time(
+    h: History,
+) -> None:
+    state = run([h.soft(1), h.soft(2), h.soft(3), h.soft(4), h.soft(5)])
+    assert state.since == at(3)
+    assert state.causes[0].at == at(3)
+    assert len(state.soft_bounces) == 3  # never more than the threshold is kept
+
+
+def test_a_repeated_hard_bounce_keeps_the_first_evidence(h: History) -> None:
+    state = run([h.hard(1), h.hard(5)])
+    assert state.since == at(1)
+    assert [(c.at, c.seq) for c in state.causes] == [(at(1), 1)]
+
+
+# -- deliveries ---------------------------------------------------------------------------------
+
+
+def test_a_delivery_resets_the_soft_bounce_count(h: History) -> None:
+    state = run([h.soft(1), h.soft(2), h.delivered(3), h.soft(4), h.soft(5)])
+    assert not state.suppressed
+    assert state.soft_bounces == (at(4), at(5))
+
+
+def test_a_delivery_heals_a_soft_bounce_threshold_suppression(h: History) -> None:
+    state = run([h.soft(1), h.soft(2), h.soft(3), h.delivered(4)])
+    assert not state.suppressed
+    assert state.since is None
+    assert state.soft_bounces == ()
+
+
+@pytest.mark.parametrize("kind", ["hard", "complaint", "unsubscribe", "suppress"])
+def test_a_delivery_does_not_lift_a_hard_bounce_complaint_unsubscribe_or_manual(
+    h: History, kind: str
+) -> None:
+    first = getattr(h, kind)(1)
+    before = run([first])
+    after = run([first, h.delivered(2)])
+    assert after.suppressed
+    assert after.causes == before.causes
+    assert after.since == at(1)
+
+
+def test_a_delivery_heals_only_the_soft_cause_of_a_recipient_also_hard_bounced(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=1)
+    state = run([h.soft(1), h.hard(2), h.delivered(3)], policy)
+    assert [c.reason for c in state.causes] == ["hard_bounce"]
+    assert state.since == at(1)  # the suppression never broke
+
+
+def test_when_delivery_does_not_clear_soft_bounces_the_count_is_kept(h: History) -> None:
+    policy = Policy(delivery_clears_soft_bounces=False)
+    state = run([h.soft(1), h.soft(2), h.delivered(3), h.soft(4)], policy)
+    assert state.reason == "soft_bounce_threshold"
+    assert state.soft_bounces == (at(1), at(2), at(4))
+
+
+def test_when_delivery_does_not_clear_soft_bounces_the_suppression_stays(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=2, delivery_clears_soft_bounces=False)
+    state = run([h.soft(1), h.soft(2), h.delivered(3)], policy)
+    assert state.reason == "soft_bounce_threshold"
+    assert state.since == at(2)
+
+
+def test_a_late_delivery_does_not_clear_soft_bounces_that_happened_after_it(h: History) -> None:
+    # Arrival order: two soft bounces, then a delivery that happened *before* them but
+    # was reported late (a provider retry). History order is event time.
+    policy = Policy(soft_bounce_threshold=2)
+    soft_1, soft_2, late = h.soft(2), h.soft(3), h.delivered(1)
+    assert late.seq > soft_2.seq
+    state = replay(EMAIL, [soft_1, soft_2, late], policy)
+    assert state.reason == "soft_bounce_threshold"
+    assert state.soft_bounces == (at(2), at(3))
+    # folding in arrival order would have wrongly healed it: replay is what sorts
+    assert not fold_in_order([soft_1, soft_2, late], policy).suppressed
+
+
+def test_events_at_the_same_time_are_ordered_by_ledger_sequence(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=1)
+    # same event time: the delivery with the lower seq comes first, the bounce counts
+    delivered_first = [h.soft(1, seq=9), h.delivered(1, seq=4)]
+    assert run(delivered_first, policy).suppressed
+    # the other way round, the delivery heals it
+    bounce_first = [h.soft(1, seq=4), h.delivered(1, seq=9)]
+    assert not run(bounce_first, policy).suppressed
+
+
+# -- the window ---------------------------------------------------------------------------------
+
+
+def test_soft_bounces_within_the_window_count(h: History) -> None:
+    policy = Policy(soft_bounce_window="7d")
+    state = run([h.soft(0), h.soft(3 * 24), h.soft(6 * 24)], policy)
+    assert state.reason == "soft_bounce_threshold"
+
+
+def test_soft_bounces_older_than_the_window_stop_counting(h: History) -> None:
+    policy = Policy(soft_bounce_window="7d")
+    state = run([h.soft(0), h.soft(8 * 24), h.soft(9 * 24)], policy)
+    assert not state.suppressed
+    assert state.soft_bounces == (at(8 * 24), at(9 * 24))
+
+
+def test_the_window_is_half_open_so_a_bounce_exactly_one_window_old_has_expired(
+    h: History,
+) -> None:
+    # (at - window, at]: "within 7 days" excludes the instant exactly 7 days before.
+    policy = Policy(soft_bounce_window="7d")
+    assert not run([h.soft(0), h.soft(24), h.soft(7 * 24)], policy).suppressed
+    assert run([h.soft(0.001), h.soft(24), h.soft(7 * 24)], policy).suppressed
+
+
+def test_without_a_window_soft_bounces_count_however_far_apart(h: History) -> None:
+    state = run([h.soft(0), h.soft(100 * 24), h.soft(200 * 24)])
+    assert state.reason == "soft_bounce_threshold"
+
+
+def test_a_soft_bounce_suppression_outlives_its_window_until_a_delivery(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=2, soft_bounce_window="1d")
+    state = run([h.soft(0), h.soft(1), h.soft(100)], policy)
+    assert state.reason == "soft_bounce_threshold"
+    assert state.since == at(1)
+    assert state.soft_bounces == (at(100),)
+    assert not run([h.soft(0), h.soft(1), h.soft(100), h.delivered(101)], policy).suppressed
+
+
+# -- reasons, ranking and since ---------------------------------------------------------------
+
+ACTIVATORS = {
+    "complaint": "complaint",
+    "hard_bounce": "hard",
+    "manual": "suppress",
+    "unsubscribe": "unsubscribe",
+    "soft_bounce_threshold": "soft",
+}
+
+
+def test_the_strongest_active_reason_is_reported_whatever_the_order() -> None:
+    policy = Policy(soft_bounce_threshold=1)
+    for order in itertools.permutations(RANKING):
+        history = History()
+        events = [getattr(history, ACTIVATORS[reason])(hour) for hour, reason in enumerate(order)]
+        state = run(events, policy)
+        assert state.reason == "complaint", order
+        assert [c.reason for c in state.causes] == list(RANKING), order
+        assert state.since == at(0), order
+
+
+@pytest.mark.parametrize(("stronger", "weaker"), list(itertools.combinations(RANKING, 2)))
+def test_of_two_reasons_the_higher_ranked_is_reported(stronger: str, weaker: str) -> None:
+    policy = Policy(soft_bounce_threshold=1)
+    for first, second in ((stronger, weaker), (weaker, stronger)):
+        history = History()
+        events = [getattr(history, ACTIVATORS[first])(1), getattr(history, ACTIVATORS[second])(2)]
+        state = run(events, policy)
+        assert state.reason == stronger
+        assert state.since == at(1)
+
+
+def test_since_is_the_start_of_the_unbroken_suppression(h: History) -> None:
+    state = run([h.unsubscribe(1), h.hard(2), h.resubscribe(3)])
+    assert state.reason == "hard_bounce"
+    assert state.since == at(1)  # suppressed without a break since the unsubscribe
+
+
+def test_since_restarts_after_the_suppression_was_broken(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=1)
+    state = run([h.soft(1), h.delivered(2), h.hard(3)], policy)
+    assert state.since == at(3)
+    state = run([h.unsubscribe(4), h.resubscribe(5), h.complaint(6)], policy)
+    assert state.since == at(6)
+
+
+# -- lifting ------------------------------------------------------------------------------------
+
+
+def test_a_resubscribe_lifts_an_unsubscribe(h: History) -> None:
+    state = run([h.unsubscribe(1), h.resubscribe(2)])
+    assert not state.suppressed
+    assert state.since is None
+
+
+@pytest.mark.parametrize("kind", ["hard", "complaint", "suppress", "soft"])
+def test_a_resubscribe_lifts_nothing_but_an_unsubscribe(h: History, kind: str) -> None:
+    policy = Policy(soft_bounce_threshold=1)
+    first = getattr(h, kind)(1)
+    state = run([first, h.unsubscribe(2), h.resubscribe(3)], policy)
+    assert state.causes == run([first], policy).causes
+    assert state.since == at(1)
+
+
+def test_a_resubscribe_without_an_unsubscribe_changes_nothing_but_the_count(h: History) -> None:
+    resubscribe = h.resubscribe(1)
+    assert run([resubscribe]) == replace(
+        RecipientState(email=EMAIL), position=resubscribe.position, events=1
+    )
+
+
+def test_an_unsubscribe_after_a_resubscribe_suppresses_again(h: History) -> None:
+    state = run([h.unsubscribe(1), h.resubscribe(2), h.unsubscribe(3)])
+    assert state.reason == "unsubscribe"
+    assert state.since == at(3)
+
+
+def test_an_operator_release_lifts_every_reason(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=1)
+    events = [h.complaint(1), h.hard(2), h.suppress(3), h.unsubscribe(4), h.soft(5)]
+    state = run([*events, h.release(6)], policy)
+    assert not state.suppressed
+    assert state.causes == ()
+    assert state.since is None
+    assert state.soft_bounces == ()
+
+
+def test_a_hard_bounce_after_a_release_suppresses_again(h: History) -> None:
+    state = run([h.hard(1), h.release(2), h.hard(3)])
+    assert state.reason == "hard_bounce"
+    assert state.since == at(3)
+    assert state.causes[0].seq == 3
+
+
+def test_a_release_resets_the_soft_bounce_count(h: History) -> None:
+    state = run([h.soft(1), h.soft(2), h.release(3), h.soft(4)])
+    assert not state.suppressed
+    assert state.soft_bounces == (at(4),)
+
+
+def test_a_release_before_the_suppression_in_event_time_does_not_lift_it(h: History) -> None:
+    # released at hour 1 but recorded after the hard bounce of hour 2
+    bounce, release = h.hard(2), h.release(1)
+    assert run([bounce, release]).reason == "hard_bounce"
+
+
+# -- events without effect ----------------------------------------------------------------------
+
+
+def _states(h: History) -> list[RecipientState]:
+    policy = Policy(soft_bounce_threshold=2)
+    return [
+        RecipientState(email=EMAIL),
+        run([h.soft(1)], policy),
+        run([h.soft(1), h.soft(2), h.unsubscribe(3)], policy),
+        run([h.hard(1), h.release(2)], policy),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["deferred", "ignored"])
+def test_deferred_and_ignored_change_nothing_but_position_and_count(h: History, kind: str) -> None:
+    policy = Policy(soft_bounce_threshold=2)
+    for before in _states(h):
+        event = getattr(h, kind)(10)
+        after = fold(before, event, policy)
+        assert after == replace(before, position=(at(10), event.seq, 0), events=before.events + 1)
+
+
+def test_every_event_is_counted_and_the_last_position_kept(h: History) -> None:
+    events = [h.delivered(3), h.ignored(1), h.soft(2), h.deferred(4)]
+    state = run(events)
+    assert state.events == 4
+    assert state.position == (at(4), 4, 0)
+
+
+def test_fold_returns_a_new_state_and_leaves_the_old_one_as_it_was(h: History) -> None:
+    before = RecipientState(email=EMAIL)
+    after = fold(before, h.hard(1), DEFAULT_POLICY)
+    assert before == RecipientState(email=EMAIL)
+    assert after.suppressed
+
+
+def test_replay_continues_from_a_given_state(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=2)
+    events = [h.soft(1), h.delivered(2), h.soft(3), h.unsubscribe(4), h.soft(5)]
+    for cut in range(len(events) + 1):
+        partial = replay(EMAIL, events[:cut], policy)
+        assert replay(EMAIL, events[cut:], policy, partial) == run(events, policy)

@@ -1,0 +1,517 @@
+"""The TOML policy: parsing, refusals naming the bad key, the hash, and its effects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from ledger import Receipt
+from projections import (
+    DEFAULT_POLICY,
+    KNOWN_SOURCES,
+    Mapper,
+    Policy,
+    PolicyInvalid,
+    load_policy,
+    policy_hash,
+    replay,
+)
+from projections.events import Bounce, Complaint, Ignored, NormalizedEvent, Unsubscribe
+from projections.policy import ClassifyRule, Exclusion, parse_policy
+from tests.conftest import fixture_bytes
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BLOCKED = "550 5.7.1 Service unavailable; client host [203.0.113.9] blocked using zen.spamhaus.org"
+
+
+def parse(text: str) -> Policy:
+    return parse_policy(text, known_sources=KNOWN_SOURCES)
+
+
+def refused(text: str) -> str:
+    with pytest.raises(PolicyInvalid) as info:
+        parse(text)
+    return str(info.value)
+
+
+def micros(moment: datetime) -> int:
+    return int((moment - EPOCH).total_seconds()) * 1_000_000 + moment.microsecond
+
+
+def mapped(body: bytes, policy: Policy, *, received_at: int = 0) -> list[NormalizedEvent]:
+    receipt = Receipt(
+        seq=1,
+        source="smtp2go",
+        received_at=received_at,
+        content_type="application/json",
+        body=body,
+        headers={},
+        peer=None,
+        body_sha256=b"",
+        chain_hash=b"",
+    )
+    return [item.event for item in Mapper(policy).placed(receipt)]
+
+
+def only(body: bytes, policy: Policy, **kwargs: Any) -> NormalizedEvent:
+    events = mapped(body, policy, **kwargs)
+    assert len(events) == 1, events
+    return events[0]
+
+
+def bounce(message: str, cls: str | None = "hard", time: str = "2026-05-04T10:00:00Z") -> bytes:
+    fields = {"event": "bounce", "id": "b1", "rcpt": "x@example.com", "time": time}
+    if cls is not None:
+        fields["bounce"] = cls
+    fields["message"] = message
+    return msgspec.json.encode(fields)
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+
+def test_no_policy_file_means_the_defaults() -> None:
+    policy = load_policy(None, known_sources=KNOWN_SOURCES)
+    assert policy == DEFAULT_POLICY
+    assert policy.soft_bounce_threshold == 3
+    assert policy.soft_bounce_window is None
+    assert policy.window_us is None
+    assert policy.delivery_clears_soft_bounces is True
+    assert policy.providers == {}
+    assert policy.classify == []
+    assert policy.exclude == []
+
+
+def test_an_empty_policy_file_means_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("# nothing set\n")
+    policy = load_policy(path, known_sources=KNOWN_SOURCES)
+    assert policy == DEFAULT_POLICY
+    assert policy_hash(policy) == policy_hash(DEFAULT_POLICY)
+
+
+def test_every_field_is_read() -> None:
+    policy = parse(
+        """
+        soft_bounce_threshold = 5
+        soft_bounce_window = "72h"
+        delivery_clears_soft_bounces = false
+
+        [providers.smtp2go]
+        unsubscribe = "unsubscribe"
+        open = "ignore"
+
+        [[classify]]
+        pattern = '5\\.7\\.1 .*blocked'
+        bounce = "ignore"
+        source = "smtp2go"
+        note = "IP reputation"
+
+        [[exclude]]
+        source = "smtp2go"
+        start = 2026-05-04T10:00:00Z
+        end = 2026-05-04T12:00:00+01:00
+        note = "incident 42"
+        """
+    )
+    assert policy.soft_bounce_threshold == 5
+    assert policy.soft_bounce_window == "72h"
+    assert policy.window_us == 72 * 3600 * 1_000_000
+    assert policy.delivery_clears_soft_bounces is False
+    assert policy.providers == {"smtp2go": {"unsubscribe": "unsubscribe", "open": "ignore"}}
+    assert policy.classify == [
+        ClassifyRule(r"5\.7\.1 .*blocked", "ignore", source="smtp2go", note="IP reputation")
+    ]
+    (exclusion,) = policy.exclude
+    assert exclusion.source == "smtp2go"
+    assert exclusion.start == datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+    assert exclusion.end == datetime(2026, 5, 4, 11, 0, tzinfo=UTC)
+    assert exclusion.note == "incident 42"
+
+
+@pytest.mark.parametrize(
+    ("window", "seconds"),
+    [("90s", 90), ("90m", 5400), ("72h", 259_200), ("7d", 604_800), ("2w", 1_209_600)],
+)
+def test_the_window_is_a_number_and_a_unit(window: str, seconds: int) -> None:
+    assert parse(f'soft_bounce_window = "{window}"').window_us == seconds * 1_000_000
+
+
+def test_a_fractional_window_is_accepted() -> None:
+    assert parse('soft_bounce_window = "1.5d"').window_us == 36 * 3600 * 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("soft_bounce_treshold = 2", "soft_bounce_treshold"),
+        ("delivery_clears_soft_bounce = false", "delivery_clears_soft_bounce"),
+        ("soft_bounce_windows = '7d'", "soft_bounce_windows"),
+        ("[[clasify]]\npattern = 'x'\nbounce = 'soft'", "clasify"),
+        ("[[classify]]\npattern = 'x'\nbounce = 'soft'\nsorce = 'smtp2go'", "sorce"),
+        (
+            "[[exclude]]\nsource = 'smtp2go'\nstart = 2026-05-04T10:00:00Z\n"
+            "ned = 2026-05-04T11:00:00Z",
+            "ned",
+        ),
+        ("[[exclude]]\nsource = 'smtp2go'\nstart = 2026-05-04T10:00:00Z", "end"),
+        (
+            "[[exclude]]\nsource = 'smtp2go'\nstart = 2026-05-04T10:00:00Z\n"
+            "end = 2026-05-04T11:00:00Z\nreason = 'x'",
+            "reason",
+        ),
+    ],
+)
+def test_an_unknown_or_misspelt_key_is_refused_by_name(text: str, name: str) -> None:
+    assert name in refused(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[providers.sendgird]\nbounce = 'bounce'",
+        "[[classify]]\npattern = 'x'\nbounce = 'soft'\nsource = 'sendgird'",
+        "[[exclude]]\nsource = 'sendgird'\nstart = 2026-05-04T10:00:00Z\n"
+        "end = 2026-05-04T11:00:00Z",
+    ],
+    ids=["providers", "classify", "exclude"],
+)
+def test_an_unknown_provider_is_refused_by_name(text: str) -> None:
+    message = refused(text)
+    assert "sendgird" in message
+    assert "smtp2go" in message  # the known ones are listed, so the typo is easy to see
+
+
+@pytest.mark.parametrize("window", ["7 days", "7", "d", "-1d", "7y", ""])
+def test_a_bad_duration_is_refused(window: str) -> None:
+    assert repr(window) in refused(f'soft_bounce_window = "{window}"')
+
+
+def test_a_bad_regular_expression_is_refused() -> None:
+    message = refused("[[classify]]\npattern = '5\\.7\\.1 ([blocked'\nbounce = 'ignore'")
+    assert "bad pattern" in message
+    assert "classify" in message
+
+
+def test_a_bounce_verdict_outside_hard_soft_ignore_is_refused() -> None:
+    assert "classify" in refused("[[classify]]\npattern = 'x'\nbounce = 'complaint'")
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-05-04T10:00:00Z", "2026-05-04T09:00:00Z"),
+        ("2026-05-04T10:00:00Z", "2026-05-04T10:00:00Z"),
+        ("2026-05-04T10:00:00Z", "2026-05-04T11:00:00+02:00"),  # 09:00Z
+    ],
+    ids=["before", "empty", "before-with-offset"],
+)
+def test_an_exclusion_that_ends_before_it_starts_is_refused(start: str, end: str) -> None:
+    message = refused(f"[[exclude]]\nsource = 'smtp2go'\nstart = {start}\nend = {end}")
+    assert "ends before it starts" in message
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-05-04T10:00:00", "2026-05-04T11:00:00Z"),
+        ("2026-05-04T10:00:00Z", "2026-05-04T11:00:00"),
+        ("2026-05-04", "2026-05-05"),
+    ],
+)
+def test_an_exclusion_time_without_a_timezone_is_refused(start: str, end: str) -> None:
+    message = refused(f"[[exclude]]\nsource = 'smtp2go'\nstart = {start}\nend = {end}")
+    assert "exclude" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_threshold_below_one_is_refused(value: str) -> None:
+    assert "soft_bounce_threshold" in refused(f"soft_bounce_threshold = {value}")
+
+
+def test_a_threshold_of_one_is_accepted() -> None:
+    assert parse("soft_bounce_threshold = 1").soft_bounce_threshold == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'soft_bounce_threshold = "3"',
+        "soft_bounce_threshold = true",
+        'delivery_clears_soft_bounces = "yes"',
+        "[providers.smtp2go]\nunsubscribe = 'unsub'",
+        "soft_bounce_threshold = ",
+        "[providers]\nsmtp2go = 3",
+    ],
+)
+def test_a_wrongly_typed_value_or_broken_toml_is_refused(text: str) -> None:
+    refused(text)
+
+
+def test_a_policy_file_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("soft_bounce_treshold = 2\n")
+    with pytest.raises(PolicyInvalid) as info:
+        load_policy(path, known_sources=KNOWN_SOURCES)
+    assert str(path) in str(info.value)
+    assert "soft_bounce_treshold" in str(info.value)
+
+
+def test_a_missing_policy_file_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(PolicyInvalid) as info:
+        load_policy(path, known_sources=KNOWN_SOURCES)
+    assert str(path) in str(info.value)
+
+
+# -- the hash ---------------------------------------------------------------------------------
+
+COMPACT = """
+soft_bounce_threshold = 2
+soft_bounce_window = "7d"
+providers = { smtp2go = { unsubscribe = "unsubscribe" } }
+classify = [ { pattern = 'blocked', bounce = "ignore" } ]
+"""
+
+SPREAD = """
+# the same policy, written another way
+
+[providers.smtp2go]
+"unsubscribe" = 'unsubscribe'
+
+[[classify]]
+bounce  = "ignore"
+pattern = "blocked"
+
+"""  # top-level keys must precede tables in TOML, so they are prepended below
+
+
+def test_the_policy_hash_is_stable_across_reformatting_of_the_same_toml() -> None:
+    spread = 'soft_bounce_window   =   "7d"   # a week\nsoft_bounce_threshold=2\n' + SPREAD
+    assert parse(COMPACT) == parse(spread)
+    assert policy_hash(parse(COMPACT)) == policy_hash(parse(spread))
+
+
+def test_writing_a_default_value_out_does_not_change_the_hash() -> None:
+    explicit = "soft_bounce_threshold = 3\ndelivery_clears_soft_bounces = true\n"
+    assert policy_hash(parse(explicit)) == policy_hash(DEFAULT_POLICY)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("soft_bounce_threshold = 2", "soft_bounce_threshold = 3"),
+        ('soft_bounce_window = "7d"', 'soft_bounce_window = "8d"'),
+        ('unsubscribe = "unsubscribe"', 'unsubscribe = "complaint"'),
+        ('bounce = "ignore" }', 'bounce = "soft" }'),
+        ("pattern = 'blocked'", "pattern = 'Blocked'"),
+    ],
+)
+def test_the_policy_hash_changes_when_a_value_changes(old: str, new: str) -> None:
+    assert old in COMPACT
+    changed = COMPACT.replace(old, new)
+    assert policy_hash(parse(changed)) != policy_hash(parse(COMPACT))
+
+
+def test_the_policy_hash_changes_with_an_added_exclusion() -> None:
+    excluded = COMPACT.replace(
+        "classify =",
+        "exclude = [ { source = 'smtp2go', start = 2026-05-04T10:00:00Z, "
+        "end = 2026-05-04T11:00:00Z } ]\nclassify =",
+    )
+    assert policy_hash(parse(excluded)) != policy_hash(parse(COMPACT))
+
+
+# -- mapping overrides --------------------------------------------------------------------------
+
+
+def test_an_unsubscribe_override_makes_smtp2go_unsubscribes_suppress() -> None:
+    policy = parse('[providers.smtp2go]\nunsubscribe = "unsubscribe"')
+    got = only(fixture_bytes("smtp2go", "unsubscribe.json"), policy)
+    assert isinstance(got, Unsubscribe)
+    state = replay(got.recipient, [got], policy)
+    assert state.suppressed
+    assert state.reason == "unsubscribe"
+
+
+def test_an_override_written_with_a_synonym_key_also_works() -> None:
+    policy = parse('[providers.smtp2go]\nunsubscribed = "unsubscribe"')
+    got = only(fixture_bytes("smtp2go", "unsubscribe.json"), policy)
+    assert isinstance(got, Unsubscribe)
+    assert replay(got.recipient, [got], policy).reason == "unsubscribe"
+
+
+def test_an_override_can_turn_a_default_mapping_off() -> None:
+    policy = parse('[providers.smtp2go]\nspam = "ignore"')
+    got = only(fixture_bytes("smtp2go", "spam.json"), policy)
+    assert isinstance(got, Ignored)
+    assert not replay(got.recipient, [got], policy).suppressed
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("hard_bounce", "hard"), ("soft_bounce", "soft")])
+def test_a_bounce_override_can_force_the_class(kind: str, expected: str) -> None:
+    policy = parse(f'[providers.smtp2go]\nbounce = "{kind}"')
+    for cls in ("hard", "soft", None):
+        got = only(bounce("550 5.1.1 unknown", cls), policy)
+        assert isinstance(got, Bounce)
+        assert got.bounce_class == expected
+
+
+def test_an_override_can_map_an_ignored_event_to_a_complaint() -> None:
+    policy = parse('[providers.smtp2go]\nreject = "complaint"')
+    body = msgspec.json.encode({"event": "reject", "id": "r", "rcpt": "x@example.com"})
+    assert isinstance(only(body, policy), Complaint)
+
+
+# -- classification rules ----------------------------------------------------------------------
+
+IGNORE_BLOCKED = "[[classify]]\npattern = '5\\.7\\.1 .*blocked'\nbounce = \"ignore\"\n"
+
+
+def test_a_matching_hard_bounce_classified_ignore_becomes_an_ignored_event() -> None:
+    policy = parse(IGNORE_BLOCKED)
+    got = only(bounce(BLOCKED), policy)
+    assert isinstance(got, Ignored)
+    assert "5\\.7\\.1 .*blocked" in got.reason
+    assert got.diagnostic == BLOCKED
+    assert not replay(got.recipient, [got], policy).suppressed
+    # without the rule the same bounce suppresses
+    assert replay(got.recipient, mapped(bounce(BLOCKED), DEFAULT_POLICY), DEFAULT_POLICY).suppressed
+
+
+def test_a_classification_rule_matches_case_insensitively_anywhere_in_the_text() -> None:
+    got = only(
+        bounce("Remote said: 550 5.7.1 Client host BLOCKED by policy"), parse(IGNORE_BLOCKED)
+    )
+    assert isinstance(got, Ignored)
+
+
+def test_a_hard_bounce_not_matching_any_rule_stays_hard() -> None:
+    got = only(bounce("550 5.1.1 User unknown"), parse(IGNORE_BLOCKED))
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+def test_a_rule_with_bounce_soft_makes_a_matching_hard_bounce_soft() -> None:
+    policy = parse("[[classify]]\npattern = '5\\.7\\.1 .*blocked'\nbounce = \"soft\"")
+    got = only(bounce(BLOCKED), policy)
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "soft"
+    assert not replay(got.recipient, [got], policy).suppressed
+
+
+def test_a_rule_with_bounce_hard_makes_a_matching_soft_bounce_hard() -> None:
+    policy = parse("[[classify]]\npattern = 'user unknown'\nbounce = \"hard\"")
+    got = only(bounce("550 5.1.1 User unknown", cls="soft"), policy)
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+def test_a_rule_reads_the_context_when_there_is_no_message() -> None:
+    body = msgspec.json.encode(
+        {"event": "bounce", "bounce": "hard", "id": "b", "rcpt": "x@example.com",
+         "context": BLOCKED}
+    )  # fmt: skip
+    assert isinstance(only(body, parse(IGNORE_BLOCKED)), Ignored)
+
+
+def test_the_first_matching_rule_wins() -> None:
+    policy = parse(
+        "[[classify]]\npattern = 'blocked'\nbounce = 'soft'\n"
+        "[[classify]]\npattern = '5\\.7\\.1'\nbounce = 'ignore'\n"
+    )
+    got = only(bounce(BLOCKED), policy)
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "soft"
+
+
+def test_a_rule_limited_to_smtp2go_applies_to_smtp2go() -> None:
+    policy = parse(IGNORE_BLOCKED + 'source = "smtp2go"\n')
+    assert isinstance(only(bounce(BLOCKED), policy), Ignored)
+
+
+def test_a_rule_limited_to_another_source_does_not_apply_to_smtp2go() -> None:
+    # Built directly: the parser refuses sources this build has no decoder for.
+    policy = Policy(
+        classify=[ClassifyRule(pattern=r"5\.7\.1 .*blocked", bounce="ignore", source="ses")]
+    )
+    got = only(bounce(BLOCKED), policy)
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+def test_classification_rules_touch_only_bounces() -> None:
+    policy = parse("[[classify]]\npattern = '.*'\nbounce = 'ignore'")
+    body = msgspec.json.encode(
+        {"event": "spam", "id": "s", "rcpt": "x@example.com", "message": "anything"}
+    )
+    assert isinstance(only(body, policy), Complaint)
+
+
+# -- exclusions ---------------------------------------------------------------------------------
+
+EXCLUDE = """
+[[exclude]]
+source = "smtp2go"
+start = 2026-05-04T10:00:00Z
+end = 2026-05-04T11:00:00Z
+note = "sender-side incident"
+"""
+
+
+@pytest.mark.parametrize(
+    "time",
+    ["2026-05-04T10:00:00Z", "2026-05-04T10:30:00Z", "2026-05-04T10:59:59.999999Z",
+     "2026-05-04T12:30:00+02:00"],
+)  # fmt: skip
+def test_an_event_inside_an_exclusion_is_ignored(time: str) -> None:
+    policy = parse(EXCLUDE)
+    got = only(bounce("550 5.1.1 User unknown", time=time), policy)
+    assert isinstance(got, Ignored)
+    assert "excluded by policy" in got.reason
+    assert "sender-side incident" in got.reason
+    assert not replay(got.recipient, [got], policy).suppressed
+
+
+@pytest.mark.parametrize(
+    "time", ["2026-05-04T09:59:59.999999Z", "2026-05-04T11:00:00Z", "2026-05-05T10:30:00Z"]
+)
+def test_an_event_outside_an_exclusion_is_read_as_usual(time: str) -> None:
+    got = only(bounce("550 5.1.1 User unknown", time=time), parse(EXCLUDE))
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+def test_an_exclusion_goes_by_event_time_not_receipt_time() -> None:
+    policy = parse(EXCLUDE)
+    inside = micros(datetime(2026, 5, 4, 10, 30, tzinfo=UTC))
+    outside_event = bounce("550 5.1.1 User unknown", time="2026-05-04T09:00:00Z")
+    assert isinstance(only(outside_event, policy, received_at=inside), Bounce)
+    # with no event time, the receipt time is the event time, and it is inside
+    no_time = msgspec.json.encode({"event": "bounce", "bounce": "hard", "rcpt": "x@example.com"})
+    assert isinstance(only(no_time, policy, received_at=inside), Ignored)
+
+
+def test_an_exclusion_applies_to_every_kind_of_event() -> None:
+    policy = parse(EXCLUDE)
+    body = msgspec.json.encode(
+        {"event": "spam", "id": "s", "rcpt": "x@example.com", "time": "2026-05-04T10:10:00Z"}
+    )
+    assert isinstance(only(body, policy), Ignored)
+
+
+def test_an_exclusion_for_another_source_does_not_apply_to_smtp2go() -> None:
+    policy = Policy(
+        exclude=[
+            Exclusion(
+                source="ses",
+                start=datetime(2026, 5, 4, 10, tzinfo=UTC),
+                end=datetime(2026, 5, 4, 11, tzinfo=UTC),
+            )
+        ]
+    )
+    assert isinstance(only(bounce("550", time="2026-05-04T10:30:00Z"), policy), Bounce)
