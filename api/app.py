@@ -87,6 +87,8 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     PolicyMismatch: lambda r, exc: _problem(r, 503, str(exc), {"Retry-After": "5"}),
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
+    # a request body nested deeper than the JSON decoder follows
+    RecursionError: lambda r, _: _problem(r, 400, "request body is nested too deeply"),
     BasicAuthRequired: lambda r, exc: _problem(
         r, 401, str(exc), {"WWW-Authenticate": 'Basic realm="bounceledger"'}
     ),

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, PathParameter, QueryParameter
 
 from api.runtime import Runtime
-from api.schemas import ReceiptPage, ReceiptView, parse_when
+from api.schemas import MAX_SEQ, ReceiptPage, ReceiptView, not_found, parse_when
 from projections.audit import TimelineEntry, timeline
 
 
@@ -32,7 +32,9 @@ async def recipient_events(
 @get("/v1/audit/receipts", summary="Receipts in ledger order (keyset pages)")
 async def list_receipts(
     request: Request[Any, Any, Any],
-    after: Annotated[int, QueryParameter(ge=0, description="the `next` of the previous page")] = 0,
+    after: Annotated[
+        int, QueryParameter(ge=0, le=MAX_SEQ, description="the `next` of the previous page")
+    ] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     source: Annotated[str | None, QueryParameter()] = None,
     since: Annotated[str | None, QueryParameter(description="received at or after")] = None,
@@ -52,9 +54,10 @@ async def list_receipts(
 @get(
     "/v1/audit/receipts/{seq:int}",
     summary="One receipt: metadata and body; `?raw=true` for the body's exact bytes",
+    responses=not_found("receipt"),
 )
 async def get_receipt(
-    seq: FromPath[int],
+    seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)],
     request: Request[Any, Any, Any],
     raw: Annotated[bool, QueryParameter()] = False,
 ) -> Response[Any]:

@@ -11,6 +11,7 @@ import msgspec
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is emitted.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD.add("color_message")  # uvicorn's ANSI-coloured copy of the message
 _encode = msgspec.json.Encoder().encode
 
 
@@ -45,3 +46,6 @@ def configure(level: str = "info", *, json: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # aiosqlite logs every statement with its parameters at DEBUG: receipt bodies and
+    # recipient addresses have no place in logs, whatever the level.
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))

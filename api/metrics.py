@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 # The `_created` series only add noise to every scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+log = logging.getLogger("bounceledger.ledger")
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -75,6 +78,12 @@ class Metrics:
 
     def record_commit(self, report: CommitReport) -> None:
         """The store's on_commit hook."""
+        log.debug(
+            "group commit: %d receipts in %.2f ms",
+            len(report.receipts),
+            report.seconds * 1000,
+            extra={"receipts": len(report.receipts), "ms": round(report.seconds * 1000, 3)},
+        )
         self.commit_seconds.observe(report.seconds)
         self.commit_batch.observe(len(report.receipts))
         for receipt, result, wait in zip(

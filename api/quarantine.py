@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from api.runtime import Runtime
+from api.schemas import MAX_SEQ, not_found
 from projections.quarantine import Kept, Replay, listing, replay
 
 
@@ -29,8 +30,11 @@ async def list_quarantine(
     "/v1/quarantine/{qid:int}/replay",
     status_code=200,
     summary="Append a quarantined delivery to the ledger if today's decoder reads it",
+    responses=not_found("quarantined delivery"),
 )
-async def replay_quarantined(qid: FromPath[int], request: Request[Any, Any, Any]) -> Replay:
+async def replay_quarantined(
+    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+) -> Replay:
     outcome = await replay(_runtime(request).store, qid)
     if outcome.error == "no such quarantined delivery":
         raise NotFoundException(f"no quarantined delivery {qid}")

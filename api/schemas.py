@@ -6,12 +6,26 @@ from typing import Annotated
 
 import msgspec
 from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from projections.audit import ReceiptView
 from projections.queries import Status, Suppression
 from projections.recipients import parse_time
 
 MAX_CHECK = 50_000
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER: larger numbers cannot name anything stored
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """Every error answer: the status code and a sentence saying what went wrong."""
+
+    status_code: int
+    detail: str
+
+
+def not_found(what: str) -> dict[int, ResponseSpec]:
+    """The OpenAPI entry for a route's 404."""
+    return {404: ResponseSpec(data_container=Problem, description=f"no such {what}")}
 
 
 class WebhookAccepted(msgspec.Struct, frozen=True):
@@ -84,6 +98,7 @@ __all__ = [
     "CheckResult",
     "Health",
     "OperatorNote",
+    "Problem",
     "Readiness",
     "ReceiptPage",
     "ReceiptView",
