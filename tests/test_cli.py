@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from click.testing import CliRunner, Result
 from api.cli import cli
 from ledger import NewReceipt, SQLiteStore
 from tests.conftest import API_KEY, AUTH, SECRET, fixture_bytes
+from tests.serving import bounceledger_script, free_port, stop, wait_healthy
 
 STATUS_FIELDS = {
     "email",
@@ -352,34 +351,6 @@ def test_missing_policy_file_is_a_one_line_error(ledger: Path, tmp_path: Path) -
 # -- serve --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(
-    base: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 10.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise AssertionError(f"serve exited early with {process.returncode}:\n{tail}")
-        try:
-            response = httpx.get(f"{base}/healthz", headers=AUTH, timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(0.05)
-            continue
-        assert response.status_code == 200, response.text
-        return
-    raise AssertionError(f"serve did not answer /healthz within {timeout} s")
-
-
-def bounceledger_script() -> Path:
-    return Path(sys.executable).with_name("bounceledger")
-
-
 def test_serve_real_process(tmp_path: Path) -> None:
     db = tmp_path / "served" / "ledger.db"
     port = free_port()
@@ -440,12 +411,7 @@ def test_serve_real_process(tmp_path: Path) -> None:
         health = httpx.get(f"{base}/healthz", headers=AUTH, timeout=5).json()
         assert health["receipts"] == 1
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
         log.close()
     assert db.exists()
     output = log_path.read_bytes()

@@ -15,7 +15,7 @@ import pytest
 from api.network import NetworksInvalid, client_address, parse_networks
 from api.settings import SettingsInvalid, load_settings
 from tests.conftest import API_KEY, SECRET, fixture_bytes
-from tests.test_cli import bounceledger_script, free_port, wait_healthy
+from tests.serving import bounceledger_script, free_port, stop, wait_healthy
 
 PROXY = parse_networks("127.0.0.1, 10.0.0.0/8", "proxies")
 
@@ -86,12 +86,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
             wait_healthy(base, process, log_path)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop(process)
 
 
 def _post(base: str, body: bytes, forwarded_for: str | None = None) -> int:

@@ -53,6 +53,7 @@ from tests.providers.signing import (
     svix_headers,
 )
 from tests.reliability.helpers import provider_environment
+from tests.serving import stop
 
 MARKER = "secrets-marker-5c1d"
 BASIC_USERS = ("smtp2go", "", "pm", "postmark", "webhook")
@@ -310,12 +311,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
                 time.sleep(0.05)
             responses = _post_to_the_real_server(base)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop(process)
     return Served(responses, log_path.read_bytes(), data_files(db.parent))
 
 
