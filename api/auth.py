@@ -57,10 +57,13 @@ def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
     return matches[0] if matches else None
 
 
-def require_api_key(
+async def require_api_key(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard for every non-webhook route: `Authorization: Bearer KEY`, 401 otherwise."""
+    """Guard for every non-webhook route: `Authorization: Bearer KEY`, 401 otherwise.
+
+    Async on purpose: litestar runs a sync guard in a worker thread, on every request.
+    """
     if handler.opt.get("webhook"):
         return
     keys: tuple[ApiKey, ...] = connection.app.state.runtime.settings.api_keys

@@ -25,7 +25,8 @@ from api.schemas import WebhookAccepted
 from api.settings import Settings
 from ledger import NewReceipt, quarantine
 from projections.errors import DecodeFailed
-from projections.providers import PROVIDERS
+from projections.facts import derive_raws
+from projections.providers import PROVIDERS, Provider
 
 # Headers worth keeping for audit. Authorization, cookies and anything carrying a
 # secret are never stored: the receipt must be safe to export and show.
@@ -81,11 +82,25 @@ async def receive_webhook(
         peer=request.client.host if request.client else None,
     )
     try:
-        events = len(module.decode(body, content_type, headers))
+        raws = module.decode(body, content_type, headers)
     except DecodeFailed as exc:
         # Authentic but unreadable: refused (400, nothing appended) and kept aside, so a
         # fixed decoder can replay it after the provider's retries have run out.
         await quarantine.keep(runtime.store, receipt, str(exc))
         raise
     result = await runtime.store.append(receipt)
-    return WebhookAccepted(seq=result.seq, events=events, duplicate=result.duplicate)
+    if not result.duplicate:
+        _hand_over(runtime, module, raws, receipt, result.seq)
+    return WebhookAccepted(seq=result.seq, events=len(raws), duplicate=result.duplicate)
+
+
+def _hand_over(
+    runtime: Runtime, module: Provider, raws: list[dict[str, Any]], receipt: NewReceipt, seq: int
+) -> None:
+    """Give the projector the facts of what was just committed, so it need not parse the
+    body again. Best effort: on any surprise the projector derives them itself."""
+    try:
+        keyed = derive_raws(module, raws, receipt.source, seq, receipt.received_at)
+    except Exception:  # the projector's own derive will log it
+        return
+    runtime.projector.hand_over(seq, keyed)

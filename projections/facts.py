@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any
 
 import msgspec
 
@@ -21,7 +22,15 @@ from projections.policy import DERIVATION_VERSION
 from projections.providers import PROVIDERS, Provider
 from projections.recipients import normalize_recipient
 
-__all__ = ["DERIVATION_VERSION", "Fact", "Keyed", "decode_fact", "derive", "encode_fact"]
+__all__ = [
+    "DERIVATION_VERSION",
+    "Fact",
+    "Keyed",
+    "decode_fact",
+    "derive",
+    "derive_raws",
+    "encode_fact",
+]
 
 
 log = logging.getLogger("bounceledger.facts")
@@ -105,6 +114,14 @@ def derive(receipt: Receipt) -> list[Keyed]:
 
 def _derive(provider: Provider, receipt: Receipt) -> list[Keyed]:
     raws = provider.decode(receipt.body, receipt.content_type, receipt.headers)
+    return derive_raws(provider, raws, receipt.source, receipt.seq, receipt.received_at)
+
+
+def derive_raws(
+    provider: Provider, raws: list[dict[str, Any]], source: str, seq: int, received_at: int
+) -> list[Keyed]:
+    """The facts of raw events already decoded from receipt `seq` (what `derive` would
+    give for that receipt: the door hands them over so the body is parsed only once)."""
     out: list[Keyed] = []
     for raw in raws:
         for seen in provider.facts(raw):
@@ -112,16 +129,16 @@ def _derive(provider: Provider, receipt: Receipt) -> list[Keyed]:
             if not recipient:
                 continue
             fact = Fact(
-                source=receipt.source,
+                source=source,
                 raw_kind=seen.raw_kind,
                 recipient=recipient,
-                at=seen.at if seen.at is not None else receipt.received_at,
-                seq=receipt.seq,
+                at=seen.at if seen.at is not None else received_at,
+                seq=seq,
                 ord=len(out),
                 event_id=seen.event_id,
                 message_id=seen.message_id,
                 diagnostic=seen.diagnostic,
                 bounce_class=seen.bounce_class,
             )
-            out.append(Keyed(dedup_key(receipt.source, seen.event_id, recipient), fact))
+            out.append(Keyed(dedup_key(source, seen.event_id, recipient), fact))
     return out

@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 
 import aiosqlite
 
 from ledger import SQLiteStore, StoreUnavailable
 from projections import views
 from projections.errors import PolicyMismatch
-from projections.facts import derive
+from projections.facts import Keyed, derive
 from projections.mapping import Mapper
 from projections.policy import Policy, policy_hash
 
 log = logging.getLogger("bounceledger.projector")
+
+_STEP = 1000  # receipts per projector transaction, at most
+_HANDED_MAX = 20_000
+
+
+def _commit_step(
+    conn: sqlite3.Connection, planned: views.Plan, after: int, seq: int, digest: str
+) -> bool:
+    """Write a planned step if the checkpoint is still where the plan started (another
+    process — a rebuild, a CLI — may have moved it); False when it was not written."""
+    row = conn.execute("SELECT seq, policy_hash FROM projection_meta WHERE id = 1").fetchone()
+    if row is None or tuple(row) != (after, digest):
+        return False
+    views.write_plan(conn, planned)
+    conn.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", (seq,))
+    return True
 
 
 def statements(script: str) -> list[str]:
@@ -49,6 +66,9 @@ class Projector:
         self.mapper = Mapper(policy)
         self.projected_seq = 0
         self.error: str | None = None
+        # Facts the door already derived while checking the body, by receipt seq: the
+        # projector takes them instead of parsing the body a second time.
+        self._handed: dict[int, list[Keyed]] = {}
 
     async def start(self) -> None:
         """Create the tables; a new database records this policy as its own.
@@ -73,26 +93,34 @@ class Projector:
             raise PolicyMismatch(meta.policy_hash, self.policy_hash)
         return meta.seq
 
-    async def step(self, limit: int = 1000) -> int:
+    async def step(self, limit: int = _STEP) -> int:
         """Project the next receipts; returns how many receipts were folded."""
         after = self.projected_seq
         receipts = await self.store.read(after, limit)
         if not receipts:
             return 0
-        keyed = [item for receipt in receipts for item in derive(receipt)]
-        async with self.store.write() as db:
+        handed = self._handed
+        keyed = [item for r in receipts for item in handed.pop(r.seq, None) or derive(r)]
+        # Fold on the reader; hold the write lock only to check nothing moved and write.
+        async with self.store.snapshot() as db:
             seq = self._check(await views.read_meta(db))
-            moved = seq != after  # another process (a rebuild) moved the checkpoint
-            if not moved:
-                await views.apply(db, keyed, self.mapper)
-                await db.execute(
-                    "UPDATE projection_meta SET seq = ? WHERE id = 1", (receipts[-1].seq,)
-                )
+            planned = await views.plan(db, keyed, self.mapper) if seq == after else None
+        moved = planned is None or not await self.store.transact(
+            _commit_step, planned, after, receipts[-1].seq, self.policy_hash
+        )
         if moved:
             self.projected_seq = seq
             return await self.step(limit)
         self.projected_seq = receipts[-1].seq
+        if handed and next(iter(handed)) <= self.projected_seq:  # left behind by a rebuild
+            self._handed = {seq: k for seq, k in handed.items() if seq > self.projected_seq}
         return len(receipts)
+
+    def hand_over(self, seq: int, keyed: list[Keyed]) -> None:
+        """Offer the facts of receipt `seq`, derived from the bytes just committed (kept
+        only while the projector is not far behind: it can always derive them itself)."""
+        if seq > self.projected_seq and len(self._handed) < _HANDED_MAX:
+            self._handed[seq] = keyed
 
     async def catch_up(self) -> int:
         """Project everything in the ledger now; returns receipts folded."""
@@ -111,8 +139,12 @@ class Projector:
             await asyncio.sleep(0.005)
         return True
 
-    async def run(self, idle: float = 0.5) -> None:
-        """Tail the ledger until cancelled; wakes on every local commit, polls otherwise."""
+    async def run(self, idle: float = 0.5, coalesce: float = 0.02) -> None:
+        """Tail the ledger until cancelled; wakes on every local commit, polls otherwise.
+
+        After a wake-up it waits `coalesce` seconds so that one step folds what a burst
+        appended, instead of contending with every group commit for the write lock.
+        """
         while True:
             try:
                 count = await self.step()
@@ -128,5 +160,4 @@ class Projector:
                 count = 0
             if count == 0:
                 await self.store.wait_for_appends(idle)
-            else:
-                await asyncio.sleep(0)
+            await asyncio.sleep(coalesce if count < _STEP else 0)

@@ -18,6 +18,7 @@ import aiosqlite
 import msgspec
 
 from ledger import SQLiteStore
+from ledger.sqlite import on_thread
 from projections import views
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper
@@ -77,7 +78,7 @@ async def rebuild(
         changed.extend(await _compare(store, batch))
         if not dry_run:
             async with store.write() as db:
-                await views.write_states(db, batch, suffix="_next")
+                await on_thread(db, views.write_states, batch, suffix="_next")
         batch.clear()
 
     async for email, facts in groups:
@@ -272,7 +273,7 @@ async def _swap(store: SQLiteStore, mapper: Mapper, digest: str, upto: int) -> N
         states = [
             mapper.fold_facts(email, await views.load_facts(db, email)) for email in sorted(emails)
         ]
-        await views.write_states(db, states)
+        await on_thread(db, views.write_states, states)
         seq = live
         while receipts := await store.read(seq, _READ_CHUNK):
             await views.apply(db, [k for r in receipts for k in derive(r)], mapper)

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 
 import aiosqlite
 import msgspec
 
+from ledger.sqlite import on_thread
 from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, encode_fact
 from projections.mapping import Mapper
 from projections.policy import Policy
@@ -71,10 +73,11 @@ def fact_row(keyed: Keyed) -> tuple[str, int, int, int, bytes, bytes]:
     return (fact.recipient, fact.at, fact.seq, fact.ord, keyed.key, encode_fact(fact))
 
 
-async def write_states(
-    db: aiosqlite.Connection, states: Iterable[RecipientState], suffix: str = ""
+def write_states(
+    conn: sqlite3.Connection, states: Iterable[RecipientState], suffix: str = ""
 ) -> None:
-    """Upsert states; keep the suppressions table in step with them."""
+    """Upsert states; keep the suppressions table in step with them (on the writer's
+    thread: `await on_thread(db, write_states, states)`)."""
     state_out: list[tuple[str, bytes]] = []
     suppressed: list[tuple[str, str, int, int]] = []
     released: list[tuple[str]] = []
@@ -85,15 +88,20 @@ async def write_states(
             suppressed.append((state.email, cause.reason, state.since, cause.seq))
         else:
             released.append((state.email,))
-    await db.executemany(f"INSERT OR REPLACE INTO recipient_state{suffix} VALUES (?, ?)", state_out)
-    await db.executemany(
-        f"INSERT OR REPLACE INTO suppressions{suffix} VALUES (?, ?, ?, ?)", suppressed
-    )
-    await db.executemany(f"DELETE FROM suppressions{suffix} WHERE email = ?", released)
+    conn.executemany(f"INSERT OR REPLACE INTO recipient_state{suffix} VALUES (?, ?)", state_out)
+    conn.executemany(f"INSERT OR REPLACE INTO suppressions{suffix} VALUES (?, ?, ?, ?)", suppressed)
+    conn.executemany(f"DELETE FROM suppressions{suffix} WHERE email = ?", released)
 
 
-async def apply(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) -> None:
-    """Index new facts and fold them, inside the caller's write transaction.
+class Plan(msgspec.Struct):
+    """What folding a batch of facts will write: the new fact rows and the new states."""
+
+    rows: list[tuple[str, int, int, int, bytes, bytes]]
+    states: list[RecipientState]
+
+
+async def plan(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) -> Plan:
+    """Fold new facts against what `db` shows (reads only: the reader, or the writer).
 
     A fact already indexed (same key) is a duplicate and is dropped: idempotent. A
     recipient whose new facts all sort after its last folded event is folded forward;
@@ -106,11 +114,6 @@ async def apply(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) ->
         if item.key not in known:
             known.add(item.key)
             fresh.append(item)
-    if not fresh:
-        return
-    await db.executemany(
-        "INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?)", [fact_row(k) for k in fresh]
-    )
     by_email: dict[str, list[Fact]] = defaultdict(list)
     for item in fresh:
         by_email[item.fact.recipient].append(item.fact)
@@ -120,9 +123,21 @@ async def apply(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) ->
         state = states.get(email)
         facts.sort(key=lambda fact: fact.position)
         if state is not None and facts[0].position < state.position:
-            facts, state = await load_facts(db, email), None
+            indexed = await load_facts(db, email)
+            facts, state = sorted([*indexed, *facts], key=lambda fact: fact.position), None
         updated.append(mapper.fold_facts(email, facts, state))
-    await write_states(db, updated)
+    return Plan(rows=[fact_row(item) for item in fresh], states=updated)
+
+
+def write_plan(conn: sqlite3.Connection, planned: Plan) -> None:
+    """Write a plan inside the caller's write transaction (on the writer's thread)."""
+    conn.executemany("INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?)", planned.rows)
+    write_states(conn, planned.states)
+
+
+async def apply(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) -> None:
+    """Index and fold new facts inside the caller's write transaction on `db`."""
+    await on_thread(db, write_plan, await plan(db, keyed, mapper))
 
 
 async def _known_keys(db: aiosqlite.Connection, keys: list[bytes]) -> set[bytes]:

@@ -5,9 +5,10 @@ in another thread): the class is patched before the app is created, and the test
 a switch. Two places:
 
 - `batch`: SQLiteStore._write_batch raises before anything is written;
-- `commit`: every write transaction (appends and the projector's alike) fails after its
-  statements ran, where COMMIT would be — the INSERT is in the transaction and must be
-  rolled back, as when the disk fails or fills under a commit.
+- `commit`: every write transaction (appends and the projector's alike, whether through
+  `SQLiteStore.write` or in one hop through `in_transaction`) fails after its statements
+  ran, where COMMIT would be — the INSERT is in the transaction and must be rolled back,
+  as when the disk fails or fills under a commit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 
+import ledger.sqlite as ledger_sqlite
 from ledger import SQLiteStore
 from tests.api.helpers import hard_bounce, post_webhook, receipts, status
 from tests.conftest import AUTH, settle
@@ -63,6 +65,19 @@ def inject(monkeypatch: pytest.MonkeyPatch, where: str) -> Fault:
                 fault.fire()  # the statements ran; the commit fails
 
         monkeypatch.setattr(SQLiteStore, "write", failing_write)
+        # the hot paths (group commits, projector steps) run their whole transaction on
+        # the writer's thread: fail those after their statements ran, too
+        original_transaction = ledger_sqlite.in_transaction
+
+        def failing_transaction(conn: sqlite3.Connection, fn: Any, /, *args: Any) -> Any:
+            def statements_then_fault(connection: sqlite3.Connection, *more: Any) -> Any:
+                result = fn(connection, *more)
+                fault.fire()
+                return result
+
+            return original_transaction(conn, statements_then_fault, *args)
+
+        monkeypatch.setattr(ledger_sqlite, "in_transaction", failing_transaction)
     return fault
 
 
