@@ -29,8 +29,9 @@ from projections.facts import derive_raws
 from projections.providers import PROVIDERS, Provider
 
 # Headers worth keeping for audit. Authorization, cookies and anything carrying a
-# secret are never stored: the receipt must be safe to export and show.
-AUDIT_HEADERS = ("user-agent", "content-type", "content-length", "x-forwarded-for")
+# secret are never stored: the receipt must be safe to export and show. The content
+# type has its own column and the length is the body's: neither is stored twice.
+AUDIT_HEADERS = ("user-agent", "x-forwarded-for")
 
 
 def _audit_headers(request: Request[Any, Any, Any], extra: tuple[str, ...]) -> dict[str, str]:
