@@ -1,0 +1,125 @@
+"""Generate a ledger of N SMTP2GO receipts straight into SQLite, fast and verifiable.
+
+Bulk `executemany` in large transactions with the store's own DDL (`ledger.schema`), the
+chain computed with `ledger.chain`, so `bounceledger verify` passes; the audit headers
+are those the webhook door keeps (`api.webhooks.AUDIT_HEADERS`) of what SMTP2GO sends.
+Generated ledgers are cached in bench/.cache, keyed by size, seed and a hash of what
+they depend on (schema, kept headers, chain, this generator), so the lead can iterate
+without regenerating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+from api.webhooks import AUDIT_HEADERS
+from bench.payloads import Maker, population
+from ledger import schema
+from ledger.chain import GENESIS, body_digest, encode_headers, link_hash
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+CHUNK = 50_000
+SEED = 5
+PEER = "203.0.113.10"
+COLUMNS = "seq, received_at, source, content_type, headers, peer, body, body_sha256, chain_hash"
+
+
+def fingerprint() -> str:
+    """Changes whenever the stored receipts could differ: their DDL, the headers the door
+    keeps, the chain, this generator and its payloads."""
+    digest = hashlib.sha256(repr((schema.PRAGMAS, schema.RECEIPTS, AUDIT_HEADERS)).encode())
+    for path in (HERE.parent / "ledger/chain.py", HERE / "payloads.py", HERE / "gen.py"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def generate(path: Path, events: int, *, seed: int = SEED, deadline_s: float = 3600) -> float:
+    """Write a fresh ledger of `events` receipts at `path`; returns the seconds it took."""
+    started = time.perf_counter()
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in schema.PRAGMAS:
+            conn.execute(pragma)
+        conn.execute("PRAGMA synchronous=OFF")  # a generated file: no need to fsync
+        conn.executescript(schema.RECEIPTS)
+        insert = f"INSERT INTO receipts ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+        prev, rows = GENESIS, list[tuple[object, ...]]()
+        for seq, (received, event) in enumerate(
+            Maker(seed, population(events)).events(events), start=1
+        ):
+            sent = {
+                "user-agent": "SMTP2GO",
+                "content-type": event.content_type,
+                "content-length": str(len(event.body)),
+            }
+            headers = encode_headers({k: v for k, v in sent.items() if k in AUDIT_HEADERS})
+            digest = body_digest(event.body)
+            prev = link_hash(
+                prev,
+                seq=seq,
+                received_at=received,
+                source="smtp2go",
+                content_type=event.content_type,
+                headers_json=headers,
+                peer=PEER,
+                body_sha256=digest,
+            )
+            rows.append(
+                (
+                    seq,
+                    received,
+                    "smtp2go",
+                    event.content_type,
+                    headers,
+                    PEER,
+                    event.body,
+                    digest,
+                    prev,
+                )
+            )
+            if len(rows) >= CHUNK:
+                _flush(conn, insert, rows)
+                if time.perf_counter() - started > deadline_s:
+                    raise TimeoutError(f"generating {events} receipts took over {deadline_s} s")
+        _flush(conn, insert, rows)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def _flush(conn: sqlite3.Connection, insert: str, rows: list[tuple[object, ...]]) -> None:
+    conn.execute("BEGIN")
+    conn.executemany(insert, rows)
+    conn.execute("COMMIT")
+    rows.clear()
+
+
+def ledger(dest: Path, events: int, *, cache: bool = True, seed: int = SEED) -> str:
+    """A ledger of `events` receipts at `dest` (copied from the cache when there);
+    returns how it was obtained, for the report."""
+    if not cache:
+        return f"generated in {generate(dest, events, seed=seed):.1f} s"
+    CACHE.mkdir(exist_ok=True)
+    mark = fingerprint()
+    for stale in CACHE.glob("ledger-*"):
+        if mark not in stale.name:  # made by other code: never valid again
+            stale.unlink()
+    cached = CACHE / f"ledger-{events}-s{seed}-{mark}.db"
+    how = "copied from cache"
+    if not cached.exists():
+        partial = cached.with_suffix(".partial")
+        seconds = generate(partial, events, seed=seed)
+        partial.replace(cached)
+        for suffix in ("-wal", "-shm"):
+            partial.with_name(partial.name + suffix).unlink(missing_ok=True)
+        how = f"generated in {seconds:.1f} s (now cached)"
+    shutil.copyfile(cached, dest)
+    return f"{how}: {cached.name}"

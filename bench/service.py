@@ -1,0 +1,88 @@
+"""The three servers under test, started the same way: bounceledger and the baselines."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.procs import HOST, PYTHON, Server, free_port, server, tool
+
+SECRET = "bench-" + secrets.token_hex(16)  # SMTP2GO_WEBHOOK_SECRET for this run
+API_KEY = "bench-" + secrets.token_hex(16)
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+WEBHOOK = "/v1/webhooks/smtp2go/events"
+
+
+def bl_env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNCELEDGER_", "SES_"))}
+    env.update(
+        SMTP2GO_WEBHOOK_SECRET=SECRET,
+        BOUNCELEDGER_API_KEYS=f"bench:{API_KEY}",
+        BOUNCELEDGER_DB=str(db),
+        SES_SNS_FETCH="0",
+    )
+    return env
+
+
+def bl_argv(db: Path, port: int) -> list[str]:
+    # warning: no per-request log lines, the equivalent of uvicorn's access log off
+    return [
+        tool("bounceledger"),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--db",
+        str(db),
+        "--log-level",
+        "warning",
+    ]
+
+
+@contextlib.contextmanager
+def bounceledger(db: Path, work: Path, *, timeout: float = 120.0) -> Iterator[Server]:
+    """`bounceledger serve` on a fresh port, ready once /healthz answers 2xx."""
+    port = free_port()
+    with server(
+        "bounceledger",
+        bl_argv(db, port),
+        port,
+        log=work / f"serve-{port}.log",
+        env=bl_env(db),
+        ready_path="/healthz",
+        headers=AUTH,
+        timeout=timeout,
+    ) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def baseline(name: str, work: Path, *, timeout: float = 60.0) -> Iterator[Server]:
+    """`hello` or `naive` under uvicorn with bounceledger's settings (bench/serve.py)."""
+    port = free_port()
+    env = dict(os.environ, BENCH_NAIVE_DB=str(work / f"naive-{port}.db"))
+    with server(
+        name,
+        [PYTHON, "-m", "bench.serve", name, "--port", str(port)],
+        port,
+        log=work / f"{name}-{port}.log",
+        env=env,
+        ready_path=WEBHOOK,
+        ready_method="POST",
+        timeout=timeout,
+    ) as srv:
+        yield srv
+
+
+def started(
+    name: str, work: Path, db: Path | None = None
+) -> contextlib.AbstractContextManager[Server]:
+    """The named server (`hello`, `naive`, or `bounceledger` on `db`)."""
+    if name == "bounceledger":
+        assert db is not None
+        return bounceledger(db, work)
+    return baseline(name, work)
