@@ -19,19 +19,24 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate
 
 import aiosqlite
 import msgspec
 
 from ledger import schema
-from ledger.chain import GENESIS, ChainRow, body_digest, encode_headers, first_broken, link_hash
+from ledger.chain import GENESIS, ChainRow, encode_headers, first_broken
 from ledger.errors import AppendRejected, StoreUnavailable
 from ledger.records import AppendResult, NewReceipt, Receipt
-
-_RECEIPT_COLUMNS = (
-    "seq, received_at, source, content_type, headers, peer, body, body_sha256, chain_hash"
+from ledger.writer import (
+    RECEIPT_COLUMNS,
+    P,
+    T,
+    append_rows,
+    in_transaction,
+    on_thread,
 )
+
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 MAX_BATCH = 1024
@@ -58,100 +63,6 @@ def _receipt(row: Sequence[Any]) -> Receipt:
         body_sha256=row[7],
         chain_hash=row[8],
     )
-
-
-T = TypeVar("T")
-P = ParamSpec("P")
-
-
-async def on_thread(
-    db: aiosqlite.Connection,
-    fn: Callable[Concatenate[sqlite3.Connection, P], T],
-    /,
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> T:
-    """Run `fn(connection, …)` on the connection's own thread, in one hop.
-
-    Under load every separate `await db.execute(…)` queues behind the requests waiting on
-    the event loop; a write transaction made of many of them holds the write lock that
-    long. aiosqlite has no public way to run a function on its thread: `_execute` and
-    `_conn` are stable through the pinned 0.22 series, and this is the one place using them.
-    """
-    result: T = await db._execute(fn, db._conn, *args, **kwargs)  # type: ignore[no-untyped-call]
-    return result
-
-
-def in_transaction(
-    conn: sqlite3.Connection,
-    fn: Callable[Concatenate[sqlite3.Connection, P], T],
-    /,
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> T:
-    """BEGIN IMMEDIATE, `fn`, COMMIT — or ROLLBACK on any error (on the writer's thread)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = fn(conn, *args, **kwargs)
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-    return result
-
-
-def _append_rows(conn: sqlite3.Connection, batch: list[NewReceipt]) -> list[AppendResult]:
-    """Chain and insert a batch inside the caller's transaction (on the writer's thread).
-
-    A body already stored from the same source is a redelivery: it gets the first copy's
-    sequence number and is not inserted again.
-    """
-    head = conn.execute("SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
-    digests = [body_digest(receipt.body) for receipt in batch]
-    known = _known_digests(conn, digests)
-    rows, results = [], []
-    for receipt, digest in zip(batch, digests, strict=True):
-        existing = known.get((receipt.source, digest))
-        if existing is not None:
-            results.append(AppendResult(existing, duplicate=True))
-            continue
-        seq += 1
-        headers_json = encode_headers(receipt.headers)
-        prev_hash = link_hash(
-            prev_hash,
-            seq=seq,
-            received_at=receipt.received_at,
-            source=receipt.source,
-            content_type=receipt.content_type,
-            headers_json=headers_json,
-            peer=receipt.peer,
-            body_sha256=digest,
-        )
-        rows.append(
-            (seq, receipt.received_at, receipt.source, receipt.content_type,
-             headers_json, receipt.peer, receipt.body, digest, prev_hash)
-        )  # fmt: skip
-        known[(receipt.source, digest)] = seq
-        results.append(AppendResult(seq, duplicate=False))
-    conn.executemany(f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
-    return results
-
-
-def _known_digests(conn: sqlite3.Connection, digests: list[bytes]) -> dict[tuple[str, bytes], int]:
-    unique = list(set(digests))
-    known: dict[tuple[str, bytes], int] = {}
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for source, digest, seq in conn.execute(
-            f"SELECT source, body_sha256, MIN(seq) FROM receipts "
-            f"WHERE body_sha256 IN ({marks}) GROUP BY source, body_sha256",
-            chunk,
-        ):
-            known[(source, digest)] = seq
-    return known
 
 
 class SQLiteStore:
@@ -240,7 +151,7 @@ class SQLiteStore:
             self._appended.set()
 
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
-        return await self.transact(_append_rows, batch)
+        return await self.transact(append_rows, batch)
 
     async def transact(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -306,7 +217,7 @@ class SQLiteStore:
         done: int,
     ) -> int:
         await db.executemany(
-            f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+            f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
         )
         if progress and rows:
             progress(done + len(rows))
@@ -372,7 +283,7 @@ class SQLiteStore:
         async with (
             self.snapshot() as db,
             db.execute(
-                f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
+                f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ) as cursor,
         ):
@@ -391,7 +302,7 @@ class SQLiteStore:
         async with (
             self.snapshot() as db,
             db.execute(
-                f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE seq > ? "
+                f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq > ? "
                 "AND (? IS NULL OR source = ?) AND received_at >= ? AND received_at < ? "
                 "ORDER BY seq LIMIT ?",
                 (after_seq, source, source, since or 0, until or 2**62, limit),
@@ -403,7 +314,7 @@ class SQLiteStore:
         """One receipt by sequence number."""
         async with (
             self.snapshot() as db,
-            db.execute(f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE seq = ?", (seq,)) as cursor,
+            db.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq = ?", (seq,)) as cursor,
         ):
             row = await cursor.fetchone()
         return _receipt(row) if row else None

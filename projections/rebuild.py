@@ -18,7 +18,7 @@ import aiosqlite
 import msgspec
 
 from ledger import SQLiteStore
-from ledger.sqlite import on_thread
+from ledger.writer import on_thread
 from projections import views
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import aiosqlite
 import msgspec
 
-from ledger.sqlite import on_thread
+from ledger.writer import on_thread
 from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, encode_fact
 from projections.mapping import Mapper
 from projections.policy import Policy
