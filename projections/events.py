@@ -94,7 +94,3 @@ NormalizedEvent = (
 def kind_of(event: NormalizedEvent) -> str:
     """The event's stored kind tag (`bounce`, `operator_release`, …)."""
     return str(type(event).__struct_config__.tag)
-
-
-encode_event = msgspec.msgpack.Encoder().encode
-decode_event = msgspec.msgpack.Decoder(NormalizedEvent).decode

@@ -24,6 +24,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret-0123456789"
 API_KEY = "test-api-key-abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+# The fields of a status answer, as the issue names them (HTTP and `status --json`).
+STATUS_FIELDS = {
+    "email",
+    "suppressed",
+    "reason",
+    "since",
+    "soft_bounces",
+    "events",
+    "receipt",
+    "last_event_at",
+}
 
 
 def fixture_bytes(provider: str, name: str) -> bytes:

@@ -16,19 +16,8 @@ from click.testing import CliRunner, Result
 
 from api.cli import cli
 from ledger import NewReceipt, SQLiteStore
-from tests.conftest import API_KEY, AUTH, SECRET, fixture_bytes
+from tests.conftest import API_KEY, AUTH, SECRET, STATUS_FIELDS, fixture_bytes
 from tests.serving import bounceledger_script, free_port, stop, wait_healthy
-
-STATUS_FIELDS = {
-    "email",
-    "suppressed",
-    "reason",
-    "since",
-    "soft_bounces",
-    "events",
-    "receipt",
-    "last_event_at",
-}
 
 
 def invoke(*args: str | Path) -> Result:

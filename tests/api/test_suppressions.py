@@ -15,20 +15,10 @@ import pytest
 from api.settings import Settings, load_settings
 from projections import Policy
 from tests.api.helpers import basic, bearer, event, hard_bounce, post_webhook, status
-from tests.conftest import API_KEY, AUTH, SECRET, settle
+from tests.conftest import API_KEY, AUTH, SECRET, STATUS_FIELDS, settle
 
 MakeClient = Callable[..., Any]
 
-STATUS_FIELDS = {
-    "email",
-    "suppressed",
-    "reason",
-    "since",
-    "soft_bounces",
-    "events",
-    "receipt",
-    "last_event_at",
-}
 
 GUARDED = [
     ("GET", "/v1/suppressions"),
