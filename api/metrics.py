@@ -16,6 +16,7 @@ from prometheus_client import (
 )
 
 from ledger.sqlite import CommitReport
+from projections.state import REASON_RANK
 
 if TYPE_CHECKING:
     from api.runtime import Runtime
@@ -72,6 +73,18 @@ class Metrics:
         self.suppressions = Gauge(
             "bounceledger_suppressions", "Suppressed addresses, by reason", ["reason"], registry=r
         )
+        self.unattributed = Counter(
+            "bounceledger_unattributed_events",
+            "Events that name no recipient (engagement aside): kept, folded into no state",
+            ["source"],
+            registry=r,
+        )
+        self.ambiguous = Counter(
+            "bounceledger_ambiguous_events",
+            "Events that name several recipients and not which one they are about",
+            ["source"],
+            registry=r,
+        )
         self.ledger_receipts = Gauge(
             "bounceledger_ledger_receipts", "Receipts in the ledger", registry=r
         )
@@ -105,12 +118,6 @@ class Metrics:
         oldest = await runtime.store.get(projected + 1) if head > projected else None
         self.lag_seconds.set(max(0.0, time.time() - oldest.received_at / 1e6) if oldest else 0.0)
         counts = await runtime.suppression_counts()
-        for reason in (
-            "complaint",
-            "hard_bounce",
-            "manual",
-            "unsubscribe",
-            "soft_bounce_threshold",
-        ):
+        for reason in REASON_RANK:
             self.suppressions.labels(reason).set(counts.get(reason, 0))
         return generate_latest(self.registry)

@@ -93,6 +93,7 @@ def explanation_text(explanation: Explanation) -> str:
         )
         if event.diagnostic:
             lines.append(f"{'':25}{event.diagnostic}")
+        lines += [f"{'':25}! {flag}" for flag in event.flags]
     if explanation.evidence:
         lines.append("* = evidence the current verdict rests on")
     return "\n".join(lines)
@@ -104,6 +105,7 @@ def timeline_table(entries: list[TimelineEntry]) -> Table | str:
     table = Table("event time", "receipt", "source", "event", "kind", "class", "note")
     for entry in entries:
         note = entry.ignored_reason or entry.note or entry.diagnostic or ""
+        note = "; ".join([note, *(f"! {flag}" for flag in entry.flags)]).strip("; ")
         table.add_row(
             entry.event_time,
             str(entry.receipt),
@@ -125,6 +127,14 @@ def receipt_text(view: ReceiptView) -> str:
         f"  chain:  {view.chain_hash}",
     ]
     lines += [f"  {name}: {value}" for name, value in sorted(view.headers.items())]
+    if view.reading is not None:
+        found = ", ".join(f"{e.raw_kind} {e.recipient}" for e in view.reading.events)
+        lines.append(f"  events: {len(view.reading.events)}{': ' + found if found else ''}")
+        if view.reading.unattributed:
+            lines.append(
+                f"  ! {len(view.reading.unattributed)} event(s) name no recipient: "
+                + ", ".join(view.reading.unattributed)
+            )
     if view.body_text is not None:
         lines += ["", view.body_text]
     else:

@@ -28,12 +28,18 @@ def not_found(what: str) -> dict[int, ResponseSpec]:
     return {404: ResponseSpec(data_container=Problem, description=f"no such {what}")}
 
 
-class WebhookAccepted(msgspec.Struct, frozen=True):
-    """A delivery was committed to the ledger (or was a byte-identical redelivery)."""
+class WebhookAccepted(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A delivery was committed to the ledger (or was a byte-identical redelivery).
+
+    `events`: the events about a recipient read from the body (one per recipient);
+    `unattributed`: events that name no recipient (kept, logged and counted; left out
+    when there are none).
+    """
 
     seq: int
     events: int
     duplicate: bool
+    unattributed: int = 0
 
 
 class CheckRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

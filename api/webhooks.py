@@ -11,6 +11,7 @@ duplicate is acknowledged like a first delivery.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -25,8 +26,10 @@ from api.schemas import WebhookAccepted
 from api.settings import Settings
 from ledger import NewReceipt, quarantine
 from projections.errors import DecodeFailed
-from projections.facts import derive_raws
+from projections.facts import Reading, place, read
 from projections.providers import PROVIDERS, Provider
+
+log = logging.getLogger("bounceledger.webhooks")
 
 # Headers worth keeping for audit. Authorization, cookies and anything carrying a
 # secret are never stored: the receipt must be safe to export and show. The content
@@ -89,19 +92,46 @@ async def receive_webhook(
         # fixed decoder can replay it after the provider's retries have run out.
         await quarantine.keep(runtime.store, receipt, str(exc))
         raise
+    reading = _read(module, raws, provider)
     result = await runtime.store.append(receipt)
+    if reading is None:
+        return WebhookAccepted(seq=result.seq, events=len(raws), duplicate=result.duplicate)
     if not result.duplicate:
-        _hand_over(runtime, module, raws, receipt, result.seq)
-    return WebhookAccepted(seq=result.seq, events=len(raws), duplicate=result.duplicate)
+        _report(runtime, reading, provider, result.seq)
+        runtime.projector.hand_over(
+            result.seq, place(reading, receipt.source, result.seq, receipt.received_at)
+        )
+    return WebhookAccepted(
+        seq=result.seq,
+        events=len(reading.events),
+        duplicate=result.duplicate,
+        unattributed=len(reading.unattributed),
+    )
 
 
-def _hand_over(
-    runtime: Runtime, module: Provider, raws: list[dict[str, Any]], receipt: NewReceipt, seq: int
-) -> None:
-    """Give the projector the facts of what was just committed, so it need not parse the
-    body again. Best effort: on any surprise the projector derives them itself."""
+def _read(module: Provider, raws: list[dict[str, Any]], provider: str) -> Reading | None:
+    """The provider's reading of the body, or None on a decoder bug (the receipt is kept
+    all the same; the projector logs it, and a fixed decoder re-derives it)."""
     try:
-        keyed = derive_raws(module, raws, receipt.source, seq, receipt.received_at)
-    except Exception:  # the projector's own derive will log it
-        return
-    runtime.projector.hand_over(seq, keyed)
+        return read(module, raws)
+    except Exception:
+        log.exception("cannot read the events of a %s delivery", provider)
+        return None
+
+
+def _report(runtime: Runtime, reading: Reading, provider: str, seq: int) -> None:
+    """Make visible what the ledger holds but no recipient's history will show: events
+    that name no recipient, and events that name several without saying which."""
+    if reading.unattributed:
+        kinds = ", ".join(sorted(set(reading.unattributed)))
+        log.warning(
+            "receipt %d (%s): %d event(s) name no recipient (%s): kept, folded into nobody's state",
+            seq,
+            provider,
+            len(reading.unattributed),
+            kinds,
+            extra={"seq": seq, "source": provider, "unattributed": len(reading.unattributed)},
+        )
+        runtime.metrics.unattributed.labels(provider).inc(len(reading.unattributed))
+    if reading.ambiguous:
+        runtime.metrics.ambiguous.labels(provider).inc(reading.ambiguous)

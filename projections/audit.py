@@ -21,13 +21,14 @@ from projections.events import (
     OperatorSuppress,
     kind_of,
 )
-from projections.facts import decode_fact
+from projections.facts import decode_fact, read
 from projections.fold import fold
 from projections.mapping import Mapper
 from projections.policy import Policy
+from projections.providers import PROVIDERS
 from projections.queries import Status, require_policy, status_of
 from projections.recipients import format_time, normalize_recipient
-from projections.state import RecipientState
+from projections.state import Cause, RecipientState
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +47,39 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     ignored_reason: str | None
     actor: str | None = None
     note: str | None = None
+    scope: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+class ReadEvent(msgspec.Struct, frozen=True):
+    """One event a receipt holds about one recipient, as the provider module reads it."""
+
+    recipient: str
+    raw_kind: str
+
+
+class ReceiptReading(msgspec.Struct, frozen=True, kw_only=True):
+    """What a receipt's body says: its events by recipient, and the kinds of the events
+    that name no recipient (kept in the ledger, folded into nobody's state)."""
+
+    events: list[ReadEvent]
+    unattributed: list[str]
+
+
+def reading_of(receipt: Receipt) -> ReceiptReading | None:
+    """The reading of a provider's receipt; None for other sources or an unreadable body."""
+    provider = PROVIDERS.get(receipt.source)
+    if provider is None:
+        return None
+    try:
+        raws = provider.decode(receipt.body, receipt.content_type, receipt.headers)
+        reading = read(provider, raws)
+    except Exception:  # shown as "not readable"; the projector logs decoder bugs
+        return None
+    return ReceiptReading(
+        events=[ReadEvent(recipient, seen.raw_kind) for recipient, seen in reading.events],
+        unattributed=reading.unattributed,
+    )
 
 
 class ReceiptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -62,6 +96,7 @@ class ReceiptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     headers: dict[str, str]
     body_base64: str | None = None
     body_text: str | None = None
+    reading: ReceiptReading | None = None
 
     @classmethod
     def summary(cls, receipt: Receipt) -> ReceiptView:
@@ -87,6 +122,7 @@ class ReceiptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
             cls.summary(receipt),
             body_base64=base64.b64encode(receipt.body).decode(),
             body_text=text,
+            reading=reading_of(receipt),
         )
 
 
@@ -148,6 +184,8 @@ def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
         ignored_reason=event.reason if isinstance(event, Ignored) else None,
         actor=event.actor if isinstance(event, OperatorSuppress | OperatorRelease) else None,
         note=event.note if isinstance(event, OperatorSuppress | OperatorRelease) else None,
+        scope=event.scope,
+        flags=event.flags,
     )
 
 
@@ -216,11 +254,12 @@ def _decisive(
                 chosen.add(index)
                 if cause.reason == "soft_bounce_threshold":
                     last = index  # later soft bounces did not make this suppression
-    counted = Counter(states[last].soft_bounces)
+    counted = Counter((c.at, c.seq) for c in states[last].soft_bounces)
     for index in range(last, -1, -1):
         event = events[index]
-        if isinstance(event, Bounce) and event.bounce_class == "soft" and counted[event.at] > 0:
-            counted[event.at] -= 1
+        spot = (event.at, event.seq)
+        if isinstance(event, Bounce) and event.bounce_class == "soft" and counted[spot] > 0:
+            counted[spot] -= 1
             chosen.add(index)
         elif effects[index].startswith(("reset:", "released")):
             # a delivery's reset is evidence only for the soft bounces counted after it
@@ -234,13 +273,17 @@ def describe(
     before: RecipientState, after: RecipientState, event: NormalizedEvent, policy: Policy
 ) -> str:
     """One line saying what `event` did, from the states before and after it."""
-    gained = [c.reason for c in after.causes if c.reason not in {x.reason for x in before.causes}]
-    lost = [c.reason for c in before.causes if c.reason not in {x.reason for x in after.causes}]
+    had = {(c.reason, c.scope) for c in before.causes}
+    has = {(c.reason, c.scope) for c in after.causes}
+    gained = [_label(c) for c in after.causes if (c.reason, c.scope) not in had]
+    lost = [_label(c) for c in before.causes if (c.reason, c.scope) not in has]
     if isinstance(event, Ignored):
         return f"ignored: {event.reason}"
     if isinstance(event, OperatorRelease):
-        lifted = ", ".join(lost) or "nothing was suppressed"
-        return f"released by {event.actor} ({event.note}): lifted {lifted}"
+        lifted = ", ".join(lost) or "nothing"
+        kept = [_label(c) for c in after.causes]
+        tail = f"; kept {', '.join(kept)} (evidence received after the release)" if kept else ""
+        return f"released by {event.actor} ({event.note}): lifted {lifted}{tail}"
     if isinstance(event, OperatorSuppress):
         return (
             f"suppressed by {event.actor} ({event.note})"
@@ -259,6 +302,13 @@ def describe(
     if lost:
         return f"lifted: {', '.join(lost)}"
     kind = kind_of(event)
-    if after.causes and kind in ("bounce", "complaint", "unsubscribe"):
+    if after.causes and kind in ("bounce", "complaint", "unsubscribe", "provider_suppressed"):
         return f"{kind}: already suppressed ({after.reason})"
+    if kind == "resubscribe" and any(c.reason == "unsubscribe" for c in after.causes):
+        return f"resubscribe ({event.source}:{event.scope or ''}): answers no unsubscribe here"
     return f"{kind}: no change"
+
+
+def _label(cause: Cause) -> str:
+    """A cause as explain shows it: the reason, and the list of an unsubscribe."""
+    return f"{cause.reason} ({cause.scope.rstrip(':')})" if cause.scope else cause.reason

@@ -25,6 +25,8 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     event_id: str | None = None
     message_id: str | None = None
     diagnostic: str | None = None
+    scope: str | None = None  # the list/topic/tag/stream of an (un)subscribe
+    flags: tuple[str, ...] = ()  # what an operator should know: ambiguous, time replaced
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -47,11 +49,17 @@ class Complaint(_Event, frozen=True, tag="complaint"):
 
 
 class Unsubscribe(_Event, frozen=True, tag="unsubscribe"):
-    """`unsubscribe`: the recipient unsubscribed."""
+    """`unsubscribe`: the recipient unsubscribed (from `scope` of `source`)."""
 
 
 class Resubscribe(_Event, frozen=True, tag="resubscribe"):
-    """`resubscribe`: the recipient subscribed again, lifting an unsubscribe."""
+    """`resubscribe`: the recipient subscribed again, lifting the unsubscribe of the
+    same source and scope, and no other."""
+
+
+class ProviderSuppressed(_Event, frozen=True, tag="provider_suppressed"):
+    """`provider_suppressed`: the provider refused to send because the address is on
+    its own suppression list, without saying why."""
 
 
 class Deferred(_Event, frozen=True, tag="deferred"):
@@ -84,6 +92,7 @@ NormalizedEvent = (
     | Complaint
     | Unsubscribe
     | Resubscribe
+    | ProviderSuppressed
     | Deferred
     | OperatorSuppress
     | OperatorRelease

@@ -19,18 +19,28 @@ from ledger import Receipt
 from projections import operator
 from projections.errors import DecodeFailed
 from projections.policy import DERIVATION_VERSION
-from projections.providers import PROVIDERS, Provider
-from projections.recipients import normalize_recipient
+from projections.providers import PROVIDERS, Facts, Provider
+from projections.recipients import format_time, normalize_recipient
 
 __all__ = [
     "DERIVATION_VERSION",
     "Fact",
     "Keyed",
+    "Reading",
     "decode_fact",
     "derive",
     "derive_raws",
     "encode_fact",
+    "place",
+    "read",
 ]
+
+# How far past its receipt an event time may lie (clock skew) before it is replaced by
+# the receipt time: an event cannot happen after its webhook arrived, and a time in the
+# far future (`9999-12-31`) would otherwise sort after all later evidence forever.
+FUTURE_TOLERANCE_US = 5 * 60 * 1_000_000
+# Events that are about engagement only: naming no recipient, they are no loss.
+ENGAGEMENT = frozenset({"open", "opened", "click", "clicked"})
 
 
 log = logging.getLogger("bounceledger.facts")
@@ -55,6 +65,9 @@ class Fact(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     bounce_class: str | None = None
     actor: str | None = None
     note: str | None = None
+    scope: str | None = None
+    shared: int = 0
+    flags: tuple[str, ...] = ()
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -117,28 +130,72 @@ def _derive(provider: Provider, receipt: Receipt) -> list[Keyed]:
     return derive_raws(provider, raws, receipt.source, receipt.seq, receipt.received_at)
 
 
+class Reading(msgspec.Struct, frozen=True):
+    """What a provider's raw events say: the events about a recipient (with the
+    address normalized), and the kinds of those that name none (engagement aside)."""
+
+    events: list[tuple[str, Facts]]
+    unattributed: list[str]
+
+    @property
+    def ambiguous(self) -> int:
+        """Events that name several recipients without saying which one they are about."""
+        return sum(1 for _, seen in self.events if seen.shared > 1)
+
+
+def read(provider: Provider, raws: list[dict[str, Any]]) -> Reading:
+    """The provider's reading of decoded raw events (pure; no ledger position yet)."""
+    events: list[tuple[str, Facts]] = []
+    unattributed: list[str] = []
+    for raw in raws:
+        for seen in provider.facts(raw):
+            recipient = normalize_recipient(seen.recipient or "")
+            if recipient:
+                events.append((recipient, seen))
+            elif seen.raw_kind not in ENGAGEMENT:
+                unattributed.append(seen.raw_kind)
+    return Reading(events, unattributed)
+
+
+def place(reading: Reading, source: str, seq: int, received_at: int) -> list[Keyed]:
+    """The facts of a reading, placed in receipt `seq` received at `received_at`."""
+    out: list[Keyed] = []
+    for recipient, seen in reading.events:
+        at, flags = _event_time(seen.at, received_at)
+        if seen.shared > 1:
+            flags = (*flags, f"names {seen.shared} recipients and not which one it is about")
+        fact = Fact(
+            source=source,
+            raw_kind=seen.raw_kind,
+            recipient=recipient,
+            at=at,
+            seq=seq,
+            ord=len(out),
+            event_id=seen.event_id,
+            message_id=seen.message_id,
+            diagnostic=seen.diagnostic,
+            bounce_class=seen.bounce_class,
+            scope=seen.scope,
+            shared=seen.shared if seen.shared > 1 else 0,
+            flags=flags,
+        )
+        out.append(Keyed(dedup_key(source, seen.event_id, recipient), fact))
+    return out
+
+
 def derive_raws(
     provider: Provider, raws: list[dict[str, Any]], source: str, seq: int, received_at: int
 ) -> list[Keyed]:
     """The facts of raw events already decoded from receipt `seq` (what `derive` would
     give for that receipt: the door hands them over so the body is parsed only once)."""
-    out: list[Keyed] = []
-    for raw in raws:
-        for seen in provider.facts(raw):
-            recipient = normalize_recipient(seen.recipient or "")
-            if not recipient:
-                continue
-            fact = Fact(
-                source=source,
-                raw_kind=seen.raw_kind,
-                recipient=recipient,
-                at=seen.at if seen.at is not None else received_at,
-                seq=seq,
-                ord=len(out),
-                event_id=seen.event_id,
-                message_id=seen.message_id,
-                diagnostic=seen.diagnostic,
-                bounce_class=seen.bounce_class,
-            )
-            out.append(Keyed(dedup_key(source, seen.event_id, recipient), fact))
-    return out
+    return place(read(provider, raws), source, seq, received_at)
+
+
+def _event_time(at: int | None, received_at: int) -> tuple[int, tuple[str, ...]]:
+    """The time an event is placed at, and a flag when it is not the provider's."""
+    if at is None:
+        return received_at, ("no readable event time: the receipt time is used",)
+    if at > received_at + FUTURE_TOLERANCE_US:
+        shown = format_time(at)
+        return received_at, (f"event time {shown} is after the receipt: the receipt time is used",)
+    return at, ()

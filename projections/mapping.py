@@ -29,6 +29,7 @@ from projections.events import (
     NormalizedEvent,
     OperatorRelease,
     OperatorSuppress,
+    ProviderSuppressed,
     Resubscribe,
     Unsubscribe,
 )
@@ -41,13 +42,18 @@ from projections.state import RecipientState
 
 KNOWN_SOURCES = frozenset(PROVIDERS)
 
-_SIMPLE: dict[str, type[Delivered | Complaint | Unsubscribe | Resubscribe | Deferred]] = {
+_SIMPLE: dict[
+    str, type[Delivered | Complaint | Unsubscribe | Resubscribe | ProviderSuppressed | Deferred]
+] = {
     "delivered": Delivered,
     "complaint": Complaint,
     "unsubscribe": Unsubscribe,
     "resubscribe": Resubscribe,
+    "provider_suppressed": ProviderSuppressed,
     "deferred": Deferred,
 }
+# A bounce saying the mailbox does not exist: the recipient's fact, never an incident's.
+UNKNOWN_MAILBOX = re.compile(r"(?<!\d)(?<!\d\.)5\.1\.(?:1|10)(?!\d)(?!\.\d)")
 
 
 def check_event_names(policy: Policy, origin: str = "policy") -> Policy:
@@ -100,7 +106,8 @@ class Mapper:
             for rule in policy.classify
         ]
         self._exclusions = [
-            (ex.source, to_micros(ex.start), to_micros(ex.end), ex.note) for ex in policy.exclude
+            (ex.source, to_micros(ex.start), to_micros(ex.end), frozenset(ex.kinds), ex.note)
+            for ex in policy.exclude
         ]
 
     def placed(self, receipt: Receipt) -> list[Placed]:
@@ -114,17 +121,44 @@ class Mapper:
             return (
                 "operator_suppress" if fact.raw_kind == "suppress" else "operator_release"
             ), None
-        for ex_source, start, end, note in self._exclusions:
-            if ex_source == fact.source and start <= fact.at < end:
-                return "ignored", f"excluded by policy{': ' + note if note else ''}"
-        kind: Kind | None = self._mappings.get(fact.source, {}).get(fact.raw_kind)
-        if kind is None:
+        mapped: Kind | None = self._mappings.get(fact.source, {}).get(fact.raw_kind)
+        if mapped is None:
             return "ignored", f"unknown {fact.source} event {fact.raw_kind!r}"
-        if kind == "ignore":
+        if mapped == "ignore":
             return "ignored", f"{fact.source} {fact.raw_kind!r} is ignored by the mapping"
-        if kind in ("bounce", "hard_bounce", "soft_bounce"):
-            return self._bounce(kind, fact)
-        return kind, None
+        kind: str = mapped
+        detail: str | None = None
+        if mapped in ("bounce", "hard_bounce", "soft_bounce"):
+            kind, detail = self._bounce(mapped, fact)
+            if kind == "ignored":
+                return kind, detail
+        excluded = self._excluded(fact, kind)
+        if excluded is not None:
+            return "ignored", excluded
+        if fact.shared > 1:
+            # The event names several recipients and not which one it is about: it may
+            # count as a soft bounce for each (never hard), and acts on nobody else's
+            # behalf — no delivery heals, no complaint or unsubscribe suppresses.
+            if kind == "bounce":
+                return "bounce", "soft"
+            if kind != "deferred":
+                return "ignored", (
+                    f"names {fact.shared} recipients and not which one: "
+                    f"not applied as {kind} to any of them"
+                )
+        return kind, detail
+
+    def _excluded(self, fact: Fact, kind: str) -> str | None:
+        """Why an exclusion window ignores this event, or None."""
+        if not self._exclusions or fact.source == operator.SOURCE:
+            return None
+        named = kind
+        if kind == "bounce" and fact.diagnostic and UNKNOWN_MAILBOX.search(fact.diagnostic):
+            named = "unknown_mailbox"
+        for ex_source, start, end, kinds, note in self._exclusions:
+            if ex_source == fact.source and start <= fact.at < end and named in kinds:
+                return f"excluded by policy{': ' + note if note else ''}"
+        return None
 
     def _bounce(self, kind: Kind, fact: Fact) -> tuple[str, str | None]:
         cls: BounceClass
@@ -161,6 +195,8 @@ class Mapper:
             "event_id": fact.event_id,
             "message_id": fact.message_id,
             "diagnostic": fact.diagnostic,
+            "scope": fact.scope,
+            "flags": fact.flags,
         }
         if kind == "bounce":
             return Bounce(bounce_class="hard" if detail == "hard" else "soft", **common)

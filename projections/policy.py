@@ -19,10 +19,10 @@ from projections.errors import PolicyInvalid
 
 # Bumped whenever the fold or a default mapping changes meaning, so that a projection
 # built by older code is rebuilt rather than served.
-PROJECTION_VERSION = "1"
+PROJECTION_VERSION = "2"
 # Bumped whenever decoding or a provider's field reading changes: stored facts are then
 # re-derived from the receipts by the next rebuild.
-DERIVATION_VERSION = "2"
+DERIVATION_VERSION = "3"
 
 Kind = Literal[
     "delivered",
@@ -32,6 +32,7 @@ Kind = Literal[
     "complaint",
     "unsubscribe",
     "resubscribe",
+    "provider_suppressed",
     "deferred",
     "ignore",
 ]
@@ -68,17 +69,40 @@ class ClassifyRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"bad pattern {self.pattern!r}: {exc}") from exc
 
 
+ExcludedKind = Literal[
+    "bounce",
+    "unknown_mailbox",
+    "delivered",
+    "deferred",
+    "complaint",
+    "unsubscribe",
+    "resubscribe",
+    "provider_suppressed",
+]
+
+
 class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Ignore every event of `source` whose event time is in [start, end)."""
+    """Ignore the events of `source` whose event time is in [start, end) and whose kind
+    (as mapped) is in `kinds`.
+
+    An exclusion is the clean-up after a sender-side incident (a blocklisting, a broken
+    DKIM key), which produces bounces — so by default it applies to bounces and
+    deliveries only, never to complaints or unsubscribes, and never to a bounce that
+    says the mailbox does not exist (status 5.1.1 or 5.1.10: `unknown_mailbox`), which
+    no sender-side incident causes. Name more kinds to widen it.
+    """
 
     source: str
     start: UtcTime
     end: UtcTime
     note: str = ""
+    kinds: list[ExcludedKind] = msgspec.field(default_factory=lambda: ["bounce", "delivered"])
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
             raise ValueError(f"exclusion for {self.source!r} ends before it starts")
+        if not self.kinds:
+            raise ValueError(f"exclusion for {self.source!r} names no kinds")
 
 
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+
+import idna
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NUMBER = re.compile(r"^\d{9,16}(?:\.\d+)?$")
@@ -13,16 +16,59 @@ _EARLIEST = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microsecond
 _LATEST = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
+# What an address that needs no parsing looks like: ASCII, no display name, no comment,
+# no quoting, no brackets, no blanks inside, no trailing dot.
+_PLAIN = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]*[A-Za-z0-9-]")
+
+
 def normalize_recipient(address: str) -> str:
-    """Trim spaces and angle brackets, compare case-insensitively."""
-    return address.strip().strip("<>").strip().lower()
+    """The one form an address is stored, compared and queried in.
+
+    - the addr-spec only: `"Bob" <Bob@Example.org>` and `<bob@example.org>` are
+      `bob@example.org` (a display name, comments and angle brackets are dropped);
+    - lower-cased, the local part included: RFC 5321 lets a server treat `Bob` and `bob`
+      as two mailboxes, but no mailbox provider in use does, and a suppression list
+      that told them apart would mail someone who said no;
+    - the domain IDNA-encoded (`bücher.example` is `xn--bcher-kva.example`), a trailing
+      dot dropped.
+
+    Text that holds no parsable address is only trimmed and lower-cased.
+    """
+    text = address.strip()
+    if _PLAIN.fullmatch(text):
+        return text.lower()
+    _, spec = parseaddr(text)
+    if "@" not in spec:
+        return text.strip("<>").strip().lower()
+    local, _, domain = spec.rpartition("@")
+    return f"{local.lower()}@{_domain(domain)}"
+
+
+def _domain(domain: str) -> str:
+    """A domain in its ASCII (A-label) form, lower-cased, without a trailing dot."""
+    domain = domain.strip().rstrip(".").lower()
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        try:
+            return domain.encode("idna").decode("ascii")  # IDNA 2003, more lenient
+        except UnicodeError:
+            return domain
+
+
+def split_recipients(values: list[str]) -> list[str]:
+    """The addr-specs in address-list fields (`"Smith, Bob" <bob@x.org>, carol@y.org`)."""
+    return [spec for _, spec in getaddresses(values) if spec]
 
 
 def parse_time(text: str | None) -> int | None:
     """An event time as microseconds since the Unix epoch (UTC), or None if unreadable.
 
-    Takes ISO-8601 (a missing offset means UTC) and epoch seconds or milliseconds; a
-    time outside years 1 to 9999 UTC is unreadable.
+    Takes ISO-8601 (a missing offset means UTC; a trailing ` UTC` or ` GMT` is read as
+    one), RFC 2822 dates (`Mon, 04 May 2026 10:15:02 +0000`) and epoch seconds or
+    milliseconds; a time outside years 1 to 9999 UTC is unreadable.
     """
     if not text:
         return None
@@ -33,11 +79,33 @@ def parse_time(text: str | None) -> int | None:
             seconds /= 1000
         micros = round(seconds * 1_000_000)
     else:
-        try:
-            micros = to_micros(datetime.fromisoformat(text))
-        except ValueError:
+        moment = _datetime(text)
+        if moment is None:
             return None
+        micros = to_micros(moment)
     return micros if _EARLIEST <= micros <= _LATEST else None
+
+
+_ZONE_WORD = re.compile(r"\s*(?:UTC|GMT|Z)$", re.IGNORECASE)
+
+
+def _datetime(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    bare = _ZONE_WORD.sub("", text)
+    if bare != text:
+        try:
+            moment = datetime.fromisoformat(bare)
+        except ValueError:
+            pass
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return parsedate_to_datetime(text)  # RFC 2822 (an unknown zone is UTC)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def to_micros(moment: datetime) -> int:

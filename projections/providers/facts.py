@@ -16,7 +16,11 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     `raw_kind` is the provider's event name after its spelling synonyms are folded;
     `bounce_class` is the provider's own hard/soft call, None when it made none;
     `event_id` identifies the event for de-duplication (derived when the provider
-    sends no id).
+    sends no id). `scope` is the list, topic, tag or stream an (un)subscribe is about
+    (None: the provider's whole list), so a resubscribe lifts only the unsubscribe it
+    answers. `shared` is how many recipients an event names without saying which one
+    it is about (0: it names its recipient): such an event cannot heal, complain or
+    unsubscribe on anyone's behalf (see projections.mapping).
     """
 
     raw_kind: str
@@ -26,6 +30,8 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     message_id: str | None = None
     diagnostic: str | None = None
     bounce_class: str | None = None
+    scope: str | None = None
+    shared: int = 0
 
 
 class Provider(Protocol):

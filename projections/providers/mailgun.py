@@ -1,13 +1,18 @@
 """Mailgun webhooks: `{"signature": {...}, "event-data": {...}}`, one event per POST.
 
 A `failed` event is told apart by `severity`, under Mailgun's own webhook names:
-`permanent_fail` (a hard bounce; `reason: old`, the retry limit reached, counts as soft)
-and `temporary_fail` (Mailgun is still retrying: deferred). A permanent failure whose
-`reason` is `suppress-bounce`, `suppress-unsubscribe` or `suppress-complaint` is Mailgun
-refusing an address it already suppresses: raw kinds `suppress_bounce`, … that carry no
-new state by default. `event-data.id` is unique only within a day, so the event id is
-the id plus the event timestamp. The signature (over timestamp + token) is checked at
-the door.
+`permanent_fail` (a hard bounce) and `temporary_fail` (Mailgun is still retrying:
+deferred). `reason: old` is Mailgun giving up after its retries: `permanent_fail`
+counted as soft whatever the severity (the final give-up can arrive as `temporary`).
+A permanent failure whose `reason` is `suppress-bounce`, `suppress-complaint` or
+`suppress-unsubscribe` is Mailgun refusing an address on its own list and naming why:
+raw kinds `suppress_bounce` (a hard bounce), `suppress_complaint` (a complaint) and
+`suppress_unsubscribe` (an unsubscribe). An `unsubscribed` event whose `tags` list is
+not empty is `tag_unsubscribed`, its scope the tags joined with `,` (the payload does
+not reliably say whether the tag link or the global link was used, so it still
+unsubscribes by default). `event-data.id` is unique only within a day, so the event id
+is the id plus the event timestamp. The signature (over timestamp + token) is checked
+at the door.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "failed": "bounce",  # a `failed` without severity: unclassified, so soft
     "complained": "complaint",
     "unsubscribed": "unsubscribe",
-    "suppress_bounce": "ignore",
-    "suppress_unsubscribe": "ignore",
-    "suppress_complaint": "ignore",
+    # An unsubscribe from a message with tags: maybe only from those tags, but the payload
+    # does not say which link was used, and a suppression list errs toward not mailing.
+    "tag_unsubscribed": "unsubscribe",
+    # Mailgun refused an address on its own list and said why: evidence of that reason.
+    "suppress_bounce": "hard_bounce",
+    "suppress_unsubscribe": "unsubscribe",
+    "suppress_complaint": "complaint",
     "accepted": "ignore",
     "rejected": "ignore",
     "opened": "ignore",
@@ -74,18 +83,28 @@ def _kind_and_class(raw: Raw) -> tuple[str, str | None]:
         return kind, None
     severity = (text(raw.get("severity")) or "").lower()
     reason = (text(raw.get("reason")) or "").lower()
+    if reason == "old":  # Mailgun gave up retrying, whatever severity it reports
+        return "permanent_fail", "soft"
     if severity == "temporary":
         return "temporary_fail", "soft"
     if severity == "permanent":
         if reason in _SUPPRESSED:
             return reason.replace("-", "_"), None
-        return "permanent_fail", "soft" if reason == "old" else "hard"
+        return "permanent_fail", "hard"
     return "failed", None
+
+
+def _tags(raw: Raw) -> list[str]:
+    tags = raw.get("tags")
+    return [tag for tag in (text(t) for t in tags) if tag] if isinstance(tags, list) else []
 
 
 def facts(raw: Raw) -> list[Facts]:
     """One Facts: a Mailgun event names one recipient."""
     kind, bounce_class = _kind_and_class(raw)
+    tags = _tags(raw) if kind == "unsubscribed" else []
+    if tags:
+        kind = "tag_unsubscribed"
     recipient = text(raw.get("recipient"))
     timestamp = text(raw.get("timestamp"))
     headers = obj(obj(raw.get("message")).get("headers"))
@@ -109,5 +128,6 @@ def facts(raw: Raw) -> list[Facts]:
                 or text(raw.get("reason"))
             ),
             bounce_class=bounce_class,
+            scope=",".join(tags) or None,
         )
     ]

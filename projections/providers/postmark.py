@@ -3,11 +3,23 @@
 A `Bounce` record's raw kind is its `Type` in snake case (`hard_bounce`, `soft_bounce`,
 `transient`, `spam_notification`, …; `TypeCode` when `Type` is missing), because
 Postmark files list-unsubscribe replies, auto-responders and challenge mails under
-bounces too. `SubscriptionChange` records become `subscription_change.hard_bounce`,
-`….spam_complaint`, `….manual_suppression` (`….unsubscribed` when the recipient
-asked) or `subscription_change.reactivated`. Bounce and SpamComplaint records carry a
-numeric `ID`; other records are identified by (RecordType, MessageID, recipient,
-time). Postmark does not sign: HTTP Basic auth is checked at the door.
+bounces too. A `Subscribe` bounce (TypeCode 32) is a message that came back to the
+bounce address, not verifiable consent: ignored, never a resubscribe.
+`ManuallyDeactivated` is Postmark refusing an address on its own list without saying
+why (`provider_suppressed`).
+
+`SubscriptionChange` records (Postmark's own suppression list) become
+`subscription_change.hard_bounce`, `….spam_complaint`, `….unsubscribed` (a
+`ManualSuppression` with `Origin: Recipient`) or `….manual_suppression` (the customer
+or an admin suppressed it: `provider_suppressed`). A reactivation
+(`SuppressSending: false`) is `….resubscribed` when the recipient did it and
+`….reactivated` otherwise: a customer lifting its own suppression is not the
+recipient's consent, so it is ignored by default. Unsubscribe and resubscribe records
+carry the record's `MessageStream` as their scope.
+
+Bounce and SpamComplaint records carry a numeric `ID`; other records are identified by
+(RecordType, MessageID, recipient, time). Postmark does not sign: HTTP Basic auth is
+checked at the door.
 """
 
 from __future__ import annotations
@@ -36,14 +48,17 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "spam_notification": "bounce",  # the receiving server's filter, not the recipient
     "unknown": "bounce",
     "transient": "deferred",  # Postmark is still trying
-    "unsubscribe": "unsubscribe",
-    "subscribe": "resubscribe",
+    "unsubscribe": "unsubscribe",  # a list-unsubscribe reply
+    # A mail that came back to the bounce address: not verifiable consent, and it must
+    # never reverse a recipient's opt-out (kept in the ledger).
+    "subscribe": "ignore",
     "auto_responder": "ignore",
     "address_change": "ignore",
     "open_relay_test": "ignore",
     "challenge_verification": "ignore",
     "virus_notification": "ignore",
-    "manually_deactivated": "ignore",  # Postmark refusing an address it suppresses
+    # Postmark refusing an address on its own list without saying why.
+    "manually_deactivated": "provider_suppressed",
     "unconfirmed": "ignore",
     "smtp_api_error": "ignore",
     "inbound_error": "ignore",
@@ -52,9 +67,12 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     # Subscription changes (Postmark's own suppression list).
     "subscription_change.hard_bounce": "bounce",
     "subscription_change.spam_complaint": "complaint",
-    "subscription_change.unsubscribed": "unsubscribe",
-    "subscription_change.manual_suppression": "unsubscribe",
-    "subscription_change.reactivated": "resubscribe",
+    "subscription_change.unsubscribed": "unsubscribe",  # Origin: Recipient
+    # The customer or an admin suppressed the address and said no more.
+    "subscription_change.manual_suppression": "provider_suppressed",
+    "subscription_change.resubscribed": "resubscribe",  # the recipient re-subscribed
+    # The customer or an admin lifted its own suppression: not the recipient's consent.
+    "subscription_change.reactivated": "ignore",
 }
 
 TYPE_CODES = {
@@ -85,6 +103,14 @@ TYPE_CODES = {
 _HARD = {"hard_bounce", "bad_email_address", "subscription_change.hard_bounce"}
 _SOFT = {"soft_bounce", "transient", "dns_error", "blocked", "spam_notification"}
 _SPELLINGS = {"smtpapi_error": "smtp_api_error", "dmarcpolicy": "dmarc_policy"}
+# Records about (un)subscribing to one message stream: their scope is `MessageStream`.
+_SCOPED = {
+    "unsubscribe",
+    "subscribe",
+    "subscription_change.unsubscribed",
+    "subscription_change.resubscribed",
+    "subscription_change.reactivated",
+}
 
 
 def canonical_kind(name: str) -> str:
@@ -113,10 +139,11 @@ def _bounce_kind(raw: Raw) -> str:
 
 
 def _subscription_kind(raw: Raw) -> str:
+    by_recipient = (text(raw.get("Origin")) or "").lower() == "recipient"
     if raw.get("SuppressSending") is False:
-        return "subscription_change.reactivated"
+        return f"subscription_change.{'resubscribed' if by_recipient else 'reactivated'}"
     reason = canonical_kind(text(raw.get("SuppressionReason")) or "manual_suppression")
-    if reason == "manual_suppression" and text(raw.get("Origin")) == "Recipient":
+    if reason == "manual_suppression" and by_recipient:
         reason = "unsubscribed"
     return f"subscription_change.{reason}"
 
@@ -156,5 +183,6 @@ def facts(raw: Raw) -> list[Facts]:
             message_id=message_id,
             diagnostic=text(raw.get("Details")) or text(raw.get("Description")),
             bounce_class=bounce_class,
+            scope=text(raw.get("MessageStream")) if kind in _SCOPED else None,
         )
     ]

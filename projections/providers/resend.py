@@ -2,11 +2,20 @@
 
 The body carries no event id: the `svix-id` header (the same on every retry) is the id,
 read from the receipt's stored headers. `data.bounce.type` is Permanent (hard),
-Transient (soft) or Undetermined (unclassified, so soft). `data.to` is an array with no
-marker of which recipient an event is about: every listed address gets the event, and a
-bounce that names several recipients is left unclassified (soft), because a hard bounce
-must not suppress the addresses that did not bounce. The Svix signature is verified at
-the door.
+Transient (soft) or Undetermined (unclassified, so soft); a bounce whose `subType` is
+`OnAccountSuppressionList` is Resend refusing an address on its own list without saying
+why (`account_suppressed`), as is `email.suppressed`.
+
+`data.to` is an array with no marker of which recipient an event is about: every listed
+address gets the event, and when there are several each Facts carries `shared` (how
+many), so the mapping never heals, complains or unsubscribes on anyone's behalf from
+it; such a bounce is also left unclassified (soft), because a hard bounce must not
+suppress the addresses that did not bounce.
+
+`suppression.added` / `suppression.removed` (Resend's own suppression list) name their
+address in `data.email`; they become `suppression_added` (`provider_suppressed`: Resend
+does not say why) and `suppression_removed` (ignored: lifting its own list is not the
+recipient's consent). The Svix signature is verified at the door.
 """
 
 from __future__ import annotations
@@ -33,7 +42,12 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "opened": "ignore",
     "clicked": "ignore",
     "failed": "ignore",  # Resend could not send: the sender's problem
-    "suppressed": "ignore",  # Resend skipped an address it already suppresses
+    # Resend refused an address on its own list and did not say why.
+    "suppressed": "provider_suppressed",
+    "account_suppressed": "provider_suppressed",  # a bounce, subType OnAccountSuppressionList
+    "suppression_added": "provider_suppressed",
+    # Resend (or the customer) lifted its own suppression: not the recipient's consent.
+    "suppression_removed": "ignore",
     "scheduled": "ignore",
     "received": "ignore",
 }
@@ -42,9 +56,10 @@ _BOUNCE_CLASS = {"permanent": "hard", "transient": "soft"}
 
 
 def canonical_kind(name: str) -> str:
-    """`email.bounced` -> `bounced` (the `email.` prefix is optional in a policy)."""
-    name = name.strip().lower().replace("-", "_")
-    return name.removeprefix("email.")
+    """`email.bounced` -> `bounced` (the `email.` prefix is optional in a policy);
+    `suppression.added` -> `suppression_added`."""
+    name = name.strip().lower().replace("-", "_").removeprefix("email.")
+    return name.replace(".", "_")
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -70,19 +85,34 @@ def _recipients(data: Raw) -> list[str]:
     return [address for address in (text(item) for item in listed) if address]
 
 
+_SUPPRESSION_LIST = {"suppression_added", "suppression_removed"}
+
+
 def facts(raw: Raw) -> list[Facts]:
-    """One Facts per address in `data.to`."""
+    """One Facts per address in `data.to` (`data.email` for suppression-list events)."""
     kind = canonical_kind(str(raw["type"]))
     data = obj(raw.get("data"))
     created = text(raw.get("created_at"))
     message_id = text(data.get("email_id"))
-    recipients = _recipients(data)
+    email = text(data.get("email")) if kind in _SUPPRESSION_LIST else None
+    recipients = [email] if email else _recipients(data)
     bounce = obj(data.get("bounce"))
     bounce_class = _BOUNCE_CLASS.get((text(bounce.get("type")) or "").lower())
-    if len(recipients) > 1:
+    sub_type = (text(bounce.get("subType")) or "").lower()
+    if kind == "bounced" and sub_type == "onaccountsuppressionlist":
+        kind = "account_suppressed"
+    shared = len(recipients) if len(recipients) > 1 else 0
+    if shared:
         bounce_class = None
     event_id = text(raw.get(SVIX_ID)) or derived_id(message_id, kind, created)
-    diagnostic = text(bounce.get("message")) or text(bounce.get("subType"))
+    suppressed = obj(data.get("suppressed"))
+    diagnostic = (
+        text(bounce.get("message"))
+        or text(bounce.get("subType"))
+        or text(suppressed.get("message"))
+        or text(suppressed.get("type"))
+        or text(data.get("reason"))
+    )
     return [
         Facts(
             raw_kind=kind,
@@ -91,7 +121,8 @@ def facts(raw: Raw) -> list[Facts]:
             event_id=event_id,
             message_id=message_id,
             diagnostic=diagnostic,
-            bounce_class=bounce_class if kind == "bounced" else None,
+            bounce_class=bounce_class if kind in ("bounced", "account_suppressed") else None,
+            shared=shared,
         )
         for recipient in recipients
     ]

@@ -1,12 +1,21 @@
 """SendGrid Event Webhook: a JSON array of events per POST, each about one recipient.
 
-A bounce's `type` tells hard from soft: `bounce` is hard, `blocked` (a temporary
-refusal, often the sender's reputation) and `expired` (SendGrid gave up retrying) are
-soft. Each is its own raw kind (`bounce`, `blocked`, `expired`) so a policy can map them
-separately. The opt-in `bounce_classification` refines a `bounce`: a refusal classified
-as the sender's problem (content, reputation, volume, technical) counts as soft.
-De-duplication is by `sg_event_id`. Authentication (ECDSA over timestamp + raw body) is
-at the door.
+A bounce's `type` tells hard from soft: `bounce` is hard, `expired` (SendGrid gave up
+retrying) soft, and `blocked` (a refusal about the message or the sender, not the
+address: SendGrid itself never suppresses blocks) is kept but ignored by default. Each
+is its own raw kind (`bounce`, `blocked`, `expired`) so a policy can map them
+separately. The opt-in `bounce_classification` refines a `bounce`: a refusal about the
+sender (Reputation, Content, "Frequency or Volume Too High") is its own raw kind
+(`bounce_reputation`, `bounce_content`, `bounce_frequency`), ignored by default;
+"Technical Failure" counts as soft. A legacy bounce without `type` is hard when its
+`status` is 5.x.x and soft when 4.x.x.
+
+`dropped` (SendGrid refusing to send) is split by `reason`: an address on SendGrid's
+own bounce, spam-report or unsubscribe list is `dropped_bounce`, `dropped_spamreport`
+or `dropped_unsubscribe` (evidence of that reason); any other drop is the sender's
+problem and stays `dropped`, ignored. Group (un)subscribes carry their
+`asm_group_id` as scope. De-duplication is by `sg_event_id`. Authentication (ECDSA
+over timestamp + raw body) is at the door.
 """
 
 from __future__ import annotations
@@ -24,16 +33,25 @@ NAME = "sendgrid"
 DEFAULT_MAPPING: dict[str, Kind] = {
     "delivered": "delivered",
     "bounce": "bounce",
-    "blocked": "bounce",
+    # A block is about the message or the sender, not the address: SendGrid itself
+    # never suppresses blocks. Kept in the ledger; a policy can map it.
+    "blocked": "ignore",
     "expired": "bounce",
+    # Refusals classified as the sender's problem: no evidence against the recipient.
+    "bounce_reputation": "ignore",
+    "bounce_content": "ignore",
+    "bounce_frequency": "ignore",
     "deferred": "deferred",
     "spamreport": "complaint",
     "unsubscribe": "unsubscribe",
     # An unsubscribe from one suppression group is a preference, not a global opt-out.
     "group_unsubscribe": "ignore",
     "group_resubscribe": "ignore",
-    # `dropped` is SendGrid refusing to send (usually to an address it already
-    # suppresses): it carries no new state about the recipient.
+    # SendGrid refused an address on its own list and said why: evidence of that reason.
+    "dropped_bounce": "hard_bounce",
+    "dropped_spamreport": "complaint",
+    "dropped_unsubscribe": "unsubscribe",
+    # Any other drop (invalid header, spam content, quota, …) is the sender's problem.
     "dropped": "ignore",
     "processed": "ignore",
     "open": "ignore",
@@ -42,9 +60,20 @@ DEFAULT_MAPPING: dict[str, Kind] = {
 
 SYNONYMS = {"spam_report": "spamreport", "bounced": "bounce", "opened": "open"}
 
-# Bounce & Block classifications that say the refusal was about the sender.
-_SENDER_SIDE = {"content", "reputation", "frequency or volume too high", "technical failure"}
+# Bounce & Block classifications that say the refusal was about the sender: own kinds.
+_SENDER_SIDE = {
+    "reputation": "bounce_reputation",
+    "content": "bounce_content",
+    "frequency or volume too high": "bounce_frequency",
+}
 _RECIPIENT_SIDE = {"invalid address", "mailbox unavailable"}
+# A `dropped` event's `reason` when the address is on one of SendGrid's own lists.
+_DROPPED = {
+    "bounced address": "dropped_bounce",
+    "spam reporting address": "dropped_spamreport",
+    "unsubscribed address": "dropped_unsubscribe",
+}
+_GROUP = {"group_unsubscribe", "group_resubscribe"}
 
 
 def canonical_kind(name: str) -> str:
@@ -75,19 +104,29 @@ def _raw_kind(raw: Raw) -> str:
         bounce_type = (text(raw.get("type")) or "").lower()
         if bounce_type in ("blocked", "expired"):
             return bounce_type
+        classification = (text(raw.get("bounce_classification")) or "").lower()
+        return _SENDER_SIDE.get(classification, kind)
+    if kind == "dropped":
+        return _DROPPED.get((text(raw.get("reason")) or "").lower(), kind)
     return kind
 
 
 def _bounce_class(kind: str, raw: Raw) -> str | None:
-    classification = (text(raw.get("bounce_classification")) or "").lower()
-    if kind in ("blocked", "expired"):
+    if kind in ("blocked", "expired", *_SENDER_SIDE.values()):
         return "soft"
+    if kind == "dropped_bounce":
+        return "hard"
     if kind != "bounce":
         return None
-    if classification in _SENDER_SIDE:
+    classification = (text(raw.get("bounce_classification")) or "").lower()
+    bounce_type = (text(raw.get("type")) or "").lower()
+    if classification == "technical failure":
         return "soft"
-    if (text(raw.get("type")) or "").lower() == "bounce" or classification in _RECIPIENT_SIDE:
+    if bounce_type == "bounce" or classification in _RECIPIENT_SIDE:
         return "hard"
+    if not bounce_type:  # a legacy payload: the enhanced status code is the call
+        status = text(raw.get("status")) or ""
+        return "hard" if status.startswith("5.") else "soft" if status.startswith("4.") else None
     return None
 
 
@@ -109,5 +148,6 @@ def facts(raw: Raw) -> list[Facts]:
             message_id=message_id,
             diagnostic=text(raw.get("reason")) or text(raw.get("response")),
             bounce_class=_bounce_class(kind, raw),
+            scope=text(raw.get("asm_group_id")) if kind in _GROUP else None,
         )
     ]

@@ -4,7 +4,17 @@ Both SES styles are read: feedback notifications (`notificationType`) and event
 publishing (`eventType`). One SES event may name several recipients (a bounce's
 `bouncedRecipients`, a delivery's `recipients`): each gets its own Facts. The event id is
 the SNS `MessageId` (stable across SNS retries); the mapping adds the recipient.
-`bounceType` Permanent is hard, Transient soft, Undetermined unclassified (soft).
+`bounceType` Permanent is hard, Transient soft, Undetermined unclassified (soft). A
+bounce with `bounceSubType: OnAccountSuppressionList` is SES refusing an address on
+the account's own list without saying whether a bounce or a complaint put it there
+(`account_suppressed`); `Suppressed` (SES's global list) stays a bounce. Complaints
+whose `complaintFeedbackType` is `not-spam`, `auth-failure` or `virus` are reports
+about the message, not the recipient pressing "spam": their own raw kinds, ignored.
+
+List-management `Subscription` events name no address: the recipients are
+`mail.destination`, a guess that is only safe with one address. With several, every
+Facts carries `shared` (how many), so the mapping acts for nobody. Their scope is
+`subscription.contactList`.
 
 SNS subscription handshakes and SES's plain-text "Successfully validated SNS topic"
 notification hold no events. The signature is verified at the door.
@@ -38,6 +48,12 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "complaint": "complaint",
     # An ISP's feedback loop saying the user marked the mail as *not* spam.
     "complaint_not_spam": "ignore",
+    # Reports about the message (failed authentication, a virus), not a user's complaint.
+    "complaint_auth_failure": "ignore",
+    "complaint_virus": "ignore",
+    # SES refused an address on the account's suppression list and did not say whether
+    # a bounce or a complaint put it there.
+    "account_suppressed": "provider_suppressed",
     "delivery": "delivered",
     "delivery_delay": "deferred",
     "unsubscribe_all": "unsubscribe",
@@ -52,6 +68,13 @@ DEFAULT_MAPPING: dict[str, Kind] = {
 }
 
 _BOUNCE_CLASS = {"permanent": "hard", "transient": "soft"}
+# Complaint feedback types (RFC 5965) that are not a recipient's spam report.
+_NOT_A_COMPLAINT = {
+    "not-spam": "complaint_not_spam",
+    "auth-failure": "complaint_auth_failure",
+    "virus": "complaint_virus",
+}
+_SUBSCRIPTION_KINDS = {"subscription", "unsubscribe_all", "resubscribe_all"}
 # The event object's key in the SES message, where it differs from the kind's name.
 _DETAIL_KEY = {"delivery_delay": "deliveryDelay", "rendering_failure": "failure"}
 _json = msgspec.json.Decoder()
@@ -130,10 +153,12 @@ def facts(raw: Raw) -> list[Facts]:
     if kind == "bounce":
         recipients = _addresses(detail.get("bouncedRecipients"))
         bounce_class = _BOUNCE_CLASS.get((text(detail.get("bounceType")) or "").lower())
+        if (text(detail.get("bounceSubType")) or "").lower() == "onaccountsuppressionlist":
+            kind = "account_suppressed"
     elif kind == "complaint":
         recipients = _addresses(detail.get("complainedRecipients"))
-        if (text(detail.get("complaintFeedbackType")) or "").lower() == "not-spam":
-            kind = "complaint_not_spam"
+        feedback = (text(detail.get("complaintFeedbackType")) or "").lower()
+        kind = _NOT_A_COMPLAINT.get(feedback, kind)
     elif kind == "delivery":
         recipients = _addresses(detail.get("recipients"))
         diagnostic_key = "smtpResponse"
@@ -146,7 +171,11 @@ def facts(raw: Raw) -> list[Facts]:
     when = text(detail.get("timestamp")) or raw.get("sns_timestamp") or text(mail.get("timestamp"))
     message_id = text(mail.get("messageId"))
     sns_id = raw.get("sns_message_id") or derived_id(message_id, kind, when)
-    shared = text(detail.get(diagnostic_key)) or text(detail.get("bounceSubType"))
+    common = text(detail.get(diagnostic_key)) or text(detail.get("bounceSubType"))
+    scope, shared = None, 0
+    if kind in _SUBSCRIPTION_KINDS:
+        scope = text(detail.get("contactList"))
+        shared = len(recipients) if len(recipients) > 1 else 0
     return [
         Facts(
             raw_kind=kind,
@@ -154,8 +183,10 @@ def facts(raw: Raw) -> list[Facts]:
             at=parse_time(when),
             event_id=sns_id,
             message_id=message_id,
-            diagnostic=text(entry.get("diagnosticCode")) or text(entry.get("status")) or shared,
+            diagnostic=text(entry.get("diagnosticCode")) or text(entry.get("status")) or common,
             bounce_class=bounce_class,
+            scope=scope,
+            shared=shared,
         )
         for address, entry in recipients
     ]

@@ -1,14 +1,16 @@
 """SMTP2GO: form-encoded (the default) or JSON webhook bodies, one event per POST.
 
 Keys are looked up case-insensitively with `-` and `_` alike (form output repeats
-`Message-Id`/`message-id`); the recipient is `rcpt`, or each of `recipients` for
-`processed`. SMTP2GO does not sign its webhooks: authentication is at the door.
+`Message-Id`/`message-id`); the recipient is `rcpt` (one address, kept as given), or
+each address of `recipients` for `processed`: a string or a list of strings, each
+holding an address list that is split with a real address parser, so
+`"Bob Smith" <bob@x.org>, carol@y.org` is two addr-specs. SMTP2GO does not sign its
+webhooks: authentication is at the door.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
@@ -17,7 +19,7 @@ import msgspec
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import JSON_ERRORS
+from projections.providers.common import JSON_ERRORS, addr_specs
 from projections.providers.facts import Facts
 from projections.recipients import normalize_recipient, parse_time
 
@@ -27,7 +29,8 @@ Raw = dict[str, Any]
 
 # The upstream pull request's mapping: delivered heals soft bounces, bounce is hard or
 # soft by the `bounce` field (unknown counts as soft), spam is a complaint, and the
-# rest is kept in the ledger without effect until a policy maps it.
+# rest is kept in the ledger without effect until a policy maps it. `unsubscribe` stays
+# ignored as upstream documents it (a policy maps `unsubscribe = "unsubscribe"`).
 DEFAULT_MAPPING: dict[str, Kind] = {
     "delivered": "delivered",
     "bounce": "bounce",
@@ -53,7 +56,6 @@ SYNONYMS = {
 }
 
 _json = msgspec.json.Decoder()
-_LIST_SPLIT = re.compile(r"[,;\s]+")
 
 
 def canonical_kind(name: str) -> str:
@@ -149,11 +151,9 @@ def _recipients(raw: Raw) -> list[str | None]:
     if rcpt:
         return [rcpt]
     listed = raw.get("recipients")
-    values = listed if isinstance(listed, list) else [listed] if isinstance(listed, str) else []
-    found = [
-        part for value in values if isinstance(value, str) for part in _LIST_SPLIT.split(value)
-    ]
-    return [part for part in found if part] or [None]
+    values = listed if isinstance(listed, list) else [listed]
+    found: list[str | None] = [*addr_specs(v for v in values if isinstance(v, str))]
+    return found or [None]
 
 
 def facts(raw: Raw) -> list[Facts]:

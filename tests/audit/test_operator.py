@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from projections import KNOWN_SOURCES, load_policy
+from projections.recipients import format_time, to_micros
 from tests.audit.helpers import (
     FORM,
     LOCAL_USER,
+    WEBHOOK,
     append_sync,
     as_json,
     cli,
@@ -24,7 +27,7 @@ from tests.audit.helpers import (
     smtp2go_event,
     write_policy,
 )
-from tests.conftest import AUTH, fixture_bytes, settle
+from tests.conftest import AUTH, SECRET, fixture_bytes, settle
 
 NOBODY = "nobody@example.org"  # hard-bounced by the fixture at 2026-05-04T10:15:02Z
 BOB = "bob@example.com"
@@ -141,20 +144,54 @@ async def test_http_release_lifts_a_hard_bounce_until_a_later_one(client: Any) -
         "released by ops (mailbox recreated, confirmed by the user): lifted hard_bounce"
     )
 
-    # a late retry of a bounce that happened before the release does not undo it
-    await post(client, LATE_OLD_HARD)
+    # the provider retrying the very bounce the release lifted changes nothing
+    response = await client.post(
+        WEBHOOK, content=HARD, params={"token": SECRET}, headers={"content-type": FORM}
+    )
+    assert response.json()["duplicate"] is True
     await settle(client)
     status = await get_json(client, f"/v1/suppressions/{NOBODY}")
     assert status["suppressed"] is False
-    assert status["events"] == 3
-    # a hard bounce after the release (by event time) suppresses again
-    seq = await post(client, NEW_HARD)
+    assert status["events"] == 2
+    # a hard bounce after the release (by event time) suppresses again; a time in the
+    # far future would be replaced by the receipt time, so this one is a second ahead
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    new_hard = as_json(smtp2go_event("bounce", NOBODY, soon.isoformat(), "new-hard", bounce="hard"))
+    seq = await post(client, new_hard)
     await settle(client)
     status = await get_json(client, f"/v1/suppressions/{NOBODY}")
     assert (status["suppressed"], status["reason"], status["receipt"]) == (True, "hard_bounce", seq)
-    assert status["since"] == "2030-01-01T00:00:00Z"
+    assert status["since"] == format_time(to_micros(soon))
     kinds = [e["kind"] for e in await get_json(client, f"/v1/audit/recipients/{NOBODY}/events")]
-    assert kinds == ["bounce", "bounce", "operator_release", "bounce"]
+    assert kinds == ["bounce", "operator_release", "bounce"]
+
+
+async def test_http_evidence_received_after_a_release_suppresses_though_dated_before(
+    client: Any,
+) -> None:
+    """Issue 12, item 1: a release lifts only what the ledger held when it was made."""
+    await post(client, HARD, FORM)
+    await settle(client)
+    response = await client.request(
+        "DELETE", f"/v1/suppressions/{NOBODY}", params={"note": "user says fixed"}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    late = await post(client, LATE_OLD_HARD)  # dated before the release, received after it
+    await settle(client)
+    status = await get_json(client, f"/v1/suppressions/{NOBODY}")
+    assert (status["suppressed"], status["reason"], status["receipt"]) == (
+        True,
+        "hard_bounce",
+        late,
+    )
+    assert status["since"] == "2026-05-05T08:00:00Z"
+    explanation = await get_json(client, f"/v1/suppressions/{NOBODY}/explain")
+    assert explanation["steps"][-1]["effect"] == (
+        "released by ops (user says fixed): lifted nothing; "
+        "kept hard_bounce (evidence received after the release)"
+    )
+    # the late bounce, and the release that says why the first one no longer counts
+    assert [step["event"]["receipt"] for step in explanation["evidence"]] == [late, late - 1]
 
 
 async def test_http_identical_actions_are_two_receipts(client: Any) -> None:
@@ -274,14 +311,15 @@ def test_cli_release_lifts_a_hard_bounce_until_a_later_one(tmp_path: Path) -> No
     _seed(db)
     result = invoke("release", NOBODY, "--note", "fixed", "--db", db, "--json")
     assert ok_json(result)["suppressed"] is False
-    append_sync(db, [receipt(LATE_OLD_HARD, received_at="2026-11-23T00:00:00Z")])
+    # a byte-identical retry of the lifted bounce is not appended again
+    append_sync(db, [receipt(HARD, received_at="2026-11-23T00:00:00Z", ctype=FORM)])
     assert ok_json(invoke("status", NOBODY, "--db", db, "--json"))["suppressed"] is False
     append_sync(db, [receipt(NEW_HARD, received_at="2030-01-01T00:00:05Z")])
     status = ok_json(invoke("status", NOBODY, "--db", db, "--json"))
-    assert (status["suppressed"], status["reason"], status["receipt"]) == (True, "hard_bounce", 4)
+    assert (status["suppressed"], status["reason"], status["receipt"]) == (True, "hard_bounce", 3)
     steps = ok_json(invoke("explain", NOBODY, "--db", db, "--json"))["steps"]
-    assert steps[2]["effect"] == f"released by local:{LOCAL_USER} (fixed): lifted hard_bounce"
-    assert steps[2]["event"]["receipt"] == 2
+    assert steps[1]["effect"] == f"released by local:{LOCAL_USER} (fixed): lifted hard_bounce"
+    assert steps[1]["event"]["receipt"] == 2
 
 
 def test_cli_identical_actions_are_two_receipts(tmp_path: Path) -> None:

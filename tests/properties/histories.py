@@ -25,7 +25,17 @@ from ledger import NewReceipt, Receipt
 from projections import Mapper, Policy, RecipientState, operator, replay
 from projections.policy import ClassifyRule, Exclusion
 
-ADDRESSES = ("alice@example.com", "bob@example.org", "carol@example.net", "dave@example.com")
+ADDRESSES = (
+    "alice@example.com",
+    "bob@example.org",
+    "carol@example.net",
+    "dave@example.com",
+    "jose@xn--bcher-kva.example",  # jose@bücher.example
+)
+# How webhooks spell the domain of the internationalised address above.
+UNICODE_DOMAINS = {"xn--bcher-kva.example": ("bücher.example", "BÜCHER.example")}
+# Webhooks arrive after their events: within two days (providers retry for up to 48 h).
+MAX_DELAY_MS = 2 * 86_400_000
 BASE = datetime(2026, 5, 1, tzinfo=UTC)
 SPAN_MS = 4 * 86_400_000  # events happen within four days
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,17 +62,22 @@ def micros(moment: datetime) -> int:
 
 
 def variants(address: str) -> st.SearchStrategy[str]:
-    """The same recipient as different senders of webhooks might spell it."""
-    return st.sampled_from(
-        [
-            address,
-            address.upper(),
-            address.title(),
-            f"  {address}",
-            f"{address.capitalize()}\t",
-            f" <{address.upper()}> ",
-        ]
-    )
+    """The same recipient as different senders of webhooks might spell it: case, blanks,
+    angle brackets, a display name, a trailing dot, the domain in Unicode."""
+    local, _, domain = address.partition("@")
+    spellings = [
+        address,
+        address.upper(),
+        address.title(),
+        f"  {address}",
+        f"{address.capitalize()}\t",
+        f" <{address.upper()}> ",
+        f'"{local.title()} Smith" <{address}>',
+        f"{local.title()} <{address.upper()}>",
+        f"{address}.",
+    ]
+    spellings += [f"{local}@{form}" for form in UNICODE_DOMAINS.get(domain, ())]
+    return st.sampled_from(spellings)
 
 
 def time_text(ms: int, style: int) -> str:
@@ -158,8 +173,14 @@ def deliveries_of(draw: st.DrawFn, event: LogicalEvent) -> Delivery:
         return Delivery(body, at, operator.CONTENT_TYPE, source=operator.SOURCE)
     encoding = draw(st.sampled_from(ENCODINGS))
     body = encode(event.fields(recipients, listed=encoding == "form_list"), encoding)
-    received_at = micros(BASE) + draw(st.integers(0, SPAN_MS)) * 1000
-    return Delivery(body, received_at, draw(st.sampled_from(CONTENT_TYPES)))
+    return Delivery(body, draw(arrival(event)), draw(st.sampled_from(CONTENT_TYPES)))
+
+
+def arrival(event: LogicalEvent) -> st.SearchStrategy[int]:
+    """When a delivery of `event` reaches the ledger: after the event, within two days."""
+    return st.integers(0, MAX_DELAY_MS).map(
+        lambda delay: micros(BASE) + (event.at_ms + delay) * 1000
+    )
 
 
 @st.composite
@@ -220,7 +241,7 @@ def redeliveries(
         index = draw(st.sampled_from(webhooks))
         if draw(st.booleans()):
             first = firsts[index]
-            received_at = micros(BASE) + draw(st.integers(0, SPAN_MS)) * 1000
+            received_at = draw(arrival(events[index]))
             out.append((index, Delivery(first.body, received_at, first.content_type)))
         else:
             out.append((index, draw(deliveries_of(events[index]))))
@@ -340,8 +361,8 @@ def verdict(state: RecipientState) -> tuple[Any, ...]:
         state.suppressed,
         state.reason,
         state.since,
-        tuple((cause.reason, cause.at) for cause in state.causes),
-        state.soft_bounces,
+        tuple((cause.reason, cause.scope, cause.at) for cause in state.causes),
+        tuple(counted.at for counted in state.soft_bounces),
         state.events,
         state.position[0],
     )

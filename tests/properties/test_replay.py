@@ -22,25 +22,35 @@ from projections.events import (
     NormalizedEvent,
     OperatorRelease,
     OperatorSuppress,
+    ProviderSuppressed,
     Resubscribe,
     Unsubscribe,
 )
-from projections.state import Cause
 
 EMAIL = "someone@example.com"
 HOUR = 3_600_000_000
-RANKING = ("complaint", "hard_bounce", "manual", "unsubscribe", "soft_bounce_threshold")
+RANKING = (
+    "complaint", "hard_bounce", "manual", "unsubscribe", "provider_suppressed",
+    "soft_bounce_threshold",
+)  # fmt: skip
 KINDS = (
     "hard", "soft", "soft", "soft", "delivered", "delivered", "complaint", "unsubscribe",
-    "resubscribe", "deferred", "ignored", "suppress", "release",
+    "unsubscribe", "resubscribe", "resubscribe", "provider", "deferred", "ignored", "suppress",
+    "release", "release",
 )  # fmt: skip
+# Where an (un)subscribe comes from: a resubscribe answers only the same source and list.
+SCOPES = (("smtp2go", None), ("ses", "newsletter"), ("ses", "weekly"), ("postmark", "broadcast"))
 
 SETTINGS = settings(max_examples=400, deadline=None)
 
 
-def make(kind: str, at: int, seq: int) -> NormalizedEvent:
+def make(
+    kind: str, at: int, seq: int, where: tuple[str, str | None] = SCOPES[0]
+) -> NormalizedEvent:
+    source, scope = where
     common: dict[str, Any] = {
-        "recipient": EMAIL, "at": at, "seq": seq, "source": "smtp2go", "raw_kind": kind,
+        "recipient": EMAIL, "at": at, "seq": seq, "source": source, "raw_kind": kind,
+        "scope": scope,
     }  # fmt: skip
     if kind == "hard":
         return Bounce(bounce_class="hard", **common)
@@ -52,11 +62,12 @@ def make(kind: str, at: int, seq: int) -> NormalizedEvent:
         return OperatorRelease(actor="ops", note="n", **common)
     if kind == "ignored":
         return Ignored(reason="r", **common)
-    simple: dict[str, type[Delivered | Complaint | Unsubscribe | Resubscribe | Deferred]] = {
+    simple: dict[str, type[NormalizedEvent]] = {
         "delivered": Delivered,
         "complaint": Complaint,
         "unsubscribe": Unsubscribe,
         "resubscribe": Resubscribe,
+        "provider": ProviderSuppressed,
         "deferred": Deferred,
     }
     return simple[kind](**common)
@@ -69,7 +80,11 @@ def histories(draw: st.DrawFn, max_size: int = 14) -> list[NormalizedEvent]:
     kinds = draw(st.lists(st.sampled_from(KINDS), max_size=max_size))
     times = [draw(st.integers(0, 12)) * 6 * HOUR for _ in kinds]
     seqs = draw(st.permutations(range(1, len(kinds) + 1)))
-    return [make(kind, at, seq) for kind, at, seq in zip(kinds, times, seqs, strict=True)]
+    wheres = [draw(st.sampled_from(SCOPES)) for _ in kinds]
+    return [
+        make(kind, at, seq, where)
+        for kind, at, seq, where in zip(kinds, times, seqs, wheres, strict=True)
+    ]
 
 
 POLICIES = st.builds(
@@ -81,84 +96,123 @@ POLICIES = st.builds(
 
 
 # -- the reference model ------------------------------------------------------------------------
+#
+# Read off the sorted history directly, event by event *from scratch*, rather than carried
+# forward as the fold carries its state:
+# - a release lifts the evidence that precedes it in history and was in the ledger before
+#   it (a lower seq); evidence with a higher seq survives it, whatever its event time;
+# - a resubscribe lifts the unsubscribes before it with its own source and scope;
+# - soft bounces count from the last delivery (when deliveries clear them), less those a
+#   release lifted, within the window of the newest soft bounce.
+
+_CLASSES: dict[str, type[NormalizedEvent]] = {
+    "delivered": Delivered,
+    "complaint": Complaint,
+    "unsubscribe": Unsubscribe,
+    "resubscribe": Resubscribe,
+    "provider": ProviderSuppressed,
+    "suppress": OperatorSuppress,
+    "release": OperatorRelease,
+}
+_EVIDENCE = {
+    "complaint": "complaint", "hard_bounce": "hard", "manual": "suppress",
+    "provider_suppressed": "provider",
+}  # fmt: skip
 
 
 def _is(event: NormalizedEvent, kind: str) -> bool:
     if kind in ("hard", "soft"):
         return isinstance(event, Bounce) and event.bounce_class == kind
-    classes = {
-        "delivered": Delivered,
-        "complaint": Complaint,
-        "unsubscribe": Unsubscribe,
-        "resubscribe": Resubscribe,
-        "suppress": OperatorSuppress,
-        "release": OperatorRelease,
-    }
-    return isinstance(event, classes[kind])
+    return isinstance(event, _CLASSES[kind])
 
 
-def _after_last(events: list[NormalizedEvent], *kinds: str) -> list[NormalizedEvent]:
-    """The events after the last one of any of `kinds` (all of them if there is none)."""
-    cut = max((i for i, e in enumerate(events) if any(_is(e, k) for k in kinds)), default=-1)
-    return events[cut + 1 :]
+def _where(event: NormalizedEvent) -> str:
+    return f"{event.source}:{event.scope or ''}"
 
 
-def _first(events: list[NormalizedEvent], kind: str) -> NormalizedEvent | None:
-    return next((e for e in events if _is(e, kind)), None)
+def _released(history: list[NormalizedEvent], index: int, until: int) -> bool:
+    """Whether a release in history[index + 1 : until + 1] lifted history[index]."""
+    seq = history[index].seq
+    return any(_is(e, "release") and e.seq > seq for e in history[index + 1 : until + 1])
 
 
-def _soft_bounce_resets(policy: Policy) -> tuple[str, ...]:
-    return ("release", "delivered") if policy.delivery_clears_soft_bounces else ("release",)
-
-
-def active(history: list[NormalizedEvent], policy: Policy) -> dict[str, NormalizedEvent]:
-    """The active reasons after a sorted history, each with the event that set it."""
-    released = _after_last(history, "release")  # a release lifts everything before it
-    out: dict[str, NormalizedEvent | None] = {
-        "complaint": _first(released, "complaint"),
-        "hard_bounce": _first(released, "hard"),
-        "manual": _first(released, "suppress"),
-        "unsubscribe": _first(_after_last(released, "resubscribe"), "unsubscribe"),
-    }
-    # soft bounces count from the last reset; the first one at which `threshold` of them
-    # fall within the window ending at it suppresses until the next reset
-    window = policy.window_us
-    softs = [e for e in _after_last(history, *_soft_bounce_resets(policy)) if _is(e, "soft")]
-    for index, bounce in enumerate(softs):
-        counted = [s for s in softs[: index + 1] if window is None or s.at > bounce.at - window]
-        if len(counted) >= policy.soft_bounce_threshold:
-            out["soft_bounce_threshold"] = bounce
-            break
-    return {reason: event for reason, event in out.items() if event is not None}
-
-
-def reference(events: list[NormalizedEvent], policy: Policy) -> RecipientState:
-    history = sorted(events, key=lambda e: (e.at, e.seq, e.ord))
-    if not history:
-        return RecipientState(email=EMAIL)
-    now = active(history, policy)
-    since = None
-    if now:  # the start of the unbroken run of suppressed prefixes that reaches the end
-        start = len(history) - 1
-        while start > 0 and active(history[:start], policy):
-            start -= 1
-        since = history[start].at
-    softs = [e for e in _after_last(history, *_soft_bounce_resets(policy)) if _is(e, "soft")]
-    window = policy.window_us
-    counted = [s.at for s in softs if window is None or s.at > softs[-1].at - window][
-        -policy.soft_bounce_threshold :
+def _counted(history: list[NormalizedEvent], until: int, policy: Policy) -> list[int]:
+    """Indexes of the soft bounces that count right after history[until]."""
+    clears = policy.delivery_clears_soft_bounces
+    start = 0
+    for index in range(until + 1):
+        if clears and _is(history[index], "delivered"):
+            start = index + 1
+    softs = [
+        i
+        for i in range(start, until + 1)
+        if _is(history[i], "soft") and not _released(history, i, until)
     ]
-    return RecipientState(
-        email=EMAIL,
-        causes=tuple(
-            Cause(reason, now[reason].at, now[reason].seq)  # type: ignore[arg-type]
-            for reason in RANKING
-            if reason in now
-        ),
-        since=since,
-        soft_bounces=tuple(counted),
-        position=(history[-1].at, history[-1].seq, history[-1].ord),
-        events=len(history),
+    newest = max((history[i].at for i in range(until + 1) if _is(history[i], "soft")), default=0)
+    window = policy.window_us
+    if window is not None:
+        return [i for i in softs if history[i].at >= newest - window]
+    by_seq = sorted(softs, key=lambda i: history[i].seq)[-policy.soft_bounce_threshold :]
+    return sorted(by_seq)
+
+
+def active(history: list[NormalizedEvent], policy: Policy) -> set[tuple[str, str]]:
+    """The active (reason, scope) pairs after a sorted history."""
+    last = len(history) - 1
+    out: set[tuple[str, str]] = set()
+    for reason, kind in _EVIDENCE.items():
+        if any(_is(e, kind) and not _released(history, i, last) for i, e in enumerate(history)):
+            out.add((reason, ""))
+    for i, event in enumerate(history):
+        if not _is(event, "unsubscribe") or _released(history, i, last):
+            continue
+        answered = any(
+            _is(later, "resubscribe") and _where(later) == _where(event) for later in history[i:]
+        )
+        if not answered:
+            out.add(("unsubscribe", _where(event)))
+    soft = False
+    for index, event in enumerate(history):
+        if _is(event, "soft"):
+            soft = soft or len(_counted(history, index, policy)) >= policy.soft_bounce_threshold
+        elif _is(event, "release"):
+            soft = len(_counted(history, index, policy)) >= policy.soft_bounce_threshold
+        elif _is(event, "delivered") and policy.delivery_clears_soft_bounces:
+            soft = False
+    if soft:
+        out.add(("soft_bounce_threshold", ""))
+    return out
+
+
+def check_against_reference(
+    state: RecipientState, events: list[NormalizedEvent], policy: Policy
+) -> None:
+    """The fold's state says what the reference says; every cause points at evidence."""
+    history = sorted(events, key=lambda e: (e.at, e.seq, e.ord))
+    assert state.events == len(history)
+    if not history:
+        assert state == RecipientState(email=EMAIL)
+        return
+    assert state.position == (history[-1].at, history[-1].seq, history[-1].ord)
+    assert {(c.reason, c.scope) for c in state.causes} == active(history, policy)
+    counted = _counted(history, len(history) - 1, policy)
+    assert [(c.at, c.seq) for c in state.soft_bounces] == [
+        (history[i].at, history[i].seq) for i in counted
+    ]
+    assert state.suppressed == (state.since is not None)
+    for cause in state.causes:
+        assert state.since is not None
+        assert state.since <= cause.at
+        (evidence,) = [e for e in history if (e.at, e.seq) == (cause.at, cause.seq)]
+        if cause.reason == "soft_bounce_threshold":
+            assert _is(evidence, "soft")
+        elif cause.reason == "unsubscribe":
+            assert _is(evidence, "unsubscribe")
+            assert _where(evidence) == cause.scope
+        else:
+            assert _is(evidence, _EVIDENCE[cause.reason])
+    assert [c.reason for c in state.causes] == sorted(
+        (c.reason for c in state.causes), key=RANKING.index
     )
 
 
@@ -170,7 +224,7 @@ def reference(events: list[NormalizedEvent], policy: Policy) -> RecipientState:
 def test_replay_agrees_with_the_reference_model(
     events: list[NormalizedEvent], policy: Policy
 ) -> None:
-    assert replay(EMAIL, events, policy) == reference(events, policy)
+    check_against_reference(replay(EMAIL, events, policy), events, policy)
 
 
 @SETTINGS
@@ -201,12 +255,17 @@ def test_the_state_is_internally_consistent_after_every_event(
     state = RecipientState(email=EMAIL)
     for count, event in enumerate(sorted(events, key=lambda e: e.position), start=1):
         state = fold(state, event, policy)
-        reasons = [cause.reason for cause in state.causes]
-        assert reasons == sorted(set(reasons), key=RANKING.index)  # unique, strongest first
+        keys = [(cause.reason, cause.scope) for cause in state.causes]
+        assert len(keys) == len(set(keys))  # one cause per reason and list
+        reasons = [reason for reason, _ in keys]
+        assert reasons == sorted(reasons, key=RANKING.index)  # strongest first
         assert state.suppressed == (state.since is not None)
         assert all(state.since is not None and state.since <= c.at for c in state.causes)
-        assert len(state.soft_bounces) <= policy.soft_bounce_threshold
-        assert list(state.soft_bounces) == sorted(state.soft_bounces)
+        assert all(c.seq <= c.last_seq for c in state.causes)
+        if policy.window_us is None:
+            assert len(state.soft_bounces) <= policy.soft_bounce_threshold
+        spots = [(c.at, c.seq) for c in state.soft_bounces]
+        assert spots == sorted(spots)
         assert state.events == count
         assert state.position == event.position
 
@@ -236,3 +295,76 @@ def test_deferred_and_ignored_events_never_change_a_verdict(
         base.soft_bounces,
     )
     assert noisy.events == base.events + 1
+
+
+# -- a release lifts only what the ledger held (issue 12, item 1) --------------------------------
+
+
+@SETTINGS
+@given(
+    events=histories(),
+    policy=POLICIES,
+    release_hours=st.integers(0, 80),
+    late_hours=st.integers(0, 80),
+    kind=st.sampled_from(["hard", "complaint", "provider", "suppress"]),
+)
+def test_evidence_reaching_the_ledger_after_a_release_suppresses_whatever_its_event_time(
+    events: list[NormalizedEvent],
+    policy: Policy,
+    release_hours: int,
+    late_hours: int,
+    kind: str,
+) -> None:
+    release = make("release", release_hours * HOUR, len(events) + 1)
+    late = make(kind, late_hours * HOUR, len(events) + 2)  # dated before or after the release
+    state = replay(EMAIL, [*events, release, late], policy)
+    reason = next(r for r, k in _EVIDENCE.items() if k == kind)
+    assert reason in {c.reason for c in state.causes}
+
+
+@SETTINGS
+@given(events=histories(), policy=POLICIES)
+def test_a_release_dated_after_everything_in_the_ledger_lifts_all_of_it(
+    events: list[NormalizedEvent], policy: Policy
+) -> None:
+    last = max((e.at for e in events), default=0)
+    state = replay(EMAIL, [*events, make("release", last + 1, len(events) + 1)], policy)
+    assert not state.suppressed
+    assert state.soft_bounces == ()
+
+
+# -- a resubscribe answers only its own unsubscribe (issue 12, item 2) ---------------------------
+
+
+@SETTINGS
+@given(
+    events=histories(),
+    policy=POLICIES,
+    where=st.sampled_from(SCOPES),
+    others=st.lists(st.tuples(st.sampled_from(SCOPES), st.integers(0, 80)), min_size=1, max_size=5),
+)
+def test_a_resubscribe_never_lifts_an_unsubscribe_from_another_source_or_list(
+    events: list[NormalizedEvent],
+    policy: Policy,
+    where: tuple[str, str | None],
+    others: list[tuple[tuple[str, str | None], int]],
+) -> None:
+    no_releases = [
+        e
+        for e in events
+        if not _is(e, "release") and not (_is(e, "resubscribe") and e.source == where[0])
+    ]
+    seq = len(events) + 1
+    optout = make("unsubscribe", 0, seq, where)
+    resubscribes = [
+        make("resubscribe", hours * HOUR, seq + 1 + n, other)
+        for n, (other, hours) in enumerate(others)
+        if other != where
+    ]
+    state = replay(EMAIL, [*no_releases, optout, *resubscribes], policy)
+    assert ("unsubscribe", _where(optout)) in {(c.reason, c.scope) for c in state.causes}
+    after_all = max((e.at for e in no_releases), default=0) + 1
+    answered = replay(
+        EMAIL, [*no_releases, optout, make("resubscribe", after_all, seq + 99, where)], policy
+    )
+    assert ("unsubscribe", _where(optout)) not in {(c.reason, c.scope) for c in answered.causes}

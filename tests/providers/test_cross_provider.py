@@ -140,12 +140,13 @@ async def test_a_mailgun_retry_and_a_sendgrid_retry_count_once(
     policy = parse_policy(b"soft_bounce_threshold = 2\n", known_sources=frozenset(PROVIDERS))
     data = dict(fixture_json("mailgun", "retries_exhausted.json")["event-data"])
     data["recipient"] = ADDRESS
-    event = {"event": "bounce", "type": "blocked", "email": ADDRESS, "timestamp": 1777906960}
+    # `expired` (SendGrid gave up retrying) is soft; a `blocked` would be ignored by default.
+    event = {"event": "bounce", "type": "expired", "email": ADDRESS, "timestamp": 1777906960}
     async with make_pclient(policy=policy) as client:
         for attempt in range(2):  # each retry is signed anew: different bytes, same event
             response = await client.post(webhook("mailgun"), content=mailgun_body(data))
             assert response.status_code == 200
-            await post_sendgrid(client, {**event, "sg_event_id": "blocked-1", "attempt": attempt})
+            await post_sendgrid(client, {**event, "sg_event_id": "expired-1", "attempt": attempt})
         await settle(client)
         got = await state(client, ADDRESS)
         assert got["soft_bounces"] == 2  # one from each provider, not four

@@ -68,10 +68,89 @@ def test_giving_up_after_retries_is_a_soft_bounce() -> None:
     assert event.bounce_class == "soft"
 
 
-def test_a_refusal_of_an_already_suppressed_address_carries_no_new_state() -> None:
+def test_a_refusal_of_an_address_on_the_bounce_list_is_a_hard_bounce() -> None:
+    # Mailgun refused to send and named its reason: evidence of that reason.
     event = one("suppress_bounce.json")
-    assert isinstance(event, Ignored)
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
     assert event.raw_kind == "suppress_bounce"
+
+
+def facts_of(data: dict[str, Any]) -> Any:
+    """The one Facts Mailgun's module reads from an `event-data` object."""
+    [fact] = mailgun.facts(mailgun.decode(mailgun_body(data))[0])
+    return fact
+
+
+@pytest.mark.parametrize("severity", ["temporary", "permanent", None])
+def test_retries_given_up_is_a_soft_bounce_whatever_the_severity(severity: str | None) -> None:
+    # H7: the final give-up of a retry series can arrive as `temporary` + `old`.
+    data = event_data("temporary_fail.json") | {"reason": "old"}
+    if severity is None:
+        del data["severity"]
+    else:
+        data["severity"] = severity
+    fact = facts_of(data)
+    assert fact.raw_kind == "permanent_fail"
+    assert fact.bounce_class == "soft"
+    assert fact.recipient == "full.box@example.net"
+    assert mailgun.DEFAULT_MAPPING[fact.raw_kind] == "bounce"
+
+
+def test_a_temporary_failure_that_is_not_old_is_still_deferred() -> None:
+    fact = facts_of(event_data("temporary_fail.json"))
+    assert fact.raw_kind == "temporary_fail"
+    assert mailgun.DEFAULT_MAPPING[fact.raw_kind] == "deferred"
+
+
+@pytest.mark.parametrize(
+    ("reason", "raw_kind", "kind"),
+    [
+        ("suppress-bounce", "suppress_bounce", "hard_bounce"),
+        ("suppress-complaint", "suppress_complaint", "complaint"),
+        ("suppress-unsubscribe", "suppress_unsubscribe", "unsubscribe"),
+    ],
+)
+def test_a_refusal_by_mailgun_is_evidence_of_the_reason_it_names(
+    reason: str, raw_kind: str, kind: str
+) -> None:
+    fact = facts_of(event_data("suppress_bounce.json") | {"reason": reason})
+    assert fact.raw_kind == raw_kind
+    assert fact.recipient == "nobody@example.org"
+    assert fact.bounce_class is None
+    assert fact.scope is None
+    assert mailgun.DEFAULT_MAPPING[raw_kind] == kind
+
+
+def test_an_unsubscribe_from_a_tagged_message_is_scoped_to_its_tags() -> None:
+    # L1: maybe only a tag unsubscribe; it still unsubscribes by default.
+    fact = facts_of(event_data("unsubscribed.json") | {"tags": ["newsletter", "weekly"]})
+    assert fact.raw_kind == "tag_unsubscribed"
+    assert fact.scope == "newsletter,weekly"
+    assert fact.recipient == "bob@example.com"
+    assert mailgun.DEFAULT_MAPPING[fact.raw_kind] == "unsubscribe"
+
+
+@pytest.mark.parametrize("tags", [None, [], ["", "  "]])
+def test_an_unsubscribe_without_tags_is_global(tags: list[str] | None) -> None:
+    data = event_data("unsubscribed.json")
+    if tags is not None:
+        data["tags"] = tags
+    fact = facts_of(data)
+    assert fact.raw_kind == "unsubscribed"
+    assert fact.scope is None
+    assert mailgun.DEFAULT_MAPPING[fact.raw_kind] == "unsubscribe"
+
+
+def test_the_policy_can_ignore_tag_unsubscribes() -> None:
+    policy = parse_policy(
+        b'[providers.mailgun]\ntag_unsubscribed = "ignore"\n', known_sources=frozenset(PROVIDERS)
+    )
+    data = event_data("unsubscribed.json") | {"tags": ["newsletter"]}
+    event = only(mapped("mailgun", mailgun_body(data), policy=policy))
+    assert isinstance(event, Ignored)
+    assert event.raw_kind == "tag_unsubscribed"
+    assert isinstance(one("unsubscribed.json", policy=policy), Unsubscribe)
 
 
 @pytest.mark.parametrize(
@@ -96,17 +175,16 @@ def test_a_failure_without_severity_counts_as_soft() -> None:
     assert event.bounce_class == "soft"
 
 
-def test_the_policy_can_count_temporary_failures_or_import_suppressions() -> None:
+def test_the_policy_can_count_temporary_failures_or_ignore_mailgun_refusals() -> None:
     policy = parse_policy(
-        b'[providers.mailgun]\ntemporary_fail = "bounce"\nsuppress_bounce = "hard_bounce"\n',
+        b'[providers.mailgun]\ntemporary_fail = "bounce"\nsuppress_bounce = "ignore"\n',
         known_sources=frozenset(PROVIDERS),
     )
     temporary = one("temporary_fail.json", policy=policy)
     assert isinstance(temporary, Bounce)
     assert temporary.bounce_class == "soft"
     suppressed = one("suppress_bounce.json", policy=policy)
-    assert isinstance(suppressed, Bounce)
-    assert suppressed.bounce_class == "hard"
+    assert isinstance(suppressed, Ignored)  # the default imports it as a hard bounce
 
 
 def test_the_same_event_id_on_another_day_is_another_event() -> None:

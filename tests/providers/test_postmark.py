@@ -18,7 +18,7 @@ from projections.events import (
     Deferred,
     Delivered,
     Ignored,
-    Resubscribe,
+    ProviderSuppressed,
     Unsubscribe,
 )
 from projections.providers import postmark
@@ -69,7 +69,8 @@ def test_a_hard_bounce_maps_with_postmark_fields() -> None:
         ("spam_complaint.json", Complaint, "annoyed@example.com"),
         ("delivery.json", Delivered, "alice@example.com"),
         ("subscription_change.json", Unsubscribe, "bob@example.com"),
-        ("reactivated.json", Resubscribe, "bob@example.com"),
+        # Origin: Customer — the customer lifting its own suppression, not consent.
+        ("reactivated.json", Ignored, "bob@example.com"),
         ("transient.json", Deferred, "slow@example.net"),
         ("auto_responder.json", Ignored, "away@example.com"),
     ],
@@ -93,9 +94,9 @@ def test_a_soft_bounce_is_soft() -> None:
         ("SpamNotification", Bounce, "soft"),
         ("Unknown", Bounce, "soft"),
         ("Unsubscribe", Unsubscribe, None),
-        ("Subscribe", Resubscribe, None),
+        ("Subscribe", Ignored, None),  # not verifiable consent
         ("SpamComplaint", Complaint, None),
-        ("ManuallyDeactivated", Ignored, None),
+        ("ManuallyDeactivated", ProviderSuppressed, None),
         ("SMTPApiError", Ignored, None),
         ("DMARCPolicy", Ignored, None),
         ("ChallengeVerification", Ignored, None),
@@ -122,7 +123,12 @@ def test_the_type_code_is_the_backup_when_the_type_string_is_missing() -> None:
     [
         ("HardBounce", "Recipient", Bounce, "subscription_change.hard_bounce"),
         ("SpamComplaint", "Recipient", Complaint, "subscription_change.spam_complaint"),
-        ("ManualSuppression", "Customer", Unsubscribe, "subscription_change.manual_suppression"),
+        (
+            "ManualSuppression",
+            "Customer",
+            ProviderSuppressed,
+            "subscription_change.manual_suppression",
+        ),
         ("ManualSuppression", "Recipient", Unsubscribe, "subscription_change.unsubscribed"),
     ],
 )
@@ -136,6 +142,82 @@ def test_subscription_changes_mirror_postmark_suppressions(
     assert event.raw_kind == raw_kind
     if kind is Bounce:
         assert event.bounce_class == "hard"
+
+
+def record_facts(name: str, **fields: Any) -> Any:
+    """The one Facts Postmark's module reads from a fixture record with `fields` changed."""
+    record = fixture_json("postmark", name) | fields
+    [fact] = postmark.facts(postmark.decode(json.dumps(record).encode())[0])
+    return fact
+
+
+def test_a_subscribe_bounce_is_kept_but_never_a_resubscribe() -> None:
+    # H3: TypeCode 32 is a mail that came back to the bounce address, not consent.
+    for fields in ({"Type": "Subscribe", "TypeCode": 32}, {"Type": None, "TypeCode": 32}):
+        fact = record_facts("hard_bounce.json", **fields)
+        assert fact.raw_kind == "subscribe"
+        assert fact.bounce_class is None
+        assert fact.recipient == "nobody@example.org"
+        assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "ignore"
+
+
+@pytest.mark.parametrize("origin", ["Customer", "Admin", None])
+def test_a_reactivation_not_by_the_recipient_is_ignored(origin: str | None) -> None:
+    # H2: the customer or an admin lifting Postmark's suppression is not re-consent.
+    fact = record_facts("reactivated.json", Origin=origin)
+    assert fact.raw_kind == "subscription_change.reactivated"
+    assert fact.recipient == "bob@example.com"
+    assert fact.scope == "broadcast"
+    assert fact.shared == 0
+    assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "ignore"
+
+
+def test_a_reactivation_by_the_recipient_is_a_resubscribe_to_its_stream() -> None:
+    fact = record_facts("reactivated.json", Origin="Recipient")
+    assert fact.raw_kind == "subscription_change.resubscribed"
+    assert fact.recipient == "bob@example.com"
+    assert fact.scope == "broadcast"
+    assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "resubscribe"
+
+
+def test_a_recipient_unsubscribe_is_scoped_to_its_message_stream() -> None:
+    fact = record_facts("subscription_change.json")  # ManualSuppression, Origin: Recipient
+    assert fact.raw_kind == "subscription_change.unsubscribed"
+    assert fact.recipient == "bob@example.com"
+    assert fact.scope == "broadcast"
+    assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "unsubscribe"
+
+
+def test_an_unsubscribe_bounce_is_scoped_to_its_message_stream() -> None:
+    fact = record_facts("hard_bounce.json", Type="Unsubscribe", TypeCode=16, MessageStream="news")
+    assert fact.raw_kind == "unsubscribe"
+    assert fact.scope == "news"
+    assert fact.bounce_class is None
+    assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "unsubscribe"
+
+
+@pytest.mark.parametrize("origin", ["Customer", "Admin"])
+def test_a_manual_suppression_by_the_customer_is_a_provider_suppression(origin: str) -> None:
+    fact = record_facts("subscription_change.json", Origin=origin)
+    assert fact.raw_kind == "subscription_change.manual_suppression"
+    assert fact.recipient == "bob@example.com"
+    assert fact.scope is None  # not an unsubscribe: no stream preference to lift later
+    assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "provider_suppressed"
+
+
+def test_a_manually_deactivated_bounce_is_a_provider_suppression() -> None:
+    fact = record_facts("hard_bounce.json", Type="ManuallyDeactivated", TypeCode=100002)
+    assert fact.raw_kind == "manually_deactivated"
+    assert fact.bounce_class is None
+    assert fact.scope is None
+    assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "provider_suppressed"
+
+
+def test_bounces_and_suppressions_by_reason_carry_no_scope() -> None:
+    assert record_facts("hard_bounce.json").scope is None
+    hard = record_facts("subscription_change.json", SuppressionReason="HardBounce")
+    assert hard.raw_kind == "subscription_change.hard_bounce"
+    assert hard.scope is None
 
 
 def test_records_without_an_id_get_a_stable_derived_one() -> None:

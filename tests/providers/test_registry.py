@@ -11,7 +11,8 @@ import pytest
 
 from api.authenticators import DOORS
 from api.settings import SettingsInvalid, load_settings
-from projections.policy import Kind
+from projections.mapping import check_event_names
+from projections.policy import Kind, Policy
 from projections.providers import PROVIDERS
 from tests.providers.signing import MAILGUN_KEY, SVIX_SECRET, TOPIC, sendgrid_public_b64
 
@@ -36,6 +37,69 @@ def test_default_mappings_use_known_kinds_and_canonical_names(name: str) -> None
         # A policy override is canonicalised before lookup: the default's key must be a
         # fixed point, or no override could ever replace it.
         assert provider.canonical_kind(raw_kind) == raw_kind
+
+
+# Raw kinds added by the provider-suppression / scope / shared changes, and names a
+# policy written before them may use: every one must stay nameable in a policy.
+NAMEABLE = {
+    "postmark": [
+        "subscribe",
+        "unsubscribe",
+        "manually_deactivated",
+        "subscription_change.manual_suppression",
+        "subscription_change.unsubscribed",
+        "subscription_change.reactivated",
+        "subscription_change.resubscribed",
+        "SubscriptionChange.Resubscribed",
+    ],
+    "ses": [
+        "bounce",
+        "complaint_not_spam",
+        "complaint_auth_failure",
+        "complaint_virus",
+        "account_suppressed",
+        "unsubscribe_all",
+        "resubscribe_all",
+    ],
+    "resend": [
+        "bounced",
+        "suppressed",
+        "email.suppressed",
+        "account_suppressed",
+        "suppression_added",
+        "suppression.added",
+        "suppression.removed",
+    ],
+    "mailgun": [
+        "permanent_fail",
+        "unsubscribed",
+        "tag_unsubscribed",
+        "suppress_bounce",
+        "suppress-complaint",
+        "suppress_unsubscribe",
+    ],
+    "sendgrid": [
+        "blocked",
+        "dropped",
+        "dropped_bounce",
+        "dropped_spamreport",
+        "dropped_unsubscribe",
+        "bounce_reputation",
+        "bounce_content",
+        "bounce_frequency",
+        "group_unsubscribe",
+    ],
+    "smtp2go": ["unsubscribe", "unsubscribed", "processed"],
+}
+
+
+@pytest.mark.parametrize(("name", "event"), [(n, e) for n, es in NAMEABLE.items() for e in es])
+def test_new_and_existing_raw_kinds_can_be_named_in_a_policy(name: str, event: str) -> None:
+    check_event_names(Policy(providers={name: {event: "ignore"}}))
+
+
+def test_provider_suppressed_is_a_known_kind() -> None:
+    assert "provider_suppressed" in KINDS
 
 
 def test_every_door_belongs_to_a_provider() -> None:

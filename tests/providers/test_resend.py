@@ -4,6 +4,7 @@ several entries (rotation) and a five-minute tolerance."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,13 +15,17 @@ import pytest
 from api.settings import SettingsInvalid, SigningKey, load_settings, parse_svix_secret
 from api.signatures import SignatureInvalid, verify_svix
 from projections import DecodeFailed
+from projections.errors import PolicyInvalid
 from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored
-from projections.providers import resend
+from projections.mapping import check_event_names
+from projections.policy import parse_policy
+from projections.providers import PROVIDERS, resend
 from tests.conftest import AUTH, fixture_bytes, settle
 from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
 from tests.providers.signing import (
     SVIX_KEY,
     SVIX_SECRET,
+    fixture_json,
     flipped,
     reserialised,
     svix_headers,
@@ -80,6 +85,124 @@ def test_every_listed_recipient_gets_the_event_but_an_unattributed_bounce_is_sof
     )
     assert [e.recipient for e in got] == ["one@example.org", "two@example.org"]
     assert all(isinstance(e, Bounce) and e.bounce_class == "soft" for e in got)
+
+
+def resend_facts(document: dict[str, Any], msg_id: str = "msg_1") -> list[Any]:
+    """The Facts Resend's module reads from one event body."""
+    body = json.dumps(document).encode()
+    return [
+        fact
+        for raw in resend.decode(body, headers={"svix-id": msg_id})
+        for fact in resend.facts(raw)
+    ]
+
+
+def test_a_multi_recipient_event_is_shared_by_every_listed_address() -> None:
+    # H4: Resend does not say which `to` address an event is about.
+    got = resend_facts(fixture_json("resend", "multi_recipient_bounce.json"))
+    assert [fact.recipient for fact in got] == ["one@example.org", "two@example.org"]
+    assert all(fact.raw_kind == "bounced" for fact in got)
+    assert all(fact.shared == 2 for fact in got)
+    assert all(fact.bounce_class is None for fact in got)  # Permanent, but for whom?
+    assert resend.DEFAULT_MAPPING["bounced"] == "bounce"
+
+
+@pytest.mark.parametrize("name", ["delivered.json", "complained.json"])
+def test_a_delivery_or_complaint_naming_several_addresses_is_shared(name: str) -> None:
+    document = fixture_json("resend", name)
+    document["data"]["to"] = ["a@example.org", "innocent@example.org", "c@example.org"]
+    got = resend_facts(document)
+    assert [fact.recipient for fact in got] == [
+        "a@example.org",
+        "innocent@example.org",
+        "c@example.org",
+    ]
+    assert all(fact.shared == 3 for fact in got)
+
+
+def test_a_single_recipient_event_is_not_shared() -> None:
+    [fact] = resend_facts(fixture_json("resend", "hard_bounce.json"))
+    assert fact.shared == 0
+    assert fact.bounce_class == "hard"
+
+
+def test_an_email_suppressed_event_is_a_provider_suppression() -> None:
+    document = {
+        "type": "email.suppressed",
+        "created_at": "2026-05-04T10:15:02.481Z",
+        "data": {
+            "email_id": "bf6a7576-c02d-4585-8b0e-8c936091884c",
+            "to": ["suppressed@example.org"],
+            "subject": "Hello",
+            "suppressed": {
+                "type": "OnAccountSuppressionList",
+                "message": "The address is on the suppression list.",
+            },
+        },
+    }
+    [fact] = resend_facts(document)
+    assert fact.raw_kind == "suppressed"
+    assert fact.recipient == "suppressed@example.org"
+    assert fact.bounce_class is None
+    assert fact.shared == 0
+    assert fact.diagnostic == "The address is on the suppression list."
+    assert resend.DEFAULT_MAPPING[fact.raw_kind] == "provider_suppressed"
+
+
+def test_a_bounce_on_the_account_suppression_list_is_a_provider_suppression() -> None:
+    document = fixture_json("resend", "hard_bounce.json")
+    document["data"]["bounce"]["subType"] = "OnAccountSuppressionList"
+    [fact] = resend_facts(document)
+    assert fact.raw_kind == "account_suppressed"
+    assert fact.recipient == "nobody@example.org"
+    assert fact.bounce_class == "hard"  # Resend's own call: Permanent
+    assert resend.DEFAULT_MAPPING[fact.raw_kind] == "provider_suppressed"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "raw_kind", "kind"),
+    [
+        ("suppression.added", "suppression_added", "provider_suppressed"),
+        ("suppression.removed", "suppression_removed", "ignore"),
+    ],
+)
+def test_suppression_list_events_name_their_address_in_data_email(
+    event_type: str, raw_kind: str, kind: str
+) -> None:
+    document = {
+        "type": event_type,
+        "created_at": "2026-05-04T10:15:02.481Z",
+        "data": {
+            "id": "sup_1",
+            "email": "listed@example.org",
+            "to": ["someone.else@example.org", "another@example.org"],  # not the subject
+            "reason": "hard_bounce",
+        },
+    }
+    [fact] = resend_facts(document)
+    assert fact.raw_kind == raw_kind
+    assert fact.recipient == "listed@example.org"
+    assert fact.shared == 0
+    assert fact.event_id == "msg_1"
+    assert fact.at == micros("2026-05-04T10:15:02.481Z")
+    assert resend.DEFAULT_MAPPING[raw_kind] == kind
+    assert resend.canonical_kind(event_type) == raw_kind
+
+
+def test_the_policy_names_resend_suppression_events_in_either_spelling() -> None:
+    for name in ("suppression.added", "suppression_added"):
+        policy = parse_policy(
+            f'[providers.resend]\n"{name}" = "hard_bounce"\n'.encode(),
+            known_sources=frozenset(PROVIDERS),
+        )
+        check_event_names(policy)
+    with pytest.raises(PolicyInvalid):
+        check_event_names(
+            parse_policy(
+                b'[providers.resend]\n"suppression.addedd" = "ignore"\n',
+                known_sources=frozenset(PROVIDERS),
+            )
+        )
 
 
 def test_the_svix_id_header_is_read_case_insensitively_and_deduplicates_retries() -> None:

@@ -50,8 +50,8 @@ def test_every_event_of_the_sample_batch_maps_to_its_kind() -> None:
     events = by_recipient(BATCH)
     assert isinstance(events["nobody@example.org"], Bounce)
     assert events["nobody@example.org"].bounce_class == "hard"
-    assert isinstance(events["full.box@example.net"], Bounce)
-    assert events["full.box@example.net"].bounce_class == "soft"  # type: blocked
+    # type: blocked — about the message or sender, not the address: kept, ignored.
+    assert isinstance(events["full.box@example.net"], Ignored)
     assert events["full.box@example.net"].raw_kind == "blocked"
     assert isinstance(events["annoyed@example.com"], Complaint)
     assert isinstance(events["alice@example.com"], Delivered)
@@ -69,22 +69,23 @@ def test_event_fields_come_from_sendgrid_names() -> None:
     assert bounce.source == "sendgrid"
 
 
-def test_expired_reputation_and_unclassified_refusals_are_soft() -> None:
+def test_expired_is_soft_and_reputation_and_blocked_refusals_are_ignored() -> None:
     events = by_recipient(MORE)
-    for address in ("expired@example.net", "blocked-ip@example.net", "nodomain@example.invalid"):
-        event = events[address]
-        assert isinstance(event, Bounce), address
-        assert event.bounce_class == "soft", address
+    assert isinstance(events["expired@example.net"], Bounce)
+    assert events["expired@example.net"].bounce_class == "soft"
     assert events["expired@example.net"].raw_kind == "expired"
     # type `bounce`, but classified as the sender's reputation: not the recipient's fault
-    assert events["blocked-ip@example.net"].raw_kind == "bounce"
+    assert isinstance(events["blocked-ip@example.net"], Ignored)
+    assert events["blocked-ip@example.net"].raw_kind == "bounce_reputation"
+    assert isinstance(events["nodomain@example.invalid"], Ignored)
+    assert events["nodomain@example.invalid"].raw_kind == "blocked"
 
 
 @pytest.mark.parametrize(
     "address",
-    ["carol@example.com", "dave@example.com", "erin@example.com", "alice@example.com"],
+    ["carol@example.com", "erin@example.com", "alice@example.com"],
 )
-def test_processed_dropped_engagement_and_group_events_are_ignored(address: str) -> None:
+def test_processed_engagement_and_group_events_are_ignored(address: str) -> None:
     events = [e for e in mapped("sendgrid", MORE) if e.recipient == address]
     assert events
     assert all(isinstance(e, Ignored) for e in events)
@@ -96,21 +97,119 @@ def test_a_bounce_without_type_is_classified_by_bounce_classification() -> None:
         return mapped("sendgrid", body)[0]
 
     assert one(bounce_classification="Invalid Address").bounce_class == "hard"
-    assert one(bounce_classification="Content").bounce_class == "soft"
+    assert one(bounce_classification="Technical Failure").bounce_class == "soft"
+    assert isinstance(one(bounce_classification="Content"), Ignored)  # the sender's problem
     assert one().bounce_class == "soft"  # unclassified counts as soft
 
 
 def test_policy_overrides_the_sendgrid_mapping() -> None:
     policy = parse_policy(
-        b'[providers.sendgrid]\nblocked = "ignore"\ngroup_unsubscribe = "unsubscribe"\n',
+        b'[providers.sendgrid]\nblocked = "bounce"\ngroup_unsubscribe = "unsubscribe"\n',
         known_sources=frozenset(PROVIDERS),
     )
-    assert isinstance(by_recipient(BATCH, policy)["full.box@example.net"], Ignored)
+    blocked = by_recipient(BATCH, policy)["full.box@example.net"]
+    assert isinstance(blocked, Bounce)
+    assert blocked.bounce_class == "soft"
     group = [
         e for e in mapped("sendgrid", MORE, policy=policy) if e.raw_kind == "group_unsubscribe"
     ]
     assert len(group) == 1
     assert isinstance(group[0], Unsubscribe)
+
+
+def sendgrid_fact(**fields: Any) -> Any:
+    """The one Facts SendGrid's module reads from one event with these fields."""
+    event = {"email": "x@example.org", "timestamp": 1777990000, "sg_event_id": "e1", **fields}
+    [fact] = sendgrid.facts(sendgrid.decode(msgspec.json.encode([event]))[0])
+    return fact
+
+
+def test_blocked_is_kept_but_ignored_by_default() -> None:
+    # M1: SendGrid itself never suppresses blocks.
+    fact = sendgrid_fact(event="bounce", type="blocked", reason="550 5.7.1 blocked by Spamhaus")
+    assert fact.raw_kind == "blocked"
+    assert fact.bounce_class == "soft"
+    assert fact.recipient == "x@example.org"
+    assert sendgrid.DEFAULT_MAPPING[fact.raw_kind] == "ignore"
+
+
+@pytest.mark.parametrize(
+    ("classification", "raw_kind"),
+    [
+        ("Reputation", "bounce_reputation"),
+        ("Content", "bounce_content"),
+        ("Frequency or Volume Too High", "bounce_frequency"),
+    ],
+)
+@pytest.mark.parametrize("bounce_type", ["bounce", None])
+def test_sender_side_bounce_classifications_are_their_own_ignored_kinds(
+    classification: str, raw_kind: str, bounce_type: str | None
+) -> None:
+    typed = {} if bounce_type is None else {"type": bounce_type}
+    fact = sendgrid_fact(event="bounce", bounce_classification=classification, **typed)
+    assert fact.raw_kind == raw_kind
+    assert fact.bounce_class == "soft"
+    assert sendgrid.DEFAULT_MAPPING[raw_kind] == "ignore"
+
+
+def test_a_technical_failure_stays_a_soft_bounce() -> None:
+    fact = sendgrid_fact(event="bounce", type="bounce", bounce_classification="Technical Failure")
+    assert fact.raw_kind == "bounce"
+    assert fact.bounce_class == "soft"
+    assert sendgrid.DEFAULT_MAPPING[fact.raw_kind] == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("status", "bounce_class"), [("5.1.1", "hard"), ("4.2.2", "soft"), (None, None)]
+)
+def test_a_legacy_bounce_without_type_is_classified_by_its_status(
+    status: str | None, bounce_class: str | None
+) -> None:
+    fields = {} if status is None else {"status": status}
+    fact = sendgrid_fact(event="bounce", reason="550 5.1.1 no such user", **fields)
+    assert fact.raw_kind == "bounce"
+    assert fact.bounce_class == bounce_class
+    assert sendgrid.DEFAULT_MAPPING[fact.raw_kind] == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("reason", "raw_kind", "bounce_class", "kind"),
+    [
+        ("Bounced Address", "dropped_bounce", "hard", "hard_bounce"),
+        ("Spam Reporting Address", "dropped_spamreport", None, "complaint"),
+        ("Unsubscribed Address", "dropped_unsubscribe", None, "unsubscribe"),
+        ("Invalid SMTPAPI header", "dropped", None, "ignore"),
+        ("Spam Content (if spam checker app enabled)", "dropped", None, "ignore"),
+        ("Recipient List over Package Quota", "dropped", None, "ignore"),
+        (None, "dropped", None, "ignore"),
+    ],
+)
+def test_dropped_is_split_by_the_list_sendgrid_names(
+    reason: str | None, raw_kind: str, bounce_class: str | None, kind: str
+) -> None:
+    # M4: an address on SendGrid's own list is evidence of the reason it names.
+    fields = {} if reason is None else {"reason": reason}
+    fact = sendgrid_fact(event="dropped", **fields)
+    assert fact.raw_kind == raw_kind
+    assert fact.bounce_class == bounce_class
+    assert fact.recipient == "x@example.org"
+    assert sendgrid.DEFAULT_MAPPING[raw_kind] == kind
+
+
+def test_a_drop_of_a_bounced_address_is_a_hard_bounce_in_the_sample() -> None:
+    dave = by_recipient(MORE)["dave@example.com"]
+    assert isinstance(dave, Bounce)
+    assert dave.bounce_class == "hard"
+    assert dave.raw_kind == "dropped_bounce"
+
+
+@pytest.mark.parametrize("event", ["group_unsubscribe", "group_resubscribe"])
+def test_group_events_are_ignored_but_scoped_to_their_group(event: str) -> None:
+    fact = sendgrid_fact(event=event, asm_group_id=42)
+    assert fact.raw_kind == event
+    assert fact.scope == "42"
+    assert sendgrid.DEFAULT_MAPPING[event] == "ignore"
+    assert sendgrid_fact(event="unsubscribe", asm_group_id=42).scope is None  # global
 
 
 def test_retried_batches_deduplicate_by_sg_event_id() -> None:
@@ -243,9 +342,9 @@ async def test_a_signed_batch_is_stored_verbatim_and_folded(
         annoyed = await state(client, "annoyed@example.com")
         assert annoyed["suppressed"]
         assert annoyed["reason"] == "complaint"
-        full = await state(client, "full.box@example.net")
+        full = await state(client, "full.box@example.net")  # a block: ignored by default
         assert not full["suppressed"]
-        assert full["soft_bounces"] == 1
+        assert full["soft_bounces"] == 0
     [receipt] = await stored(db_path)
     assert receipt.body == BATCH
     signature = headers["X-Twilio-Email-Event-Webhook-Signature"]

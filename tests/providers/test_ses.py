@@ -150,6 +150,109 @@ def test_subscription_events_split_into_global_and_topic_changes() -> None:
     assert isinstance(only(mapped("ses", body_of(topic_only))), Ignored)
 
 
+def ses_facts(message: dict[str, Any]) -> list[Any]:
+    """The Facts SES's module reads from one SES message inside an SNS envelope."""
+    return [fact for raw in ses.decode(body_of(message)) for fact in ses.facts(raw)]
+
+
+@pytest.mark.parametrize(
+    ("feedback", "raw_kind"),
+    [("auth-failure", "complaint_auth_failure"), ("virus", "complaint_virus")],
+)
+def test_auth_failure_and_virus_reports_are_not_user_complaints(
+    feedback: str, raw_kind: str
+) -> None:
+    # M3: RFC 5965 reports about the message, not the recipient pressing "spam".
+    message = fixture_json("ses", "complaint.json")
+    message["complaint"]["complaintFeedbackType"] = feedback
+    [fact] = ses_facts(message)
+    assert fact.raw_kind == raw_kind
+    assert fact.recipient == "annoyed@example.com"
+    assert fact.bounce_class is None
+    assert ses.DEFAULT_MAPPING[raw_kind] == "ignore"
+    assert isinstance(only(mapped("ses", body_of(message))), Ignored)
+
+
+def test_an_abuse_complaint_is_still_a_complaint() -> None:
+    [fact] = ses_facts(fixture_json("ses", "complaint.json"))
+    assert fact.raw_kind == "complaint"
+    assert ses.DEFAULT_MAPPING[fact.raw_kind] == "complaint"
+
+
+def test_a_single_destination_unsubscribe_is_scoped_to_its_contact_list() -> None:
+    [fact] = ses_facts(fixture_json("ses", "unsubscribe.json"))
+    assert fact.raw_kind == "unsubscribe_all"
+    assert fact.recipient == "bob@example.com"
+    assert fact.scope == "newsletter"
+    assert fact.shared == 0  # one address: SES's guess is safe
+    assert ses.DEFAULT_MAPPING[fact.raw_kind] == "unsubscribe"
+
+
+@pytest.mark.parametrize("direction", ["unsubscribe_all", "resubscribe_all"])
+def test_a_subscription_event_with_several_destinations_is_shared(direction: str) -> None:
+    # M2: the subscription object names no address; `mail.destination` is a guess.
+    message = fixture_json("ses", "unsubscribe.json")
+    sub = message["subscription"]
+    if direction == "resubscribe_all":
+        sub["newTopicPreferences"], sub["oldTopicPreferences"] = (
+            sub["oldTopicPreferences"],
+            sub["newTopicPreferences"],
+        )
+    message["mail"]["destination"] = ['"Carol" <carol@example.com>', "cc.colleague@example.com"]
+    got = ses_facts(message)
+    assert [fact.recipient for fact in got] == [
+        '"Carol" <carol@example.com>',  # kept as given: normalised later
+        "cc.colleague@example.com",
+    ]
+    assert all(fact.raw_kind == direction for fact in got)
+    assert all(fact.shared == 2 for fact in got)
+    assert all(fact.scope == "newsletter" for fact in got)
+    assert ses.DEFAULT_MAPPING[direction] in ("unsubscribe", "resubscribe")
+
+
+def test_engagement_events_fanning_out_to_destinations_are_not_marked_shared() -> None:
+    message = {
+        "eventType": "Open",
+        "mail": {"messageId": "m-1", "destination": ["a@example.org", "b@example.org"]},
+    }
+    assert [(fact.shared, fact.scope) for fact in ses_facts(message)] == [(0, None), (0, None)]
+
+
+def test_an_account_suppression_list_bounce_names_no_reason() -> None:
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceSubType"] = "OnAccountSuppressionList"
+    [fact] = ses_facts(message)
+    assert fact.raw_kind == "account_suppressed"
+    assert fact.recipient == "nobody@example.org"
+    assert fact.bounce_class == "hard"  # SES's own call: bounceType Permanent
+    assert ses.DEFAULT_MAPPING[fact.raw_kind] == "provider_suppressed"
+
+
+def test_a_global_suppression_list_bounce_stays_a_hard_bounce() -> None:
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceSubType"] = "Suppressed"
+    [fact] = ses_facts(message)
+    assert fact.raw_kind == "bounce"
+    assert fact.bounce_class == "hard"
+    assert ses.DEFAULT_MAPPING[fact.raw_kind] == "bounce"
+
+
+def test_the_policy_can_name_the_new_ses_kinds() -> None:
+    policy = parse_policy(
+        b'[providers.ses]\naccount_suppressed = "hard_bounce"\ncomplaint_virus = "complaint"\n',
+        known_sources=frozenset(PROVIDERS),
+    )
+    assert policy.providers["ses"] == {
+        "account_suppressed": "hard_bounce",
+        "complaint_virus": "complaint",
+    }
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceSubType"] = "OnAccountSuppressionList"
+    event = only(mapped("ses", body_of(message), policy=policy))
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
+
+
 def test_the_plain_text_validation_notification_and_handshakes_hold_no_events() -> None:
     text = "Successfully validated SNS topic for Amazon SES event publishing."
     assert ses.decode(body_of(text)) == []
@@ -394,7 +497,8 @@ async def test_a_signed_notification_is_stored_and_suppresses_every_recipient(
     async with make_pclient() as client:
         response = await post(client, envelope)
         assert response.status_code == 200, response.text
-        assert response.json() == {"seq": 1, "events": 1, "duplicate": False}
+        # one SES event about three recipients: three events understood
+        assert response.json() == {"seq": 1, "events": 3, "duplicate": False}
         await settle(client)
         for address in ("first@example.org", "second@example.org", "third@example.org"):
             assert (await state(client, address))["reason"] == "hard_bounce", address

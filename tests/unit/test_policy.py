@@ -20,7 +20,14 @@ from projections import (
     policy_hash,
     replay,
 )
-from projections.events import Bounce, Complaint, Ignored, NormalizedEvent, Unsubscribe
+from projections.events import (
+    Bounce,
+    Complaint,
+    Delivered,
+    Ignored,
+    NormalizedEvent,
+    Unsubscribe,
+)
 from projections.policy import ClassifyRule, Exclusion, parse_policy
 from tests.conftest import fixture_bytes
 
@@ -42,7 +49,11 @@ def micros(moment: datetime) -> int:
     return int((moment - EPOCH).total_seconds()) * 1_000_000 + moment.microsecond
 
 
-def mapped(body: bytes, policy: Policy, *, received_at: int = 0) -> list[NormalizedEvent]:
+# Webhooks arrive after their events: a receipt time after every event time used here.
+RECEIVED = 1_800_000_000_000_000  # 2027-01-15
+
+
+def mapped(body: bytes, policy: Policy, *, received_at: int = RECEIVED) -> list[NormalizedEvent]:
     receipt = Receipt(
         seq=1,
         source="smtp2go",
@@ -470,7 +481,7 @@ note = "sender-side incident"
 )  # fmt: skip
 def test_an_event_inside_an_exclusion_is_ignored(time: str) -> None:
     policy = parse(EXCLUDE)
-    got = only(bounce("550 5.1.1 User unknown", time=time), policy)
+    got = only(bounce(BLOCKED, time=time), policy)
     assert isinstance(got, Ignored)
     assert "excluded by policy" in got.reason
     assert "sender-side incident" in got.reason
@@ -489,19 +500,55 @@ def test_an_event_outside_an_exclusion_is_read_as_usual(time: str) -> None:
 def test_an_exclusion_goes_by_event_time_not_receipt_time() -> None:
     policy = parse(EXCLUDE)
     inside = micros(datetime(2026, 5, 4, 10, 30, tzinfo=UTC))
-    outside_event = bounce("550 5.1.1 User unknown", time="2026-05-04T09:00:00Z")
+    outside_event = bounce(BLOCKED, time="2026-05-04T09:00:00Z")
     assert isinstance(only(outside_event, policy, received_at=inside), Bounce)
     # with no event time, the receipt time is the event time, and it is inside
     no_time = msgspec.json.encode({"event": "bounce", "bounce": "hard", "rcpt": "x@example.com"})
     assert isinstance(only(no_time, policy, received_at=inside), Ignored)
 
 
-def test_an_exclusion_applies_to_every_kind_of_event() -> None:
-    policy = parse(EXCLUDE)
-    body = msgspec.json.encode(
-        {"event": "spam", "id": "s", "rcpt": "x@example.com", "time": "2026-05-04T10:10:00Z"}
+def _event(name: str) -> bytes:
+    return msgspec.json.encode(
+        {"event": name, "id": "s", "rcpt": "x@example.com", "time": "2026-05-04T10:10:00Z"}
     )
-    assert isinstance(only(body, policy), Ignored)
+
+
+SMTP2GO_OPT_INS = "[providers.smtp2go]\nunsubscribe = 'unsubscribe'\n"
+
+
+@pytest.mark.parametrize("name", ["spam", "unsubscribe"])
+def test_an_exclusion_never_discards_a_complaint_or_unsubscribe_by_default(name: str) -> None:
+    # issue 12, item 5: an incident produces blocks, not complaints or opt-outs
+    got = only(_event(name), parse(SMTP2GO_OPT_INS + EXCLUDE))
+    assert isinstance(got, Complaint | Unsubscribe)
+    assert replay(got.recipient, [got], DEFAULT_POLICY).suppressed
+
+
+def test_an_exclusion_never_discards_an_unknown_mailbox_bounce_by_default() -> None:
+    got = only(bounce("550 5.1.1 <x@example.com>: User unknown"), parse(EXCLUDE))
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+def test_an_exclusion_discards_deliveries_and_sender_side_bounces_by_default() -> None:
+    policy = parse(EXCLUDE)
+    assert isinstance(only(_event("delivered"), policy), Ignored)
+    assert isinstance(only(bounce(BLOCKED, cls="soft"), policy), Ignored)
+
+
+def test_an_exclusion_can_be_widened_to_name_more_kinds() -> None:
+    policy = parse(
+        SMTP2GO_OPT_INS + EXCLUDE + 'kinds = ["bounce", "unknown_mailbox", "complaint"]\n'
+    )
+    assert isinstance(only(_event("spam"), policy), Ignored)
+    assert isinstance(only(bounce("550 5.1.1 User unknown"), policy), Ignored)
+    assert isinstance(only(_event("unsubscribe"), policy), Unsubscribe)  # not named
+    assert isinstance(only(_event("delivered"), policy), Delivered)  # not named either
+
+
+def test_an_exclusion_refuses_an_unknown_or_empty_kind_list() -> None:
+    assert "kinds" in refused(EXCLUDE + 'kinds = ["spam"]\n')
+    assert "names no kinds" in refused(EXCLUDE + "kinds = []\n")
 
 
 def test_an_exclusion_for_another_source_does_not_apply_to_smtp2go() -> None:

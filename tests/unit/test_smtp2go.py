@@ -275,6 +275,48 @@ def test_processed_with_a_comma_or_semicolon_list_yields_one_event_per_recipient
         assert [e.recipient for e in mapped(body)] == ["one@example.com", "two@example.com"]
 
 
+def recipients_read(body: bytes) -> list[str | None]:
+    """The recipients SMTP2GO's module reads, before any normalisation."""
+    return [fact.recipient for raw in smtp2go.decode(body) for fact in smtp2go.facts(raw)]
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        '"Bob Smith" <bob@x.org>, carol@y.org',
+        ['"Bob Smith" <bob@x.org>', "carol@y.org"],
+        ['"Bob Smith" <bob@x.org>, carol@y.org'],
+        '"Smith; Bob" <bob@x.org>; Carol (work) <carol@y.org>',
+    ],
+    ids=["string", "list", "list-of-one-string", "semicolons-and-comments"],
+)
+def test_recipients_are_split_by_an_address_parser_into_addr_specs(listed: Any) -> None:
+    # L3: a display name split on blanks used to yield junk recipients `"bob`, `smith"`.
+    json_body = as_json(event="processed", id="abc", recipients=listed)
+    assert recipients_read(json_body) == ["bob@x.org", "carol@y.org"]
+    values = listed if isinstance(listed, list) else [listed]
+    form = as_form(("event", "processed"), ("id", "abc"), *(("recipients", v) for v in values))
+    assert recipients_read(form) == ["bob@x.org", "carol@y.org"]
+    assert smtp2go.DEFAULT_MAPPING["processed"] == "ignore"
+
+
+def test_a_blank_separated_list_of_bare_addresses_is_still_split() -> None:
+    body = as_json(event="processed", id="abc", recipients="one@example.com two@example.com")
+    assert recipients_read(body) == ["one@example.com", "two@example.com"]
+
+
+def test_rcpt_stays_one_recipient_with_its_display_name_for_later() -> None:
+    body = event("bounce", rcpt='"Bob Smith" <bob@x.org>', bounce="hard")
+    assert recipients_read(body) == ['"Bob Smith" <bob@x.org>']
+
+
+def test_unsubscribe_stays_ignored_by_default_as_upstream_documents() -> None:
+    [fact] = smtp2go.facts(smtp2go.decode(fixture_bytes("smtp2go", "unsubscribe.json"))[0])
+    assert fact.raw_kind == "unsubscribe"
+    assert fact.scope is None
+    assert smtp2go.DEFAULT_MAPPING["unsubscribe"] == "ignore"
+
+
 def test_a_mapped_processed_event_applies_to_every_recipient() -> None:
     policy = Policy(providers={"smtp2go": {"processed": "unsubscribe"}})
     events = mapped(fixture_bytes("smtp2go", "processed.json"), policy)
@@ -559,6 +601,12 @@ def test_a_derived_key_is_the_same_for_json_and_form_copies() -> None:
         ("2026-05-04T05:15:02-05:00", datetime(2026, 5, 4, 10, 15, 2, tzinfo=UTC)),
         ("2026-05-04T10:15:02", datetime(2026, 5, 4, 10, 15, 2, tzinfo=UTC)),
         (" 2026-05-04T10:15:02Z ", datetime(2026, 5, 4, 10, 15, 2, tzinfo=UTC)),
+        # issue 12, item 15: RFC 2822 and a spelled-out zone used to fall back silently
+        ("Mon, 04 May 2026 10:15:02 +0000", datetime(2026, 5, 4, 10, 15, 2, tzinfo=UTC)),
+        ("Mon, 04 May 2026 12:15:02 +0200", datetime(2026, 5, 4, 10, 15, 2, tzinfo=UTC)),
+        ("04 May 2026 10:15:02 GMT", datetime(2026, 5, 4, 10, 15, 2, tzinfo=UTC)),
+        ("2026-05-04 10:15:02 UTC", datetime(2026, 5, 4, 10, 15, 2, tzinfo=UTC)),
+        ("2026-05-04T10:15:02.25 UTC", datetime(2026, 5, 4, 10, 15, 2, 250_000, tzinfo=UTC)),
     ],
 )
 def test_the_event_time_is_read_from_time(text: str, expected: datetime) -> None:
@@ -577,6 +625,28 @@ def test_a_missing_or_unreadable_time_falls_back_to_the_receipt_time(text: str |
     received = micros(datetime(2026, 5, 9, 8, 30, tzinfo=UTC))
     got = only(event("delivered", time=text), received_at=received)
     assert got.at == received
+    assert got.flags == ("no readable event time: the receipt time is used",)
+
+
+@pytest.mark.parametrize(
+    ("text", "placed"),
+    [
+        ("9999-12-31T00:00:00Z", "receipt"),
+        ("2026-05-09T08:36:00Z", "receipt"),  # six minutes after the receipt
+        ("2026-05-09T08:34:00Z", "event"),  # four minutes: clock skew, kept
+    ],
+)
+def test_a_time_after_the_receipt_is_replaced_by_the_receipt_time_visibly(
+    text: str, placed: str
+) -> None:
+    received = micros(datetime(2026, 5, 9, 8, 30, tzinfo=UTC))
+    got = only(event("bounce", time=text, bounce="hard"), received_at=received)
+    if placed == "receipt":
+        assert got.at == received
+        assert got.flags == (f"event time {text} is after the receipt: the receipt time is used",)
+    else:
+        assert got.at == micros(datetime(2026, 5, 9, 8, 34, tzinfo=UTC))
+        assert got.flags == ()
 
 
 def test_events_are_placed_by_receipt_and_position_in_it() -> None:
