@@ -73,9 +73,13 @@ async def rebuild(
     changed: list[Change] = []
     events = recipients = suppressed = 0
     batch: list[RecipientState] = []
+    compared = ""  # recipients come in address order: every live one up to here is compared
 
-    async def flush() -> None:
-        changed.extend(await _compare(store, batch))
+    async def flush(last: bool = False) -> None:
+        nonlocal compared
+        upto_email = None if last else (batch[-1].email if batch else compared)
+        changed.extend(await _compare(store, batch, compared, upto_email))
+        compared = upto_email or compared
         if not dry_run:
             async with store.write() as db:
                 await on_thread(db, views.write_states, batch, suffix="_next")
@@ -89,7 +93,7 @@ async def rebuild(
         batch.append(state)
         if len(batch) >= _STATE_CHUNK:
             await flush()
-    await flush()
+    await flush(last=True)
     digest = policy_hash(policy)
     if not dry_run:
         await _swap(store, mapper, digest, upto)
@@ -223,19 +227,35 @@ async def _create_shadow(store: SQLiteStore) -> None:
             await db.execute(statement)
 
 
-async def _compare(store: SQLiteStore, states: list[RecipientState]) -> list[Change]:
-    """Changes between the live verdicts and the rebuilt states of these recipients."""
-    if not states:
-        return []
+async def _compare(
+    store: SQLiteStore, states: list[RecipientState], after: str, upto: str | None
+) -> list[Change]:
+    """Changes between the live verdicts and the rebuilt states of these recipients, and
+    of every live suppression in (after, upto] (None: no end) that the rebuild no longer
+    has at all — an address the new rules spell otherwise, or read no event for."""
     async with store.snapshot() as db:
         before = await _live_verdicts(db, [state.email for state in states])
+        vanished = await _live_between(db, after, upto)
     changes = []
     for state in states:
         old = before.get(state.email, _NOBODY)
         new = Verdict(True, state.reason) if state.suppressed else _NOBODY
         if old != new:
             changes.append(Change(state.email, old, new))
+    rebuilt = {state.email for state in states}
+    changes += [Change(email, old, _NOBODY) for email, old in vanished if email not in rebuilt]
     return changes
+
+
+async def _live_between(
+    db: aiosqlite.Connection, after: str, upto: str | None
+) -> list[tuple[str, Verdict]]:
+    query = "SELECT email, reason FROM suppressions WHERE email > ?"
+    params: tuple[str, ...] = (after,)
+    if upto is not None:
+        query, params = query + " AND email <= ?", (after, upto)
+    async with db.execute(query + " ORDER BY email", params) as cur:
+        return [(email, Verdict(True, reason)) for email, reason in await cur.fetchall()]
 
 
 async def _live_verdicts(db: aiosqlite.Connection, emails: list[str]) -> dict[str, Verdict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -291,6 +292,36 @@ def test_rebuild_text_output(ledger: Path, tmp_path: Path) -> None:
     assert applied.exit_code == 0
     assert "soft@example.org" in applied.output
     assert "nothing was written" not in applied.output
+
+
+def test_a_dry_run_names_live_suppressions_the_rebuild_no_longer_has(ledger: Path) -> None:
+    """An address an older decoder stored under another spelling (`"Bob" <bob@x`, as
+    before issue 12 item 6) disappears in the rebuild: the diff must say it changes."""
+    assert invoke("status", "x@example.org", "--db", ledger).exit_code == 0
+    with sqlite3.connect(ledger) as db:
+        db.execute(
+            "INSERT INTO suppressions VALUES (?, 'hard_bounce', 1, 1)", ('"bob" <bob@example.org',)
+        )
+        db.execute("INSERT INTO suppressions VALUES ('zz@example.org', 'complaint', 1, 1)")
+    dry = invoke("rebuild", "--db", ledger, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    gone = {"suppressed": False, "reason": None}
+    assert json.loads(dry.output)["changed"] == [
+        {
+            "email": '"bob" <bob@example.org',
+            "before": {"suppressed": True, "reason": "hard_bounce"},
+            "after": gone,
+        },
+        {
+            "email": "zz@example.org",
+            "before": {"suppressed": True, "reason": "complaint"},
+            "after": gone,
+        },
+    ]
+    applied = invoke("rebuild", "--db", ledger, "--json")
+    assert len(json.loads(applied.output)["changed"]) == 2
+    status = json.loads(invoke("status", "zz@example.org", "--db", ledger, "--json").output)
+    assert status["suppressed"] is False
 
 
 def test_status_under_another_policy_says_rebuild(ledger: Path, tmp_path: Path) -> None:
