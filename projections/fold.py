@@ -31,7 +31,14 @@ from projections.events import (
     Unsubscribe,
 )
 from projections.policy import Policy
-from projections.state import REASON_RANK, Cause, Counted, Reason, RecipientState
+from projections.state import (
+    REASON_RANK,
+    SUPPORT_KEPT,
+    Cause,
+    Counted,
+    Reason,
+    RecipientState,
+)
 
 
 def fold(state: RecipientState, event: NormalizedEvent, policy: Policy) -> RecipientState:
@@ -90,18 +97,13 @@ def _soft_bounce(state: RecipientState, event: Bounce, policy: Policy) -> Recipi
 
     With a window, a soft bounce counts while it is at most the window older than the
     newest (two bounces exactly `7d` apart are within a `7d` window); events arrive in
-    event-time order, so one that falls out of the window never counts again. Without
-    a window only how many there are matters — also after a release, which keeps those
-    with a higher sequence number — so the `threshold` newest receipts are kept.
+    event-time order, so one that falls out of the window never counts again.
     """
     threshold, window = policy.soft_bounce_threshold, policy.window_us
     counted = state.soft_bounces
     if window is not None:
         counted = tuple(c for c in counted if c.at >= event.at - window)
-    counted = (*counted, Counted(event.at, event.seq))
-    if window is None and len(counted) > threshold:
-        newest = sorted(range(len(counted)), key=lambda i: counted[i].seq)[-threshold:]
-        counted = tuple(counted[i] for i in sorted(newest))
+    counted = (*counted, Counted(event.at, event.seq))[-max(SUPPORT_KEPT, threshold) :]
     new = replace(state, soft_bounces=counted)
     if len(counted) >= threshold:
         new = _activate(new, "soft_bounce_threshold", event)
@@ -110,17 +112,19 @@ def _soft_bounce(state: RecipientState, event: Bounce, policy: Policy) -> Recipi
 
 def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> RecipientState:
     """Lift every cause whose evidence was all in the ledger before the release; a cause
-    with later evidence stays, pointing at that evidence. The soft bounces that count
-    are those that reached the ledger after the release."""
+    with later evidence stays, resting on that evidence alone. The soft bounces that
+    count are those that reached the ledger after the release."""
     counted = tuple(c for c in state.soft_bounces if c.seq > event.seq)
-    causes = [
-        replace(cause, at=cause.last_at, seq=cause.last_seq)
-        for cause in state.causes
-        if cause.last_seq > event.seq and cause.reason != "soft_bounce_threshold"
-    ]
+    causes = []
+    for cause in state.causes:
+        later = tuple(c for c in cause.support if c.seq > event.seq)
+        if later and cause.reason != "soft_bounce_threshold":
+            causes.append(replace(cause, at=later[0].at, seq=later[0].seq, support=later))
     if len(counted) >= policy.soft_bounce_threshold:
-        last = max(counted, key=lambda c: (c.at, c.seq))
-        causes.append(Cause("soft_bounce_threshold", last.at, last.seq, "", last.at, last.seq))
+        # as if counted afresh: the bounce that reaches the threshold, and those after it
+        support = counted[policy.soft_bounce_threshold - 1 :]
+        reached = support[0]
+        causes.append(Cause("soft_bounce_threshold", reached.at, reached.seq, "", support))
     causes.sort(key=lambda cause: REASON_RANK.index(cause.reason))
     since = min(cause.at for cause in causes) if causes else None
     return replace(state, causes=tuple(causes), since=since, soft_bounces=counted)
@@ -129,14 +133,17 @@ def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> R
 def _activate(
     state: RecipientState, reason: Reason, event: NormalizedEvent, scope: str = ""
 ) -> RecipientState:
+    seen = Counted(event.at, event.seq)
     for index, cause in enumerate(state.causes):
         if cause.reason == reason and cause.scope == scope:
-            if event.seq <= cause.last_seq:
-                return state
-            newer = replace(cause, last_at=event.at, last_seq=event.seq)
-            causes = (*state.causes[:index], newer, *state.causes[index + 1 :])
-            return replace(state, causes=causes)
-    added = Cause(reason, event.at, event.seq, scope, event.at, event.seq)
+            support = (*cause.support, seen)
+            if len(support) > SUPPORT_KEPT:  # the lowest seq is the first a release lifts
+                lowest = min(range(1, len(support)), key=lambda i: support[i].seq)
+                support = support[:lowest] + support[lowest + 1 :]
+            causes = list(state.causes)
+            causes[index] = replace(cause, support=support)
+            return replace(state, causes=tuple(causes))
+    added = Cause(reason, event.at, event.seq, scope, (seen,))
     ranked = sorted((*state.causes, added), key=lambda cause: REASON_RANK.index(cause.reason))
     since = state.since if state.causes else event.at
     return replace(state, causes=tuple(ranked), since=since)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
@@ -32,35 +33,76 @@ def normalize_recipient(address: str) -> str:
     - the domain IDNA-encoded (`bücher.example` is `xn--bcher-kva.example`), a trailing
       dot dropped.
 
-    Text that holds no parsable address is only trimmed and lower-cased.
+    Text that holds no parsable address is trimmed and lower-cased the same way.
     """
     text = address.strip()
     if _PLAIN.fullmatch(text):
         return text.lower()
+    # Text a parser reads differently the second time (garbage, not addresses) is
+    # read again until it stands still, so that normalising twice changes nothing.
+    for _ in range(8):
+        again = _canonical(text)
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def _canonical(text: str) -> str:
+    spec = _addr_spec(text.strip())
+    local, at, domain = spec.rpartition("@")
+    if not at:
+        return spec.lower()
+    return f"{local.strip().lower()}@{_domain(domain)}"
+
+
+def _addr_spec(text: str) -> str:
+    """The addr-spec in `text` as an address parser reads it; the text as it stands (less
+    angle brackets) when the parser reads no address with a local part and a domain in
+    it, or one that it would not read back the same."""
     _, spec = parseaddr(text)
-    if "@" not in spec:
-        return text.strip("<>").strip().lower()
     local, _, domain = spec.rpartition("@")
-    return f"{local.lower()}@{_domain(domain)}"
+    if local and domain and parseaddr(spec)[1] == spec:
+        return spec
+    return text.strip("<>").strip()
 
 
 def _domain(domain: str) -> str:
-    """A domain in its ASCII (A-label) form, lower-cased, without a trailing dot."""
+    """A domain in its ASCII (A-label) form, lower-cased, without a trailing dot. A label
+    that IDNA refuses (not a valid host name) stays as it is, lower-cased."""
     domain = domain.strip().rstrip(".").lower()
     if domain.isascii():
         return domain
     try:
         return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError:
-        try:
-            return domain.encode("idna").decode("ascii")  # IDNA 2003, more lenient
-        except UnicodeError:
-            return domain
+        return ".".join(_label(label) for label in domain.split("."))
 
 
-def split_recipients(values: list[str]) -> list[str]:
-    """The addr-specs in address-list fields (`"Smith, Bob" <bob@x.org>, carol@y.org`)."""
-    return [spec for _, spec in getaddresses(values) if spec]
+def _label(label: str) -> str:
+    if label.isascii():
+        return label
+    try:
+        return idna.encode(label, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return label
+
+
+_BLANKS = re.compile(r"\s+")
+
+
+def split_recipients(values: Iterable[str]) -> list[str]:
+    """The addresses in fields that each hold a list of addresses in one string, as
+    addr-specs: `"Smith, Bob" <bob@x.org>, carol@y.org` is `bob@x.org` and `carol@y.org`
+    (a real address parser, so a display name never becomes a recipient of its own).
+    `,` and `;` separate addresses; a string of bare addresses with neither (no quotes,
+    angle brackets or comments either) is separated at blanks."""
+    found: list[str] = []
+    for value in values:
+        if not any(mark in value for mark in '"<>(),;'):
+            value = _BLANKS.sub(",", value.strip())
+        found.extend(spec.strip() for _, spec in getaddresses([value]))
+    return [spec for spec in found if spec]
 
 
 def parse_time(text: str | None) -> int | None:

@@ -20,30 +20,36 @@ Reason = Literal[
 REASON_RANK: tuple[Reason, ...] = get_args(Reason)
 
 
-class Cause(msgspec.Struct, frozen=True, array_like=True):
-    """One active suppression reason: the event that set it (`at`, `seq`), and the
-    supporting event that reached the ledger last (`last_at`, `last_seq`).
+class Counted(msgspec.Struct, frozen=True, array_like=True):
+    """An event that counts: its event time and its receipt."""
 
-    An operator release lifts a cause only when every event supporting it was in the
-    ledger before the release (`last_seq` < the release's seq): evidence that arrives
-    later, whatever its event time, keeps the address suppressed. `scope` tells apart
-    unsubscribes from different lists (`source:list`; empty for every other reason),
-    so that a resubscribe lifts only the unsubscribe it answers.
+    at: int
+    seq: int
+
+
+class Cause(msgspec.Struct, frozen=True, array_like=True):
+    """One active suppression reason and the evidence for it.
+
+    `at` and `seq` point at the evidence shown (the earliest by event time); `support`
+    holds every event that supports the reason, in history order (at most
+    `SUPPORT_KEPT`). An operator release lifts a cause only when all of its support was
+    in the ledger before the release (a lower seq): evidence that arrives later,
+    whatever its event time, keeps the address suppressed. `scope` tells apart
+    unsubscribes from different lists (`source:list`; empty for every other reason), so
+    that a resubscribe lifts only the unsubscribe it answers.
     """
 
     reason: Reason
     at: int
     seq: int
     scope: str = ""
-    last_at: int = 0
-    last_seq: int = 0
+    support: tuple[Counted, ...] = ()
 
 
-class Counted(msgspec.Struct, frozen=True, array_like=True):
-    """A soft bounce that counts toward the threshold: its event time and receipt."""
-
-    at: int
-    seq: int
+# How many supporting events a cause, and how many counted soft bounces a state, keeps
+# at most: far more than any history needs for a release to count right, and bounded,
+# so a mailbox that bounces for years does not grow its state without end.
+SUPPORT_KEPT = 64
 
 
 class RecipientState(msgspec.Struct, frozen=True, kw_only=True):

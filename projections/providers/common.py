@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
-from email.utils import getaddresses
 from typing import Any
 
 import msgspec
@@ -22,7 +20,6 @@ _json = msgspec.json.Decoder()
 JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[\s\-]+")
-_BLANKS = re.compile(r"\s+")
 
 
 def json_document(body: bytes) -> Any:
@@ -69,17 +66,3 @@ def derived_id(*parts: str | None, recipient: str | None = None) -> str:
     fields = [*parts, normalize_recipient(recipient) if recipient else None]
     joined = "\x1f".join(part or "" for part in fields)
     return "derived:" + hashlib.sha256(joined.encode()).hexdigest()[:32]
-
-
-def addr_specs(values: Iterable[str]) -> list[str]:
-    """The addresses in fields that each hold a list of addresses in one string, as
-    addr-specs: `"Bob Smith" <bob@x.org>, carol@y.org` is `bob@x.org` and `carol@y.org`
-    (a real address parser, so a display name never becomes a recipient of its own).
-    `,` and `;` separate addresses; a string of bare addresses with neither (no quotes,
-    angle brackets or comments either) is separated at blanks."""
-    found: list[str] = []
-    for value in values:
-        if not any(mark in value for mark in '"<>(),;'):
-            value = _BLANKS.sub(",", value.strip())
-        found.extend(address.strip() for _, address in getaddresses([value]))
-    return [address for address in found if address]

@@ -19,9 +19,9 @@ import msgspec
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import JSON_ERRORS, addr_specs
+from projections.providers.common import JSON_ERRORS
 from projections.providers.facts import Facts
-from projections.recipients import normalize_recipient, parse_time
+from projections.recipients import normalize_recipient, parse_time, split_recipients
 
 NAME = "smtp2go"
 
@@ -152,7 +152,7 @@ def _recipients(raw: Raw) -> list[str | None]:
         return [rcpt]
     listed = raw.get("recipients")
     values = listed if isinstance(listed, list) else [listed]
-    found: list[str | None] = [*addr_specs(v for v in values if isinstance(v, str))]
+    found: list[str | None] = [*split_recipients(v for v in values if isinstance(v, str))]
     return found or [None]
 
 

@@ -26,6 +26,7 @@ from projections.events import (
     Resubscribe,
     Unsubscribe,
 )
+from projections.state import SUPPORT_KEPT
 
 EMAIL = "someone@example.com"
 HOUR = 3_600_000_000
@@ -151,9 +152,8 @@ def _counted(history: list[NormalizedEvent], until: int, policy: Policy) -> list
     newest = max((history[i].at for i in range(until + 1) if _is(history[i], "soft")), default=0)
     window = policy.window_us
     if window is not None:
-        return [i for i in softs if history[i].at >= newest - window]
-    by_seq = sorted(softs, key=lambda i: history[i].seq)[-policy.soft_bounce_threshold :]
-    return sorted(by_seq)
+        softs = [i for i in softs if history[i].at >= newest - window]
+    return softs[-max(SUPPORT_KEPT, policy.soft_bounce_threshold) :]
 
 
 def active(history: list[NormalizedEvent], policy: Policy) -> set[tuple[str, str]]:
@@ -261,9 +261,10 @@ def test_the_state_is_internally_consistent_after_every_event(
         assert reasons == sorted(reasons, key=RANKING.index)  # strongest first
         assert state.suppressed == (state.since is not None)
         assert all(state.since is not None and state.since <= c.at for c in state.causes)
-        assert all(c.seq <= c.last_seq for c in state.causes)
-        if policy.window_us is None:
-            assert len(state.soft_bounces) <= policy.soft_bounce_threshold
+        for cause in state.causes:  # the evidence shown is the earliest support
+            assert (cause.at, cause.seq) == (cause.support[0].at, cause.support[0].seq)
+            assert list(cause.support) == sorted(cause.support, key=lambda c: (c.at, c.seq))
+        assert len(state.soft_bounces) <= max(SUPPORT_KEPT, policy.soft_bounce_threshold)
         spots = [(c.at, c.seq) for c in state.soft_bounces]
         assert spots == sorted(spots)
         assert state.events == count

@@ -23,6 +23,7 @@ from projections.events import (
     Resubscribe,
     Unsubscribe,
 )
+from projections.state import SUPPORT_KEPT
 
 EMAIL = "someone@example.com"
 T0 = 1_777_000_000_000_000  # 2026-04-24, microseconds
@@ -179,7 +180,13 @@ def test_soft_bounces_beyond_the_threshold_keep_the_original_suppression_time(
     state = run([h.soft(1), h.soft(2), h.soft(3), h.soft(4), h.soft(5)])
     assert state.since == at(3)
     assert state.causes[0].at == at(3)
-    assert len(state.soft_bounces) == 3  # never more than the threshold is kept
+    assert len(state.soft_bounces) == 5  # all counted: a release keeps the later ones
+
+
+def test_at_most_a_bounded_number_of_soft_bounces_is_kept(h: History) -> None:
+    state = run([h.soft(n) for n in range(SUPPORT_KEPT + 10)])
+    assert len(state.soft_bounces) == SUPPORT_KEPT
+    assert state.soft_bounces[0].at == at(10)  # the newest by event time
 
 
 def test_a_repeated_hard_bounce_keeps_the_first_evidence(h: History) -> None:
