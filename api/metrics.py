@@ -15,7 +15,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from ledger.sqlite import CommitReport
+from ledger.group import CommitReport
 from projections.state import REASON_RANK
 
 if TYPE_CHECKING:

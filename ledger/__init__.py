@@ -3,14 +3,15 @@
 from ledger.errors import AppendRejected, ChainBroken, LedgerError, StoreUnavailable
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sqlite import SQLiteStore
-from ledger.store import Store
-from ledger.transfer import export_receipts, import_receipts
+from ledger.store import Store, is_url, open_store
+from ledger.transfer import Migration, export_receipts, import_receipts, migrate
 
 __all__ = [
     "AppendRejected",
     "AppendResult",
     "ChainBroken",
     "LedgerError",
+    "Migration",
     "NewReceipt",
     "Receipt",
     "SQLiteStore",
@@ -18,4 +19,7 @@ __all__ = [
     "StoreUnavailable",
     "export_receipts",
     "import_receipts",
+    "is_url",
+    "migrate",
+    "open_store",
 ]

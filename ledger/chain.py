@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
+
+from ledger.errors import AppendRejected
+from ledger.records import AppendResult, NewReceipt, Receipt
 
 GENESIS = bytes(32)
 
@@ -87,3 +91,70 @@ def first_broken(
             return row.seq if row.seq == prev_seq + 1 else prev_seq + 1
         prev_hash, prev_seq = row.chain_hash, row.seq
     return None
+
+
+class Linked(msgspec.Struct, frozen=True):
+    """A batch chained onto a head: the rows to insert (in the receipts table's column
+    order), each request's result, and the new head."""
+
+    rows: list[tuple[Any, ...]]
+    results: list[AppendResult]
+    seq: int
+    chain_hash: bytes
+
+
+def link_batch(
+    batch: list[NewReceipt],
+    digests: list[bytes],
+    known: dict[tuple[str, bytes], int],
+    seq: int,
+    prev_hash: bytes,
+) -> Linked:
+    """Chain a batch onto the head (`seq`, `prev_hash`). A body already stored from the
+    same source (`known`: (source, digest) -> seq), or earlier in this batch, is a
+    redelivery: it gets the first copy's sequence number and no row."""
+    known = dict(known)
+    rows: list[tuple[Any, ...]] = []
+    results: list[AppendResult] = []
+    for receipt, digest in zip(batch, digests, strict=True):
+        existing = known.get((receipt.source, digest))
+        if existing is not None:
+            results.append(AppendResult(existing, duplicate=True))
+            continue
+        seq += 1
+        headers_json = encode_headers(receipt.headers)
+        prev_hash = link_hash(
+            prev_hash,
+            seq=seq,
+            received_at=receipt.received_at,
+            source=receipt.source,
+            content_type=receipt.content_type,
+            headers_json=headers_json,
+            peer=receipt.peer,
+            body_sha256=digest,
+        )
+        rows.append(
+            (seq, receipt.received_at, receipt.source, receipt.content_type,
+             headers_json, receipt.peer, receipt.body, digest, prev_hash)
+        )  # fmt: skip
+        known[(receipt.source, digest)] = seq
+        results.append(AppendResult(seq, duplicate=False))
+    return Linked(rows, results, seq, prev_hash)
+
+
+def verbatim_row(receipt: Receipt, seq: int, prev_hash: bytes) -> tuple[Any, ...]:
+    """The row of an already-chained receipt (an import) that must continue the head
+    (`seq`, `prev_hash`); AppendRejected when it does not follow it or match its hash."""
+    row = ChainRow(
+        receipt.seq, receipt.received_at, receipt.source, receipt.content_type,
+        encode_headers(receipt.headers), receipt.peer, receipt.body, receipt.body_sha256,
+        receipt.chain_hash,
+    )  # fmt: skip
+    if receipt.seq != seq + 1:
+        raise AppendRejected(f"receipt {receipt.seq} does not follow the ledger's head {seq}")
+    if first_broken([row], prev_hash, seq) is not None:
+        raise AppendRejected(f"receipt {receipt.seq} does not match its chain hash")
+    return (
+        row.seq, row.received_at, row.source, row.content_type, row.headers_json,
+        row.peer, row.body, row.body_sha256, row.chain_hash,
+    )  # fmt: skip

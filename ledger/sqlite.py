@@ -5,10 +5,8 @@ through the one write connection, serialized by an asyncio lock. That keeps SQLi
 single-writer rule inside the process (and away from the WAL-reset race of SQLite
 before 3.51.3, which needs two connections writing or checkpointing at once).
 
-Appends are group-committed: a request queues its receipt and waits on a future; one
-flusher task writes everything queued in one transaction, commits with
-`synchronous=FULL`, and only then resolves the futures, so a 2xx always follows a
-durable commit. While a commit is in flight, new requests queue for the next one.
+Appends are group-committed (ledger/group.py), each batch in one transaction committed
+with `synchronous=FULL` before any of its requests hears back.
 """
 
 from __future__ import annotations
@@ -25,8 +23,9 @@ import aiosqlite
 import msgspec
 
 from ledger import schema
-from ledger.chain import GENESIS, ChainRow, encode_headers, first_broken
-from ledger.errors import AppendRejected, StoreUnavailable
+from ledger.chain import GENESIS, ChainRow, first_broken, verbatim_row
+from ledger.errors import StoreUnavailable
+from ledger.group import MAX_BATCH, CommitReport, GroupCommit
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.writer import (
     RECEIPT_COLUMNS,
@@ -39,16 +38,7 @@ from ledger.writer import (
 
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
-MAX_BATCH = 1024
-
-
-class CommitReport(msgspec.Struct, frozen=True, kw_only=True):
-    """One group commit: what was written, how long the commit took, how long each waited."""
-
-    receipts: list[NewReceipt]
-    results: list[AppendResult]
-    seconds: float
-    waits: list[float]
+__all__ = ["CommitReport", "SQLiteStore"]
 
 
 def _receipt(row: Sequence[Any]) -> Receipt:
@@ -74,12 +64,25 @@ class SQLiteStore:
         self._reader = reader
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
-        self._pending: list[tuple[NewReceipt, asyncio.Future[AppendResult], float]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._appended = asyncio.Event()
-        # Called after every group commit (for metrics); must not raise.
-        self.on_commit: Callable[[CommitReport], None] | None = None
-        self.write_error: str | None = None  # the last commit's failure, None once one succeeds
+        self._group = GroupCommit(lambda batch: self._write_batch(batch))
+
+    @property
+    def on_commit(self) -> Callable[[CommitReport], None] | None:
+        """Called after every group commit (for metrics); must not raise."""
+        return self._group.on_commit
+
+    @on_commit.setter
+    def on_commit(self, hook: Callable[[CommitReport], None] | None) -> None:
+        self._group.on_commit = hook
+
+    @property
+    def write_error(self) -> str | None:
+        """The last commit's failure; None once one succeeds."""
+        return self._group.write_error
+
+    @write_error.setter
+    def write_error(self, error: str | None) -> None:
+        self._group.write_error = error
 
     @classmethod
     async def open(cls, path: str | Path, *, schema_scripts: Iterable[str] = ()) -> SQLiteStore:
@@ -102,8 +105,7 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Finish queued appends, then close (reader first, so the writer checkpoints)."""
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._group.drain()
         await self._reader.close()
         await self._writer.close()
 
@@ -111,44 +113,7 @@ class SQLiteStore:
 
     async def append(self, receipt: NewReceipt) -> AppendResult:
         """Append one receipt; returns once it is committed (or raises StoreUnavailable)."""
-        if not receipt.source:
-            raise AppendRejected("a receipt needs a source")
-        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((receipt, future, time.perf_counter()))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        # shield: a client that hangs up must not cancel a commit others wait on
-        return await asyncio.shield(future)
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            receipts = [receipt for receipt, _, _ in batch]
-            started = time.perf_counter()
-            try:
-                results = await self._write_batch(receipts)
-            except Exception as exc:  # every waiter must hear of the failure: no 2xx
-                error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
-                self.write_error = str(error)
-                for _, future, _ in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            self.write_error = None
-            if self.on_commit is not None:
-                done = time.perf_counter()
-                self.on_commit(
-                    CommitReport(
-                        receipts=receipts,
-                        results=results,
-                        seconds=done - started,
-                        waits=[done - queued for _, _, queued in batch],
-                    )
-                )
-            for (_, future, _), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-            self._appended.set()
+        return await self._group.append(receipt)
 
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
         return await self.transact(append_rows, batch)
@@ -185,28 +150,13 @@ class SQLiteStore:
             rows: list[tuple[Any, ...]] = []
             count = 0
             for receipt in receipts:
-                headers_json = encode_headers(receipt.headers)
-                row = ChainRow(
-                    receipt.seq, receipt.received_at, receipt.source, receipt.content_type,
-                    headers_json, receipt.peer, receipt.body, receipt.body_sha256,
-                    receipt.chain_hash,
-                )  # fmt: skip
-                if receipt.seq != seq + 1:
-                    raise AppendRejected(
-                        f"receipt {receipt.seq} does not follow the ledger's head {seq}"
-                    )
-                if first_broken([row], prev_hash, seq) is not None:
-                    raise AppendRejected(f"receipt {receipt.seq} does not match its chain hash")
-                rows.append(
-                    (row.seq, row.received_at, row.source, row.content_type, row.headers_json,
-                     row.peer, row.body, row.body_sha256, row.chain_hash)
-                )  # fmt: skip
+                rows.append(verbatim_row(receipt, seq, prev_hash))
                 seq, prev_hash = receipt.seq, receipt.chain_hash
                 if len(rows) >= MAX_BATCH:
                     count += await self._insert(db, rows, progress, count)
                     rows = []
             count += await self._insert(db, rows, progress, count)
-        self._appended.set()
+        self._group.appended.set()
         return count
 
     @staticmethod
@@ -328,8 +278,8 @@ class SQLiteStore:
     async def wait_for_appends(self, timeout: float) -> None:
         """Wait until something was appended by this process, or `timeout` seconds."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._appended.wait(), timeout)
-        self._appended.clear()
+            await asyncio.wait_for(self._group.appended.wait(), timeout)
+        self._group.appended.clear()
 
     async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
         """Recompute the chain: (receipts checked, first broken seq or None)."""

@@ -14,7 +14,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
-from ledger.chain import GENESIS, body_digest, encode_headers, link_hash
+from ledger.chain import GENESIS, body_digest, link_batch
 from ledger.records import AppendResult, NewReceipt
 
 RECEIPT_COLUMNS = (
@@ -69,33 +69,11 @@ def append_rows(conn: sqlite3.Connection, batch: list[NewReceipt]) -> list[Appen
     head = conn.execute("SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
     digests = [body_digest(receipt.body) for receipt in batch]
-    known = known_digests(conn, digests)
-    rows, results = [], []
-    for receipt, digest in zip(batch, digests, strict=True):
-        existing = known.get((receipt.source, digest))
-        if existing is not None:
-            results.append(AppendResult(existing, duplicate=True))
-            continue
-        seq += 1
-        headers_json = encode_headers(receipt.headers)
-        prev_hash = link_hash(
-            prev_hash,
-            seq=seq,
-            received_at=receipt.received_at,
-            source=receipt.source,
-            content_type=receipt.content_type,
-            headers_json=headers_json,
-            peer=receipt.peer,
-            body_sha256=digest,
-        )
-        rows.append(
-            (seq, receipt.received_at, receipt.source, receipt.content_type,
-             headers_json, receipt.peer, receipt.body, digest, prev_hash)
-        )  # fmt: skip
-        known[(receipt.source, digest)] = seq
-        results.append(AppendResult(seq, duplicate=False))
-    conn.executemany(f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
-    return results
+    linked = link_batch(batch, digests, known_digests(conn, digests), seq, prev_hash)
+    conn.executemany(
+        f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", linked.rows
+    )
+    return linked.results
 
 
 def known_digests(conn: sqlite3.Connection, digests: list[bytes]) -> dict[tuple[str, bytes], int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from api.cli.audit import audit
-from api.cli.ledger import export_command, import_command, verify
+from api.cli.ledger import export_command, import_command, migrate_command, verify
 from api.cli.operator import release, suppress
 from api.cli.quarantine import quarantine
 from api.cli.queries import explain_command, status, suppressions
@@ -40,6 +40,7 @@ for command in (
     verify,
     export_command,
     import_command,
+    migrate_command,
     quarantine,
 ):
     cli.add_command(command)

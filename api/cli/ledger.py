@@ -1,4 +1,4 @@
-"""`bounceledger verify`, `export` and `import`: the ledger itself."""
+"""`bounceledger verify`, `export`, `import` and `migrate`: the ledger itself."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ import click
 import msgspec
 
 from api import output
-from api.cli.common import db_option, json_option, opened, run
-from ledger import SQLiteStore, export_receipts, import_receipts
+from api.cli.common import db_option, json_option, opened, require_ledger, run
+from ledger import (
+    Migration,
+    SQLiteStore,
+    export_receipts,
+    import_receipts,
+    is_url,
+    migrate,
+    open_store,
+)
+from ledger.postgres import redact
 
 
 class Verification(msgspec.Struct, frozen=True):
@@ -102,3 +111,63 @@ def import_command(file: Path, db: Path) -> None:
 
     count = run(go())
     click.echo(f"imported {count} receipts into {db}")
+
+
+def _where(target: str) -> str:
+    return redact(target) if is_url(target) else target
+
+
+@click.command(name="migrate")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="DB",
+    help="The ledger to copy: a SQLite file, or a postgresql:// URL.",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="DB",
+    help="Where to: an empty ledger (created if need be), or one this migration began.",
+)
+@json_option
+def migrate_command(source: str, target: str, as_json: bool) -> None:
+    """Copy a ledger to another store, any backend to any, with the same sequence
+    numbers and chain, then verify the copy.
+
+    The target must be empty, or hold a prefix of the source that an interrupted
+    migration left (it is resumed); anything else is refused and nothing is written.
+    The source is only read: a server may keep appending to it, and running the same
+    command again copies what arrived meanwhile.
+
+    \b
+    Example:
+        bounceledger migrate --from data/ledger.db \\
+            --to postgresql://bl@db.internal:5432/bounceledger
+    """
+    if not is_url(source):
+        require_ledger(Path(source))
+
+    async def go() -> Migration:
+        source_store = await open_store(source)
+        try:
+            target_store = await open_store(target)
+            try:
+                with output.progress("migrating", enabled=sys.stderr.isatty()) as tick:
+                    return await migrate(source_store, target_store, progress=tick)
+            finally:
+                await target_store.close()
+        finally:
+            await source_store.close()
+
+    result = run(go())
+    if as_json:
+        click.echo(msgspec.json.encode(result).decode())
+        return
+    resumed = f" (resumed after receipt {result.resumed_from})" if result.resumed_from else ""
+    click.echo(
+        f"migrated {result.copied} receipts from {_where(source)} to {_where(target)}{resumed}; "
+        f"target verified: {result.verified} receipts, chain intact"
+    )
