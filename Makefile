@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench clean pg
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,29 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A throwaway PostgreSQL for the tests, for machines without one: a cluster from the
+# installed binaries (Debian's live in /usr/lib/postgresql/*/bin) under /tmp, on port
+# 5433 (PG_PORT=… to change), trust authentication. initdb refuses root, so as root it
+# runs as the `postgres` user. Prints the URL to export and the command that stops it.
+pg:
+	@set -e; port=$${PG_PORT:-5433}; dir=/tmp/bounceledger-pg-$$port; \
+	bin=$$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1); bin=$${bin:+$$bin/}; \
+	as=; mkdir -p $$dir; \
+	if [ "$$(id -u)" = 0 ]; then as="runuser -u postgres --"; chown postgres: $$dir; fi; \
+	cd /tmp; \
+	if [ ! -f $$dir/data/PG_VERSION ]; then \
+	  $$as $${bin}initdb -D $$dir/data -U postgres --auth=trust > $$dir/initdb.log 2>&1 \
+	    || { cat $$dir/initdb.log; exit 1; }; \
+	fi; \
+	if ! $$as $${bin}pg_ctl -D $$dir/data status > /dev/null 2>&1; then \
+	  $$as $${bin}pg_ctl -D $$dir/data -l $$dir/server.log -w -t 30 \
+	    -o "-p $$port -k $$dir -c listen_addresses=127.0.0.1" start > /dev/null \
+	    || { cat $$dir/server.log; exit 1; }; \
+	fi; \
+	echo "PostgreSQL for the tests is up on 127.0.0.1:$$port (cluster in $$dir/data). Run:"; \
+	echo "  export BOUNCELEDGER_TEST_PG=postgresql://postgres@127.0.0.1:$$port/postgres"; \
+	echo "Stop it with: $$as $${bin}pg_ctl -D $$dir/data stop"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

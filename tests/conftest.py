@@ -15,6 +15,8 @@ from api.app import create_app
 from api.settings import Settings, load_settings
 from ledger import SQLiteStore
 from projections import DEFAULT_POLICY, Policy
+from tests import pg
+from tests.pg import pg_database, pg_fresh_url, pg_url  # noqa: F401  (fixtures for PostgreSQL)
 
 # httpx logs request URLs, query tokens included; our own loggers must never do so,
 # and keeping httpx quiet lets the secret-hygiene tests search everything captured.
@@ -98,3 +100,14 @@ async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
         yield opened
     finally:
         await opened.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reaches the PostgreSQL server carries the `postgres` marker."""
+    for item in items:
+        if "pg_database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    pg.terminal_summary(terminalreporter)

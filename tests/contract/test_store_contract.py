@@ -1,22 +1,58 @@
-"""The store contract: every ledger backend passes this suite (SQLite now, PostgreSQL later).
+"""The store contract: every ledger backend passes this suite (SQLite and PostgreSQL).
 
-A backend's test module subclasses StoreContract and provides the `make_store` fixture:
-an async factory returning a fresh, empty, opened store (closed by the fixture).
+A backend's test class subclasses StoreContract and provides the `ledgers` fixture: a
+Ledgers whose `open(name)` opens a new store instance on the ledger called `name` (the
+same name is the same ledger: a reopen, or a second instance beside the first), and
+whose `execute_raw(name, sql)` runs SQL on that ledger with the database's own client,
+past the store. `make_store` is built on it: a fresh, empty, opened store. Every store
+opened through `ledgers` is closed after the test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
+import msgspec
 import pytest
 
-from ledger import AppendResult, NewReceipt, Receipt, SQLiteStore, Store
+from ledger import (
+    AppendRejected,
+    AppendResult,
+    NewReceipt,
+    Receipt,
+    SQLiteStore,
+    Store,
+    StoreUnavailable,
+)
 from ledger.chain import body_digest
+from tests import pg
 
-MakeStore = Callable[[], Awaitable[Store]]
+
+class FullStore(Store, Protocol):
+    """Store, plus what both backends offer beyond it (imports, audit lists, tailing)."""
+
+    async def list_receipts(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        source: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[Receipt]: ...
+    async def append_verbatim(
+        self, receipts: Iterable[Receipt], progress: Callable[[int], None] | None = None
+    ) -> int: ...
+    async def wait_for_appends(self, timeout: float) -> None: ...
+
+
+MakeStore = Callable[[], Awaitable[FullStore]]
 
 _counter = itertools.count(1)
 
@@ -34,8 +70,45 @@ def receipt(body: bytes | None = None, *, source: str = "smtp2go") -> NewReceipt
     )
 
 
+class Ledgers:
+    """Opens store instances on named ledgers of one backend; closes them all at the end."""
+
+    # What the database's own client raises when a statement is refused.
+    refused: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self._open: list[FullStore] = []
+        self._fresh = itertools.count()
+
+    async def _open_instance(self, name: str) -> FullStore:
+        raise NotImplementedError
+
+    async def execute_raw(self, name: str, sql: str) -> None:
+        raise NotImplementedError
+
+    async def open(self, name: str) -> FullStore:
+        store = await self._open_instance(name)
+        self._open.append(store)
+        return store
+
+    async def fresh(self) -> FullStore:
+        return await self.open(f"fresh-{next(self._fresh)}")
+
+    async def close(self, store: FullStore) -> None:
+        self._open.remove(store)
+        await store.close()
+
+    async def close_all(self) -> None:
+        while self._open:
+            await self._open.pop().close()
+
+
 class StoreContract:
-    """Behaviour every Store must have. Subclasses provide `make_store`."""
+    """Behaviour every Store must have. Subclasses provide `ledgers`."""
+
+    @pytest.fixture
+    def make_store(self, ledgers: Ledgers) -> MakeStore:
+        return ledgers.fresh
 
     async def test_empty_store(self, make_store: MakeStore) -> None:
         store = await make_store()
@@ -144,37 +217,258 @@ class StoreContract:
             assert by_seq[result.seq] == new.body
         assert await store.verify() == (200, None)
 
+    async def test_list_receipts_filters_by_source_and_time(self, make_store: MakeStore) -> None:
+        store = await make_store()
+        news = [receipt(source="smtp2go" if n % 2 else "operator") for n in range(6)]
+        for new in news:
+            await store.append(new)
+        listed = await store.list_receipts(source="operator")
+        assert [r.seq for r in listed] == [1, 3, 5]
+        since, until = news[1].received_at, news[4].received_at
+        listed = await store.list_receipts(since=since, until=until)
+        assert [r.seq for r in listed] == [2, 3, 4]
+        listed = await store.list_receipts(after_seq=2, limit=2)
+        assert [r.seq for r in listed] == [3, 4]
+
+    async def test_append_verbatim_copies_a_ledger_and_continues_it(
+        self, make_store: MakeStore
+    ) -> None:
+        source, target = await make_store(), await make_store()
+        for _ in range(5):
+            await source.append(receipt())
+        copied = await source.read()
+        heard: list[int] = []
+        assert await target.append_verbatim(copied, heard.append) == 5
+        assert heard[-1:] == [5]
+        assert await target.read() == copied
+        assert await target.last_seq() == 5
+        assert await target.verify() == (5, None)
+        assert (await target.append(receipt())).seq == 6
+        assert await target.verify() == (6, None)
+
+    async def test_append_verbatim_refuses_what_does_not_continue_the_chain(
+        self, make_store: MakeStore
+    ) -> None:
+        source, target = await make_store(), await make_store()
+        for _ in range(4):
+            await source.append(receipt())
+        copied = await source.read()
+        await target.append(receipt())
+        with pytest.raises(AppendRejected, match="does not follow"):  # a target not empty
+            await target.append_verbatim(copied)
+        empty = await make_store()
+        tampered = [*copied[:2], msgspec.structs.replace(copied[2], peer="10.0.0.9"), copied[3]]
+        with pytest.raises(AppendRejected, match="chain hash"):
+            await empty.append_verbatim(tampered)
+        assert await empty.last_seq() == 0  # nothing written: one transaction
+        assert await empty.read() == []
+
+    # -- one ledger, several instances (a reopen, a CLI beside a server, replicas) --
+
+    async def test_reopened_store_continues_the_chain(self, ledgers: Ledgers) -> None:
+        store = await ledgers.open("reopen")
+        first = await store.append(receipt())
+        await ledgers.close(store)
+        store = await ledgers.open("reopen")
+        second = await store.append(receipt())
+        again = await store.append(_fields(await store.get(first.seq)))
+        assert second.seq == first.seq + 1
+        assert again == AppendResult(first.seq, duplicate=True)
+        assert await store.verify() == (2, None)
+
+    async def test_instances_opening_at_once_agree(self, ledgers: Ledgers) -> None:
+        stores = await asyncio.gather(*(ledgers.open("shared") for _ in range(3)))
+        result = await stores[0].append(receipt())
+        for store in stores:
+            assert await store.last_seq() == result.seq == 1
+            assert await store.verify() == (1, None)
+
+    async def test_two_instances_appending_at_once_get_dense_seqs(self, ledgers: Ledgers) -> None:
+        a = await ledgers.open("shared")
+        b = await ledgers.open("shared")
+        bodies = [receipt() for _ in range(200)]
+        results = await asyncio.gather(
+            *((a if i % 2 else b).append(new) for i, new in enumerate(bodies))
+        )
+        assert sorted(r.seq for r in results) == list(range(1, 201))
+        assert not any(r.duplicate for r in results)
+        for store in (a, b):
+            stored = await store.read(limit=1000)
+            assert [r.seq for r in stored] == list(range(1, 201))
+            by_seq = {r.seq: r.body for r in stored}
+            for new, result in zip(bodies, results, strict=True):
+                assert by_seq[result.seq] == new.body
+            assert await store.last_seq() == 200
+            assert await store.verify() == (200, None)
+
+    async def test_redelivery_to_another_instance_gets_the_first_seq(
+        self, ledgers: Ledgers
+    ) -> None:
+        a = await ledgers.open("shared")
+        b = await ledgers.open("shared")
+        body = b'{"event":"bounce","id":"to-a-then-b"}'
+        await a.append(receipt())
+        first = await a.append(receipt(body))
+        await b.append(receipt())
+        again = await b.append(receipt(body))
+        assert first == AppendResult(2, duplicate=False)
+        assert again == AppendResult(first.seq, duplicate=True)
+        assert await a.last_seq() == await b.last_seq() == 3
+        assert [r.body for r in await b.read()].count(body) == 1
+        assert await b.verify() == (3, None)
+
+    async def test_same_body_to_two_instances_at_once_is_appended_once(
+        self, ledgers: Ledgers
+    ) -> None:
+        a = await ledgers.open("shared")
+        b = await ledgers.open("shared")
+        for n in range(10):
+            body = b'{"event":"bounce","id":"both-%d"}' % n
+            results = await asyncio.gather(a.append(receipt(body)), b.append(receipt(body)))
+            assert results[0].seq == results[1].seq == n + 1
+            assert sorted(r.duplicate for r in results) == [False, True]
+        assert await a.verify() == (10, None)
+
+    # -- append-only, enforced by the database itself ----------------------------
+
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            "UPDATE receipts SET peer = 'tampered' WHERE seq = 1",
+            "UPDATE receipts SET body = body",
+            "DELETE FROM receipts WHERE seq = 2",
+            "DELETE FROM receipts",
+        ],
+    )
+    async def test_the_database_refuses_update_and_delete(self, ledgers: Ledgers, sql: str) -> None:
+        store = await ledgers.open("append-only")
+        for _ in range(3):
+            await store.append(receipt())
+        before = await store.read()
+        with pytest.raises(ledgers.refused, match="append-only"):
+            await ledgers.execute_raw("append-only", sql)
+        assert await store.read() == before
+        assert await store.verify() == (3, None)
+
+
+class SQLiteLedgers(Ledgers):
+    refused = (sqlite3.DatabaseError,)
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.db"
+
+    async def _open_instance(self, name: str) -> FullStore:
+        return await SQLiteStore.open(self.path(name))
+
+    async def execute_raw(self, name: str, sql: str) -> None:
+        conn = sqlite3.connect(self.path(name), timeout=10)
+        try:
+            with conn:
+                conn.execute(sql)
+        finally:
+            conn.close()
+
 
 class TestSQLiteStore(StoreContract):
     @pytest.fixture
-    async def make_store(self, tmp_path: Path) -> AsyncIterator[MakeStore]:
-        opened: list[SQLiteStore] = []
+    async def ledgers(self, tmp_path: Path) -> AsyncIterator[Ledgers]:
+        ledgers = SQLiteLedgers(tmp_path)
+        yield ledgers
+        await ledgers.close_all()
 
-        async def make() -> Store:
-            store = await SQLiteStore.open(tmp_path / f"ledger-{len(opened)}.db")
-            opened.append(store)
-            return store
 
-        yield make
-        for store in opened:
-            await store.close()
+class PostgresLedgers(Ledgers):
+    """Each ledger name is a fresh schema in the run's test database."""
 
-    async def test_reopened_store_continues_the_chain(self, tmp_path: Path) -> None:
-        path = tmp_path / "reopen.db"
-        store = await SQLiteStore.open(path)
+    def __init__(self, fresh_url: Callable[[], str]) -> None:
+        super().__init__()
+        import asyncpg
+
+        self.refused = (asyncpg.PostgresError,)
+        self._fresh_url = fresh_url
+        self._urls: dict[str, str] = {}
+
+    def url(self, name: str) -> str:
+        if name not in self._urls:
+            self._urls[name] = self._fresh_url()
+        return self._urls[name]
+
+    async def _open_instance(self, name: str) -> FullStore:
+        from ledger.postgres import PostgresStore
+
+        return await PostgresStore.open(self.url(name))
+
+    async def execute_raw(self, name: str, sql: str) -> None:
+        conn = await pg.connect(self.url(name))
         try:
-            first = await store.append(receipt())
+            await conn.execute(sql)
         finally:
-            await store.close()
-        store = await SQLiteStore.open(path)
+            await conn.close()
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    async def ledgers(self, pg_fresh_url: Callable[[], str]) -> AsyncIterator[Ledgers]:
+        ledgers = PostgresLedgers(pg_fresh_url)
+        yield ledgers
+        await ledgers.close_all()
+
+    async def test_the_database_refuses_truncate(self, ledgers: Ledgers) -> None:
+        store = await ledgers.open("append-only")
+        await store.append(receipt())
+        with pytest.raises(ledgers.refused, match="append-only"):
+            await ledgers.execute_raw("append-only", "TRUNCATE receipts")
+        with pytest.raises(ledgers.refused, match="append-only"):
+            await ledgers.execute_raw("append-only", "TRUNCATE receipts CASCADE")
+        assert await store.verify() == (1, None)
+
+    async def test_wait_for_appends_hears_another_instance(self, ledgers: Ledgers) -> None:
+        a = await ledgers.open("shared")
+        b = await ledgers.open("shared")
+        await b.wait_for_appends(0.01)  # starts listening
+        waiting = asyncio.create_task(b.wait_for_appends(10))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await a.append(receipt())
+        await asyncio.wait_for(waiting, 5)
+        assert time.monotonic() - started < 1
+        assert await b.last_seq() == 1
+
+    async def test_a_newer_schema_is_refused(self, pg_url: str) -> None:
+        from ledger.postgres import SCHEMA_VERSION, PostgresStore
+
+        store = await PostgresStore.open(pg_url)
+        await store.append(receipt())
+        await store.close()
+        newer = SCHEMA_VERSION + 1
+        conn = await pg.connect(pg_url)
         try:
-            second = await store.append(receipt())
-            again = await store.append(_fields(await store.get(first.seq)))
-            assert second.seq == first.seq + 1
-            assert again == AppendResult(first.seq, duplicate=True)
-            assert await store.verify() == (2, None)
+            await conn.execute("UPDATE bl_schema SET version = $1", newer)
         finally:
-            await store.close()
+            await conn.close()
+        with pytest.raises(StoreUnavailable, match=rf"schema.*\b{newer}\b"):
+            await PostgresStore.open(pg_url)
+
+    async def test_synchronous_commit_off_is_refused(self, pg_url: str) -> None:
+        from ledger.postgres import PostgresStore
+
+        # asyncpg passes unknown URL parameters on as server settings
+        with pytest.raises(StoreUnavailable, match="synchronous_commit"):
+            await PostgresStore.open(f"{pg_url}&synchronous_commit=off")
+
+    async def test_an_unreachable_server_is_unavailable_quickly(self) -> None:
+        from ledger.postgres import PostgresStore
+
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable) as raised:
+            await PostgresStore.open("postgresql://bl:s3cret@127.0.0.1:1/nowhere")
+        assert time.monotonic() - started < 15
+        assert "s3cret" not in str(raised.value)
 
 
 def _fields(stored: Receipt | None) -> NewReceipt:
