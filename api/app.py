@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from api.audit import get_receipt, list_receipts, recipient_events
 from api.auth import require_api_key
 from api.health import healthz, metrics, readyz
-from api.quarantine import list_quarantine, replay_quarantined
+from api.logs import escape_controls
+from api.metrics import OTHER, UNKNOWN
+from api.quarantine import get_quarantined, list_quarantine, replay_quarantined
 from api.runtime import Runtime
 from api.settings import Settings
 from api.signatures import BasicAuthRequired, SignatureInvalid, SignatureUnverifiable
@@ -30,9 +33,11 @@ from api.suppressions import (
     release,
     suppress,
 )
+from api.throttle import FailureCounter, throttle_middleware
 from api.webhooks import receive_webhook
 from ledger import LedgerError, StoreUnavailable
 from projections import DecodeFailed, Policy, PolicyMismatch
+from projections.providers import PROVIDERS
 
 access_log = logging.getLogger("bounceledger.access")
 
@@ -43,17 +48,24 @@ _REASONS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     413: "too_large",
+    429: "rate_limited",
     503: "unavailable",
 }
 
 
 def _count(request: Request[Any, Any, Any], status: int) -> None:
-    """Count a refusal for /metrics, labelled with the webhook's provider (or `api`)."""
-    source = str(request.scope.get("path_params", {}).get("provider", "api"))
+    """Count a refusal for /metrics, labelled with the webhook's provider (or `api`).
+
+    Labels come from fixed sets only: the `{provider}` path segment is whatever a client
+    sent, and every distinct label value would be a new series kept for ever."""
+    provider = request.scope.get("path_params", {}).get("provider")
+    source = "api" if provider is None else provider if provider in PROVIDERS else UNKNOWN
+    reason = _REASONS.get(status, "error" if status >= 500 else OTHER)
     runtime = request.app.state.get("runtime")
     if runtime is not None:
-        runtime.metrics.refuse(source, _REASONS.get(status, str(status)))
+        runtime.metrics.refuse(source, reason)
 
 
 def _problem(
@@ -97,41 +109,102 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
 }
 
 
-def access_log_middleware(app: ASGIApp) -> ASGIApp:
-    """One log line per request: method, path (never the query: it may hold a token), status."""
+# On every response: no content sniffing, and a policy under which no page of ours loads,
+# runs or frames anything. The /schema documentation pages load their viewer's scripts and
+# styles from CDNs (and run inline script), so they get only the framing rule.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+DOCS_CSP = b"frame-ancestors 'none'"
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+
+def _is_docs_page(path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+    return (path == "/schema" or path.startswith("/schema/")) and content_type.lower().startswith(
+        b"text/html"
+    )
+
+
+def _secure(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    names = {name.lower() for name, _ in headers}
+    added = []
+    if NOSNIFF[0] not in names:
+        added.append(NOSNIFF)
+    if b"content-security-policy" not in names:
+        added.append(
+            (b"content-security-policy", DOCS_CSP if _is_docs_page(path, headers) else CSP)
+        )
+    return [*headers, *added]
+
+
+def _read_deadline(receive: Receive, seconds: float) -> Receive:
+    """`receive`, but a request body not fully received within `seconds` of the request's
+    start is answered 408 (and the connection closed), so a client that trickles its body
+    holds no worker. Headers are timed by the server (api.cli.serve)."""
+    deadline = time.monotonic() + seconds
+    complete = False
+
+    async def guarded() -> Message:
+        nonlocal complete
+        if complete:
+            return cast(Message, await receive())
+        try:
+            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+        except TimeoutError:
+            raise HTTPException(
+                status_code=408,
+                detail=f"request body not received within {seconds:g} s",
+                headers={"Connection": "close"},
+            ) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return cast(Message, message)
+
+    return cast(Receive, guarded)
+
+
+def http_edge(app: ASGIApp, read_timeout: float) -> ASGIApp:
+    """What wraps every HTTP request, routed or not (404 and 405 included): the body read
+    deadline, the security headers, and one access-log line: method, path (escaped; never
+    the query: it may hold a token), status, time, peer."""
+
+    async def edge(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
+        path = scope["path"]
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+                message = cast(
+                    HTTPResponseStartEvent, {**message, "headers": _secure(path, headers)}
+                )
             await send(message)
 
         try:
-            await app(scope, receive, send_wrapper)
+            await app(scope, _read_deadline(receive, read_timeout), send_wrapper)
         finally:
             client = scope.get("client")
+            logged_path = escape_controls(path)
             access_log.info(
                 "%s %s %d",
                 scope["method"],
-                scope["path"],
+                logged_path,
                 status,
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": logged_path,
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                     "peer": client[0] if client else None,
                 },
             )
 
-    return middleware
+    return edge
 
 
 def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
@@ -146,7 +219,7 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
         finally:
             await runtime.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             receive_webhook,
             get_suppression,
@@ -159,6 +232,7 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
             list_receipts,
             get_receipt,
             list_quarantine,
+            get_quarantined,
             replay_quarantined,
             healthz,
             readyz,
@@ -168,7 +242,11 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
         lifespan=[lifespan],
         guards=[require_api_key],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[access_log_middleware],
+        middleware=[
+            throttle_middleware(
+                FailureCounter(settings.auth_failures, 60.0), settings.trusted_proxies
+            ),
+        ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="bounceledger",
@@ -179,3 +257,6 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
         debug=False,
         logging_config=None,  # `bounceledger serve` configures logging (api/logs.py)
     )
+    # Outside litestar's router, so requests no route matches pass through it as well.
+    app.asgi_handler = http_edge(app.asgi_handler, settings.read_timeout)
+    return app

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+)
 from litestar.params import FromPath, PathParameter, QueryParameter
 
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ, ReceiptPage, ReceiptView, not_found, parse_when
 from projections.audit import TimelineEntry, timeline
+
+
+@dataclass
+class RawOrJson(Operation):
+    """The receipt route's OpenAPI entry: JSON, or with `?raw=true` the body's exact bytes
+    as a download (`application/octet-stream`)."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            ok.content = {
+                **(ok.content or {}),
+                "application/octet-stream": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                ),
+            }
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -55,6 +80,7 @@ async def list_receipts(
     "/v1/audit/receipts/{seq:int}",
     summary="One receipt: metadata and body; `?raw=true` for the body's exact bytes",
     responses=not_found("receipt"),
+    operation_class=RawOrJson,
 )
 async def get_receipt(
     seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)],
@@ -65,14 +91,29 @@ async def get_receipt(
     if receipt is None:
         raise NotFoundException(f"no receipt {seq}")
     if raw:
+        # The bytes are the sender's: never served as what they claim to be (a stored
+        # text/html body would run in the reader's browser), only as a download.
         return Response(
             receipt.body,
-            media_type=receipt.content_type or "application/octet-stream",
+            media_type="application/octet-stream",
             headers={
+                "Content-Disposition": f'attachment; filename="receipt-{receipt.seq}"',
+                "X-Content-Type-Options": "nosniff",
                 "X-Receipt-Seq": str(receipt.seq),
-                "X-Receipt-Source": receipt.source,
+                "X-Receipt-Source": _header_safe(receipt.source),
+                "X-Receipt-Content-Type": _header_safe(receipt.content_type),
                 "X-Body-SHA256": receipt.body_sha256.hex(),
             },
         )
     view = ReceiptView.full(receipt)
     return Response(msgspec.json.encode(view), media_type="application/json")
+
+
+def _header_safe(text: str) -> str:
+    """A stored value as a header value: visible ASCII and spaces only (anything else,
+    an imported or odd content type, is %-escaped), so it can neither break the header
+    block nor be refused by the server."""
+    return "".join(
+        char if " " <= char <= "~" and char != "%" else "".join(f"%{b:02X}" for b in char.encode())
+        for char in text
+    )

@@ -8,7 +8,6 @@ only reads them out of the request. `Authorization` is never among the kept head
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,20 +16,27 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
+from litestar.exceptions import ClientException
 
 from api.auth import check_shared_secret
 from api.settings import Settings
 from api.signatures import (
     SignatureInvalid,
     SignatureUnverifiable,
-    TokenLedger,
     verify_basic_password,
     verify_mailgun,
     verify_mailtura,
     verify_sendgrid,
     verify_svix,
 )
-from api.signatures_sns import check_subscribe_url, verify_sns
+from api.signatures_sns import (
+    CertificateSource,
+    EnvelopeMalformed,
+    check_message,
+    check_signature,
+    check_subscribe_url,
+    check_unique_keys,
+)
 from projections.providers.common import JSON_ERRORS
 
 log = logging.getLogger("bounceledger.webhooks")
@@ -80,18 +86,13 @@ async def _sendgrid(request: AnyRequest, body: bytes, settings: Settings) -> Non
     )
 
 
-_MAILGUN_TOKENS = "mailgun_tokens"
-
-
 async def _mailgun(request: AnyRequest, body: bytes, settings: Settings) -> None:
     signature = _json_object(body).get("signature")
     if not isinstance(signature, dict):
         raise SignatureInvalid("body has no Mailgun `signature` object")
-    token = verify_mailgun(signature, _configured(settings.mailgun_signing_key), now=time.time())
-    state = request.app.state
-    if _MAILGUN_TOKENS not in state:
-        state[_MAILGUN_TOKENS] = TokenLedger()
-    state[_MAILGUN_TOKENS].use(token, hashlib.sha256(body).digest())
+    # The signature covers timestamp + token only: the token is single-use, kept durably
+    # by the ledger (api/replays.py), where the same token with other bytes is refused.
+    verify_mailgun(signature, _configured(settings.mailgun_signing_key), now=time.time())
 
 
 async def _resend(request: AnyRequest, body: bytes, settings: Settings) -> None:
@@ -116,21 +117,50 @@ async def _mailtura(request: AnyRequest, body: bytes, settings: Settings) -> Non
     verify_mailtura(body, signature, _configured(settings.mailtura_secret), now=time.time())
 
 
+_SNS_CERTIFICATES = "sns_certificates"
+_WARNED_V1: set[str] = set()  # topics already reported as signing with SHA-1
+
+
+def _certificates(request: AnyRequest, settings: Settings) -> CertificateSource:
+    """The app's certificate source (one per app, so fetches are bounded across requests)."""
+    state = request.app.state
+    source = state.get(_SNS_CERTIFICATES)
+    if (
+        not isinstance(source, CertificateSource)
+        or source.cache_dir != settings.ses_cert_cache
+        or source.fetch is not settings.ses_fetch
+    ):
+        source = CertificateSource(settings.ses_cert_cache, settings.ses_fetch)
+        state[_SNS_CERTIFICATES] = source
+    return source
+
+
 async def _ses(request: AnyRequest, body: bytes, settings: Settings) -> None:
     message = _json_object(body)
     kind = message.get("Type")
     header = request.headers.get("x-amz-sns-message-type")
     if header is not None and header != kind:
         raise SignatureInvalid("x-amz-sns-message-type does not match the message's Type")
-    await asyncio.to_thread(
-        verify_sns,
-        message,
-        topics=settings.ses_topic_arns,
-        cache_dir=settings.ses_cert_cache,
-        fetch=settings.ses_fetch,
-        now=time.time(),
-    )
+    try:
+        url = check_message(
+            message,
+            topics=settings.ses_topic_arns,
+            now=time.time(),
+            require_v2=settings.ses_require_v2,
+        )
+        check_unique_keys(body)  # a second, slower read: only for what passed the rest
+    except EnvelopeMalformed as exc:
+        log.info("refused an SES delivery: %s", exc)
+        raise ClientException(str(exc)) from exc
+    check_signature(message, await _certificates(request, settings).get(url))
     topic, message_id = message.get("TopicArn"), message.get("MessageId")
+    if message.get("SignatureVersion") == "1" and topic not in _WARNED_V1:
+        _WARNED_V1.add(str(topic))
+        log.warning(
+            "SNS topic %s signs with SHA-1 (SignatureVersion 1): set its SignatureVersion "
+            "attribute to 2, then SES_SNS_REQUIRE_V2=on",
+            topic,
+        )
     if kind == "SubscriptionConfirmation":
         await _confirm_subscription(message, settings)
     elif kind == "UnsubscribeConfirmation":

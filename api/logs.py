@@ -1,8 +1,14 @@
-"""Structured logs: one JSON object per line; request lines carry no body, query or secret."""
+"""Structured logs: one JSON object per line; request lines carry no body, query or secret.
+
+A record is one line whatever it holds: control characters (C0, DEL, C1, and the Unicode
+line and paragraph separators) in any field, a URL path included, are escaped, so text
+taken from a request cannot forge a log line or reach a terminal as an escape sequence.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -13,6 +19,27 @@ import msgspec
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _STANDARD.add("color_message")  # uvicorn's ANSI-coloured copy of the message
 _encode = msgspec.json.Encoder().encode
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What JSON lets through raw inside strings (msgspec escapes C0 itself): only ever found
+# inside a string, so replacing it by its \u escape keeps the line valid, same value.
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as a visible escape (`\\n`, `\\x1b`)."""
+    return _CONTROLS.sub(_escaped, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +56,14 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return _encode(entry).decode()
+        return _JSON_RAW.sub(_json_escape, _encode(entry).decode())
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger: message`, one line per record (tracebacks included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
 
 
 def configure(level: str = "info", *, json: bool = True) -> None:
@@ -38,7 +72,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
     handler.setFormatter(
         JsonFormatter()
         if json
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,6 +17,8 @@ from prometheus_client import (
 )
 
 from ledger.group import CommitReport
+from projections.operator import SOURCE as OPERATOR_SOURCE
+from projections.providers import PROVIDERS
 from projections.state import REASON_RANK
 
 if TYPE_CHECKING:
@@ -26,6 +29,56 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 log = logging.getLogger("bounceledger.ledger")
 
+# Every label value comes from a fixed set: a value taken from a request (a path segment,
+# a header) would make a new series per distinct value, and series are never freed.
+UNKNOWN = "unknown"
+OTHER = "other"
+SOURCES = frozenset({*PROVIDERS, OPERATOR_SOURCE, "api", UNKNOWN})
+OUTCOMES = frozenset({"appended", "duplicate", "conflict"})
+REFUSAL_REASONS = frozenset(
+    {
+        "bad_request",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "method_not_allowed",
+        "timeout",
+        "too_large",
+        "rate_limited",
+        "unavailable",
+        "error",
+        OTHER,
+    }
+)
+SUPPRESSION_REASONS = frozenset(REASON_RANK)
+
+M = TypeVar("M", Counter, Gauge)
+
+
+class Bounded(Generic[M]):
+    """A labelled metric whose label values are mapped into fixed sets: a value outside
+    its set is recorded as that label's fallback (`unknown`, `other`)."""
+
+    def __init__(self, metric: M, *allowed: tuple[frozenset[str], str]) -> None:
+        self.metric: M = metric
+        self._allowed = allowed
+
+    def labels(self, *values: object) -> M:
+        if len(values) != len(self._allowed):
+            raise ValueError(f"{len(self._allowed)} label values expected, not {len(values)}")
+        child: M = self.metric.labels(*_bound(values, self._allowed))
+        return child
+
+
+def _bound(values: Iterable[object], allowed: Iterable[tuple[frozenset[str], str]]) -> list[str]:
+    return [
+        value if isinstance(value, str) and value in fixed else fallback
+        for value, (fixed, fallback) in zip(values, allowed, strict=True)
+    ]
+
+
+_SOURCE = (SOURCES, UNKNOWN)
+
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -35,14 +88,25 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.receipts = Counter(
-            "bounceledger_receipts",
-            "Webhook deliveries acknowledged",
-            ["source", "outcome"],
-            registry=r,
+        self.receipts = Bounded(
+            Counter(
+                "bounceledger_receipts",
+                "Webhook deliveries acknowledged",
+                ["source", "outcome"],
+                registry=r,
+            ),
+            _SOURCE,
+            (OUTCOMES, OTHER),
         )
-        self.refusals = Counter(
-            "bounceledger_refusals", "Requests refused, by reason", ["source", "reason"], registry=r
+        self.refusals = Bounded(
+            Counter(
+                "bounceledger_refusals",
+                "Requests refused, by reason",
+                ["source", "reason"],
+                registry=r,
+            ),
+            _SOURCE,
+            (REFUSAL_REASONS, OTHER),
         )
         self.append_seconds = Histogram(
             "bounceledger_append_seconds",
@@ -70,20 +134,32 @@ class Metrics:
             "Duration of the last rebuild by this process",
             registry=r,
         )
-        self.suppressions = Gauge(
-            "bounceledger_suppressions", "Suppressed addresses, by reason", ["reason"], registry=r
+        self.suppressions = Bounded(
+            Gauge(
+                "bounceledger_suppressions",
+                "Suppressed addresses, by reason",
+                ["reason"],
+                registry=r,
+            ),
+            (SUPPRESSION_REASONS, OTHER),
         )
-        self.unattributed = Counter(
-            "bounceledger_unattributed_events",
-            "Events that name no recipient (engagement aside): kept, folded into no state",
-            ["source"],
-            registry=r,
+        self.unattributed = Bounded(
+            Counter(
+                "bounceledger_unattributed_events",
+                "Events that name no recipient (engagement aside): kept, folded into no state",
+                ["source"],
+                registry=r,
+            ),
+            _SOURCE,
         )
-        self.ambiguous = Counter(
-            "bounceledger_ambiguous_events",
-            "Events that name several recipients and not which one they are about",
-            ["source"],
-            registry=r,
+        self.ambiguous = Bounded(
+            Counter(
+                "bounceledger_ambiguous_events",
+                "Events that name several recipients and not which one they are about",
+                ["source"],
+                registry=r,
+            ),
+            _SOURCE,
         )
         self.ledger_receipts = Gauge(
             "bounceledger_ledger_receipts", "Receipts in the ledger", registry=r
@@ -102,11 +178,14 @@ class Metrics:
         for receipt, result, wait in zip(
             report.receipts, report.results, report.waits, strict=True
         ):
-            outcome = "duplicate" if result.duplicate else "appended"
+            outcome = (
+                "conflict" if result.conflict else "duplicate" if result.duplicate else "appended"
+            )
             self.receipts.labels(receipt.source, outcome).inc()
             self.append_seconds.observe(wait)
 
     def refuse(self, source: str, reason: str) -> None:
+        """Count a refusal; a source or reason outside the fixed sets is `unknown`/`other`."""
         self.refusals.labels(source, reason).inc()
 
     async def render(self, runtime: Runtime) -> bytes:

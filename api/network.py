@@ -26,6 +26,13 @@ def parse_networks(text: str, name: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def forwarded_for(lines: list[str]) -> str | None:
+    """Every `X-Forwarded-For` line joined in order, as one list (RFC 9110 §5.3): a proxy
+    may append its own line rather than extend the client's, and reading only the first
+    line would believe what the client wrote there."""
+    return ", ".join(lines) if lines else None
+
+
 def _address(text: str | None) -> Address | None:
     try:
         return ipaddress.ip_address((text or "").strip())

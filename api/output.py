@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,26 +11,48 @@ from typing import Any
 import click
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from projections.audit import Explanation, ReceiptView, TimelineEntry
-from projections.quarantine import Kept, Replay
+from projections.quarantine import Kept, KeptBody, Replay
 from projections.queries import Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
 
+# C0 and C1 control characters but newline and tab: in stored text (a remote MTA's
+# diagnostic, a recipient, a body) they would reach the operator's terminal as escape
+# sequences, so human output shows them as `\x1b` instead.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters shown as escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class SafeTable(Table):
+    """A rich table whose text cells are shown as they are: rich markup in stored text
+    (`[/b]@example.com`) is escaped, not interpreted, and control characters are shown
+    as escapes."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        cells = [escape(printable(c)) if isinstance(c, str) else c for c in renderables]
+        super().add_row(*cells, **kwargs)
+
 
 def emit(value: Any, as_json: bool, render: Callable[[Any], str | Table]) -> None:
-    """Print `value` as JSON, or as its human rendering."""
+    """Print `value` as JSON, or as its human rendering (stored text made printable)."""
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
         return
     rendered = render(value)
     if isinstance(rendered, Table):
         # Piped output is read by people and tools alike: never truncate a column there.
+        # Titles are ours; cells are escaped by SafeTable.
         Console(width=None if sys.stdout.isatty() else 250).print(rendered)
     else:
-        click.echo(rendered)
+        click.echo(printable(rendered))
 
 
 def status_text(status: Status) -> str:
@@ -49,7 +72,7 @@ def status_text(status: Status) -> str:
 def suppressions_table(items: list[Suppression]) -> Table | str:
     if not items:
         return "no suppressed addresses"
-    table = Table("email", "reason", "since", "receipt", title=f"{len(items)} suppressed")
+    table = SafeTable("email", "reason", "since", "receipt", title=f"{len(items)} suppressed")
     for item in items:
         table.add_row(item.email, item.reason, item.since, str(item.receipt))
     return table
@@ -102,7 +125,7 @@ def explanation_text(explanation: Explanation) -> str:
 def timeline_table(entries: list[TimelineEntry]) -> Table | str:
     if not entries:
         return "no events for this address"
-    table = Table("event time", "receipt", "source", "event", "kind", "class", "note")
+    table = SafeTable("event time", "receipt", "source", "event", "kind", "class", "note")
     for entry in entries:
         note = entry.ignored_reason or entry.note or entry.diagnostic or ""
         note = "; ".join([note, *(f"! {flag}" for flag in entry.flags)]).strip("; ")
@@ -145,7 +168,7 @@ def receipt_text(view: ReceiptView) -> str:
 def receipts_table(views: list[ReceiptView]) -> Table | str:
     if not views:
         return "no receipts"
-    table = Table("seq", "received", "source", "content type", "bytes", "sha256")
+    table = SafeTable("seq", "received", "source", "content type", "bytes", "sha256")
     for view in views:
         table.add_row(
             str(view.seq),
@@ -158,19 +181,32 @@ def receipts_table(views: list[ReceiptView]) -> Table | str:
     return table
 
 
+def head_text(seq: int | None, chain_hash: bytes | str | None) -> str:
+    """The chain head to record elsewhere: only a head kept out of the ledger's reach
+    proves that a ledger or an export is the one it was (the chain is unkeyed)."""
+    if not seq or chain_hash is None:
+        return "head: none (no receipts)"
+    hex_hash = chain_hash.hex() if isinstance(chain_hash, bytes) else chain_hash
+    return (
+        f"head: receipt {seq}, chain hash {hex_hash} "
+        "(compare with a head recorded elsewhere: only that proves it authentic)"
+    )
+
+
 def verification_text(result: Any) -> str:
+    head = head_text(getattr(result, "head_seq", None), getattr(result, "head_chain_hash", None))
     if result.intact:
-        return f"ledger intact: {result.receipts} receipts, chain verified"
+        return f"ledger intact: {result.receipts} receipts, chain verified\n{head}"
     return (
         f"ledger BROKEN at receipt {result.first_broken}: "
-        f"{result.receipts} receipts before it verified"
+        f"{result.receipts} receipts before it verified\nlast verified {head}"
     )
 
 
 def quarantine_table(items: list[Kept]) -> Table | str:
     if not items:
         return "nothing in quarantine"
-    table = Table("id", "received", "source", "bytes", "seen", "reason", "replayed as")
+    table = SafeTable("id", "received", "source", "bytes", "seen", "reason", "replayed as")
     for item in items:
         replayed = str(item.replayed_seq) if item.replayed_seq is not None else ""
         table.add_row(
@@ -178,6 +214,16 @@ def quarantine_table(items: list[Kept]) -> Table | str:
             item.reason, replayed,
         )  # fmt: skip
     return table
+
+
+def kept_text(item: KeptBody) -> str:
+    replayed = f", replayed as receipt {item.replayed_seq}" if item.replayed_seq else ""
+    body = item.body_text if item.body_text is not None else f"<{item.size} bytes, not UTF-8>"
+    return (
+        f"quarantined delivery {item.id} from {item.source}, received {item.received_at}, "
+        f"seen {item.seen} time(s){replayed}\n"
+        f"reason: {item.reason}\ncontent type: {item.content_type}\n\n{body}"
+    )
 
 
 def replay_text(outcomes: list[Replay]) -> str:

@@ -1,16 +1,18 @@
-"""Quarantine routes: list the deliveries refused as undecodable, replay one."""
+"""Quarantine routes: list the deliveries refused as undecodable (keyset pages, without
+bodies), show one with its body, replay one."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ, not_found
-from projections.quarantine import Kept, Replay, listing, replay
+from projections.quarantine import Kept, KeptBody, Replay, item, listing, replay
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -18,12 +20,42 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return runtime
 
 
-@get("/v1/quarantine", summary="Deliveries refused as undecodable after authentication")
+class QuarantinePage(msgspec.Struct, frozen=True):
+    """One page of the quarantine, without bodies (GET /v1/quarantine/{id} shows one);
+    pass `next` as `after` for the following page."""
+
+    items: list[Kept]
+    next: int | None
+
+
+@get(
+    "/v1/quarantine",
+    summary="Deliveries refused as undecodable after authentication (keyset pages)",
+)
 async def list_quarantine(
     request: Request[Any, Any, Any],
     all_: Annotated[bool, QueryParameter(name="all", description="include replayed")] = False,
-) -> list[Kept]:
-    return await listing(_runtime(request).store, include_replayed=all_)
+    after: Annotated[
+        int, QueryParameter(ge=0, le=MAX_SEQ, description="the `next` of the previous page")
+    ] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> QuarantinePage:
+    items = await listing(_runtime(request).store, include_replayed=all_, after=after, limit=limit)
+    return QuarantinePage(items=items, next=items[-1].id if len(items) == limit else None)
+
+
+@get(
+    "/v1/quarantine/{qid:int}",
+    summary="One quarantined delivery, with its body",
+    responses=not_found("quarantined delivery"),
+)
+async def get_quarantined(
+    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+) -> KeptBody:
+    found = await item(_runtime(request).store, qid)
+    if found is None:
+        raise NotFoundException(f"no quarantined delivery {qid}")
+    return found
 
 
 @post(

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from projections.providers import PROVIDERS
 
 DEFAULT_DB = Path("data/ledger.db")
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_READ_TIMEOUT = 15.0  # seconds for a request's headers, and again for its body
+DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_AUTH_FAILURES = 20  # per source address and minute
+DEFAULT_QUARANTINE_MAX = 1000  # pending undecodable deliveries per source
 
 
 class Secret:
@@ -82,23 +87,53 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ses_topic_arns: frozenset[str] = frozenset()
     ses_cert_cache: Path = DEFAULT_DB.parent / "sns-certs"
     ses_fetch: Fetch | None = None  # None: outbound fetching disabled
+    ses_require_v2: bool = False  # refuse SNS SignatureVersion 1 (SHA-1)
     # Optional source-address allow-lists per provider ({PROVIDER}_ALLOWED_IPS), and the
     # proxies whose X-Forwarded-For is believed (BOUNCELEDGER_TRUSTED_PROXIES).
     allowed_ips: dict[str, tuple[Network, ...]] = {}
     trusted_proxies: tuple[Network, ...] = ()
+    # Failed authentications (401/403) a source address may have per minute before it is
+    # answered 429 until the minute is over (BOUNCELEDGER_AUTH_FAILURES; 0: no limit).
+    auth_failures: int = DEFAULT_AUTH_FAILURES
+    # Undecodable deliveries kept aside per source until replayed
+    # (BOUNCELEDGER_QUARANTINE_MAX); beyond it they are refused without being kept.
+    quarantine_max: int = DEFAULT_QUARANTINE_MAX
+    # Slow clients (api/cli/serve.py): a request's headers, and then its body, must arrive
+    # within read_timeout seconds (BOUNCELEDGER_READ_TIMEOUT) or it is answered 408; at
+    # most max_connections are served at once (BOUNCELEDGER_MAX_CONNECTIONS), beyond that 503.
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 class SettingsInvalid(ValueError):
     """When an environment variable holds a value that cannot be used."""
 
 
+# Keys and shared secrets shorter than this are refused at start-up: short enough to
+# guess, or a placeholder left in a config file.
+MIN_SECRET_LENGTH = 16
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def _long_enough(value: str | bytes, name: str, what: str = "characters") -> None:
+    if len(value) < MIN_SECRET_LENGTH:
+        raise SettingsInvalid(
+            f"{name} is too short: {len(value)} {what}, at least {MIN_SECRET_LENGTH} needed "
+            "(a random value: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
+
+
 def _secret(environ: Mapping[str, str], name: str) -> Secret | None:
     value = environ.get(name, "").strip()
+    if value:
+        _long_enough(value, name)
     return Secret(value) if value else None
 
 
 def _hmac_key(environ: Mapping[str, str], name: str) -> SigningKey | None:
     value = environ.get(name, "").strip()
+    if value:
+        _long_enough(value, name)
     return SigningKey(value.encode()) if value else None
 
 
@@ -111,6 +146,7 @@ def parse_svix_secret(text: str) -> SigningKey:
         raise SettingsInvalid("RESEND_WEBHOOK_SECRET must be whsec_ followed by base64") from exc
     if not key:
         raise SettingsInvalid("RESEND_WEBHOOK_SECRET is empty after whsec_")
+    _long_enough(key, "RESEND_WEBHOOK_SECRET (after whsec_, decoded)", "bytes")
     return SigningKey(key)
 
 
@@ -143,17 +179,39 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
-    """`name:key,name:key` or plain `key,key` (named key1, key2, … by position)."""
-    keys = []
+    """`name:key,name:key` or plain `key,key` (named key1, key2, … by position).
+
+    The name is recorded as the actor of every operator action in the permanent ledger,
+    so nothing ambiguous is taken: a key may not contain `:` or `,`, names and keys must
+    be unique, and a key must be at least 16 characters long.
+    """
+    keys: list[ApiKey] = []
+    names: set[str] = set()
+    values: set[str] = set()
     for index, item in enumerate(part.strip() for part in text.split(",")):
         if not item:
             continue
-        name, sep, key = item.partition(":")
+        where = f"BOUNCELEDGER_API_KEYS entry {index + 1}"
+        if item.count(":") > 1:
+            raise SettingsInvalid(
+                f"{where} has more than one ':': write name:key, with no ':' in the key"
+            )
+        name, sep, key = (part.strip() for part in item.partition(":"))
         if not sep:
             name, key = f"key{index + 1}", item
-        if not name.strip() or not key.strip():
-            raise SettingsInvalid(f"BOUNCELEDGER_API_KEYS entry {index + 1} is empty")
-        keys.append(ApiKey(name.strip(), Secret(key.strip())))
+        if not name or not key:
+            raise SettingsInvalid(f"{where} is empty")
+        if not _KEY_NAME.fullmatch(name):
+            raise SettingsInvalid(
+                f"{where}: the name before ':' may hold letters, digits and . _ - @ only "
+                "(a key with ':' in it would be read as name:key)"
+            )
+        _long_enough(key, f"{where} ({name})")
+        if name in names or key in values:
+            raise SettingsInvalid(f"{where} ({name}) repeats a name or a key of another entry")
+        names.add(name)
+        values.add(key)
+        keys.append(ApiKey(name, Secret(key)))
     return tuple(keys)
 
 
@@ -197,6 +255,39 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ses_topic_arns=frozenset(arn.strip() for arn in topics.split(",") if arn.strip()),
         ses_cert_cache=Path(cert_cache) if cert_cache else db.parent / "sns-certs",
         ses_fetch=fetch,
+        ses_require_v2=_flag(environ, "SES_SNS_REQUIRE_V2", default=False),
         allowed_ips=allowed,
         trusted_proxies=_networks(environ, "BOUNCELEDGER_TRUSTED_PROXIES"),
+        auth_failures=_count(environ, "BOUNCELEDGER_AUTH_FAILURES", DEFAULT_AUTH_FAILURES),
+        quarantine_max=_count(environ, "BOUNCELEDGER_QUARANTINE_MAX", DEFAULT_QUARANTINE_MAX),
+        read_timeout=_positive(environ, "BOUNCELEDGER_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+        max_connections=int(
+            _positive(environ, "BOUNCELEDGER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, whole=True)
+        ),
     )
+
+
+def _positive(
+    environ: Mapping[str, str], name: str, default: float, *, whole: bool = False
+) -> float:
+    """A positive number (a whole one if `whole`) from `name`, or `default` when unset."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value) if whole else float(value)
+    except ValueError:
+        number = 0
+    if not number > 0 or number == float("inf"):
+        kind = "a positive whole number" if whole else "a positive number of seconds"
+        raise SettingsInvalid(f"{name} must be {kind}, not {value!r}")
+    return number
+
+
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise SettingsInvalid(f"{name} must be a whole number (0 for none), not {value!r}")
+    return int(value)

@@ -1,22 +1,35 @@
 """Amazon SNS message signatures (versions 1 and 2), as pure functions.
 
 SNS signs a canonical string built from the envelope's *decoded* fields, not the body
-bytes, with RSA PKCS#1 v1.5 (SHA-1 for version 1, SHA-256 for version 2). The signing
-certificate is taken only from an `https://sns.<region>.amazonaws.com/…pem` URL and is
-kept in a cache directory under the URL's last path segment: a certificate already there
-is used without fetching, so verification works offline. The topic must be one the
-operator configured; the publish `Timestamp` must be recent (SNS reuses it on retries,
-so the window is hours, not minutes).
+bytes, with RSA PKCS#1 v1.5 (SHA-1 for version 1, SHA-256 for version 2). Whatever SNS
+does not sign must therefore be refused, or a signed message could be stored again and
+again as new bytes: an envelope may hold only the fields SNS sends, each once and of the
+right type.
+
+The signing certificate is taken only from an `https://sns.<region>.amazonaws.com/….pem`
+URL (China: `.amazonaws.com.cn`) in the topic's own region, and must name SNS as its
+subject. It is kept in a cache directory under the URL's last path segment: a
+certificate already there is used without fetching, so verification works offline. The
+topic must be one the operator configured; the publish `Timestamp` must be recent (SNS
+reuses it on retries, so the window is hours, not minutes).
+
+A certificate that cannot be had is `SignatureUnverifiable` (503, SNS retries) with a
+generic detail: the specifics (paths, fetch errors) go to the log, not to the sender.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import logging
 import os
 import re
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,9 +38,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 
 from api.signatures import SignatureInvalid, SignatureUnverifiable, check_timestamp
 from projections.recipients import parse_time
+
+log = logging.getLogger("bounceledger.webhooks")
 
 # An outbound HTTPS GET (URL -> body bytes). Certificate and subscription fetches go
 # through it, so tests and offline deployments replace or disable it.
@@ -35,8 +51,43 @@ Fetch = Callable[[str], bytes]
 
 SNS_TOLERANCE = 8 * 3600.0  # seconds; SNS's own retries end within an hour
 MAX_FETCH_BYTES = 64 * 1024
+FETCH_SOCKET_TIMEOUT = 3.0  # seconds per connect / read
+FETCH_DEADLINE = 6.0  # seconds for a whole fetch, however slowly the bytes trickle
+FETCH_WAIT = 5.0  # seconds a request waits for a fetch before answering 503
+MAX_FETCHES = 2  # certificate fetches in flight at once (one per URL)
+FAILURE_TTL = 60.0  # seconds a failed fetch is not retried
+MAX_FAILURES = 1024  # failed URLs remembered (oldest forgotten first)
 
-_HOST = re.compile(r"sns\.[a-z0-9-]{3,}\.amazonaws\.com(?:\.cn)?")
+UNAVAILABLE = "signing certificate unavailable, retry later"
+
+# Every field SNS puts in an HTTP/S delivery (Notification, SubscriptionConfirmation,
+# UnsubscribeConfirmation; docs: "HTTP/HTTPS notification JSON format"). All are
+# strings except MessageAttributes ({name: {"Type": …, "Value": …}}).
+ENVELOPE_FIELDS = frozenset(
+    {
+        "Type",
+        "MessageId",
+        "Token",
+        "TopicArn",
+        "Subject",
+        "Message",
+        "Timestamp",
+        "SignatureVersion",
+        "Signature",
+        "SigningCertURL",
+        "SubscribeURL",
+        "UnsubscribeURL",
+        "MessageAttributes",
+    }
+)
+_ATTRIBUTE_FIELDS = frozenset({"Type", "Value"})
+
+# sns.<region>.amazonaws.com, sns.us-gov-<…>.amazonaws.com, sns.cn-<…>.amazonaws.com.cn:
+# the label after `sns.` must be region-shaped, so S3 virtual hosts (`sns.s3-accelerate…`,
+# `sns.s3.…`, `sns.s3-website-…`) are not SNS.
+_HOST = re.compile(
+    r"sns\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2})\.(?P<domain>amazonaws\.com(?:\.cn)?)"
+)
 _CERT_FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.pem")
 _SIGNED_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -54,18 +105,80 @@ _SIGNED_FIELDS["UnsubscribeConfirmation"] = _SIGNED_FIELDS["SubscriptionConfirma
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
 
 
-def _sns_url(url: str, what: str) -> tuple[str, str]:
-    """(path, query) of an https URL on an SNS host, with no user, port or fragment."""
+class EnvelopeMalformed(SignatureInvalid):
+    """An SNS envelope whose fields have the wrong JSON types: refused like any
+    unverifiable message, but the door answers 400 (a malformed request, not a forgery)."""
+
+
+def _names(keys: list[str]) -> str:
+    """A few field names, shortened: they come from the sender."""
+    shown = ", ".join(repr(key[:40]) for key in keys[:5])
+    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
+def check_envelope(message: Mapping[str, Any]) -> None:
+    """Only SNS's own fields, with SNS's types: unsigned extras are refused (403), wrongly
+    typed fields are EnvelopeMalformed (400)."""
+    unknown = sorted(key for key in message if key not in ENVELOPE_FIELDS)
+    if unknown:
+        raise SignatureInvalid(f"SNS envelope has fields SNS does not send: {_names(unknown)}")
+    for key, value in message.items():
+        if key == "MessageAttributes":
+            _check_attributes(value)
+        elif not isinstance(value, str):
+            raise EnvelopeMalformed(f"SNS field {key} must be a string, not {_json_type(value)}")
+
+
+def _check_attributes(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise EnvelopeMalformed(f"SNS MessageAttributes must be an object, not {_json_type(value)}")
+    for attribute in value.values():
+        if (
+            not isinstance(attribute, dict)
+            or not set(attribute) <= _ATTRIBUTE_FIELDS
+            or not all(isinstance(part, str) for part in attribute.values())
+        ):
+            raise EnvelopeMalformed("each SNS message attribute must be {Type, Value} strings")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def check_unique_keys(body: bytes) -> None:
+    """Refuse a body repeating a key in any object: a JSON reader keeps one of the two
+    values, so the other would be unsigned bytes riding along (a new receipt each time)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        document = dict(items)
+        if len(document) != len(items):
+            raise SignatureInvalid("SNS envelope repeats a field")
+        return document
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except ValueError as exc:
+        raise EnvelopeMalformed("body is not JSON") from exc
+
+
+def _sns_host(url: str, what: str) -> tuple[str, str, str, str]:
+    """(region, domain, path, query) of an https URL on an SNS host, with no user, port
+    or fragment."""
     parts = urlsplit(url)
     # The whole authority must be the host: no `user@`, no `:port`, no trailing dot.
-    if parts.scheme != "https" or not _HOST.fullmatch(parts.netloc) or parts.fragment:
+    host = _HOST.fullmatch(parts.netloc)
+    if parts.scheme != "https" or host is None or parts.fragment:
         raise SignatureInvalid(f"{what} is not an https://sns.<region>.amazonaws.com/ URL")
-    return parts.path, parts.query
+    region, domain = host["region"], host["domain"]
+    if region.startswith("cn-") != domain.endswith(".cn"):  # China only on amazonaws.com.cn
+        raise SignatureInvalid(f"{what} is not an https://sns.<region>.amazonaws.com/ URL")
+    return region, domain, parts.path, parts.query
 
 
 def cert_file_name(url: str) -> str:
     """The cache file name for a SigningCertURL, after checking the URL is SNS's own."""
-    path, query = _sns_url(url, "SigningCertURL")
+    _, _, path, query = _sns_host(url, "SigningCertURL")
     name = path.rsplit("/", 1)[-1]
     if query or not _CERT_FILE.fullmatch(name):
         raise SignatureInvalid("SigningCertURL does not name a .pem certificate")
@@ -74,17 +187,52 @@ def cert_file_name(url: str) -> str:
 
 def check_subscribe_url(url: str, topic_arn: str) -> None:
     """A SubscribeURL is visited only if it is SNS confirming this very topic."""
-    _, query = _sns_url(url, "SubscribeURL")
+    _, _, _, query = _sns_host(url, "SubscribeURL")
     params = parse_qs(query)
     if params.get("Action") != ["ConfirmSubscription"] or params.get("TopicArn") != [topic_arn]:
         raise SignatureInvalid("SubscribeURL does not confirm the message's topic")
+
+
+def signer_names(url: str) -> frozenset[str]:
+    """The subject names an SNS signing certificate from `url` may carry.
+
+    AWS's SDKs expect `sns.amazonaws.com` in most regions, `sns-signing.<region>…` in the
+    opt-in regions, `sns-<region>.amazonaws.com.cn` in China and
+    `sns-us-gov-west-1.amazonaws.com` for both GovCloud regions; the regional host name
+    itself is accepted too."""
+    region, domain, _, _ = _sns_host(url, "SigningCertURL")
+    names = {
+        f"sns.{domain}",
+        f"sns.{region}.{domain}",
+        f"sns-{region}.{domain}",
+        f"sns-signing.{region}.{domain}",
+    }
+    if region.startswith("us-gov-"):
+        names.add("sns-us-gov-west-1.amazonaws.com")
+    return frozenset(names)
+
+
+def check_subject(certificate: x509.Certificate, url: str) -> None:
+    """Raise ValueError unless the certificate's CN or a DNS SAN is SNS's for `url`."""
+    names = {
+        str(attribute.value).lower()
+        for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    }
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        names.update(name.lower() for name in san.value.get_values_for_type(x509.DNSName))
+    if not names & signer_names(url):
+        raise ValueError(f"certificate subject {sorted(names)!r} is not SNS's")
 
 
 def canonical_string(message: Mapping[str, Any]) -> bytes:
     """`key\\nvalue\\n` for each signed field present, in SNS's order for the type."""
     fields = _SIGNED_FIELDS.get(str(message.get("Type")))
     if fields is None:
-        raise SignatureInvalid(f"unknown SNS message type {message.get('Type')!r}")
+        raise SignatureInvalid(f"unknown SNS message type {str(message.get('Type'))[:40]!r}")
     out = []
     for key in fields:
         value = message.get(key)
@@ -96,29 +244,104 @@ def canonical_string(message: Mapping[str, Any]) -> bytes:
     return "".join(out).encode()
 
 
-def load_certificate(url: str, cache_dir: Path, fetch: Fetch | None) -> x509.Certificate:
-    """The signing certificate: from the cache, else fetched (when allowed) and cached."""
-    name = cert_file_name(url)
-    path = cache_dir / name
-    if path.is_file():
-        try:
-            return x509.load_pem_x509_certificate(path.read_bytes())
-        except ValueError as exc:
-            raise SignatureUnverifiable(f"cached certificate {path} is not a PEM") from exc
-    if fetch is None:
-        raise SignatureUnverifiable(
-            f"certificate {name} is not in {cache_dir} and outbound fetching is disabled"
+def check_message(
+    message: Mapping[str, Any],
+    *,
+    topics: frozenset[str],
+    now: float,
+    tolerance: float = SNS_TOLERANCE,
+    require_v2: bool = False,
+) -> str:
+    """Everything that can be checked before the certificate is needed; returns the
+    SigningCertURL. Nothing is read or fetched for a message that fails here."""
+    check_envelope(message)
+    topic = message.get("TopicArn")
+    if topic not in topics:
+        raise SignatureInvalid("SNS topic is not one of SES_SNS_TOPIC_ARNS")
+    version = message.get("SignatureVersion")
+    if version not in _HASHES:
+        raise SignatureInvalid("SNS SignatureVersion must be 1 or 2")
+    if require_v2 and version != "2":
+        raise SignatureInvalid(
+            "SNS SignatureVersion 1 (SHA-1) is refused (SES_SNS_REQUIRE_V2): set the topic "
+            "attribute SignatureVersion to 2"
         )
+    canonical_string(message)
+    url = message.get("SigningCertURL")
+    if not isinstance(url, str):
+        raise SignatureInvalid("SNS message has no SigningCertURL")
+    cert_file_name(url)  # refuse a foreign URL before anything is read or fetched
+    region = _sns_host(url, "SigningCertURL")[0]
+    if str(topic).split(":")[3:4] != [region]:
+        raise SignatureInvalid("SigningCertURL is not in the topic's region")
+    published = parse_time(str(message.get("Timestamp")))
+    if published is None:
+        raise SignatureInvalid("SNS Timestamp is unreadable")
+    check_timestamp(published / 1_000_000, now=now, tolerance=tolerance)
+    return url
+
+
+def check_signature(message: Mapping[str, Any], certificate: x509.Certificate) -> None:
+    """Raise SignatureInvalid unless `certificate`'s key signed the message's fields."""
     try:
-        pem = fetch(url)
-        certificate = x509.load_pem_x509_certificate(pem)
-    except Exception as exc:
-        raise SignatureUnverifiable(f"could not fetch certificate {name}: {exc}") from exc
+        signature = base64.b64decode(str(message.get("Signature")), validate=True)
+    except ValueError as exc:
+        raise SignatureInvalid("SNS Signature is not base64") from exc
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise SignatureInvalid("SNS signing certificate does not hold an RSA key")
+    algorithm = _HASHES[str(message.get("SignatureVersion"))]
+    try:
+        key.verify(signature, canonical_string(message), padding.PKCS1v15(), algorithm())
+    except InvalidSignature as exc:
+        raise SignatureInvalid("SNS signature does not match") from exc
+
+
+def _unavailable(reason: str, *args: Any) -> SignatureUnverifiable:
+    """The generic 503 for the sender; the specifics for the operator's log."""
+    log.warning("SNS signing certificate unavailable: " + reason, *args)
+    return SignatureUnverifiable(UNAVAILABLE)
+
+
+def cached_certificate(url: str, cache_dir: Path) -> x509.Certificate | None:
+    """The certificate for `url` from the cache directory, or None when it is not there."""
+    path = cache_dir / cert_file_name(url)
+    if not path.is_file():
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+        check_subject(certificate, url)
+    except ValueError as exc:
+        raise _unavailable("cached certificate %s is unusable (%s)", path, exc) from exc
+    return certificate
+
+
+def fetch_certificate(url: str, cache_dir: Path, fetch: Fetch) -> x509.Certificate:
+    """GET the certificate, check it names SNS, then keep it in the cache directory.
+    Raises whatever went wrong (the caller reports it)."""
+    pem = fetch(url)
+    certificate = x509.load_pem_x509_certificate(pem)
+    check_subject(certificate, url)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".fetch-", delete=False) as handle:
         handle.write(pem)
-    os.replace(handle.name, path)
+    os.replace(handle.name, cache_dir / cert_file_name(url))
     return certificate
+
+
+def load_certificate(url: str, cache_dir: Path, fetch: Fetch | None) -> x509.Certificate:
+    """The signing certificate: from the cache, else fetched (when allowed) and cached."""
+    certificate = cached_certificate(url, cache_dir)
+    if certificate is not None:
+        return certificate
+    if fetch is None:
+        raise _unavailable(
+            "%s is not in %s and outbound fetching is off (SES_SNS_FETCH)", url, cache_dir
+        )
+    try:
+        return fetch_certificate(url, cache_dir, fetch)
+    except Exception as exc:
+        raise _unavailable("fetching %s failed: %s: %s", url, type(exc).__name__, exc) from exc
 
 
 def verify_sns(
@@ -129,34 +352,83 @@ def verify_sns(
     fetch: Fetch | None,
     now: float,
     tolerance: float = SNS_TOLERANCE,
+    require_v2: bool = False,
 ) -> None:
     """Raise SignatureInvalid unless `message` is a fresh, correctly signed SNS message
-    from an accepted topic; SignatureUnverifiable when the certificate is unavailable."""
-    if message.get("TopicArn") not in topics:
-        raise SignatureInvalid("SNS topic is not one of SES_SNS_TOPIC_ARNS")
-    algorithm = _HASHES.get(str(message.get("SignatureVersion")))
-    if algorithm is None:
-        raise SignatureInvalid("SNS SignatureVersion must be 1 or 2")
-    signed = canonical_string(message)
-    url = message.get("SigningCertURL")
-    if not isinstance(url, str):
-        raise SignatureInvalid("SNS message has no SigningCertURL")
-    cert_file_name(url)  # refuse a foreign URL before anything is read or fetched
-    try:
-        signature = base64.b64decode(str(message.get("Signature")), validate=True)
-    except ValueError as exc:
-        raise SignatureInvalid("SNS Signature is not base64") from exc
-    key = load_certificate(url, cache_dir, fetch).public_key()
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise SignatureInvalid("SNS signing certificate does not hold an RSA key")
-    try:
-        key.verify(signature, signed, padding.PKCS1v15(), algorithm())
-    except InvalidSignature as exc:
-        raise SignatureInvalid("SNS signature does not match") from exc
-    published = parse_time(str(message.get("Timestamp")))
-    if published is None:
-        raise SignatureInvalid("SNS Timestamp is unreadable")
-    check_timestamp(published / 1_000_000, now=now, tolerance=tolerance)
+    from an accepted topic; SignatureUnverifiable when the certificate is unavailable;
+    EnvelopeMalformed when its fields have the wrong types."""
+    url = check_message(message, topics=topics, now=now, tolerance=tolerance, require_v2=require_v2)
+    check_signature(message, load_certificate(url, cache_dir, fetch))
+
+
+class CertificateSource:
+    """Signing certificates for requests that are not authenticated yet, so every fetch
+    they trigger is bounded: the cache directory first; else at most one fetch per URL
+    and `max_fetches` in all, on threads of their own (never the shared pool, never the
+    event loop); a request waits at most `wait` seconds; a failed URL is not fetched
+    again for `failure_ttl` seconds (at most `max_failures` remembered)."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        fetch: Fetch | None,
+        *,
+        max_fetches: int = MAX_FETCHES,
+        wait: float = FETCH_WAIT,
+        failure_ttl: float = FAILURE_TTL,
+        max_failures: int = MAX_FAILURES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cache_dir, self.fetch = cache_dir, fetch
+        self._max_fetches, self._wait = max_fetches, wait
+        self._failure_ttl, self._max_failures, self._clock = failure_ttl, max_failures, clock
+        self._inflight: dict[str, asyncio.Future[x509.Certificate]] = {}
+        self._failed: dict[str, float] = {}  # url -> when it may be fetched again
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def get(self, url: str) -> x509.Certificate:
+        certificate = cached_certificate(url, self.cache_dir)
+        if certificate is not None:
+            return certificate
+        if self.fetch is None:
+            raise _unavailable(
+                "%s is not in %s and outbound fetching is off (SES_SNS_FETCH)",
+                url,
+                self.cache_dir,
+            )
+        future = self._inflight.get(url) or self._start(url, self.fetch)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._wait)
+        except TimeoutError as exc:
+            raise _unavailable("fetching %s took longer than %.0f s", url, self._wait) from exc
+        except Exception as exc:
+            raise _unavailable("fetching %s failed: %s: %s", url, type(exc).__name__, exc) from exc
+
+    def _start(self, url: str, fetch: Fetch) -> asyncio.Future[x509.Certificate]:
+        retry_at = self._failed.get(url)
+        if retry_at is not None and self._clock() < retry_at:
+            raise _unavailable("%s failed recently; not fetched again yet", url)
+        if len(self._inflight) >= self._max_fetches:
+            raise _unavailable("%d certificate fetches already in flight", len(self._inflight))
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self._max_fetches, "sns-certificate-fetch")
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, fetch_certificate, url, self.cache_dir, fetch
+        )
+        self._inflight[url] = future
+        future.add_done_callback(lambda done: self._finished(url, done))
+        return future
+
+    def _finished(self, url: str, future: asyncio.Future[x509.Certificate]) -> None:
+        """When the fetch's thread is done (even if every waiter gave up before)."""
+        self._inflight.pop(url, None)
+        if future.cancelled() or future.exception() is not None:
+            self._failed.pop(url, None)
+            while len(self._failed) >= self._max_failures:
+                del self._failed[next(iter(self._failed))]  # the oldest
+            self._failed[url] = self._clock() + self._failure_ttl
+        else:
+            self._failed.pop(url, None)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -164,13 +436,23 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # a redirect is an error: only the validated URL is fetched
 
 
-def fetch_https(url: str) -> bytes:
-    """GET an https URL (no redirects, 10 s timeout, at most 64 KiB)."""
+def fetch_https(
+    url: str, *, timeout: float = FETCH_SOCKET_TIMEOUT, deadline: float = FETCH_DEADLINE
+) -> bytes:
+    """GET an https URL: no redirects, `timeout` seconds per socket operation, `deadline`
+    seconds in all (checked between reads), at most 64 KiB."""
     if urlsplit(url).scheme != "https":
         raise ValueError("only https URLs are fetched")
+    started = time.monotonic()
     opener = urllib.request.build_opener(_NoRedirect)
-    with opener.open(url, timeout=10) as response:  # scheme checked above
-        body: bytes = response.read(MAX_FETCH_BYTES + 1)
-    if len(body) > MAX_FETCH_BYTES:
-        raise ValueError("response larger than 64 KiB")
-    return body
+    chunks: list[bytes] = []
+    size = 0
+    with opener.open(url, timeout=timeout) as response:  # scheme checked above
+        while chunk := response.read1(8192):
+            size += len(chunk)
+            if size > MAX_FETCH_BYTES:
+                raise ValueError("response larger than 64 KiB")
+            if time.monotonic() - started > deadline:
+                raise TimeoutError(f"response took longer than {deadline:.0f} s")
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -19,8 +19,9 @@ from litestar import Request, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 
+from api import replays
 from api.authenticators import DOORS
-from api.network import client_address, within
+from api.network import client_address, forwarded_for, within
 from api.runtime import Runtime
 from api.schemas import WebhookAccepted
 from api.settings import Settings
@@ -39,7 +40,10 @@ AUDIT_HEADERS = ("user-agent", "x-forwarded-for")
 
 def _audit_headers(request: Request[Any, Any, Any], extra: tuple[str, ...]) -> dict[str, str]:
     names = (*AUDIT_HEADERS, *extra)
-    return {name: request.headers[name] for name in names if name in request.headers}
+    kept = {name: request.headers[name] for name in names if name in request.headers}
+    if "x-forwarded-for" in kept:  # every line, as the allow-list reads them
+        kept["x-forwarded-for"] = forwarded_for(request.headers.getall("x-forwarded-for", [])) or ""
+    return kept
 
 
 def _check_source(request: Request[Any, Any, Any], provider: str, settings: Settings) -> None:
@@ -48,7 +52,9 @@ def _check_source(request: Request[Any, Any, Any], provider: str, settings: Sett
     if not networks:
         return
     peer = request.client.host if request.client else None
-    address = client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxies)
+    address = client_address(
+        peer, forwarded_for(request.headers.getall("x-forwarded-for", [])), settings.trusted_proxies
+    )
     if address is None or not within(address, networks):
         raise PermissionDeniedException(f"source address not allowed for {provider}")
 
@@ -84,16 +90,19 @@ async def receive_webhook(
         body=body,
         headers=headers,
         peer=request.client.host if request.client else None,
+        identity=replays.identity(provider, body),
     )
     try:
         raws = module.decode(body, content_type, headers)
     except DecodeFailed as exc:
         # Authentic but unreadable: refused (400, nothing appended) and kept aside, so a
         # fixed decoder can replay it after the provider's retries have run out.
-        await quarantine.keep(runtime.store, receipt, str(exc))
+        await _keep_aside(runtime, receipt, str(exc))
         raise
     reading = _read(module, raws, provider)
     result = await runtime.store.append(receipt)
+    if result.conflict:
+        _refuse_replay(provider, result.seq)
     if reading is None:
         return WebhookAccepted(seq=result.seq, events=len(raws), duplicate=result.duplicate)
     if not result.duplicate:
@@ -107,6 +116,37 @@ async def receive_webhook(
         duplicate=result.duplicate,
         unattributed=len(reading.unattributed),
     )
+
+
+def _refuse_replay(provider: str, seq: int) -> None:
+    """403: the delivery's identity (SNS MessageId, Mailgun token) is in the ledger with
+    other bytes. The signature is over that identity, not over these bytes: a replay."""
+    log.warning(
+        "refused a %s delivery: its identity is already in the ledger (receipt %d) with "
+        "other bytes (a replay?)",
+        provider,
+        seq,
+        extra={"source": provider, "seq": seq},
+    )
+    raise PermissionDeniedException(
+        f"this {provider} delivery's identity is already in the ledger with other bytes "
+        "(replay?): refused"
+    )
+
+
+async def _keep_aside(runtime: Runtime, receipt: NewReceipt, reason: str) -> None:
+    """Quarantine an undecodable delivery, unless its source's quarantine is full: then
+    it is refused all the same but not kept (logged)."""
+    cap = runtime.settings.quarantine_max
+    kept = await quarantine.keep(runtime.store, receipt, reason, cap=cap)
+    if kept is None:
+        log.warning(
+            "quarantine for %s is full (%d pending): an undecodable delivery was refused "
+            "and not kept; replay or inspect the quarantine (bounceledger quarantine)",
+            receipt.source,
+            cap,
+            extra={"source": receipt.source, "quarantine": "full"},
+        )
 
 
 def _read(module: Provider, raws: list[dict[str, Any]], provider: str) -> Reading | None:

@@ -95,12 +95,23 @@ def first_broken(
 
 class Linked(msgspec.Struct, frozen=True):
     """A batch chained onto a head: the rows to insert (in the receipts table's column
-    order), each request's result, and the new head."""
+    order), each request's result, the new head, and the door identities to record
+    (source, identity, seq, body digest; already recorded ones may be among them)."""
 
     rows: list[tuple[Any, ...]]
     results: list[AppendResult]
     seq: int
     chain_hash: bytes
+    identities: list[tuple[str, str, int, bytes]] = []
+
+
+# (source, identity) -> (seq, body digest) of the receipt that first carried it.
+KnownIdentities = dict[tuple[str, str], tuple[int, bytes]]
+
+
+def batch_identities(batch: list[NewReceipt]) -> list[str]:
+    """The distinct identities a batch carries (to look up before linking it)."""
+    return list({receipt.identity for receipt in batch if receipt.identity is not None})
 
 
 def link_batch(
@@ -109,17 +120,31 @@ def link_batch(
     known: dict[tuple[str, bytes], int],
     seq: int,
     prev_hash: bytes,
+    identities: KnownIdentities | None = None,
 ) -> Linked:
     """Chain a batch onto the head (`seq`, `prev_hash`). A body already stored from the
     same source (`known`: (source, digest) -> seq), or earlier in this batch, is a
-    redelivery: it gets the first copy's sequence number and no row."""
+    redelivery: it gets the first copy's sequence number and no row. A receipt whose
+    identity is already known (`identities`, or earlier in this batch) with another
+    body is a replay: it gets that receipt's number, `conflict`, and no row."""
     known = dict(known)
+    ids: KnownIdentities = dict(identities or {})
     rows: list[tuple[Any, ...]] = []
     results: list[AppendResult] = []
+    recorded: list[tuple[str, str, int, bytes]] = []
     for receipt, digest in zip(batch, digests, strict=True):
+        key = (receipt.source, receipt.identity) if receipt.identity is not None else None
         existing = known.get((receipt.source, digest))
         if existing is not None:
             results.append(AppendResult(existing, duplicate=True))
+            if key is not None and key not in ids:  # stored before its identity was
+                ids[key] = (existing, digest)
+                recorded.append((*key, existing, digest))
+            continue
+        first = ids.get(key) if key is not None else None
+        if first is not None:  # same identity: other bytes (the same were found above)
+            conflict = first[1] != digest
+            results.append(AppendResult(first[0], duplicate=True, conflict=conflict))
             continue
         seq += 1
         headers_json = encode_headers(receipt.headers)
@@ -138,8 +163,11 @@ def link_batch(
              headers_json, receipt.peer, receipt.body, digest, prev_hash)
         )  # fmt: skip
         known[(receipt.source, digest)] = seq
+        if key is not None:
+            ids[key] = (seq, digest)
+            recorded.append((*key, seq, digest))
         results.append(AppendResult(seq, duplicate=False))
-    return Linked(rows, results, seq, prev_hash)
+    return Linked(rows, results, seq, prev_hash, recorded)
 
 
 def verbatim_row(receipt: Receipt, seq: int, prev_hash: bytes) -> tuple[Any, ...]:

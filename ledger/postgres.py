@@ -27,7 +27,15 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from ledger.chain import GENESIS, ChainRow, body_digest, first_broken, link_batch, verbatim_row
+from ledger.chain import (
+    GENESIS,
+    ChainRow,
+    batch_identities,
+    body_digest,
+    first_broken,
+    link_batch,
+    verbatim_row,
+)
 from ledger.errors import StoreUnavailable
 from ledger.group import MAX_BATCH, CommitReport, GroupCommit
 from ledger.records import AppendResult, NewReceipt, Receipt
@@ -65,6 +73,13 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     last_hash bytea   NOT NULL
 );
 INSERT INTO ledger_head VALUES (1, 0, '\\x{GENESIS.hex()}') ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS door_ids (
+    source      text    NOT NULL,
+    identity    text    NOT NULL,
+    seq         bigint  NOT NULL,
+    body_sha256 bytea   NOT NULL,
+    PRIMARY KEY (identity, source)
+);
 CREATE OR REPLACE FUNCTION receipts_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -180,7 +195,18 @@ class PostgresStore:
                 list(set(digests)),
             )
             known = {(row[0], bytes(row[1])): row[2] for row in rows}
-            linked = link_batch(batch, digests, known, *head)
+            ids = await conn.fetch(
+                "SELECT source, identity, seq, body_sha256 FROM door_ids WHERE identity = ANY($1)",
+                batch_identities(batch),
+            )
+            known_ids = {(row[0], row[1]): (row[2], bytes(row[3])) for row in ids}
+            linked = link_batch(batch, digests, known, *head, known_ids)
+            if linked.identities:
+                await conn.executemany(
+                    "INSERT INTO door_ids (source, identity, seq, body_sha256) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    linked.identities,
+                )
             if linked.rows:
                 await conn.copy_records_to_table(
                     "receipts", records=linked.rows, columns=RECEIPT_COLUMNS.split(", ")

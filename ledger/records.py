@@ -18,6 +18,11 @@ class NewReceipt(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     headers: dict[str, str] = {}
     peer: str | None = None
+    # The door's identity of the delivery (SNS `MessageId`, Mailgun token), read from
+    # the signed part of the body. Not chained and not stored in the receipt row: the
+    # store keeps (source, identity) -> (seq, digest) beside it, so the same identity
+    # with other bytes can be refused (a replay) after a restart or on another instance.
+    identity: str | None = None
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,8 +40,12 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AppendResult(msgspec.Struct, frozen=True):
-    """The outcome of one append: the receipt's sequence number, and whether it was a
-    byte-identical redelivery acknowledged without a second append."""
+    """The outcome of one append: the receipt's sequence number, whether it was a
+    byte-identical redelivery acknowledged without a second append, and whether its
+    identity came with other bytes before (refused)."""
 
     seq: int
     duplicate: bool
+    # The delivery's identity is already in the ledger (receipt `seq`) with other bytes:
+    # nothing was appended (`duplicate` is true too), and the door refuses it.
+    conflict: bool = False

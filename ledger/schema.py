@@ -1,4 +1,5 @@
-"""DDL for the receipts table: append-only, enforced by the database itself."""
+"""DDL for the receipts table (append-only, enforced by the database itself), the door
+identities kept beside it, and the quarantine."""
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -30,6 +31,16 @@ CREATE TRIGGER IF NOT EXISTS receipts_refuse_delete BEFORE DELETE ON receipts
 BEGIN
     SELECT RAISE(ABORT, 'receipts are append-only: DELETE refused');
 END;
+-- Door identities (SNS MessageId, Mailgun token) -> the receipt that first carried one,
+-- and its body's digest: the same identity with other bytes is a replay and refused.
+-- Written in the receipt's own transaction (ledger/writer.py), outside the chain.
+CREATE TABLE IF NOT EXISTS door_ids (
+    source      TEXT    NOT NULL,
+    identity    TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    body_sha256 BLOB    NOT NULL,
+    PRIMARY KEY (identity, source)
+) WITHOUT ROWID;
 """
 
 # Deliveries refused as undecodable after authentication (ledger/quarantine.py): kept
@@ -49,4 +60,5 @@ CREATE TABLE IF NOT EXISTS quarantine (
     replayed_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS quarantine_by_digest ON quarantine (body_sha256);
+CREATE INDEX IF NOT EXISTS quarantine_by_source ON quarantine (source, replayed_seq);
 """

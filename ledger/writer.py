@@ -14,7 +14,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
-from ledger.chain import GENESIS, body_digest, link_batch
+from ledger.chain import GENESIS, KnownIdentities, batch_identities, body_digest, link_batch
 from ledger.records import AppendResult, NewReceipt
 
 RECEIPT_COLUMNS = (
@@ -64,16 +64,37 @@ def append_rows(conn: sqlite3.Connection, batch: list[NewReceipt]) -> list[Appen
     """Chain and insert a batch inside the caller's transaction (on the writer's thread).
 
     A body already stored from the same source is a redelivery: it gets the first copy's
-    sequence number and is not inserted again.
+    sequence number and is not inserted again. A door identity already stored with
+    another body is a replay: refused (`conflict`), nothing inserted. The identities
+    are recorded in the same transaction as their receipts.
     """
     head = conn.execute("SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
     digests = [body_digest(receipt.body) for receipt in batch]
-    linked = link_batch(batch, digests, known_digests(conn, digests), seq, prev_hash)
+    known_ids = known_identities(conn, batch_identities(batch))
+    linked = link_batch(batch, digests, known_digests(conn, digests), seq, prev_hash, known_ids)
     conn.executemany(
         f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", linked.rows
     )
+    conn.executemany(
+        "INSERT OR IGNORE INTO door_ids (source, identity, seq, body_sha256) VALUES (?,?,?,?)",
+        linked.identities,
+    )
     return linked.results
+
+
+def known_identities(conn: sqlite3.Connection, identities: list[str]) -> KnownIdentities:
+    """(source, identity) -> (seq, digest) for the identities already recorded."""
+    known: KnownIdentities = {}
+    for start in range(0, len(identities), 500):
+        chunk = identities[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for source, identity, seq, digest in conn.execute(
+            f"SELECT source, identity, seq, body_sha256 FROM door_ids WHERE identity IN ({marks})",
+            chunk,
+        ):
+            known[(source, identity)] = (seq, digest)
+    return known
 
 
 def known_digests(conn: sqlite3.Connection, digests: list[bytes]) -> dict[tuple[str, bytes], int]:

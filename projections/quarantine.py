@@ -42,7 +42,8 @@ async def replay(store: SQLiteStore, qid: int) -> Replay:
 
 
 class Kept(msgspec.Struct, frozen=True, kw_only=True):
-    """A quarantined delivery as listed: metadata, the reason, and the body as text."""
+    """A quarantined delivery as listed: metadata and the reason (the body only on the
+    per-delivery view, KeptBody)."""
 
     id: int
     source: str
@@ -52,16 +53,34 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     seen: int
     replayed_seq: int | None
+
+
+class KeptBody(Kept, frozen=True, kw_only=True):
+    """One quarantined delivery with its body as text (None when it is not UTF-8)."""
+
     body_text: str | None
 
 
-def view(item: kept.Quarantined) -> Kept:
+def summary(item: kept.Summary) -> Kept:
+    return Kept(
+        id=item.id,
+        source=item.source,
+        received_at=format_time(item.received_at) or "",
+        content_type=item.content_type,
+        size=item.size,
+        reason=item.reason,
+        seen=item.seen,
+        replayed_seq=item.replayed_seq,
+    )
+
+
+def view(item: kept.Quarantined) -> KeptBody:
     body = item.receipt.body
     try:
         text: str | None = body.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    return Kept(
+    return KeptBody(
         id=item.id,
         source=item.receipt.source,
         received_at=format_time(item.receipt.received_at) or "",
@@ -74,6 +93,16 @@ def view(item: kept.Quarantined) -> Kept:
     )
 
 
-async def listing(store: SQLiteStore, *, include_replayed: bool = False) -> list[Kept]:
-    """Quarantined deliveries, oldest first (replayed ones only when asked)."""
-    return [view(item) for item in await kept.listing(store, include_replayed=include_replayed)]
+async def listing(
+    store: SQLiteStore, *, include_replayed: bool = False, after: int = 0, limit: int = -1
+) -> list[Kept]:
+    """Quarantined deliveries with id > `after`, oldest first, at most `limit` (-1: all),
+    without bodies (replayed ones only when asked)."""
+    items = await kept.listing(store, include_replayed=include_replayed, after=after, limit=limit)
+    return [summary(item) for item in items]
+
+
+async def item(store: SQLiteStore, qid: int) -> KeptBody | None:
+    """One quarantined delivery, body included."""
+    found = await kept.get(store, qid)
+    return view(found) if found is not None else None

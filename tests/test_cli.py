@@ -460,3 +460,53 @@ def test_serve_refuses_a_bad_body_limit(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "BOUNCELEDGER_MAX_BODY_BYTES" in result.output
+
+
+# -- stored text is shown, never interpreted (issue 13, item 5) --------------------------------
+
+HOSTILE_RCPT = "[/b]@example.com"
+HOSTILE_DIAGNOSTIC = (
+    "550 5.1.1 \x1b[31mred\x1b[0m \x1b]8;;https://evil.example/\x07click\x1b]8;;\x07 "
+    "[link=https://evil.example/]click here[/link] \x9b2J"
+)
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    db = tmp_path / "hostile.db"
+    body = {
+        "event": "bounce",
+        "bounce": "hard",
+        "id": "hostile-1",
+        "time": "2026-05-04T10:00:00Z",
+        "rcpt": HOSTILE_RCPT,
+        "message": HOSTILE_DIAGNOSTIC,
+    }
+    populate(db, [("application/json", json.dumps(body).encode())])
+    return db
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("suppressions",),
+        ("status", HOSTILE_RCPT),
+        ("explain", HOSTILE_RCPT),
+        ("audit", "recipient", HOSTILE_RCPT),
+        ("audit", "receipt", "1"),
+        ("audit", "receipts"),
+    ],
+)
+def test_stored_markup_and_control_characters_are_shown_not_interpreted(
+    hostile: Path, args: tuple[str, ...]
+) -> None:
+    result = invoke(*args, "--db", hostile)
+    assert result.exit_code == 0, result.output
+    assert not any(0x00 <= ord(c) < 0x20 and c not in "\n\t" for c in result.output)
+    assert not any(0x7F <= ord(c) <= 0x9F for c in result.output)
+    if args[0] in ("suppressions", "status", "explain"):
+        assert HOSTILE_RCPT in result.output  # the markup is text, not a closing tag
+    if args[0] == "explain" or args[:2] == ("audit", "recipient"):
+        flat = result.output.replace("\n", "").replace("│", "").replace(" ", "")
+        assert "\\x1b[31mred" in flat  # shown as an escape, visibly
+        assert "[link=https://evil.example/]clickhere[/link]" in flat

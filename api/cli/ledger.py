@@ -14,21 +14,39 @@ from api.cli.common import db_option, json_option, opened, require_ledger, run
 from ledger import (
     Migration,
     SQLiteStore,
-    export_receipts,
     import_receipts,
     is_url,
     migrate,
     open_store,
 )
 from ledger.postgres import redact
+from ledger.transfer import Exported, ImportRules, export_ledger
+
+
+def import_rules() -> ImportRules:
+    """What an imported receipt may hold: the doors' sources (the providers, `operator`
+    and `import`) and the headers the doors keep."""
+    from api.authenticators import DOORS  # the doors, only when importing
+    from api.webhooks import AUDIT_HEADERS
+    from projections.operator import SOURCE as OPERATOR
+    from projections.providers import PROVIDERS
+
+    headers = {*AUDIT_HEADERS, *(name for door in DOORS.values() for name in door.headers)}
+    return ImportRules(
+        sources=frozenset({*PROVIDERS, OPERATOR, "import"}), headers=frozenset(headers)
+    )
 
 
 class Verification(msgspec.Struct, frozen=True):
-    """The outcome of a chain check."""
+    """The outcome of a chain check, and the head it verified (the last receipt that
+    matched: its seq and chain hash in hex; None for an empty ledger). Only a head
+    recorded elsewhere proves the ledger authentic: compare this one with it."""
 
     intact: bool
     receipts: int
     first_broken: int | None
+    head_seq: int | None = None
+    head_chain_hash: str | None = None
 
 
 @click.command()
@@ -45,7 +63,11 @@ def verify(db: Path, as_json: bool) -> None:
     async def go() -> Verification:
         async with opened(db) as store:
             count, broken = await store.verify()
-        return Verification(broken is None, count, broken)
+            # seqs are dense: the last verified receipt is number `count`
+            head = await store.get(count) if count else None
+        if head is None:
+            return Verification(broken is None, count, broken)
+        return Verification(broken is None, count, broken, head.seq, head.chain_hash.hex())
 
     result = run(go())
     output.emit(result, as_json, output.verification_text)
@@ -63,23 +85,27 @@ def verify(db: Path, as_json: bool) -> None:
 def export_command(db: Path, out: Path | None) -> None:
     """Write the whole ledger as JSON lines, one receipt per line (bodies in base64).
 
+    The head (last seq and chain hash) is printed on stderr: record it somewhere the
+    ledger's writers cannot reach. The chain alone does not make an export authentic.
+
     \b
     Example:
         bounceledger export --out ledger.jsonl
     """
 
-    async def go(sink: BinaryIO) -> int:
+    async def go(sink: BinaryIO) -> Exported:
         async with opened(db) as store:
             enabled = out is not None and sys.stderr.isatty()
             with output.progress("exporting", enabled=enabled) as tick:
-                return await export_receipts(store, sink, progress=tick)
+                return await export_ledger(store, sink, progress=tick)
 
     if out is None:
-        run(go(sys.stdout.buffer))
-        return
-    with out.open("wb") as sink:
-        count = run(go(sink))
-    click.echo(f"exported {count} receipts to {out}", err=True)
+        exported = run(go(sys.stdout.buffer))
+    else:
+        with out.open("wb") as sink:
+            exported = run(go(sink))
+        click.echo(f"exported {exported.count} receipts to {out}", err=True)
+    click.echo(output.head_text(exported.head_seq, exported.head_hash), err=True)
 
 
 @click.command(name="import")
@@ -94,7 +120,11 @@ def import_command(file: Path, db: Path) -> None:
     """Restore an export: the same sequence numbers, bodies and chain.
 
     Importing into a non-empty ledger is refused unless the file continues exactly
-    from its head. Run `bounceledger rebuild --db …` afterwards to project it.
+    from its head. A line no door could have written (an unknown source, a header no
+    door keeps, `authorization`, a time outside year 2000 .. now + 1 day) refuses the
+    file. The chain proves the file consistent, not authentic: compare the imported
+    head (`bounceledger verify`) with one recorded elsewhere. Run
+    `bounceledger rebuild --db …` afterwards to project it.
 
     \b
     Example:
@@ -105,7 +135,7 @@ def import_command(file: Path, db: Path) -> None:
         store = await SQLiteStore.open(db)
         try:
             with file.open("rb") as lines:
-                return await import_receipts(store, lines)
+                return await import_receipts(store, lines, rules=import_rules())
         finally:
             await store.close()
 

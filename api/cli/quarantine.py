@@ -8,7 +8,7 @@ import click
 
 from api import output
 from api.cli.common import db_option, json_option, opened, run
-from projections.quarantine import Kept, Replay, listing, replay
+from projections.quarantine import Kept, KeptBody, Replay, item, listing, replay
 
 
 @click.group(invoke_without_command=True)
@@ -19,12 +19,15 @@ from projections.quarantine import Kept, Replay, listing, replay
 def quarantine(ctx: click.Context, include_replayed: bool, db: Path, as_json: bool) -> None:
     """List deliveries that passed authentication but could not be decoded.
 
-    They were refused (400) and kept aside with the reason; once a decoder is fixed,
-    `bounceledger quarantine replay` appends them to the ledger.
+    They were refused (400) and kept aside with the reason (at most
+    BOUNCELEDGER_QUARANTINE_MAX pending per source); once a decoder is fixed,
+    `bounceledger quarantine replay` appends them to the ledger. The listing leaves
+    the bodies out: `bounceledger quarantine show ID` prints one.
 
     \b
     Example:
         bounceledger quarantine --json
+        bounceledger quarantine show 3
         bounceledger quarantine replay --all
     """
     ctx.ensure_object(dict)
@@ -37,6 +40,30 @@ def quarantine(ctx: click.Context, include_replayed: bool, db: Path, as_json: bo
             return await listing(store, include_replayed=include_replayed)
 
     output.emit(run(go()), as_json, output.quarantine_table)
+
+
+@quarantine.command(name="show")
+@click.argument("qid", type=int)
+@json_option
+@click.pass_context
+def show_command(ctx: click.Context, qid: int, as_json: bool) -> None:
+    """Show one quarantined delivery with its body (exit 1 when there is none).
+
+    \b
+    Example:
+        bounceledger quarantine show 3 --json
+    """
+    db: Path = ctx.obj["db"]
+
+    async def go() -> KeptBody | None:
+        async with opened(db) as store:
+            return await item(store, qid)
+
+    found = run(go())
+    if found is None:
+        click.echo(f"no quarantined delivery {qid}", err=True)
+        ctx.exit(1)
+    output.emit(found, as_json, output.kept_text)
 
 
 @quarantine.command(name="replay")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 import click
@@ -11,6 +12,23 @@ import msgspec
 from api import logs
 from api.cli.common import db_option, load, policy_option
 from api.settings import SettingsInvalid, load_settings
+
+# Idle seconds a kept-alive connection is held between requests (uvicorn's timer).
+KEEP_ALIVE_SECONDS = 5
+# The longest request head (request line and headers) read; beyond it, 400.
+MAX_HEAD_BYTES = 16 * 1024
+# File descriptors kept for everything that is not a client connection (the database,
+# logs, certificate fetches) when the connection limit is fitted under `ulimit -n`.
+FD_HEADROOM = 64
+
+
+def connection_limit(wanted: int) -> int:
+    """`wanted`, lowered to fit the process's open-file limit: a connection accepted past
+    that limit is not refused, it waits unanswered until some other one closes."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_HEADROOM))
 
 
 @click.command()
@@ -43,14 +61,20 @@ def serve(
 
     \b
     Example:
-        SMTP2GO_WEBHOOK_SECRET=s3cret BOUNCELEDGER_API_KEYS=ops:k3y bounceledger serve
+        export SMTP2GO_WEBHOOK_SECRET=$(openssl rand -hex 16)
+        export BOUNCELEDGER_API_KEYS=ops:$(openssl rand -hex 16)
+        bounceledger serve
     """
     import uvicorn
 
     from api.app import create_app
+    from api.protocol import read_deadline_protocol
 
     try:
-        settings = msgspec.structs.replace(load_settings(os.environ), db=db, policy=policy)
+        # --db goes in before the settings are read: what derives from the database's
+        # place (the SNS certificate cache, a trust store, beside it) must follow it.
+        environ = {**os.environ, "BOUNCELEDGER_DB": str(db)}
+        settings = msgspec.structs.replace(load_settings(environ), db=db, policy=policy)
     except SettingsInvalid as exc:
         raise click.ClickException(str(exc)) from exc
     logs.configure(log_level, json=log_format == "json")
@@ -62,6 +86,17 @@ def serve(
     # access_log off: uvicorn's would print query strings, where a token may be.
     # proxy_headers off: the peer stays the real peer; X-Forwarded-For is believed only
     # from BOUNCELEDGER_TRUSTED_PROXIES (api/network.py), not from uvicorn's default list.
+    # Slow clients: request heads and bodies have BOUNCELEDGER_READ_TIMEOUT seconds each
+    # (h11 with a read deadline, api/protocol.py; the body's in api/app.py), idle
+    # keep-alive connections KEEP_ALIVE_SECONDS, and past BOUNCELEDGER_MAX_CONNECTIONS
+    # connections requests are answered 503.
+    limit = connection_limit(settings.max_connections)
+    if limit < settings.max_connections:
+        click.echo(
+            f"note: at most {limit} connections (BOUNCELEDGER_MAX_CONNECTIONS is "
+            f"{settings.max_connections}, but the open-file limit is lower)",
+            err=True,
+        )
     uvicorn.run(
         app,
         host=host,
@@ -70,4 +105,8 @@ def serve(
         proxy_headers=False,
         log_config=None,
         log_level=log_level,
+        http=read_deadline_protocol(settings.read_timeout),
+        limit_concurrency=limit,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )

@@ -119,3 +119,27 @@ def test_behind_a_trusted_proxy_only_allowed_clients_get_in(served: str) -> None
 def test_without_trusted_proxies_forwarded_for_cannot_spoof_or_lock_out(served: str) -> None:
     body = fixture_bytes("smtp2go", "spam.json")
     assert _post(served, body, "203.0.113.9") == 200  # the real peer, 127.0.0.1, is allowed
+
+
+@pytest.mark.parametrize("served", [BEHIND_PROXY], indirect=True)
+def test_every_forwarded_for_line_is_read_not_only_the_first(served: str) -> None:
+    """Issue 13, item 2: a proxy that appends its own `X-Forwarded-For` line leaves the
+    client's (forged) line first; the lines are one list, read from the right."""
+    url = f"{served}/v1/webhooks/smtp2go/events"
+    body = fixture_bytes("smtp2go", "hard_bounce.form")
+    lines = [
+        (b"authorization", f"Bearer {SECRET}".encode()),
+        (b"x-forwarded-for", b"203.0.113.5"),  # written by the client
+        (b"x-forwarded-for", b"198.51.100.9"),  # appended by the proxy: the real client
+    ]
+    assert httpx.post(url, content=body, headers=lines, timeout=5).status_code == 403
+    honest = [
+        *lines[:1],
+        (b"x-forwarded-for", b"198.51.100.9"),
+        (b"x-forwarded-for", b"203.0.113.5"),
+    ]
+    assert httpx.post(url, content=body, headers=honest, timeout=5).status_code == 200
+    receipt = httpx.get(
+        f"{served}/v1/audit/receipts/1", headers={"authorization": f"Bearer {API_KEY}"}
+    ).json()
+    assert receipt["headers"]["x-forwarded-for"] == "198.51.100.9, 203.0.113.5"

@@ -37,7 +37,13 @@ async def call(client: Any, method: str, path: str, headers: dict[str, str]) -> 
 
 
 def make_settings(db_path: Path, api_keys: str | None) -> Settings:
-    environ = {"BOUNCELEDGER_DB": str(db_path), "SMTP2GO_WEBHOOK_SECRET": SECRET}
+    # These tests walk every route with wrong keys: the failure throttle (tested in
+    # tests/api/test_throttle_and_keys.py) would answer 429 before the guard's 401.
+    environ = {
+        "BOUNCELEDGER_DB": str(db_path),
+        "SMTP2GO_WEBHOOK_SECRET": SECRET,
+        "BOUNCELEDGER_AUTH_FAILURES": "0",
+    }
     if api_keys is not None:
         environ["BOUNCELEDGER_API_KEYS"] = api_keys
     return load_settings(environ)
@@ -93,14 +99,16 @@ async def test_never_open_by_default(
 
 
 async def test_named_and_plain_keys_both_work(make_client: MakeClient, db_path: Path) -> None:
-    settings = make_settings(db_path, "ops:ops-key-1, plain-key-2 ,app:app-key-3")
+    settings = make_settings(
+        db_path, "ops:ops-key-1-abcdefgh, plain-key-2-abcdefgh ,app:app-key-3-abcdefgh"
+    )
     assert [key.name for key in settings.api_keys] == ["ops", "key2", "app"]
     async with make_client(settings=settings) as client:
-        for key in ("ops-key-1", "plain-key-2", "app-key-3"):
+        for key in ("ops-key-1-abcdefgh", "plain-key-2-abcdefgh", "app-key-3-abcdefgh"):
             for method, path in GUARDED:
                 response = await call(client, method, path, bearer(key))
                 assert response.status_code in (200, 201), (key, method, path)
-        for wrong in ("ops", "key2", "ops:ops-key-1", "plain-key"):
+        for wrong in ("ops", "key2", "ops:ops-key-1-abcdefgh", "plain-key-2"):
             assert (await client.get("/healthz", headers=bearer(wrong))).status_code == 401
 
 

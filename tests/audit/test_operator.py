@@ -353,3 +353,20 @@ def test_cli_operator_actions_survive_a_rebuild_under_another_policy(tmp_path: P
     assert invoke("rebuild", "--db", db).exit_code == 0
     listed = ok_json(invoke("suppressions", "--db", db, "--json"))
     assert [(item["email"], item["reason"]) for item in listed] == [("carol@example.com", "manual")]
+
+
+async def test_http_a_release_takes_effect_on_a_bounce_dated_in_year_9999(client: Any) -> None:
+    """Issue 13, item 13: a hard bounce dated 9999-12-31 sorted after every release, so
+    `DELETE` answered 200 and the address stayed suppressed forever. The event time is
+    now clamped to the receipt time (issue 12, item 15), so the release lifts it."""
+    far = as_json(smtp2go_event("bounce", NOBODY, "9999-12-31T00:00:00Z", "y9999", bounce="hard"))
+    await post(client, far)
+    await settle(client)
+    assert (await get_json(client, f"/v1/suppressions/{NOBODY}"))["suppressed"] is True
+    response = await client.request(
+        "DELETE", f"/v1/suppressions/{NOBODY}", params={"note": "not a real bounce"}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["suppressed"] is False
+    await settle(client)
+    assert (await get_json(client, f"/v1/suppressions/{NOBODY}"))["suppressed"] is False

@@ -67,7 +67,9 @@ async def test_raw_bodies_round_trip_through_http_and_the_cli(
             )
             assert raw.status_code == 200
             assert raw.content == body
-            assert raw.headers["content-type"] == ctype  # the stored content type
+            # a download, never rendered: the stored content type is only named
+            assert raw.headers["content-type"] == "application/octet-stream"
+            assert raw.headers["x-receipt-content-type"] == ctype
             assert raw.headers["x-receipt-seq"] == str(seq)
             assert raw.headers["x-body-sha256"] == hashlib.sha256(body).hexdigest()
 

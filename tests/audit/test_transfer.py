@@ -108,7 +108,8 @@ async def test_export_then_import_restores_the_ledger_and_its_projection(
     assert f"imported 10 receipts into {restored}" in imported.stdout
     assert rows(restored, ALL_COLUMNS) == rows(db_path, ALL_COLUMNS)
     verified = await cli("verify", "--db", restored, "--json")
-    assert ok_json(verified) == {"intact": True, "receipts": 10, "first_broken": None}
+    expected = {"intact": True, "receipts": 10, "first_broken": None}
+    assert ok_json(verified).items() >= expected.items()  # plus the head (issue 13)
 
     rebuilt = await cli("rebuild", "--db", restored, "--json")
     assert ok_json(rebuilt)["receipts"] == 10

@@ -63,7 +63,12 @@ def assert_broken_at(db: Path, seq: int) -> None:
     assert f"ledger BROKEN at receipt {seq}: {seq - 1} receipts before it verified" in text.stdout
     as_json = invoke("verify", "--db", db, "--json")
     assert as_json.exit_code == 1
-    assert ok_json_any(as_json) == {"intact": False, "receipts": seq - 1, "first_broken": seq}
+    answer = ok_json_any(as_json)  # the head fields come after these (issue 13)
+    assert {key: answer[key] for key in ("intact", "receipts", "first_broken")} == {
+        "intact": False,
+        "receipts": seq - 1,
+        "first_broken": seq,
+    }
 
 
 def ok_json_any(result: Any) -> Any:
@@ -77,11 +82,8 @@ def test_verify_an_intact_ledger(tmp_path: Path) -> None:
     result = invoke("verify", "--db", db)
     assert result.exit_code == 0
     assert "ledger intact: 5 receipts, chain verified" in result.stdout
-    assert ok_json(invoke("verify", "--db", db, "--json")) == {
-        "intact": True,
-        "receipts": 5,
-        "first_broken": None,
-    }
+    answer = ok_json(invoke("verify", "--db", db, "--json"))
+    assert answer.items() >= {"intact": True, "receipts": 5, "first_broken": None}.items()
 
 
 def test_verify_an_empty_ledger_and_a_missing_one(tmp_path: Path) -> None:

@@ -164,6 +164,30 @@ def sns_identity() -> tuple[rsa.RSAPrivateKey, bytes]:
     return key, certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def sns_certificate(
+    common_name: str, *, alt_names: tuple[str, ...] = (), key: rsa.RSAPrivateKey | None = None
+) -> bytes:
+    """A PEM certificate for the stand-in key (or `key`) naming `common_name` and, when
+    given, DNS subject alternative names: to test which subjects pass as SNS's."""
+    key = key or sns_identity()[0]
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+    )
+    if alt_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in alt_names]), critical=False
+        )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
 def place_certificate(cache_dir: Path, url: str = CERT_URL) -> Path:
     """Put the stand-in certificate where the verifier looks for `url`'s certificate."""
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,15 @@ from api.settings import SettingsInvalid, load_settings
 from projections.mapping import check_event_names
 from projections.policy import Kind, Policy
 from projections.providers import PROVIDERS
-from tests.providers.signing import MAILGUN_KEY, SVIX_SECRET, TOPIC, sendgrid_public_b64
+from tests.conftest import SECRET
+from tests.providers.signing import (
+    MAILGUN_KEY,
+    MAILTURA_SECRET,
+    POSTMARK_PASSWORD,
+    SVIX_SECRET,
+    TOPIC,
+    sendgrid_public_b64,
+)
 
 NAMES = ["smtp2go", "ses", "sendgrid", "mailgun", "resend", "postmark", "mailtura"]
 KINDS = set(typing.get_args(Kind))
@@ -110,10 +118,10 @@ ENV = {
     "sendgrid": {"SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_public_b64()},
     "mailgun": {"MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY},
     "resend": {"RESEND_WEBHOOK_SECRET": SVIX_SECRET},
-    "postmark": {"POSTMARK_WEBHOOK_SECRET": "pw"},
-    "mailtura": {"MAILTURA_WEBHOOK_SECRET": "s"},
+    "postmark": {"POSTMARK_WEBHOOK_SECRET": POSTMARK_PASSWORD},
+    "mailtura": {"MAILTURA_WEBHOOK_SECRET": MAILTURA_SECRET},
     "ses": {"SES_SNS_TOPIC_ARNS": TOPIC},
-    "smtp2go": {"SMTP2GO_WEBHOOK_SECRET": "s"},
+    "smtp2go": {"SMTP2GO_WEBHOOK_SECRET": SECRET},
 }
 
 

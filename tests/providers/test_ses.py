@@ -408,7 +408,8 @@ def test_a_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
     from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "impostor")])
+    # SNS's subject name, so only the key differs (a wrong subject is refused before)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -443,9 +444,12 @@ def test_an_uncached_certificate_is_fetched_once_and_cached(tmp_path: Path) -> N
     )
 
 
-def test_an_uncached_certificate_without_fetching_is_unverifiable(tmp_path: Path) -> None:
-    with pytest.raises(SignatureUnverifiable, match="fetching is disabled"):
+def test_an_uncached_certificate_without_fetching_is_unverifiable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(SignatureUnverifiable, match=r"^signing certificate unavailable"):
         verify(sns_notification(HARD), tmp_path / "empty", fetch=None)
+    assert "outbound fetching is off" in caplog.text  # the specifics are for the log
 
 
 @pytest.mark.parametrize("answer", [b"<html>not a certificate</html>", OSError("unreachable")])

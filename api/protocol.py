@@ -1,0 +1,101 @@
+"""HTTP/1.1 for `bounceledger serve`: uvicorn's h11 protocol with a read deadline.
+
+uvicorn times only idle keep-alive connections: a client that opens a connection and
+sends nothing, or sends its request head a byte at a time, holds a connection (and a file
+descriptor) for as long as it likes, and a few hundred of them starve everyone else. Here
+every request's head must arrive within `read_timeout` seconds of its first byte (and a
+new connection must start one within as long): otherwise the client is answered 408 (or,
+if it sent nothing, just disconnected). The body has its own deadline in the app
+(api.app), which answers 408 itself; a body still trickling in after the response has
+gone out ends the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger("bounceledger.access")
+
+_BODY = b"request not received in time\n"
+TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: " + str(len(_BODY)).encode() + b"\r\n"
+    b"x-content-type-options: nosniff\r\n"
+    b"connection: close\r\n\r\n" + _BODY
+)
+
+
+class ReadDeadlineProtocol(H11Protocol):
+    """H11Protocol whose request heads must arrive within `read_timeout` seconds."""
+
+    read_timeout: float = 15.0
+    _deadline: asyncio.TimerHandle | None = None
+    _head_started = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            self._head_started = True
+            if self._deadline is None:
+                self._arm()
+        super().data_received(data)
+        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+            # the whole request is in (or the connection is over): idle time from here on
+            # is uvicorn's keep-alive timeout's business
+            self._disarm()
+            self._head_started = False
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.read_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        state = self.conn.their_state
+        if state is h11.SEND_BODY and self.cycle is not None and not self.cycle.response_complete:
+            # the app is reading the body under its own deadline, or still answering
+            self._arm()
+            return
+        if state is h11.IDLE and self._head_started:
+            self.transport.write(TIMEOUT_RESPONSE)
+            client = self.client
+            log.info(
+                "- - 408 (request head not received within %g s)",
+                self.read_timeout,
+                extra={
+                    "method": None,
+                    "path": None,
+                    "status": 408,
+                    "peer": client[0] if client else None,
+                },
+            )
+        self.transport.close()
+
+
+def read_deadline_protocol(read_timeout: float) -> type[ReadDeadlineProtocol]:
+    """The protocol class for uvicorn's `http=`, with this deadline."""
+
+    class Configured(ReadDeadlineProtocol):
+        pass
+
+    Configured.read_timeout = read_timeout
+    return Configured

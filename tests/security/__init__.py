@@ -1,0 +1,1 @@
+"""Tests for the security review's findings (issue 13)."""
