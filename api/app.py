@@ -140,7 +140,7 @@ def _read_deadline(receive: Receive, seconds: float) -> Receive:
     """`receive`, but a request body not fully received within `seconds` of the request's
     start is answered 408 (and the connection closed), so a client that trickles its body
     holds no worker. Headers are timed by the server (api.cli.serve)."""
-    deadline = time.monotonic() + seconds
+    deadline = asyncio.get_running_loop().time() + seconds
     complete = False
 
     async def guarded() -> Message:
@@ -148,7 +148,9 @@ def _read_deadline(receive: Receive, seconds: float) -> Receive:
         if complete:
             return cast(Message, await receive())
         try:
-            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            # asyncio.timeout_at arms a timer; wait_for would start a task per message
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
         except TimeoutError:
             raise HTTPException(
                 status_code=408,

@@ -2,11 +2,13 @@
 identities kept beside it, and the quarantine."""
 
 PRAGMAS = (
+    # First: every statement after it, the switch to WAL included, waits for a lock held
+    # by another connection (another instance opening the same file) instead of failing.
+    "PRAGMA busy_timeout=10000",
     "PRAGMA journal_mode=WAL",
     # FULL: the WAL is synced at every commit, so an acknowledged receipt survives an
     # OS crash or power loss, not only a process crash. Group commit pays for it.
     "PRAGMA synchronous=FULL",
-    "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
 )
 

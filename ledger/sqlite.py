@@ -40,6 +40,8 @@ _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 __all__ = ["CommitReport", "SQLiteStore"]
 
+_OPEN_TRIES = 5
+
 
 def _receipt(row: Sequence[Any]) -> Receipt:
     return Receipt(
@@ -86,11 +88,29 @@ class SQLiteStore:
 
     @classmethod
     async def open(cls, path: str | Path, *, schema_scripts: Iterable[str] = ()) -> SQLiteStore:
-        """Open (creating if needed) the ledger at `path`, plus any extra schema."""
+        """Open (creating if needed) the ledger at `path`, plus any extra schema.
+
+        Another process (or instance) opening the same new file at the same moment can
+        make the switch to WAL or the schema's creation find the file locked before the
+        busy timeout applies: that is retried a few times, briefly, before giving up.
+        """
         path = Path(path)
+        for attempt in range(_OPEN_TRIES):
+            try:
+                return await cls._open(path, schema_scripts)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _OPEN_TRIES - 1:
+                    raise StoreUnavailable(f"cannot open ledger at {path}: {exc}") from exc
+                await asyncio.sleep(0.05 * (attempt + 1))
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"cannot open ledger at {path}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    async def _open(cls, path: Path, schema_scripts: Iterable[str]) -> SQLiteStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            writer = await aiosqlite.connect(path, isolation_level=None)
             for pragma in schema.PRAGMAS:
                 await writer.execute(pragma)
             await writer.executescript(schema.RECEIPTS)
@@ -98,9 +118,15 @@ class SQLiteStore:
             for script in schema_scripts:
                 await writer.executescript(script)
             reader = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            await writer.close()
+            raise
+        try:
             await reader.execute("PRAGMA busy_timeout=10000")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"cannot open ledger at {path}: {exc}") from exc
+        except BaseException:
+            await reader.close()
+            await writer.close()
+            raise
         return cls(path, writer, reader)
 
     async def close(self) -> None:

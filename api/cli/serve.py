@@ -87,7 +87,7 @@ def serve(
     # proxy_headers off: the peer stays the real peer; X-Forwarded-For is believed only
     # from BOUNCELEDGER_TRUSTED_PROXIES (api/network.py), not from uvicorn's default list.
     # Slow clients: request heads and bodies have BOUNCELEDGER_READ_TIMEOUT seconds each
-    # (h11 with a read deadline, api/protocol.py; the body's in api/app.py), idle
+    # (httptools with a read deadline, api/protocol.py; the body also in api/app.py), idle
     # keep-alive connections KEEP_ALIVE_SECONDS, and past BOUNCELEDGER_MAX_CONNECTIONS
     # connections requests are answered 503.
     limit = connection_limit(settings.max_connections)

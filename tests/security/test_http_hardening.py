@@ -245,7 +245,7 @@ def test_serve_keeps_the_certificate_cache_beside_its_db(
 def test_serve_times_slow_clients_and_limits_connections(
     served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     monkeypatch.setenv("BOUNCELEDGER_READ_TIMEOUT", "7.5")
     monkeypatch.setenv("BOUNCELEDGER_MAX_CONNECTIONS", "40")
@@ -256,7 +256,7 @@ def test_serve_times_slow_clients_and_limits_connections(
     assert 0 < served["h11_max_incomplete_event_size"] <= 64 * 1024
     protocol = served["http"]
     assert isinstance(protocol, type)
-    assert issubclass(protocol, H11Protocol)
+    assert issubclass(protocol, HttpToolsProtocol)
     assert getattr(protocol, "read_timeout", None) == 7.5
     assert served["app"].state.runtime.settings.read_timeout == 7.5
 
