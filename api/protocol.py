@@ -1,4 +1,4 @@
-"""HTTP/1.1 for `bounceledger serve`: uvicorn's protocols with a read deadline.
+"""HTTP/1.1 for `bounceledger serve`: uvicorn's httptools protocol with a read deadline.
 
 uvicorn times only idle keep-alive connections: a client that opens a connection and
 sends nothing, or sends its request head a byte at a time, holds a connection (and a file
@@ -16,8 +16,6 @@ import asyncio
 import logging
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("bounceledger.access")
@@ -32,68 +30,7 @@ TIMEOUT_RESPONSE = (
 )
 
 
-class ReadDeadlineProtocol(H11Protocol):
-    """H11Protocol whose request heads must arrive within `read_timeout` seconds."""
-
-    read_timeout: float = 15.0
-    _deadline: asyncio.TimerHandle | None = None
-    _head_started = False
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:
-            self._head_started = True
-            if self._deadline is None:
-                self._arm()
-        super().data_received(data)
-        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
-            # the whole request is in (or the connection is over): idle time from here on
-            # is uvicorn's keep-alive timeout's business
-            self._disarm()
-            self._head_started = False
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.read_timeout, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expired(self) -> None:
-        self._deadline = None
-        if self.transport.is_closing():
-            return
-        state = self.conn.their_state
-        if state is h11.SEND_BODY and self.cycle is not None and not self.cycle.response_complete:
-            # the app is reading the body under its own deadline, or still answering
-            self._arm()
-            return
-        if state is h11.IDLE and self._head_started:
-            self.transport.write(TIMEOUT_RESPONSE)
-            client = self.client
-            log.info(
-                "- - 408 (request head not received within %g s)",
-                self.read_timeout,
-                extra={
-                    "method": None,
-                    "path": None,
-                    "status": 408,
-                    "peer": client[0] if client else None,
-                },
-            )
-        self.transport.close()
-
-
-class _HeadDeadline:
+class _ReadDeadline:
     """The read deadline for uvicorn's httptools protocol: armed when a connection opens
     and when a request's first byte arrives, re-armed when its head is complete, disarmed
     when the whole request is in (idle keep-alive is uvicorn's timeout). While the app
@@ -171,5 +108,5 @@ class _HeadDeadline:
 def read_deadline_protocol(read_timeout: float) -> type[Any]:
     """The protocol class for uvicorn's `http=`, with this deadline, on httptools (with
     h11 the service took about 12 % fewer webhooks/s in `python -m bench ingest`)."""
-    base = type("HttpToolsReadDeadline", (_HeadDeadline, HttpToolsProtocol), {})
+    base = type("HttpToolsReadDeadline", (_ReadDeadline, HttpToolsProtocol), {})
     return type("Configured", (base,), {"read_timeout": read_timeout})

@@ -8,7 +8,7 @@ not the body itself, so the chain can be recomputed from digests alone.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -186,3 +186,19 @@ def verbatim_row(receipt: Receipt, seq: int, prev_hash: bytes) -> tuple[Any, ...
         row.seq, row.received_at, row.source, row.content_type, row.headers_json,
         row.peer, row.body, row.body_sha256, row.chain_hash,
     )  # fmt: skip
+
+
+async def verify_chain(
+    rows_after: Callable[[int], Awaitable[list[ChainRow]]],
+) -> tuple[int, int | None]:
+    """Recompute a whole chain read in chunks (`rows_after(seq)`: the next rows, in
+    order, empty at the end): (receipts checked, first broken seq or None)."""
+    prev_hash, prev_seq, count = GENESIS, 0, 0
+    while rows := await rows_after(prev_seq):
+        broken = first_broken(rows, prev_hash, prev_seq)
+        if broken is not None:
+            # the rows of this chunk before the broken one verified too
+            return count + broken - prev_seq - 1, broken
+        count += len(rows)
+        prev_hash, prev_seq = rows[-1].chain_hash, rows[-1].seq
+    return count, None

@@ -87,3 +87,32 @@ class GroupCommit:
                 if not future.done():
                     future.set_result(result)
             self.appended.set()
+
+
+class GroupCommitted:
+    """What a store that appends through a GroupCommit shows the service: the commit hook
+    for metrics and the last commit's failure (for /readyz)."""
+
+    _group: GroupCommit
+
+    @property
+    def on_commit(self) -> Callable[[CommitReport], None] | None:
+        """Called after every group commit (for metrics); must not raise."""
+        return self._group.on_commit
+
+    @on_commit.setter
+    def on_commit(self, hook: Callable[[CommitReport], None] | None) -> None:
+        self._group.on_commit = hook
+
+    @property
+    def write_error(self) -> str | None:
+        """The last commit's failure; None once one succeeds."""
+        return self._group.write_error
+
+    @write_error.setter
+    def write_error(self, error: str | None) -> None:
+        self._group.write_error = error
+
+    async def append(self, receipt: NewReceipt) -> AppendResult:
+        """Append one receipt; returns once it is committed (or raises StoreUnavailable)."""
+        return await self._group.append(receipt)

@@ -32,12 +32,12 @@ from ledger.chain import (
     ChainRow,
     batch_identities,
     body_digest,
-    first_broken,
     link_batch,
     verbatim_row,
+    verify_chain,
 )
 from ledger.errors import StoreUnavailable
-from ledger.group import MAX_BATCH, CommitReport, GroupCommit
+from ledger.group import MAX_BATCH, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.writer import RECEIPT_COLUMNS
 
@@ -117,7 +117,7 @@ def _receipt(row: asyncpg.Record) -> Receipt:
     )
 
 
-class PostgresStore:
+class PostgresStore(GroupCommitted):
     """The ledger in one PostgreSQL database, shared by any number of instances."""
 
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:
@@ -162,29 +162,7 @@ class PostgresStore:
                 await self._listener.close()
         await self._pool.close()
 
-    @property
-    def on_commit(self) -> Callable[[CommitReport], None] | None:
-        """Called after every group commit (for metrics); must not raise."""
-        return self._group.on_commit
-
-    @on_commit.setter
-    def on_commit(self, hook: Callable[[CommitReport], None] | None) -> None:
-        self._group.on_commit = hook
-
-    @property
-    def write_error(self) -> str | None:
-        """The last commit's failure; None once one succeeds."""
-        return self._group.write_error
-
-    @write_error.setter
-    def write_error(self, error: str | None) -> None:
-        self._group.write_error = error
-
     # -- appends ---------------------------------------------------------------
-
-    async def append(self, receipt: NewReceipt) -> AppendResult:
-        """Append one receipt; returns once it is committed (or raises StoreUnavailable)."""
-        return await self._group.append(receipt)
 
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
         digests = [body_digest(receipt.body) for receipt in batch]
@@ -367,24 +345,19 @@ class PostgresStore:
 
     async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
         """Recompute the chain: (receipts checked, first broken seq or None)."""
-        prev_hash, prev_seq, count = GENESIS, 0, 0
-        while True:
+
+        async def rows_after(seq: int) -> list[ChainRow]:
             records = await self._fetch(
                 f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq > $1 ORDER BY seq LIMIT $2",
-                prev_seq,
+                seq,
                 chunk,
             )
-            rows = [
+            return [
                 ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), bytes(r[7]), bytes(r[8]))
                 for r in records
             ]
-            if not rows:
-                return count, None
-            broken = first_broken(rows, prev_hash, prev_seq)
-            if broken is not None:
-                return count + broken - prev_seq - 1, broken
-            count += len(rows)
-            prev_hash, prev_seq = rows[-1].chain_hash, rows[-1].seq
+
+        return await verify_chain(rows_after)
 
 
 async def _lock_head(conn: Connection) -> tuple[int, bytes]:

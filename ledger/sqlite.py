@@ -23,9 +23,9 @@ import aiosqlite
 import msgspec
 
 from ledger import schema
-from ledger.chain import GENESIS, ChainRow, first_broken, verbatim_row
+from ledger.chain import GENESIS, ChainRow, verbatim_row, verify_chain
 from ledger.errors import StoreUnavailable
-from ledger.group import MAX_BATCH, CommitReport, GroupCommit
+from ledger.group import MAX_BATCH, CommitReport, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.writer import (
     RECEIPT_COLUMNS,
@@ -57,7 +57,7 @@ def _receipt(row: Sequence[Any]) -> Receipt:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(GroupCommitted):
     """The ledger on one SQLite file (WAL mode)."""
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
@@ -67,24 +67,6 @@ class SQLiteStore:
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._group = GroupCommit(lambda batch: self._write_batch(batch))
-
-    @property
-    def on_commit(self) -> Callable[[CommitReport], None] | None:
-        """Called after every group commit (for metrics); must not raise."""
-        return self._group.on_commit
-
-    @on_commit.setter
-    def on_commit(self, hook: Callable[[CommitReport], None] | None) -> None:
-        self._group.on_commit = hook
-
-    @property
-    def write_error(self) -> str | None:
-        """The last commit's failure; None once one succeeds."""
-        return self._group.write_error
-
-    @write_error.setter
-    def write_error(self, error: str | None) -> None:
-        self._group.write_error = error
 
     @classmethod
     async def open(cls, path: str | Path, *, schema_scripts: Iterable[str] = ()) -> SQLiteStore:
@@ -136,10 +118,6 @@ class SQLiteStore:
         await self._writer.close()
 
     # -- appends ---------------------------------------------------------------
-
-    async def append(self, receipt: NewReceipt) -> AppendResult:
-        """Append one receipt; returns once it is committed (or raises StoreUnavailable)."""
-        return await self._group.append(receipt)
 
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
         return await self.transact(append_rows, batch)
@@ -309,22 +287,15 @@ class SQLiteStore:
 
     async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
         """Recompute the chain: (receipts checked, first broken seq or None)."""
-        prev_hash, prev_seq, count = GENESIS, 0, 0
-        while True:
+
+        async def rows_after(seq: int) -> list[ChainRow]:
             async with (
                 self.snapshot() as db,
                 db.execute(
-                    "SELECT seq, received_at, source, content_type, headers, peer, body, "
-                    "body_sha256, chain_hash FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (prev_seq, chunk),
+                    f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (seq, chunk),
                 ) as cursor,
             ):
-                rows = [ChainRow(*row) for row in await cursor.fetchall()]
-            if not rows:
-                return count, None
-            broken = first_broken(rows, prev_hash, prev_seq)
-            if broken is not None:
-                # the rows of this chunk before the broken one verified too
-                return count + broken - prev_seq - 1, broken
-            count += len(rows)
-            prev_hash, prev_seq = rows[-1].chain_hash, rows[-1].seq
+                return [ChainRow(*row) for row in await cursor.fetchall()]
+
+        return await verify_chain(rows_after)
