@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 
 from api.metrics import Metrics
 from api.settings import Settings
@@ -14,6 +14,8 @@ from projections import Policy, PolicyMismatch, Projector, read_policy, rebuild
 from projections.queries import suppression_counts
 
 log = logging.getLogger("bounceledger")
+
+STOP_GRACE = 10.0  # seconds each shutdown step may take
 
 
 class Runtime:
@@ -56,14 +58,26 @@ class Runtime:
         await self._projector.catch_up()
         self._task = asyncio.create_task(self._projector.run(), name="projector")
 
-    async def stop(self) -> None:
-        """Stop tailing, finish queued appends, close the store."""
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop tailing, finish queued appends, close the store — each step bounded by
+        `grace` seconds, so that a shutdown always ends (a step that overruns is logged:
+        nothing acknowledged depends on it, every 2xx followed its commit)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._bounded(self._task, "stopping the projector", grace)
         if self._store is not None:
-            await self._store.close()
+            await self._bounded(self._store.close(), "closing the ledger", grace)
+
+    @staticmethod
+    async def _bounded(step: Awaitable[object], what: str, grace: float) -> None:
+        # asyncio.wait, not a timeout around `await`: a task that will not end when
+        # cancelled would hold an `await` (and the timeout around it) for ever.
+        task = asyncio.ensure_future(step)
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            log.error("shutdown: %s took longer than %g s; going on", what, grace)
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("shutdown: %s failed: %s", what, task.exception())
 
     async def suppression_counts(self) -> dict[str, int]:
         return await suppression_counts(self.store)

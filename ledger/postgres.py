@@ -39,6 +39,7 @@ from ledger.chain import (
 from ledger.errors import StoreUnavailable
 from ledger.group import MAX_BATCH, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
+from ledger.store import redact
 from ledger.writer import RECEIPT_COLUMNS
 
 log = logging.getLogger("bounceledger.ledger")
@@ -390,13 +391,3 @@ async def _ensure_schema(conn: Connection, where: str) -> None:
             "INSERT INTO bl_schema VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = $1",
             SCHEMA_VERSION,
         )
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    userinfo, _, host = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"

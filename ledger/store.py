@@ -37,3 +37,13 @@ async def open_store(target: str | Path) -> Store:
     from ledger.sqlite import SQLiteStore
 
     return await SQLiteStore.open(Path(target))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"

@@ -19,7 +19,7 @@ from ledger import (
     migrate,
     open_store,
 )
-from ledger.postgres import redact
+from ledger.store import redact
 from ledger.transfer import Exported, ImportRules, export_ledger
 
 

@@ -1,0 +1,41 @@
+"""Telling a PostgreSQL URL from a SQLite path, and never showing a password."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger import is_url
+from ledger.store import redact
+
+
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("postgresql://bl@db:5432/bounceledger", True),
+        ("postgres://bl@db/bl", True),
+        ("data/ledger.db", False),
+        (Path("postgresql://not-a-url-but-a-path"), False),
+        ("./postgresql.db", False),
+    ],
+)
+def test_a_url_selects_postgresql_and_anything_else_is_a_sqlite_path(
+    target: str | Path, url: bool
+) -> None:
+    assert is_url(target) is url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://bl:s3cret@db:5432/x", "postgresql://bl@db:5432/x"),
+        ("postgresql://:s3cret@db/x", "postgresql://db/x"),
+        ("postgresql://bl@db/x", "postgresql://bl@db/x"),
+        ("postgresql://db/x?sslmode=require", "postgresql://db/x?sslmode=require"),
+        ("postgresql://bl:p@ss:w@rd@db/x", "postgresql://bl@db/x"),
+    ],
+)
+def test_messages_show_the_url_without_its_password(url: str, shown: str) -> None:
+    assert redact(url) == shown
+    assert "s3cret" not in redact(url)
