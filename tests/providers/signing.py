@@ -149,19 +149,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 def sns_identity() -> tuple[rsa.RSAPrivateKey, bytes]:
     """An RSA key and a self-signed PEM certificate for it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate.public_bytes(serialization.Encoding.PEM)
+    return key, sns_certificate("sns.amazonaws.com", key=key)
 
 
 def sns_certificate(

@@ -44,7 +44,7 @@ REASONS = {
     "error",
     "other",
 }
-OUTCOMES = {"appended", "duplicate", "other"}
+OUTCOMES = {"appended", "duplicate", "conflict", "other"}
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
