@@ -39,6 +39,7 @@ from ledger import LedgerError, StoreUnavailable
 from projections import DecodeFailed, Policy, PolicyMismatch
 from projections.providers import PROVIDERS
 
+log = logging.getLogger("bounceledger")
 access_log = logging.getLogger("bounceledger.access")
 
 
@@ -96,7 +97,7 @@ _RETRY = {"Retry-After": "5"}
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HTTPException: _http_error,
     DecodeFailed: lambda r, exc: _problem(r, 400, f"undecodable body: {exc}"),
-    PolicyMismatch: lambda r, exc: _problem(r, 503, str(exc), {"Retry-After": "5"}),
+    PolicyMismatch: lambda r, exc: _problem(r, 503, str(exc), {"Retry-After": "1"}),
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
     # a request body nested deeper than the JSON decoder follows
@@ -215,7 +216,12 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await runtime.start()
+        try:
+            await runtime.start()
+        except Exception as exc:
+            log.error("cannot start: %s", exc)
+            await runtime.stop()
+            raise
         try:
             yield
         finally:

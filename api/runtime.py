@@ -1,17 +1,29 @@
-"""What a running service holds: settings, policy, the store and its projector."""
+"""What a running service holds: settings, the store, its projector and the policy."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 
 from api.metrics import Metrics
 from api.settings import Settings
-from ledger import SQLiteStore
-from projections import Policy, PolicyMismatch, Projector, read_policy, rebuild
+from ledger import NewReceipt, Store, open_store
+from projections import (
+    Policy,
+    PolicyConflict,
+    PolicyMismatch,
+    Projector,
+    policies,
+    policy_hash,
+    read_policy,
+    rebuild,
+)
 from projections.queries import suppression_counts
+from projections.rebuild import active_policy
 
 log = logging.getLogger("bounceledger")
 
@@ -19,18 +31,26 @@ STOP_GRACE = 10.0  # seconds each shutdown step may take
 
 
 class Runtime:
-    """Opens the store, brings the projection up to date, and tails the ledger."""
+    """Opens the store, brings the projection up to date, and tails the ledger.
+
+    The instance serves the ledger's active policy and follows its changes. `policy`
+    (serve --policy) is what this instance expects: put into effect (and recorded) on a
+    ledger that has no policy history yet, refused (PolicyConflict) on one whose active
+    policy is another — a change goes through `bounceledger rebuild --note`.
+    """
 
     def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
         self.settings = settings
-        self.policy = policy or read_policy(settings.policy)
-        self._store: SQLiteStore | None = None
+        if policy is None and settings.policy is not None:
+            policy = read_policy(settings.policy)
+        self.expected = policy
+        self._store: Store | None = None
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None
         self.metrics = Metrics()
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self) -> Store:
         if self._store is None:
             raise RuntimeError("runtime not started")
         return self._store
@@ -41,22 +61,62 @@ class Runtime:
             raise RuntimeError("runtime not started")
         return self._projector
 
+    @property
+    def policy(self) -> Policy:
+        """The policy served now (the ledger's active one)."""
+        return self.projector.policy
+
     async def start(self) -> None:
-        """Open the ledger; a projection built under another policy is rebuilt first."""
-        self._store = await SQLiteStore.open(self.settings.db)
-        self._store.on_commit = self.metrics.record_commit
-        self._projector = Projector(self._store, self.policy)
+        """Open the ledger, settle the policy, catch up, and start tailing."""
+        settings = self.settings
+        store = self._store = await open_store(
+            settings.db, pool_min=settings.pg_pool_min, pool_max=settings.pg_pool_max
+        )
+        store.on_commit = self.metrics.record_commit
+        projector = self._projector = Projector(store)
         try:
-            await self._projector.start()
-        except PolicyMismatch as exc:
-            log.warning("%s; rebuilding under the configured policy before serving", exc)
-            started = time.perf_counter()
-            report = await rebuild(self._store, self.policy)
-            self.metrics.rebuild_seconds.set(time.perf_counter() - started)
-            log.info("rebuilt %d receipts, %d suppressed", report.receipts, report.suppressed)
-            await self._projector.start()
-        await self._projector.catch_up()
-        self._task = asyncio.create_task(self._projector.run(), name="projector")
+            await projector.start()
+        except PolicyMismatch as exc:  # folded by another version of this code
+            log.warning("%s; rebuilding under the same policy before serving", exc)
+            await self._rebuild(await active_policy(store), None)
+            await projector.start()
+        if self.expected is not None and self.expected != projector.policy:
+            await self._put_into_effect(self.expected)
+            await projector.start()
+        await projector.catch_up()
+        self._task = asyncio.create_task(projector.run(), name="projector")
+
+    async def _put_into_effect(self, policy: Policy) -> None:
+        """The expected policy, on a ledger without a policy history: recorded, rebuilt."""
+        history = await policies.history(self.store)
+        if history:
+            last = history[-1].change
+            given = self.settings.policy or "the policy given"
+            raise PolicyConflict(
+                f"the ledger's active policy is {self.projector.policy_hash[:12]} (set by "
+                f"{last.actor}: {last.note!r}); this instance was started with {given} "
+                f"({policy_hash(policy)[:12]}). Put it into effect for every "
+                f"instance with `bounceledger rebuild --policy {given} --note WHY`, or "
+                "start without --policy to serve the active one"
+            )
+        origin = self.settings.policy
+        toml = Path(origin).read_text() if origin else ""
+        change = policies.change_receipt(
+            policy,
+            toml,
+            actor=f"serve@{socket.gethostname()}",
+            note="the policy this instance was started with (--policy / BOUNCELEDGER_POLICY)",
+            at=time.time_ns() // 1000,
+            origin=str(origin or ""),
+        )
+        log.warning("putting the configured policy into effect: rebuilding before serving")
+        await self._rebuild(policy, change)
+
+    async def _rebuild(self, policy: Policy, change: NewReceipt | None) -> None:
+        started = time.perf_counter()
+        report = await rebuild(self.store, policy, record=change)
+        self.metrics.rebuild_seconds.set(time.perf_counter() - started)
+        log.info("rebuilt %d receipts, %d suppressed", report.receipts, report.suppressed)
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop tailing, finish queued appends, close the store — each step bounded by

@@ -16,12 +16,15 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key, lo
 
 from api.network import Network, NetworksInvalid, parse_networks
 from api.signatures_sns import Fetch, fetch_https
+from ledger.store import as_target
 from projections.providers import PROVIDERS
 
 DEFAULT_DB = Path("data/ledger.db")
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_READ_TIMEOUT = 15.0  # seconds for a request's headers, and again for its body
 DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_PG_POOL_MIN = 2
+DEFAULT_PG_POOL_MAX = 10
 DEFAULT_AUTH_FAILURES = 20  # per source address and minute
 DEFAULT_QUARANTINE_MAX = 1000  # pending undecodable deliveries per source
 
@@ -73,7 +76,11 @@ class ApiKey(msgspec.Struct, frozen=True):
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the service is configured with."""
 
-    db: Path = DEFAULT_DB
+    # A SQLite file's path, or a `postgresql://` URL (str) shared by several instances.
+    db: Path | str = DEFAULT_DB
+    # PostgreSQL connections per instance (BOUNCELEDGER_PG_POOL_MIN / _MAX).
+    pg_pool_min: int = DEFAULT_PG_POOL_MIN
+    pg_pool_max: int = DEFAULT_PG_POOL_MAX
     policy: Path | None = None
     api_keys: tuple[ApiKey, ...] = ()
     smtp2go_secret: Secret | None = None
@@ -235,7 +242,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"BOUNCELEDGER_MAX_BODY_BYTES must be a positive integer, not {max_body!r}"
         )
     policy = environ.get("BOUNCELEDGER_POLICY", "").strip()
-    db = Path(environ.get("BOUNCELEDGER_DB", "").strip() or DEFAULT_DB)
+    db = as_target(environ.get("BOUNCELEDGER_DB", "").strip() or DEFAULT_DB)
+    pool_min = int(_positive(environ, "BOUNCELEDGER_PG_POOL_MIN", DEFAULT_PG_POOL_MIN, whole=True))
+    pool_max = int(_positive(environ, "BOUNCELEDGER_PG_POOL_MAX", DEFAULT_PG_POOL_MAX, whole=True))
+    if pool_min > pool_max:
+        raise SettingsInvalid(
+            f"BOUNCELEDGER_PG_POOL_MIN ({pool_min}) is larger than BOUNCELEDGER_PG_POOL_MAX "
+            f"({pool_max})"
+        )
+    data_dir = db.parent if isinstance(db, Path) else DEFAULT_DB.parent
     sendgrid_key = environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip()
     resend_secret = environ.get("RESEND_WEBHOOK_SECRET", "").strip()
     topics = environ.get("SES_SNS_TOPIC_ARNS", "")
@@ -243,6 +258,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     fetch: Fetch | None = fetch_https if _flag(environ, "SES_SNS_FETCH", default=True) else None
     return Settings(
         db=db,
+        pg_pool_min=pool_min,
+        pg_pool_max=pool_max,
         policy=Path(policy) if policy else None,
         api_keys=parse_api_keys(environ.get("BOUNCELEDGER_API_KEYS", "")),
         smtp2go_secret=_secret(environ, "SMTP2GO_WEBHOOK_SECRET"),
@@ -253,7 +270,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         postmark_secret=_secret(environ, "POSTMARK_WEBHOOK_SECRET"),
         mailtura_secret=_hmac_key(environ, "MAILTURA_WEBHOOK_SECRET"),
         ses_topic_arns=frozenset(arn.strip() for arn in topics.split(",") if arn.strip()),
-        ses_cert_cache=Path(cert_cache) if cert_cache else db.parent / "sns-certs",
+        ses_cert_cache=Path(cert_cache) if cert_cache else data_dir / "sns-certs",
         ses_fetch=fetch,
         ses_require_v2=_flag(environ, "SES_SNS_REQUIRE_V2", default=False),
         allowed_ips=allowed,

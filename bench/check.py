@@ -47,13 +47,14 @@ def unknown(k: int) -> str:
 async def build(path: Path, rows: int) -> None:
     """The projector creates the tables and records the default policy; the states are
     written with `views.write_states` (sync on a sqlite3 connection, or async on the store's
-    writer, whichever the current code has)."""
+    writer or, newer, its `writing()` transaction: whichever the code measured has)."""
     store = await SQLiteStore.open(path)
     try:
         await Projector(store, DEFAULT_POLICY).start()
         if inspect.iscoroutinefunction(views.write_states):
+            writing = getattr(store, "writing", None) or store.write
             for states in _states(rows):
-                async with store.write() as db:
+                async with writing() as db:
                     await views.write_states(db, states)  # type: ignore[arg-type,func-returns-value,misc,unused-ignore]
             return
     finally:
@@ -62,7 +63,7 @@ async def build(path: Path, rows: int) -> None:
     try:
         for states in _states(rows):
             conn.execute("BEGIN IMMEDIATE")
-            views.write_states(conn, states)
+            views.write_states(conn, states)  # type: ignore[arg-type,unused-coroutine,unused-ignore]
             conn.execute("COMMIT")
     finally:
         conn.close()

@@ -3,7 +3,7 @@
 from ledger.errors import AppendRejected, ChainBroken, LedgerError, StoreUnavailable
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sqlite import SQLiteStore
-from ledger.store import Store, is_url, open_store
+from ledger.store import Store, as_target, is_url, open_store
 from ledger.transfer import Migration, export_receipts, import_receipts, migrate
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreUnavailable",
+    "as_target",
     "export_receipts",
     "import_receipts",
     "is_url",

@@ -19,7 +19,8 @@ import msgspec
 
 from ledger.chain import body_digest, encode_headers
 from ledger.records import NewReceipt
-from ledger.sqlite import SQLiteStore
+from ledger.sql import fetchrow
+from ledger.store import Store
 
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 _COLUMNS = "id, received_at, source, content_type, headers, peer, body, reason, seen, replayed_seq"
@@ -69,51 +70,53 @@ def _row(row: Sequence[Any]) -> Quarantined:
 
 
 async def keep(
-    store: SQLiteStore, receipt: NewReceipt, reason: str, *, cap: int = DEFAULT_CAP
+    store: Store, receipt: NewReceipt, reason: str, *, cap: int = DEFAULT_CAP
 ) -> int | None:
     """Keep a refused delivery aside; a retry of the same bytes counts as seen again.
     None, and nothing kept, when its source already has `cap` pending deliveries."""
     digest = body_digest(receipt.body)
-    async with store.write() as db:
-        async with db.execute(
+    async with store.writing() as tx:
+        found = await fetchrow(
+            tx,
             "SELECT id FROM quarantine WHERE body_sha256 = ? AND source = ? "
-            "AND replayed_seq IS NULL",
-            (digest, receipt.source),
-        ) as cur:
-            found = await cur.fetchone()
+            "AND replayed_seq IS NULL" + tx.for_update,
+            digest,
+            receipt.source,
+        )
         if found is not None:
-            await db.execute("UPDATE quarantine SET seen = seen + 1 WHERE id = ?", (found[0],))
+            await tx.execute("UPDATE quarantine SET seen = seen + 1 WHERE id = ?", found[0])
             return int(found[0])
-        async with db.execute(
+        pending = await fetchrow(
+            tx,
             "SELECT COUNT(*) FROM quarantine WHERE source = ? AND replayed_seq IS NULL",
-            (receipt.source,),
-        ) as cur:
-            pending = await cur.fetchone()
+            receipt.source,
+        )
         if pending is not None and pending[0] >= cap:
             return None
-        cursor = await db.execute(
+        inserted = await fetchrow(
+            tx,
             "INSERT INTO quarantine (received_at, source, content_type, headers, peer, body, "
-            "body_sha256, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (receipt.received_at, receipt.source, receipt.content_type,
-             encode_headers(receipt.headers), receipt.peer, receipt.body, digest, reason),
+            "body_sha256, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            receipt.received_at, receipt.source, receipt.content_type,
+            encode_headers(receipt.headers), receipt.peer, receipt.body, digest, reason,
         )  # fmt: skip
-        return int(cursor.lastrowid or 0)
+        return int(inserted[0]) if inserted else None
 
 
 async def listing(
-    store: SQLiteStore, *, include_replayed: bool = False, after: int = 0, limit: int = -1
+    store: Store, *, include_replayed: bool = False, after: int = 0, limit: int = -1
 ) -> list[Summary]:
     """Kept deliveries with id > `after`, oldest first, at most `limit` (-1: all), without
     their bodies; replayed ones only when asked."""
-    async with (
-        store.snapshot() as db,
-        db.execute(
+    async with store.reading() as tx:
+        rows = await tx.fetch(
             f"SELECT {_SUMMARY} FROM quarantine WHERE id > ? AND (? OR replayed_seq IS NULL) "
             "ORDER BY id LIMIT ?",
-            (after, include_replayed, limit),
-        ) as cur,
-    ):
-        return [_summary(row) for row in await cur.fetchall()]
+            after,
+            include_replayed,
+            2**62 if limit < 0 else limit,
+        )
+    return [_summary(row) for row in rows]
 
 
 def _summary(row: Sequence[Any]) -> Summary:
@@ -124,15 +127,12 @@ def _summary(row: Sequence[Any]) -> Summary:
     )  # fmt: skip
 
 
-async def get(store: SQLiteStore, qid: int) -> Quarantined | None:
-    async with (
-        store.snapshot() as db,
-        db.execute(f"SELECT {_COLUMNS} FROM quarantine WHERE id = ?", (qid,)) as cur,
-    ):
-        row = await cur.fetchone()
+async def get(store: Store, qid: int) -> Quarantined | None:
+    async with store.reading() as tx:
+        row = await fetchrow(tx, f"SELECT {_COLUMNS} FROM quarantine WHERE id = ?", qid)
     return _row(row) if row else None
 
 
-async def mark_replayed(store: SQLiteStore, qid: int, seq: int) -> None:
-    async with store.write() as db:
-        await db.execute("UPDATE quarantine SET replayed_seq = ? WHERE id = ?", (seq, qid))
+async def mark_replayed(store: Store, qid: int, seq: int) -> None:
+    async with store.writing() as tx:
+        await tx.execute("UPDATE quarantine SET replayed_seq = ? WHERE id = ?", seq, qid)

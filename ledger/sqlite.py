@@ -27,6 +27,7 @@ from ledger.chain import GENESIS, ChainRow, verbatim_row, verify_chain
 from ledger.errors import StoreUnavailable
 from ledger.group import MAX_BATCH, CommitReport, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
+from ledger.sql import SQLiteTx, Tx
 from ledger.writer import (
     RECEIPT_COLUMNS,
     P,
@@ -215,6 +216,43 @@ class SQLiteStore(GroupCommitted):
                     raise
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"ledger write failed: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[SQLiteTx]:
+        """One write transaction as a `Tx` (ledger/sql.py): queued writes and the COMMIT
+        go to the writer's thread together. Rolled back on any error; SQLite errors
+        surface as StoreUnavailable."""
+        async with self._write_lock:
+            tx = SQLiteTx(self._writer, begin="BEGIN IMMEDIATE")
+            try:
+                try:
+                    yield tx
+                    await tx.finish("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"ledger write failed: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[SQLiteTx]:
+        """A read transaction as a `Tx`: every statement sees the same committed state."""
+        async with self.snapshot() as db:
+            yield SQLiteTx(db)
+
+    async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
+        """Append one receipt inside a `writing()` transaction (it commits with it)."""
+        if not isinstance(tx, SQLiteTx):
+            raise TypeError("append_in needs this store's own write transaction")
+        results = await tx.call(append_rows, [receipt])
+        self._group.appended.set()
+        return results[0]
+
+    async def projector_lease(self) -> bool:
+        """Whether this process may run the projector: always (a step that finds the
+        checkpoint moved by another process writes nothing, so no lease is needed)."""
+        return True
 
     # -- reads -----------------------------------------------------------------
 

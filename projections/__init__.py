@@ -1,6 +1,13 @@
 """What the ledger means: decoding, mapping, the policy, the pure fold and its views."""
 
-from projections.errors import DecodeFailed, PolicyInvalid, PolicyMismatch, ProjectionError
+from projections import policies
+from projections.errors import (
+    DecodeFailed,
+    PolicyConflict,
+    PolicyInvalid,
+    PolicyMismatch,
+    ProjectionError,
+)
 from projections.events import NormalizedEvent
 from projections.fold import fold, replay
 from projections.mapping import KNOWN_SOURCES, Mapper, read_policy
@@ -16,6 +23,7 @@ __all__ = [
     "Mapper",
     "NormalizedEvent",
     "Policy",
+    "PolicyConflict",
     "PolicyInvalid",
     "PolicyMismatch",
     "ProjectionError",
@@ -24,6 +32,7 @@ __all__ = [
     "RecipientState",
     "fold",
     "load_policy",
+    "policies",
     "policy_hash",
     "read_policy",
     "rebuild",

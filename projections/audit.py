@@ -12,7 +12,7 @@ from collections import Counter
 
 import msgspec
 
-from ledger import Receipt, SQLiteStore
+from ledger import Receipt, Store
 from projections.events import (
     Bounce,
     Ignored,
@@ -153,18 +153,18 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _history(
-    store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str, until: int | None = None
+    store: Store, email: str, mapper: Mapper, policy_hash: str, until: int | None = None
 ) -> list[tuple[NormalizedEvent, int]]:
     """(event under the policy, received_at) for a recipient in history order."""
-    async with store.snapshot() as db:
-        await require_policy(db, policy_hash)
-        async with db.execute(
+    async with store.reading() as tx:
+        await require_policy(tx, policy_hash)
+        rows = await tx.fetch(
             "SELECT f.fact, r.received_at FROM recipient_facts f "
             "JOIN receipts r ON r.seq = f.seq WHERE f.email = ? AND f.at <= ? "
             "ORDER BY f.at, f.seq, f.ord",
-            (normalize_recipient(email), until if until is not None else 2**62),
-        ) as cur:
-            rows = await cur.fetchall()
+            normalize_recipient(email),
+            until if until is not None else 2**62,
+        )
     return [(mapper.map_fact(decode_fact(blob)), received_at) for blob, received_at in rows]
 
 
@@ -190,7 +190,7 @@ def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
 
 
 async def timeline(
-    store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str
+    store: Store, email: str, mapper: Mapper, policy_hash: str
 ) -> list[TimelineEntry]:
     """Every event for the address, in event-time order, as the policy reads it."""
     history = await _history(store, email, mapper, policy_hash)
@@ -198,7 +198,7 @@ async def timeline(
 
 
 async def status_as_of(
-    store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str, as_of: int
+    store: Store, email: str, mapper: Mapper, policy_hash: str, as_of: int
 ) -> Status:
     """The address's state as it was at event time `as_of`, refolded from the ledger."""
     state = RecipientState(email=normalize_recipient(email))
@@ -207,7 +207,7 @@ async def status_as_of(
     return status_of(state)
 
 
-async def explain(store: SQLiteStore, email: str, mapper: Mapper, policy_hash: str) -> Explanation:
+async def explain(store: Store, email: str, mapper: Mapper, policy_hash: str) -> Explanation:
     """The current verdict and, event by event, how the policy arrived at it."""
     policy = mapper.policy
     history = await _history(store, email, mapper, policy_hash)

@@ -3,7 +3,8 @@
 ProjectionError
 ├── DecodeFailed      a receipt body cannot be read as its provider's format
 ├── PolicyInvalid     a policy file is missing, unreadable or has a bad value
-└── PolicyMismatch    the stored projection was built under another policy
+├── PolicyMismatch    the stored projection was built under another policy
+└── PolicyConflict    an instance was given a policy other than the ledger's active one
 """
 
 
@@ -29,3 +30,9 @@ class PolicyMismatch(ProjectionError):
         )
         self.stored = stored
         self.configured = configured
+
+
+class PolicyConflict(ProjectionError):
+    """When an instance is started with a policy other than the ledger's active one, on a
+    ledger whose policy history is already under way: a change goes through `rebuild`,
+    with a note, so that every instance follows it — never through one instance's file."""

@@ -1,86 +1,89 @@
 """The projector: tails the ledger from its checkpoint and keeps the views current.
 
-Each step reads receipts after the checkpoint and derives their facts (pure), then in
-one write transaction re-checks the checkpoint, indexes and folds the facts and
-advances it — facts, states, checkpoint and policy hash always move together.
+Each step reads receipts after the checkpoint and derives their facts (pure), plans the
+fold on a read snapshot, then in one write transaction re-checks (and, on PostgreSQL,
+locks) the checkpoint, writes the plan and advances it — facts, states, checkpoint and
+policy hash always move together, and a step that finds the checkpoint moved (another
+projector, a rebuild) writes nothing: no receipt is folded twice or skipped, whoever
+projects.
+
+A projector either follows the ledger's active policy (the one the projection was last
+rebuilt under: a policy change reaches it without a restart) or is pinned to one policy
+and refuses (PolicyMismatch) a projection built under another.
+
+With several instances on one database only the holder of the store's projector lease
+steps; the others follow the checkpoint, and take the lease over when its holder dies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 
-import aiosqlite
-
-from ledger import SQLiteStore, StoreUnavailable
-from projections import views
+from ledger import Store, StoreUnavailable
+from ledger.sql import Tx
+from projections import policies, views
 from projections.errors import PolicyMismatch
 from projections.facts import Keyed, derive
 from projections.mapping import Mapper
-from projections.policy import Policy, policy_hash
+from projections.policy import DEFAULT_POLICY, Policy, policy_hash
 
 log = logging.getLogger("bounceledger.projector")
 
 _STEP = 1000  # receipts per projector transaction, at most
 _HANDED_MAX = 20_000
+# Serializes creating the projection's tables between PostgreSQL instances starting at once.
+_SCHEMA_LOCK = 0x626C5F7669657773  # "bl_views"
 
 
-def _commit_step(
-    conn: sqlite3.Connection, planned: views.Plan, after: int, seq: int, digest: str
-) -> bool:
-    """Write a planned step if the checkpoint is still where the plan started (another
-    process — a rebuild, a CLI — may have moved it); False when it was not written."""
-    row = conn.execute("SELECT seq, policy_hash FROM projection_meta WHERE id = 1").fetchone()
-    if row is None or tuple(row) != (after, digest):
-        return False
-    views.write_plan(conn, planned)
-    conn.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", (seq,))
-    return True
-
-
-def statements(script: str) -> list[str]:
-    """Split a DDL script (no triggers) into statements: `executescript` would COMMIT."""
-    return [part.strip() for part in script.split(";") if part.strip()]
-
-
-async def ensure_schema(db: aiosqlite.Connection) -> None:
-    """Create the projection tables; drop a layout older than this code's (it is all
-    derived data, rebuilt from the ledger)."""
-    async with db.execute("PRAGMA table_info(projection_meta)") as cur:
-        columns = {row[1] for row in await cur.fetchall()}
-    if columns and "derivation" not in columns:
-        for table in ("projection_meta", "recipient_events", *views.STATE_TABLES):
-            await db.execute(f"DROP TABLE IF EXISTS {table}")
-    for statement in statements(views.SCHEMA):
-        await db.execute(statement)
+async def ensure_schema(tx: Tx) -> None:
+    """Create the projection tables; drop a SQLite layout older than this code's (it is
+    all derived data, rebuilt from the ledger)."""
+    if tx.dialect == "postgresql":
+        await tx.execute(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+    else:
+        columns = {row[1] for row in await tx.fetch("PRAGMA table_info(projection_meta)")}
+        if columns and "derivation" not in columns:
+            for table in ("projection_meta", "recipient_events", *views.STATE_TABLES):
+                await tx.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in views.schema(tx.dialect):
+        await tx.execute(statement)
 
 
 class Projector:
-    """Keeps the projection of one store current under one policy."""
+    """Keeps the projection of one store current, under the ledger's active policy or,
+    pinned, under `policy` alone."""
 
-    def __init__(self, store: SQLiteStore, policy: Policy) -> None:
+    def __init__(self, store: Store, policy: Policy | None = None) -> None:
         self.store = store
-        self.policy = policy
-        self.policy_hash = policy_hash(policy)
-        self.mapper = Mapper(policy)
+        self.pinned = policy is not None
+        self._adopt(policy if policy is not None else DEFAULT_POLICY)
         self.projected_seq = 0
         self.error: str | None = None
+        self.leading = True  # whether it steps: until the lease says otherwise
         # Facts the door already derived while checking the body, by receipt seq: the
         # projector takes them instead of parsing the body a second time.
         self._handed: dict[int, list[Keyed]] = {}
 
-    async def start(self) -> None:
-        """Create the tables; a new database records this policy as its own.
+    def _adopt(self, policy: Policy) -> None:
+        self.policy = policy
+        self.policy_hash = policy_hash(policy)
+        self.mapper = Mapper(policy)
 
-        Raises PolicyMismatch when the projection was built under another policy (or by
-        code whose fold or fact derivation differs).
+    async def start(self) -> None:
+        """Create the tables; a new projection records this projector's policy.
+
+        Raises PolicyMismatch when pinned and the projection was built under another
+        policy (or by code whose fold or fact derivation differs).
         """
-        async with self.store.write() as db:
-            await ensure_schema(db)
-            meta = await views.read_meta(db)
-            if meta is None:
-                await views.write_meta(db, 0, self.policy_hash, self.policy)
+        recorded = None if self.pinned else await policies.latest(self.store)
+        async with self.store.writing() as tx:
+            await ensure_schema(tx)
+            meta = await views.read_meta(tx, lock=True)
+            if meta is None:  # a new projection: the ledger's latest policy, if it has one
+                if recorded is not None:
+                    self._adopt(recorded)
+                await views.write_meta(tx, 0, self.policy_hash, self.policy)
                 seq = 0
             else:
                 seq = self._check(meta)
@@ -90,7 +93,14 @@ class Projector:
         if meta is None:
             raise PolicyMismatch("(none)", self.policy_hash)
         if meta.policy_hash != self.policy_hash:
-            raise PolicyMismatch(meta.policy_hash, self.policy_hash)
+            if self.pinned:
+                raise PolicyMismatch(meta.policy_hash, self.policy_hash)
+            if policy_hash(meta.policy) != meta.policy_hash:
+                # folded by another version of this code (its fold or fact derivation):
+                # the same rules, but not this code's state — it needs a rebuild
+                raise PolicyMismatch(meta.policy_hash, policy_hash(meta.policy))
+            log.info("following the ledger's policy %s", meta.policy_hash[:12])
+            self._adopt(meta.policy)
         return meta.seq
 
     async def step(self, limit: int = _STEP) -> int:
@@ -101,25 +111,40 @@ class Projector:
             return 0
         handed = self._handed
         keyed = [item for r in receipts for item in handed.pop(r.seq, None) or derive(r)]
-        # Fold on the reader; hold the write lock only to check nothing moved and write.
-        async with self.store.snapshot() as db:
-            seq = self._check(await views.read_meta(db))
-            planned = await views.plan(db, keyed, self.mapper) if seq == after else None
-        moved = planned is None or not await self.store.transact(
-            _commit_step, planned, after, receipts[-1].seq, self.policy_hash
-        )
-        if moved:
-            self.projected_seq = seq
+        # Fold on a snapshot; in the write transaction only check nothing moved and write.
+        async with self.store.reading() as tx:
+            seq = self._check(await views.read_meta(tx))
+            planned = await views.plan(tx, keyed, self.mapper) if seq == after else None
+        if planned is None or not await self._commit(planned, after, receipts[-1].seq):
+            await self.follow()
             return await self.step(limit)
         self.projected_seq = receipts[-1].seq
         if handed and next(iter(handed)) <= self.projected_seq:  # left behind by a rebuild
             self._handed = {seq: k for seq, k in handed.items() if seq > self.projected_seq}
         return len(receipts)
 
+    async def _commit(self, planned: views.Plan, after: int, seq: int) -> bool:
+        """Write a planned step if the checkpoint and policy are still where the plan
+        started; False (nothing written) when another projector or a rebuild moved them."""
+        async with self.store.writing() as tx:
+            if await views.read_checkpoint(tx, lock=True) != (after, self.policy_hash):
+                return False
+            await views.write_plan(tx, planned)
+            await tx.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", seq)
+        return True
+
+    async def follow(self) -> None:
+        """Take the checkpoint (and, following, the policy) from the stored projection."""
+        async with self.store.reading() as tx:
+            meta = await views.read_meta(tx)
+        self.projected_seq = self._check(meta)
+        if not self.leading:
+            self._handed.clear()
+
     def hand_over(self, seq: int, keyed: list[Keyed]) -> None:
         """Offer the facts of receipt `seq`, derived from the bytes just committed (kept
         only while the projector is not far behind: it can always derive them itself)."""
-        if seq > self.projected_seq and len(self._handed) < _HANDED_MAX:
+        if self.leading and seq > self.projected_seq and len(self._handed) < _HANDED_MAX:
             self._handed[seq] = keyed
 
     async def catch_up(self) -> int:
@@ -140,14 +165,21 @@ class Projector:
         return True
 
     async def run(self, idle: float = 0.5, coalesce: float = 0.02) -> None:
-        """Tail the ledger until cancelled; wakes on every local commit, polls otherwise.
+        """Tail the ledger until cancelled; wakes on every commit it hears of (this
+        instance's, or another's on PostgreSQL), polls every `idle` seconds otherwise.
 
-        After a wake-up it waits `coalesce` seconds so that one step folds what a burst
-        appended, instead of contending with every group commit for the write lock.
+        Steps only while holding the store's projector lease (and follows the checkpoint
+        otherwise). After a wake-up it waits `coalesce` seconds so that one step folds
+        what a burst appended, instead of contending with every group commit.
         """
         while True:
             try:
-                count = await self.step()
+                self.leading = await self.store.projector_lease()
+                if self.leading:
+                    count = await self.step()
+                else:
+                    await self.follow()
+                    count = 0
                 self.error = None
             except (PolicyMismatch, StoreUnavailable) as exc:
                 if self.error != str(exc):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ledger import SQLiteStore
+from ledger import Store
 from ledger import quarantine as kept
 from projections.errors import DecodeFailed
 from projections.providers import PROVIDERS
@@ -20,7 +20,7 @@ class Replay(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
-async def replay(store: SQLiteStore, qid: int) -> Replay:
+async def replay(store: Store, qid: int) -> Replay:
     """Decode a kept delivery with today's decoder; append it (received time, headers and
     peer as they were) when it now reads, and mark it replayed."""
     item = await kept.get(store, qid)
@@ -94,7 +94,7 @@ def view(item: kept.Quarantined) -> KeptBody:
 
 
 async def listing(
-    store: SQLiteStore, *, include_replayed: bool = False, after: int = 0, limit: int = -1
+    store: Store, *, include_replayed: bool = False, after: int = 0, limit: int = -1
 ) -> list[Kept]:
     """Quarantined deliveries with id > `after`, oldest first, at most `limit` (-1: all),
     without bodies (replayed ones only when asked)."""
@@ -102,7 +102,7 @@ async def listing(
     return [summary(item) for item in items]
 
 
-async def item(store: SQLiteStore, qid: int) -> KeptBody | None:
+async def item(store: Store, qid: int) -> KeptBody | None:
     """One quarantined delivery, body included."""
     found = await kept.get(store, qid)
     return view(found) if found is not None else None

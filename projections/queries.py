@@ -7,14 +7,16 @@ than answer from state built under other rules.
 
 from __future__ import annotations
 
-import aiosqlite
 import msgspec
 
-from ledger import SQLiteStore
+from ledger import Store
+from ledger.sql import Tx
 from projections import views
 from projections.errors import PolicyMismatch
 from projections.recipients import format_time, normalize_recipient
-from projections.state import RecipientState, decode_state
+from projections.state import RecipientState
+
+_CHUNK = 500
 
 
 class Status(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,21 +41,20 @@ class Suppression(msgspec.Struct, frozen=True, kw_only=True):
     receipt: int
 
 
-async def require_policy(db: aiosqlite.Connection, policy_hash: str) -> int:
-    meta = await views.read_checkpoint(db)
+async def require_policy(tx: Tx, policy_hash: str) -> int:
+    meta = await views.read_checkpoint(tx)
     if meta is None or meta[1] != policy_hash:
         raise PolicyMismatch(meta[1] if meta else "(none)", policy_hash)
     return meta[0]
 
 
-async def status(store: SQLiteStore, email: str, policy_hash: str) -> Status:
+async def status(store: Store, email: str, policy_hash: str) -> Status:
     """The status of one address (an address never seen is simply not suppressed)."""
     email = normalize_recipient(email)
-    async with store.snapshot() as db:
-        await require_policy(db, policy_hash)
-        async with db.execute("SELECT state FROM recipient_state WHERE email = ?", (email,)) as cur:
-            row = await cur.fetchone()
-    return status_of(decode_state(row[0]) if row else RecipientState(email=email))
+    async with store.reading() as tx:
+        await require_policy(tx, policy_hash)
+        state = await views.load_state(tx, email)
+    return status_of(state or RecipientState(email=email))
 
 
 def status_of(state: RecipientState) -> Status:
@@ -71,36 +72,39 @@ def status_of(state: RecipientState) -> Status:
 
 
 async def suppressions(
-    store: SQLiteStore, policy_hash: str, *, after: str | None = None, limit: int | None = None
+    store: Store, policy_hash: str, *, after: str | None = None, limit: int | None = None
 ) -> list[Suppression]:
     """Suppressed addresses in address order, starting after `after` (keyset pagination)."""
-    async with store.snapshot() as db:
-        await require_policy(db, policy_hash)
-        async with db.execute(
+    async with store.reading() as tx:
+        await require_policy(tx, policy_hash)
+        rows = await tx.fetch(
             "SELECT email, reason, since, seq FROM suppressions "
             "WHERE email > ? ORDER BY email LIMIT ?",
-            (after or "", -1 if limit is None else limit),
-        ) as cur:
-            rows = await cur.fetchall()
+            after or "",
+            2**62 if limit is None else limit,
+        )
     return [
         Suppression(email=email, reason=reason, since=format_time(since) or "", receipt=seq)
         for email, reason, since, seq in rows
     ]
 
 
-async def check(store: SQLiteStore, policy_hash: str, emails: list[str]) -> dict[str, Suppression]:
+async def check(store: Store, policy_hash: str, emails: list[str]) -> dict[str, Suppression]:
     """Which of `emails` are suppressed, keyed by the address as given."""
     wanted: dict[str, list[str]] = {}
     for given in emails:
         wanted.setdefault(normalize_recipient(given), []).append(given)
-    async with store.snapshot() as db:
-        await require_policy(db, policy_hash)
-        async with db.execute(
-            "SELECT email, reason, since, seq FROM suppressions "
-            "WHERE email IN (SELECT value FROM json_each(?))",
-            (msgspec.json.encode(list(wanted)).decode(),),
-        ) as cur:
-            rows = await cur.fetchall()
+    addresses = list(wanted)
+    rows = []
+    async with store.reading() as tx:
+        await require_policy(tx, policy_hash)
+        for start in range(0, len(addresses), _CHUNK):
+            chunk = addresses[start : start + _CHUNK]
+            rows += await tx.fetch(
+                "SELECT email, reason, since, seq FROM suppressions "
+                f"WHERE email IN ({','.join('?' * len(chunk))})",
+                *chunk,
+            )
     found = {}
     for email, reason, since, seq in rows:
         hit = Suppression(email=email, reason=reason, since=format_time(since) or "", receipt=seq)
@@ -109,10 +113,8 @@ async def check(store: SQLiteStore, policy_hash: str, emails: list[str]) -> dict
     return found
 
 
-async def suppression_counts(store: SQLiteStore) -> dict[str, int]:
+async def suppression_counts(store: Store) -> dict[str, int]:
     """Suppressed addresses by reason."""
-    async with (
-        store.snapshot() as db,
-        db.execute("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason") as cur,
-    ):
-        return {reason: count for reason, count in await cur.fetchall()}
+    async with store.reading() as tx:
+        rows = await tx.fetch("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")
+    return {reason: int(count) for reason, count in rows}

@@ -14,16 +14,16 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import cast
 
-import aiosqlite
 import msgspec
 
-from ledger import SQLiteStore
-from ledger.writer import on_thread
+from ledger import NewReceipt, Store
+from ledger.sql import Tx
 from projections import views
+from projections.errors import PolicyMismatch
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper
 from projections.policy import Policy, policy_hash
-from projections.projector import Projector, ensure_schema, statements
+from projections.projector import Projector, ensure_schema
 from projections.state import RecipientState
 
 Progress = Callable[[int, int], None]
@@ -63,9 +63,16 @@ _NOBODY = Verdict(False, None)
 
 
 async def rebuild(
-    store: SQLiteStore, policy: Policy, *, dry_run: bool = False, progress: Progress | None = None
+    store: Store,
+    policy: Policy,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    record: NewReceipt | None = None,
 ) -> RebuildReport:
-    """Re-read all of history under `policy`; see the module docstring."""
+    """Re-read all of history under `policy`; see the module docstring. `record` (the
+    policy change, projections/policies.py) is appended in the swap's transaction, so
+    the ledger's policy history and the live projection never disagree."""
     mapper = Mapper(policy)
     upto, groups = await _sources(store, dry_run, progress)
     if not dry_run:
@@ -81,8 +88,8 @@ async def rebuild(
         changed.extend(await _compare(store, batch, compared, upto_email))
         compared = upto_email or compared
         if not dry_run:
-            async with store.write() as db:
-                await on_thread(db, views.write_states, batch, suffix="_next")
+            async with store.writing() as tx:
+                await views.write_states(tx, batch, suffix="_next")
         batch.clear()
 
     async for email, facts in groups:
@@ -96,7 +103,7 @@ async def rebuild(
     await flush(last=True)
     digest = policy_hash(policy)
     if not dry_run:
-        await _swap(store, mapper, digest, upto)
+        await _swap(store, mapper, digest, upto, record)
     return RebuildReport(
         changed=sorted(changed, key=lambda change: change.email),
         dry_run=dry_run,
@@ -108,21 +115,35 @@ async def rebuild(
     )
 
 
+async def active_policy(store: Store) -> Policy:
+    """The policy the live projection is folded under (the latest recorded one, or the
+    built-in defaults, for a ledger never projected) — also when another version of
+    this code folded it."""
+    projector = Projector(store)
+    try:
+        await projector.start()
+    except PolicyMismatch:
+        async with store.reading() as tx:
+            meta = await views.read_meta(tx)
+        if meta is None:
+            raise
+        return meta.policy
+    return projector.policy
+
+
 Groups = AsyncIterator[tuple[str, list[Fact]]]
 
 
-async def _sources(
-    store: SQLiteStore, dry_run: bool, progress: Progress | None
-) -> tuple[int, Groups]:
+async def _sources(store: Store, dry_run: bool, progress: Progress | None) -> tuple[int, Groups]:
     """The checkpoint the rebuild reads up to, and each recipient's facts up to it.
 
     Current facts are read from the index; a ledger never projected, or projected by an
     older fact derivation, is derived afresh (in memory on a dry run, which writes
     nothing; into the index otherwise).
     """
-    async with store.write() as db:
-        await ensure_schema(db)
-        meta = await views.read_meta(db)
+    async with store.writing() as tx:
+        await ensure_schema(tx)
+        meta = await views.read_meta(tx)
     current = meta is not None and meta.derivation == DERIVATION_VERSION
     if current and meta is not None:
         projector = Projector(store, meta.policy)  # catch up under the live policy first
@@ -137,33 +158,31 @@ async def _sources(
     return upto, _indexed_groups(store, upto, progress)
 
 
-async def _indexed_groups(store: SQLiteStore, upto: int, progress: Progress | None) -> Groups:
+async def _indexed_groups(store: Store, upto: int, progress: Progress | None) -> Groups:
     """Each recipient's indexed facts with seq <= upto, in address order, chunk by chunk."""
     after, done, total = "", 0, 0
     if progress:
-        async with (
-            store.snapshot() as db,
-            db.execute("SELECT COUNT(*) FROM recipient_facts") as cur,
-        ):
-            row = await cur.fetchone()
-        total = int(row[0]) if row else 0
+        async with store.reading() as tx:
+            counted = await tx.fetch("SELECT COUNT(*) FROM recipient_facts")
+        total = int(counted[0][0]) if counted else 0
     while True:
-        async with (
-            store.snapshot() as db,
-            db.execute(
-                "SELECT email, fact, seq FROM recipient_facts WHERE email > ? "
-                "ORDER BY email, at, seq, ord LIMIT ?",
-                (after, _FACT_CHUNK),
-            ) as cur,
-        ):
-            rows = cast(list[tuple[str, bytes, int]], await cur.fetchall())
+        async with store.reading() as tx:
+            rows = cast(
+                list[tuple[str, bytes, int]],
+                await tx.fetch(
+                    "SELECT email, fact, seq FROM recipient_facts WHERE email > ? "
+                    "ORDER BY email, at, seq, ord LIMIT ?",
+                    after,
+                    _FACT_CHUNK,
+                ),
+            )
         if not rows:
             return
         full = len(rows) == _FACT_CHUNK
         last_email = rows[-1][0]
         if full and rows[0][0] == last_email:  # one recipient fills the chunk: read it whole
-            async with store.snapshot() as db:
-                whole = await views.load_facts(db, last_email)
+            async with store.reading() as tx:
+                whole = await views.load_facts(tx, last_email)
             rows = [(last_email, encode_fact(fact), fact.seq) for fact in whole]
             full = False
         group: list[Fact] = []
@@ -185,7 +204,7 @@ async def _indexed_groups(store: SQLiteStore, upto: int, progress: Progress | No
             progress(done, total)
 
 
-async def _derived_groups(store: SQLiteStore, upto: int, progress: Progress | None) -> Groups:
+async def _derived_groups(store: Store, upto: int, progress: Progress | None) -> Groups:
     """Facts derived straight from the receipts (first copy of each key wins), grouped."""
     seen: set[bytes] = set()
     by_email: dict[str, list[Fact]] = defaultdict(list)
@@ -203,39 +222,39 @@ async def _derived_groups(store: SQLiteStore, upto: int, progress: Progress | No
         yield email, sorted(by_email[email], key=lambda fact: fact.position)
 
 
-async def _rederive(store: SQLiteStore, upto: int, progress: Progress | None) -> None:
+async def _rederive(store: Store, upto: int, progress: Progress | None) -> None:
     """Replace the fact index with facts derived by this code from receipts <= upto."""
-    async with store.write() as db:
-        await db.execute("DROP TABLE recipient_facts")
-        for statement in statements(views.META):
-            await db.execute(statement)
+    async with store.writing() as tx:
+        await tx.execute("DROP TABLE recipient_facts")
+        for statement in views.facts_schema(tx.dialect):
+            await tx.execute(statement)
     after = 0
     while after < upto and (receipts := await store.read(after, min(_READ_CHUNK, upto - after))):
         rows = [views.fact_row(k) for receipt in receipts for k in derive(receipt)]
-        async with store.write() as db:  # in seq order, so the first copy of a key wins
-            await db.executemany("INSERT OR IGNORE INTO recipient_facts VALUES (?,?,?,?,?,?)", rows)
+        async with store.writing() as tx:  # in seq order, so the first copy of a key wins
+            await tx.executemany(views.INSERT_FACTS, rows)
         after = receipts[-1].seq
         if progress:
             progress(after, upto)
 
 
-async def _create_shadow(store: SQLiteStore) -> None:
-    async with store.write() as db:
+async def _create_shadow(store: Store) -> None:
+    async with store.writing() as tx:
         for table in views.STATE_TABLES:
-            await db.execute(f"DROP TABLE IF EXISTS {table}_next")
-        for statement in statements(views.state_script("_next")):
-            await db.execute(statement)
+            await tx.execute(f"DROP TABLE IF EXISTS {table}_next")
+        for statement in views.state_schema(tx.dialect, "_next"):
+            await tx.execute(statement)
 
 
 async def _compare(
-    store: SQLiteStore, states: list[RecipientState], after: str, upto: str | None
+    store: Store, states: list[RecipientState], after: str, upto: str | None
 ) -> list[Change]:
     """Changes between the live verdicts and the rebuilt states of these recipients, and
     of every live suppression in (after, upto] (None: no end) that the rebuild no longer
     has at all — an address the new rules spell otherwise, or read no event for."""
-    async with store.snapshot() as db:
-        before = await _live_verdicts(db, [state.email for state in states])
-        vanished = await _live_between(db, after, upto)
+    async with store.reading() as tx:
+        before = await _live_verdicts(tx, [state.email for state in states])
+        vanished = await _live_between(tx, after, upto)
     changes = []
     for state in states:
         old = before.get(state.email, _NOBODY)
@@ -247,42 +266,43 @@ async def _compare(
     return changes
 
 
-async def _live_between(
-    db: aiosqlite.Connection, after: str, upto: str | None
-) -> list[tuple[str, Verdict]]:
+async def _live_between(tx: Tx, after: str, upto: str | None) -> list[tuple[str, Verdict]]:
     query = "SELECT email, reason FROM suppressions WHERE email > ?"
     params: tuple[str, ...] = (after,)
     if upto is not None:
         query, params = query + " AND email <= ?", (after, upto)
-    async with db.execute(query + " ORDER BY email", params) as cur:
-        return [(email, Verdict(True, reason)) for email, reason in await cur.fetchall()]
+    rows = await tx.fetch(query + " ORDER BY email", *params)
+    return [(email, Verdict(True, reason)) for email, reason in rows]
 
 
-async def _live_verdicts(db: aiosqlite.Connection, emails: list[str]) -> dict[str, Verdict]:
+async def _live_verdicts(tx: Tx, emails: list[str]) -> dict[str, Verdict]:
     verdicts: dict[str, Verdict] = {}
     for start in range(0, len(emails), 500):
         chunk = emails[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        async with db.execute(
-            f"SELECT email, reason FROM suppressions WHERE email IN ({marks})", chunk
-        ) as cur:
-            verdicts.update(
-                {email: Verdict(True, reason) for email, reason in await cur.fetchall()}
-            )
+        rows = await tx.fetch(
+            f"SELECT email, reason FROM suppressions WHERE email IN ({marks})", *chunk
+        )
+        verdicts.update({email: Verdict(True, reason) for email, reason in rows})
     return verdicts
 
 
-async def _swap(store: SQLiteStore, mapper: Mapper, digest: str, upto: int) -> None:
-    async with store.write() as db:
-        meta = await views.read_meta(db)
+async def _swap(
+    store: Store, mapper: Mapper, digest: str, upto: int, record: NewReceipt | None
+) -> None:
+    async with store.writing() as tx:
+        meta = await views.read_meta(tx, lock=True)  # no projector step commits meanwhile
         live = meta.seq if meta is not None else upto
         for table in views.STATE_TABLES:
-            await db.execute(f"DROP TABLE {table}")
-            await db.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
+            await tx.execute(f"DROP TABLE {table}")
+            await tx.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
+            if tx.dialect == "postgresql":  # the primary key's index keeps its old name
+                await tx.execute(f"ALTER INDEX {table}_next_pkey RENAME TO {table}_pkey")
         # The tail. Facts of receipts (upto, live] were indexed (and folded under the old
         # policy) while the rebuild read: refold those recipients from their history.
-        # Receipts after `live` are derived and applied as the projector would. We hold
-        # the write lock, so nothing more can arrive until this transaction commits.
+        # Receipts after `live` are derived and applied as the projector would. The
+        # checkpoint's row is ours until this transaction commits: no projector step can
+        # commit meanwhile, and what it appends after `seq` it folds under the new policy.
         emails: set[str] = set()
         after = upto
         while after < live and (
@@ -291,11 +311,15 @@ async def _swap(store: SQLiteStore, mapper: Mapper, digest: str, upto: int) -> N
             emails.update(k.fact.recipient for r in receipts for k in derive(r))
             after = receipts[-1].seq
         states = [
-            mapper.fold_facts(email, await views.load_facts(db, email)) for email in sorted(emails)
+            mapper.fold_facts(email, await views.load_facts(tx, email)) for email in sorted(emails)
         ]
-        await on_thread(db, views.write_states, states)
-        seq = live
-        while receipts := await store.read(seq, _READ_CHUNK):
-            await views.apply(db, [k for r in receipts for k in derive(r)], mapper)
+        await views.write_states(tx, states)
+        # Up to the head as it is now: on PostgreSQL other instances go on appending, and
+        # what they append after it the projector folds, under the new policy.
+        seq, end = live, await store.last_seq()
+        while seq < end and (receipts := await store.read(seq, min(_READ_CHUNK, end - seq))):
+            await views.apply(tx, [k for r in receipts for k in derive(r)], mapper)
             seq = receipts[-1].seq
-        await views.write_meta(db, seq, digest, mapper.policy)
+        await views.write_meta(tx, seq, digest, mapper.policy)
+        if record is not None:  # last: it holds the ledger's head until the commit
+            await store.append_in(tx, record)

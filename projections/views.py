@@ -1,4 +1,5 @@
-"""The projection's SQLite tables and the incremental apply that keeps them.
+"""The projection's tables and the incremental apply that keeps them (on either backend,
+through `ledger.sql.Tx`).
 
 - `projection_meta`: the checkpoint (last receipt folded), the policy it was folded
   under, and the derivation version of the stored facts;
@@ -8,18 +9,19 @@
 - `recipient_state`: each recipient's folded state; `suppressions`: just the
   suppressed addresses, what senders query. A rebuild writes `*_next` copies of these
   two and swaps them in one transaction.
+
+Addresses sort byte-wise on both backends (PostgreSQL: `COLLATE "C"`), as Python sorts
+them: keyset pages and the rebuild's merge rely on one order.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 
-import aiosqlite
 import msgspec
 
-from ledger.writer import on_thread
+from ledger.sql import Dialect, Tx, fetchrow
 from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, encode_fact
 from projections.mapping import Mapper
 from projections.policy import Policy
@@ -27,45 +29,66 @@ from projections.state import RecipientState, decode_state, encode_state
 
 STATE_TABLES = ("recipient_state", "suppressions")
 
-META = """
+_META = """
 CREATE TABLE IF NOT EXISTS projection_meta (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
-    seq         INTEGER NOT NULL,
+    seq         {int}   NOT NULL,
     policy_hash TEXT    NOT NULL,
     policy      TEXT    NOT NULL,
     derivation  TEXT    NOT NULL
 );
+"""
+
+_FACTS = """
 CREATE TABLE IF NOT EXISTS recipient_facts (
-    email TEXT    NOT NULL,
-    at    INTEGER NOT NULL,
-    seq   INTEGER NOT NULL,
+    email TEXT {text} NOT NULL,
+    at    {int}   NOT NULL,
+    seq   {int}   NOT NULL,
     ord   INTEGER NOT NULL,
-    key   BLOB    NOT NULL UNIQUE,
-    fact  BLOB    NOT NULL,
+    key   {blob}  NOT NULL UNIQUE,
+    fact  {blob}  NOT NULL,
     PRIMARY KEY (email, at, seq, ord)
-) WITHOUT ROWID;
+){table};
 """
 
 _STATE = """
 CREATE TABLE IF NOT EXISTS recipient_state{suffix} (
-    email TEXT PRIMARY KEY,
-    state BLOB NOT NULL
-) WITHOUT ROWID;
+    email TEXT {text} PRIMARY KEY,
+    state {blob} NOT NULL
+){table};
 CREATE TABLE IF NOT EXISTS suppressions{suffix} (
-    email  TEXT PRIMARY KEY,
+    email  TEXT {text} PRIMARY KEY,
     reason TEXT    NOT NULL,
-    since  INTEGER NOT NULL,
-    seq    INTEGER NOT NULL
-) WITHOUT ROWID;
+    since  {int}   NOT NULL,
+    seq    {int}   NOT NULL
+){table};
 """
 
-SCHEMA = META + _STATE.format(suffix="")
+_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {"int": "INTEGER", "blob": "BLOB", "text": "", "table": " WITHOUT ROWID"},
+    "postgresql": {"int": "BIGINT", "blob": "BYTEA", "text": 'COLLATE "C"', "table": ""},
+}
 _CHUNK = 500
 
 
-def state_script(suffix: str) -> str:
+def _statements(script: str, dialect: Dialect, suffix: str = "") -> list[str]:
+    text = script.format(suffix=suffix, **_TYPES[dialect])
+    return [part.strip() for part in text.split(";") if part.strip()]
+
+
+def schema(dialect: Dialect) -> list[str]:
+    """DDL for every projection table."""
+    return _statements(_META + _FACTS + _STATE, dialect)
+
+
+def facts_schema(dialect: Dialect) -> list[str]:
+    """DDL for the fact index alone (a re-derivation drops and recreates it)."""
+    return _statements(_FACTS, dialect)
+
+
+def state_schema(dialect: Dialect, suffix: str) -> list[str]:
     """DDL for the state tables, with a suffix for a rebuild's shadow copies."""
-    return _STATE.format(suffix=suffix)
+    return _statements(_STATE, dialect, suffix)
 
 
 def fact_row(keyed: Keyed) -> tuple[str, int, int, int, bytes, bytes]:
@@ -73,11 +96,11 @@ def fact_row(keyed: Keyed) -> tuple[str, int, int, int, bytes, bytes]:
     return (fact.recipient, fact.at, fact.seq, fact.ord, keyed.key, encode_fact(fact))
 
 
-def write_states(
-    conn: sqlite3.Connection, states: Iterable[RecipientState], suffix: str = ""
-) -> None:
-    """Upsert states; keep the suppressions table in step with them (on the writer's
-    thread: `await on_thread(db, write_states, states)`)."""
+INSERT_FACTS = "INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+
+
+async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "") -> None:
+    """Upsert states; keep the suppressions table in step with them."""
     state_out: list[tuple[str, bytes]] = []
     suppressed: list[tuple[str, str, int, int]] = []
     released: list[tuple[str]] = []
@@ -88,9 +111,20 @@ def write_states(
             suppressed.append((state.email, cause.reason, state.since, cause.seq))
         else:
             released.append((state.email,))
-    conn.executemany(f"INSERT OR REPLACE INTO recipient_state{suffix} VALUES (?, ?)", state_out)
-    conn.executemany(f"INSERT OR REPLACE INTO suppressions{suffix} VALUES (?, ?, ?, ?)", suppressed)
-    conn.executemany(f"DELETE FROM suppressions{suffix} WHERE email = ?", released)
+    if state_out:
+        await tx.executemany(
+            f"INSERT INTO recipient_state{suffix} VALUES (?, ?) "
+            "ON CONFLICT (email) DO UPDATE SET state = excluded.state",
+            state_out,
+        )
+    if suppressed:
+        await tx.executemany(
+            f"INSERT INTO suppressions{suffix} VALUES (?, ?, ?, ?) ON CONFLICT (email) DO UPDATE "
+            "SET reason = excluded.reason, since = excluded.since, seq = excluded.seq",
+            suppressed,
+        )
+    if released:
+        await tx.executemany(f"DELETE FROM suppressions{suffix} WHERE email = ?", released)
 
 
 class Plan(msgspec.Struct):
@@ -100,15 +134,15 @@ class Plan(msgspec.Struct):
     states: list[RecipientState]
 
 
-async def plan(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) -> Plan:
-    """Fold new facts against what `db` shows (reads only: the reader, or the writer).
+async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
+    """Fold new facts against what `tx` shows (reads only: a snapshot, or the writer).
 
     A fact already indexed (same key) is a duplicate and is dropped: idempotent. A
     recipient whose new facts all sort after its last folded event is folded forward;
     one that got a late, out-of-order fact is refolded from its whole history, so state
     depends on event time, never on arrival order.
     """
-    known = await _known_keys(db, [item.key for item in keyed])
+    known = await _known_keys(tx, [item.key for item in keyed])
     fresh: list[Keyed] = []
     for item in keyed:
         if item.key not in known:
@@ -117,63 +151,67 @@ async def plan(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) -> 
     by_email: dict[str, list[Fact]] = defaultdict(list)
     for item in fresh:
         by_email[item.fact.recipient].append(item.fact)
-    states = await load_states(db, list(by_email))
+    states = await load_states(tx, list(by_email))
     updated = []
     for email, facts in by_email.items():
         state = states.get(email)
         facts.sort(key=lambda fact: fact.position)
         if state is not None and facts[0].position < state.position:
-            indexed = await load_facts(db, email)
+            indexed = await load_facts(tx, email)
             facts, state = sorted([*indexed, *facts], key=lambda fact: fact.position), None
         updated.append(mapper.fold_facts(email, facts, state))
     return Plan(rows=[fact_row(item) for item in fresh], states=updated)
 
 
-def write_plan(conn: sqlite3.Connection, planned: Plan) -> None:
-    """Write a plan inside the caller's write transaction (on the writer's thread)."""
-    conn.executemany("INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?)", planned.rows)
-    write_states(conn, planned.states)
+async def write_plan(tx: Tx, planned: Plan) -> None:
+    """Write a plan inside the caller's write transaction."""
+    if planned.rows:
+        await tx.executemany(INSERT_FACTS, planned.rows)
+    await write_states(tx, planned.states)
 
 
-async def apply(db: aiosqlite.Connection, keyed: list[Keyed], mapper: Mapper) -> None:
-    """Index and fold new facts inside the caller's write transaction on `db`."""
-    await on_thread(db, write_plan, await plan(db, keyed, mapper))
+async def apply(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> None:
+    """Index and fold new facts inside the caller's write transaction."""
+    await write_plan(tx, await plan(tx, keyed, mapper))
 
 
-async def _known_keys(db: aiosqlite.Connection, keys: list[bytes]) -> set[bytes]:
+async def _known_keys(tx: Tx, keys: list[bytes]) -> set[bytes]:
     known: set[bytes] = set()
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
-        async with db.execute(
-            f"SELECT key FROM recipient_facts WHERE key IN ({marks})", chunk
-        ) as cur:
-            known.update(row[0] for row in await cur.fetchall())
+        rows = await tx.fetch(f"SELECT key FROM recipient_facts WHERE key IN ({marks})", *chunk)
+        known.update(bytes(row[0]) for row in rows)
     return known
 
 
-async def load_states(db: aiosqlite.Connection, emails: list[str]) -> dict[str, RecipientState]:
+async def load_states(tx: Tx, emails: list[str]) -> dict[str, RecipientState]:
     """Stored states of the given recipients (absent ones are left out)."""
     states: dict[str, RecipientState] = {}
     for start in range(0, len(emails), _CHUNK):
         chunk = emails[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
-        async with db.execute(
-            f"SELECT state FROM recipient_state WHERE email IN ({marks})", chunk
-        ) as cur:
-            for (blob,) in await cur.fetchall():
-                state = decode_state(blob)
-                states[state.email] = state
+        rows = await tx.fetch(f"SELECT state FROM recipient_state WHERE email IN ({marks})", *chunk)
+        for (blob,) in rows:
+            state = decode_state(blob)
+            states[state.email] = state
     return states
 
 
-async def load_facts(db: aiosqlite.Connection, email: str, until: int | None = None) -> list[Fact]:
+async def load_state(tx: Tx, email: str) -> RecipientState | None:
+    """One recipient's stored state, or None."""
+    row = await fetchrow(tx, "SELECT state FROM recipient_state WHERE email = ?", email)
+    return decode_state(row[0]) if row else None
+
+
+async def load_facts(tx: Tx, email: str, until: int | None = None) -> list[Fact]:
     """A recipient's indexed facts in history order, optionally up to event time `until`."""
-    async with db.execute(
+    rows = await tx.fetch(
         "SELECT fact FROM recipient_facts WHERE email = ? AND at <= ? ORDER BY at, seq, ord",
-        (email, until if until is not None else 2**62),
-    ) as cur:
-        return [decode_fact(blob) for (blob,) in await cur.fetchall()]
+        email,
+        until if until is not None else 2**62,
+    )
+    return [decode_fact(blob) for (blob,) in rows]
 
 
 class Meta(msgspec.Struct, frozen=True):
@@ -185,28 +223,38 @@ class Meta(msgspec.Struct, frozen=True):
     derivation: str
 
 
-async def read_checkpoint(db: aiosqlite.Connection) -> tuple[int, str] | None:
-    """(checkpoint seq, policy hash) of the live projection, or None before the first run."""
-    async with db.execute("SELECT seq, policy_hash FROM projection_meta WHERE id = 1") as cur:
-        row = await cur.fetchone()
+async def read_checkpoint(tx: Tx, *, lock: bool = False) -> tuple[int, str] | None:
+    """(checkpoint seq, policy hash) of the live projection, or None before the first run;
+    `lock` holds the row to the end of a write transaction."""
+    row = await fetchrow(
+        tx,
+        "SELECT seq, policy_hash FROM projection_meta WHERE id = 1"
+        + (tx.for_update if lock else ""),
+    )
     return (int(row[0]), str(row[1])) if row else None
 
 
-async def read_meta(db: aiosqlite.Connection) -> Meta | None:
+async def read_meta(tx: Tx, *, lock: bool = False) -> Meta | None:
     """The live projection's meta row, or None before the first run."""
-    async with db.execute(
+    row = await fetchrow(
+        tx,
         "SELECT seq, policy_hash, policy, derivation FROM projection_meta WHERE id = 1"
-    ) as cur:
-        row = await cur.fetchone()
+        + (tx.for_update if lock else ""),
+    )
     if row is None:
         return None
     policy = msgspec.json.decode(row[2], type=Policy)
     return Meta(int(row[0]), str(row[1]), policy, str(row[3]))
 
 
-async def write_meta(db: aiosqlite.Connection, seq: int, digest: str, policy: Policy) -> None:
-    await db.execute(
-        "INSERT OR REPLACE INTO projection_meta (id, seq, policy_hash, policy, derivation) "
-        "VALUES (1, ?, ?, ?, ?)",
-        (seq, digest, msgspec.json.encode(policy, order="sorted").decode(), DERIVATION_VERSION),
+async def write_meta(tx: Tx, seq: int, digest: str, policy: Policy) -> None:
+    await tx.execute(
+        "INSERT INTO projection_meta (id, seq, policy_hash, policy, derivation) "
+        "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, "
+        "policy_hash = excluded.policy_hash, policy = excluded.policy, "
+        "derivation = excluded.derivation",
+        seq,
+        digest,
+        msgspec.json.encode(policy, order="sorted").decode(),
+        DERIVATION_VERSION,
     )

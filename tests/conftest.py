@@ -81,7 +81,7 @@ def make_client(
 ) -> Callable[..., Any]:
     """`async with make_client(settings=..., policy=...) as client:` — a started app."""
 
-    def make(settings: Settings = settings, policy: Policy = DEFAULT_POLICY) -> Any:
+    def make(settings: Settings = settings, policy: Policy | None = DEFAULT_POLICY) -> Any:
         return AsyncTestClient(app=create_app(settings, policy))
 
     return make

@@ -261,7 +261,12 @@ def test_rebuild_dry_run_then_apply(ledger: Path, tmp_path: Path) -> None:
     mismatch = invoke("status", "soft@example.org", "--db", ledger, "--policy", raised)
     assert mismatch.exit_code == 1
 
-    applied = invoke("rebuild", "--db", ledger, "--policy", raised, "--json")
+    unexplained = invoke("rebuild", "--db", ledger, "--policy", raised, "--json")
+    assert unexplained.exit_code == 2
+    assert "--note" in unexplained.output
+    applied = invoke(
+        "rebuild", "--db", ledger, "--policy", raised, "--note", "five from today", "--json"
+    )
     assert applied.exit_code == 0, applied.output
     assert json.loads(applied.output)["changed"] == report["changed"]
     now = json.loads(
@@ -288,7 +293,7 @@ def test_rebuild_text_output(ledger: Path, tmp_path: Path) -> None:
     assert dry.exit_code == 0
     assert "soft@example.org" in dry.output
     assert "nothing was written" in dry.output
-    applied = invoke("rebuild", "--db", ledger, "--policy", raised)
+    applied = invoke("rebuild", "--db", ledger, "--policy", raised, "--note", "raised")
     assert applied.exit_code == 0
     assert "soft@example.org" in applied.output
     assert "nothing was written" not in applied.output

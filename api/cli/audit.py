@@ -39,7 +39,7 @@ def audit() -> None:
 @db_option
 @policy_option
 @json_option
-def recipient(email: str, db: Path, policy: Path | None, as_json: bool) -> None:
+def recipient(email: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
     """Every event for EMAIL in event-time order, with its receipt and what the policy made of it.
 
     \b
@@ -60,7 +60,7 @@ def recipient(email: str, db: Path, policy: Path | None, as_json: bool) -> None:
 @click.option("--raw", is_flag=True, help="Write the stored body to stdout, byte for byte.")
 @db_option
 @json_option
-def receipt(seq: int, raw: bool, db: Path, as_json: bool) -> None:
+def receipt(seq: int, raw: bool, db: Path | str, as_json: bool) -> None:
     """Show receipt SEQ: its metadata and body; --raw writes the body exactly as received.
 
     \b
@@ -95,7 +95,7 @@ def receipts(
     since: str | None,
     until: str | None,
     limit: int | None,
-    db: Path,
+    db: Path | str,
     as_json: bool,
 ) -> None:
     """List receipts in ledger order (metadata only).

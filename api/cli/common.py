@@ -11,23 +11,40 @@ from typing import Any, TypeVar
 import click
 
 from api.settings import DEFAULT_DB
-from ledger import LedgerError, SQLiteStore
-from projections import Policy, PolicyInvalid, PolicyMismatch, Projector, read_policy
-from projections.errors import DecodeFailed
+from ledger import LedgerError, Store, as_target, open_store
+from ledger.store import redact
+from projections import Policy, PolicyInvalid, ProjectionError, Projector, read_policy
 from projections.recipients import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
+class StoreAddress(click.ParamType):  # type: ignore[type-arg]
+    """A `--db` value: a `postgresql://` URL (kept as text), or a SQLite file's path."""
+
+    name = "PATH|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path):
+            return value
+        text = str(value).strip()
+        if not text:
+            self.fail("empty: give a SQLite file's path or a postgresql:// URL", param, ctx)
+        target = as_target(text)
+        if isinstance(target, Path) and target.is_dir():
+            self.fail(f"{text} is a directory: give the ledger's file", param, ctx)
+        return target
+
+
 def db_option(func: F) -> F:
     return click.option(
         "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=StoreAddress(),
         envvar="BOUNCELEDGER_DB",
         default=DEFAULT_DB,
         show_default=True,
-        help="The ledger's SQLite file (env BOUNCELEDGER_DB).",
+        help="The ledger: a SQLite file, or a postgresql:// URL (env BOUNCELEDGER_DB).",
     )(func)
 
 
@@ -37,7 +54,7 @@ def policy_option(func: F) -> F:
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="BOUNCELEDGER_POLICY",
         default=None,
-        help="Policy TOML file (env BOUNCELEDGER_POLICY); built-in defaults without one.",
+        help="Policy TOML file (env BOUNCELEDGER_POLICY); without one, the ledger's active policy.",
     )(func)
 
 
@@ -45,8 +62,11 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
 
-def load(path: Path | None) -> Policy:
-    """The policy at `path` (defaults when None); a bad file is a one-line error."""
+def load(path: Path | None) -> Policy | None:
+    """The policy at `path`, or None (follow the ledger's active policy) when no file is
+    given; a bad file is a one-line error."""
+    if path is None:
+        return None
     try:
         return read_policy(path)
     except PolicyInvalid as exc:
@@ -67,21 +87,26 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; library errors become one-line messages with exit status 1."""
     try:
         return asyncio.run(coroutine)
-    except (LedgerError, PolicyMismatch, PolicyInvalid, DecodeFailed, ValueError) as exc:
+    except (LedgerError, ProjectionError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-def require_ledger(db: Path) -> None:
-    if not db.exists():
+def require_ledger(db: Path | str) -> None:
+    if isinstance(db, Path) and not db.exists():
         raise click.ClickException(f"no ledger at {db}: start `bounceledger serve` or pass --db")
 
 
+def where(db: Path | str) -> str:
+    """The ledger's address for messages (a URL without its password)."""
+    return redact(db) if isinstance(db, str) else str(db)
+
+
 @contextlib.asynccontextmanager
-async def opened(db: Path, *, create: bool = False) -> AsyncIterator[SQLiteStore]:
-    """The store at `db`, which must exist unless `create`."""
+async def opened(db: Path | str, *, create: bool = False) -> AsyncIterator[Store]:
+    """The store at `db` (a SQLite file, which must exist unless `create`, or a URL)."""
     if not create:
         require_ledger(db)
-    store = await SQLiteStore.open(db)
+    store = await open_store(db, pool_min=1, pool_max=4)
     try:
         yield store
     finally:
@@ -90,12 +115,11 @@ async def opened(db: Path, *, create: bool = False) -> AsyncIterator[SQLiteStore
 
 @contextlib.asynccontextmanager
 async def projection(
-    db: Path, policy: Policy, *, create: bool = False
-) -> AsyncIterator[tuple[SQLiteStore, Projector]]:
-    """The store with its projection brought up to date under `policy`.
-
-    Refuses (PolicyMismatch) when the projection was built under another policy.
-    """
+    db: Path | str, policy: Policy | None, *, create: bool = False
+) -> AsyncIterator[tuple[Store, Projector]]:
+    """The store with its projection brought up to date: under the ledger's active
+    policy, or pinned to `policy` — refused (PolicyMismatch) when the projection was
+    built under another."""
     async with opened(db, create=create) as store:
         projector = Projector(store, policy)
         await projector.start()

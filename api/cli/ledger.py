@@ -10,10 +10,9 @@ import click
 import msgspec
 
 from api import output
-from api.cli.common import db_option, json_option, opened, require_ledger, run
+from api.cli.common import db_option, json_option, opened, require_ledger, run, where
 from ledger import (
     Migration,
-    SQLiteStore,
     import_receipts,
     is_url,
     migrate,
@@ -29,11 +28,12 @@ def import_rules() -> ImportRules:
     from api.authenticators import DOORS  # the doors, only when importing
     from api.webhooks import AUDIT_HEADERS
     from projections.operator import SOURCE as OPERATOR
+    from projections.policies import SOURCE as POLICY
     from projections.providers import PROVIDERS
 
     headers = {*AUDIT_HEADERS, *(name for door in DOORS.values() for name in door.headers)}
     return ImportRules(
-        sources=frozenset({*PROVIDERS, OPERATOR, "import"}), headers=frozenset(headers)
+        sources=frozenset({*PROVIDERS, OPERATOR, POLICY, "import"}), headers=frozenset(headers)
     )
 
 
@@ -52,7 +52,7 @@ class Verification(msgspec.Struct, frozen=True):
 @click.command()
 @db_option
 @json_option
-def verify(db: Path, as_json: bool) -> None:
+def verify(db: Path | str, as_json: bool) -> None:
     """Recompute the hash chain; exit 1 naming the first receipt that does not match.
 
     \b
@@ -82,7 +82,7 @@ def verify(db: Path, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write (default: stdout).",
 )
-def export_command(db: Path, out: Path | None) -> None:
+def export_command(db: Path | str, out: Path | None) -> None:
     """Write the whole ledger as JSON lines, one receipt per line (bodies in base64).
 
     The head (last seq and chain hash) is printed on stderr: record it somewhere the
@@ -116,7 +116,7 @@ def export_command(db: Path, out: Path | None) -> None:
     required=True,
     help="The ledger to restore into: new, or one whose head the file continues exactly.",
 )
-def import_command(file: Path, db: Path) -> None:
+def import_command(file: Path, db: Path | str) -> None:
     """Restore an export: the same sequence numbers, bodies and chain.
 
     Importing into a non-empty ledger is refused unless the file continues exactly
@@ -132,15 +132,12 @@ def import_command(file: Path, db: Path) -> None:
     """
 
     async def go() -> int:
-        store = await SQLiteStore.open(db)
-        try:
+        async with opened(db, create=True) as store:
             with file.open("rb") as lines:
                 return await import_receipts(store, lines, rules=import_rules())
-        finally:
-            await store.close()
 
     count = run(go())
-    click.echo(f"imported {count} receipts into {db}")
+    click.echo(f"imported {count} receipts into {where(db)}")
 
 
 def _where(target: str) -> str:

@@ -14,7 +14,7 @@ from projections import operator, queries
 
 
 def _act(
-    action: operator.Action, email: str, note: str, db: Path, policy: Path | None
+    action: operator.Action, email: str, note: str, db: Path | str, policy: Path | None
 ) -> queries.Status:
     chosen = load(policy)
 
@@ -49,7 +49,7 @@ _note = click.option(
 @db_option
 @policy_option
 @json_option
-def suppress(email: str, note: str, db: Path, policy: Path | None, as_json: bool) -> None:
+def suppress(email: str, note: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
     """Suppress EMAIL by hand (reason `manual`), recorded in the ledger with who and why.
 
     \b
@@ -65,7 +65,7 @@ def suppress(email: str, note: str, db: Path, policy: Path | None, as_json: bool
 @db_option
 @policy_option
 @json_option
-def release(email: str, note: str, db: Path, policy: Path | None, as_json: bool) -> None:
+def release(email: str, note: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
     """Lift EMAIL's current suppression, whatever its reason; a later bounce suppresses again.
 
     \b

@@ -16,7 +16,7 @@ from projections.quarantine import Kept, KeptBody, Replay, item, listing, replay
 @db_option
 @json_option
 @click.pass_context
-def quarantine(ctx: click.Context, include_replayed: bool, db: Path, as_json: bool) -> None:
+def quarantine(ctx: click.Context, include_replayed: bool, db: Path | str, as_json: bool) -> None:
     """List deliveries that passed authentication but could not be decoded.
 
     They were refused (400) and kept aside with the reason (at most
@@ -53,7 +53,7 @@ def show_command(ctx: click.Context, qid: int, as_json: bool) -> None:
     Example:
         bounceledger quarantine show 3 --json
     """
-    db: Path = ctx.obj["db"]
+    db: Path | str = ctx.obj["db"]
 
     async def go() -> KeptBody | None:
         async with opened(db) as store:
@@ -84,7 +84,7 @@ def replay_command(ctx: click.Context, ids: tuple[int, ...], every: bool, as_jso
     """
     if not ids and not every:
         raise click.UsageError("name the deliveries to replay, or pass --all")
-    db: Path = ctx.obj["db"]
+    db: Path | str = ctx.obj["db"]
 
     async def go() -> list[Replay]:
         async with opened(db) as store:

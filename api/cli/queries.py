@@ -18,7 +18,9 @@ from projections.audit import Explanation, explain, status_as_of
 @db_option
 @policy_option
 @json_option
-def status(email: str, as_of: str | None, db: Path, policy: Path | None, as_json: bool) -> None:
+def status(
+    email: str, as_of: str | None, db: Path | str, policy: Path | None, as_json: bool
+) -> None:
     """Is EMAIL suppressed? Why, since when, on which receipt's evidence?
 
     \b
@@ -43,7 +45,7 @@ def status(email: str, as_of: str | None, db: Path, policy: Path | None, as_json
 @db_option
 @policy_option
 @json_option
-def suppressions(db: Path, policy: Path | None, as_json: bool) -> None:
+def suppressions(db: Path | str, policy: Path | None, as_json: bool) -> None:
     """List every suppressed address with its reason and since when.
 
     \b
@@ -64,7 +66,7 @@ def suppressions(db: Path, policy: Path | None, as_json: bool) -> None:
 @db_option
 @policy_option
 @json_option
-def explain_command(email: str, db: Path, policy: Path | None, as_json: bool) -> None:
+def explain_command(email: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
     """Why is EMAIL suppressed (or not)? The policy and the events that decided it.
 
     Every event is listed with what it did; the evidence (marked *) is what the

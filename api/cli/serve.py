@@ -50,7 +50,7 @@ def connection_limit(wanted: int) -> int:
     help="One JSON object per line, or plain text.",
 )
 def serve(
-    host: str, port: int, db: Path, policy: Path | None, log_level: str, log_format: str
+    host: str, port: int, db: Path | str, policy: Path | None, log_level: str, log_format: str
 ) -> None:
     """Run the HTTP service: webhooks in, suppression queries out.
 

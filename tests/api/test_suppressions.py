@@ -319,7 +319,7 @@ async def test_healthz_counts_receipts_and_projection(client: Any) -> None:
 # -- a server under another policy does not serve the old state ---------------------
 
 
-async def test_restart_under_another_policy_serves_the_new_state(
+async def test_a_first_policy_is_put_into_effect_and_a_later_one_refused(
     make_client: MakeClient,
 ) -> None:
     soft = json.dumps(event("bounce", "soft@example.org", "soft-x", bounce="soft")).encode()
@@ -327,9 +327,18 @@ async def test_restart_under_another_policy_serves_the_new_state(
         assert (await post_webhook(client, soft)).status_code == 200
         await settle(client)
         assert (await status(client, "soft@example.org"))["suppressed"] is False
+    # no policy history yet: the configured policy is recorded and put into effect
     async with make_client(policy=Policy(soft_bounce_threshold=1)) as client:
         state = await status(client, "soft@example.org")
         assert state["suppressed"] is True
         assert state["reason"] == "soft_bounce_threshold"
-    async with make_client() as client:
-        assert (await status(client, "soft@example.org"))["suppressed"] is False
+    # now one instance's file cannot switch it back: that is `rebuild --note`'s job
+    with pytest.raises(Exception) as refused:  # noqa: PT011 (litestar wraps it in a group)
+        async with make_client() as client:
+            pass
+    assert "bounceledger rebuild --policy" in "".join(
+        str(e) for e in getattr(refused.value, "exceptions", [refused.value])
+    )
+    # without a policy of its own, an instance serves the ledger's active one
+    async with make_client(policy=None) as client:
+        assert (await status(client, "soft@example.org"))["suppressed"] is True

@@ -234,7 +234,9 @@ async def test_operator_actions_survive_a_rebuild_under_another_policy(
             assert response.status_code == 200
 
     policy_file = write_policy(tmp_path / "one.toml", THRESHOLD_ONE)
-    rebuilt = await cli("rebuild", "--db", db_path, "--policy", policy_file, "--json")
+    rebuilt = await cli(
+        "rebuild", "--db", db_path, "--policy", policy_file, "--note", "threshold 1", "--json"
+    )
     report = ok_json(rebuilt)
     assert report["receipts"] == 4
     assert report["dry_run"] is False
@@ -343,14 +345,17 @@ def test_cli_operator_actions_survive_a_rebuild_under_another_policy(tmp_path: P
     # the projection was built under the defaults: reading under another policy is refused
     refused = invoke("status", BOB, "--db", db, "--policy", policy)
     assert refused.exit_code == 1
-    assert invoke("rebuild", "--db", db, "--policy", policy).exit_code == 0
+    assert invoke("rebuild", "--db", db, "--policy", policy, "--note", "one").exit_code == 0
     listed = ok_json(invoke("suppressions", "--db", db, "--policy", policy, "--json"))
     assert [(item["email"], item["reason"]) for item in listed] == [
         (BOB, "soft_bounce_threshold"),
         ("carol@example.com", "manual"),
     ]
-    # back to the defaults: the same two operator decisions, bob is no longer suppressed
-    assert invoke("rebuild", "--db", db).exit_code == 0
+    # back to the defaults (an empty file): the same two operator decisions, bob is no
+    # longer suppressed
+    defaults = write_policy(tmp_path / "defaults.toml", "")
+    back = invoke("rebuild", "--db", db, "--policy", defaults, "--note", "back to defaults")
+    assert back.exit_code == 0
     listed = ok_json(invoke("suppressions", "--db", db, "--json"))
     assert [(item["email"], item["reason"]) for item in listed] == [("carol@example.com", "manual")]
 
