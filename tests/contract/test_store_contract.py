@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
 
 import msgspec
 import pytest
@@ -26,33 +24,14 @@ from ledger import (
     AppendResult,
     NewReceipt,
     Receipt,
-    SQLiteStore,
     Store,
     StoreUnavailable,
 )
 from ledger.chain import body_digest
 from tests import pg
+from tests.contract.backends import Ledgers, PostgresLedgers, SQLiteLedgers
 
-
-class FullStore(Store, Protocol):
-    """Store, plus what both backends offer beyond it (imports, audit lists, tailing)."""
-
-    async def list_receipts(
-        self,
-        *,
-        after_seq: int = 0,
-        limit: int = 100,
-        source: str | None = None,
-        since: int | None = None,
-        until: int | None = None,
-    ) -> list[Receipt]: ...
-    async def append_verbatim(
-        self, receipts: Iterable[Receipt], progress: Callable[[int], None] | None = None
-    ) -> int: ...
-    async def wait_for_appends(self, timeout: float) -> None: ...
-
-
-MakeStore = Callable[[], Awaitable[FullStore]]
+MakeStore = Callable[[], Awaitable[Store]]
 
 _counter = itertools.count(1)
 
@@ -68,39 +47,6 @@ def receipt(body: bytes | None = None, *, source: str = "smtp2go") -> NewReceipt
         headers={"user-agent": "contract-test"},
         peer="127.0.0.1",
     )
-
-
-class Ledgers:
-    """Opens store instances on named ledgers of one backend; closes them all at the end."""
-
-    # What the database's own client raises when a statement is refused.
-    refused: tuple[type[BaseException], ...] = ()
-
-    def __init__(self) -> None:
-        self._open: list[FullStore] = []
-        self._fresh = itertools.count()
-
-    async def _open_instance(self, name: str) -> FullStore:
-        raise NotImplementedError
-
-    async def execute_raw(self, name: str, sql: str) -> None:
-        raise NotImplementedError
-
-    async def open(self, name: str) -> FullStore:
-        store = await self._open_instance(name)
-        self._open.append(store)
-        return store
-
-    async def fresh(self) -> FullStore:
-        return await self.open(f"fresh-{next(self._fresh)}")
-
-    async def close(self, store: FullStore) -> None:
-        self._open.remove(store)
-        await store.close()
-
-    async def close_all(self) -> None:
-        while self._open:
-            await self._open.pop().close()
 
 
 class StoreContract:
@@ -351,63 +297,12 @@ class StoreContract:
         assert await store.verify() == (3, None)
 
 
-class SQLiteLedgers(Ledgers):
-    refused = (sqlite3.DatabaseError,)
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__()
-        self.directory = directory
-
-    def path(self, name: str) -> Path:
-        return self.directory / f"{name}.db"
-
-    async def _open_instance(self, name: str) -> FullStore:
-        return await SQLiteStore.open(self.path(name))
-
-    async def execute_raw(self, name: str, sql: str) -> None:
-        conn = sqlite3.connect(self.path(name), timeout=10)
-        try:
-            with conn:
-                conn.execute(sql)
-        finally:
-            conn.close()
-
-
 class TestSQLiteStore(StoreContract):
     @pytest.fixture
     async def ledgers(self, tmp_path: Path) -> AsyncIterator[Ledgers]:
         ledgers = SQLiteLedgers(tmp_path)
         yield ledgers
         await ledgers.close_all()
-
-
-class PostgresLedgers(Ledgers):
-    """Each ledger name is a fresh schema in the run's test database."""
-
-    def __init__(self, fresh_url: Callable[[], str]) -> None:
-        super().__init__()
-        import asyncpg
-
-        self.refused = (asyncpg.PostgresError,)
-        self._fresh_url = fresh_url
-        self._urls: dict[str, str] = {}
-
-    def url(self, name: str) -> str:
-        if name not in self._urls:
-            self._urls[name] = self._fresh_url()
-        return self._urls[name]
-
-    async def _open_instance(self, name: str) -> FullStore:
-        from ledger.postgres import PostgresStore
-
-        return await PostgresStore.open(self.url(name))
-
-    async def execute_raw(self, name: str, sql: str) -> None:
-        conn = await pg.connect(self.url(name))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
 
 @pytest.mark.postgres
