@@ -59,8 +59,29 @@ async def settle(client: Any, timeout: float = 5.0) -> dict[str, Any]:
         await asyncio.sleep(0.01)
 
 
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module or test marked `both_backends` runs once per backend: its `db_path` is a
+    SQLite file, then a PostgreSQL URL (a schema of its own in the run's database)."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_backends"
+    ):
+        metafunc.parametrize("backend", BACKENDS)
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path:
+    """Where the test's ledger lives (for `both_backends` tests on PostgreSQL, its URL)."""
+    if backend == "postgresql":
+        url: Path = request.getfixturevalue("pg_url")  # a str: every use goes through str()
+        return url
     return tmp_path / "ledger.db"
 
 

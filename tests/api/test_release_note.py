@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.api.helpers import hard_bounce, post_webhook, receipts, status
 from tests.conftest import AUTH, settle
+
+pytestmark = pytest.mark.both_backends  # every test here runs on SQLite and PostgreSQL
 
 EMAIL = "gone@example.org"
 

@@ -17,6 +17,8 @@ from projections import Policy
 from tests.api.helpers import basic, bearer, event, hard_bounce, post_webhook, status
 from tests.conftest import API_KEY, AUTH, SECRET, STATUS_FIELDS, settle
 
+pytestmark = pytest.mark.both_backends  # every test here runs on SQLite and PostgreSQL
+
 MakeClient = Callable[..., Any]
 
 

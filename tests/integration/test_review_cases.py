@@ -36,6 +36,8 @@ from tests.providers.signing import (
 )
 from tests.reliability.helpers import provider_environment
 
+pytestmark = pytest.mark.both_backends  # every test here runs on SQLite and PostgreSQL
+
 MakeClient = Callable[..., Any]
 DAY = timedelta(days=1)
 MULTI = "names 2 recipients and not which one"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger import Receipt, SQLiteStore
+from ledger import Receipt, open_store
 from projections import DEFAULT_POLICY, Mapper, Policy
 from projections.events import NormalizedEvent
 from projections.facts import Keyed, derive
@@ -71,7 +71,7 @@ def webhook(provider: str) -> str:
 
 async def stored(db_path: Path) -> list[Receipt]:
     """Every receipt in the ledger (read after the app has shut down)."""
-    store = await SQLiteStore.open(db_path)
+    store = await open_store(db_path)
     try:
         return await store.read(0, 10_000)
     finally:

@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS
 from tests.conftest import SECRET, settle
@@ -21,6 +23,8 @@ from tests.providers.signing import (
     sns_headers,
     sns_notification,
 )
+
+pytestmark = pytest.mark.both_backends  # every test here runs on SQLite and PostgreSQL
 
 ADDRESS = "Pat.Doe@Example.org"
 
