@@ -60,13 +60,20 @@ def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
 async def require_api_key(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard for every non-webhook route: `Authorization: Bearer KEY`, 401 otherwise.
+    """Guard for every route but the webhooks and the probes: `Authorization: Bearer KEY`,
+    401 otherwise.
 
     Async on purpose: litestar runs a sync guard in a worker thread, on every request.
     """
     if handler.opt.get("webhook"):
         return
     keys: tuple[ApiKey, ...] = connection.app.state.runtime.settings.api_keys
+    if handler.opt.get("probe"):  # open, with more detail for a valid key (api/health.py)
+        scheme, value = _authorization(connection)
+        key = find_api_key(keys, value) if scheme == "bearer" and value else None
+        if key is not None:
+            connection.state.api_key_name = key.name
+        return
     if not keys:
         raise NotAuthorizedException(
             "no API keys are configured: set BOUNCELEDGER_API_KEYS",

@@ -1,4 +1,10 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics.
+
+`/healthz` and `/readyz` are open: a load balancer or an orchestrator probes them without
+an API key. Without one they say only alive, or ready / not ready and the name of the
+first failing check — no counts, no messages. With a valid key (or in `/metrics`, which
+needs one) they give the detail: receipts and projection, every check's problem.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +15,43 @@ from litestar import Request, Response, get
 from api.runtime import Runtime
 from api.schemas import Health, Readiness
 
+PROBE = {"probe": True}  # open route: the API-key guard lets it through (api/auth.py)
+
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-@get("/healthz", summary="Liveness: the ledger answers")
+def _keyed(request: Request[Any, Any, Any]) -> bool:
+    """Whether the request presented a valid API key."""
+    return request.state.get("api_key_name") is not None
+
+
+@get("/healthz", summary="Liveness: the process answers (open; counts with an API key)", opt=PROBE)
 async def healthz(request: Request[Any, Any, Any]) -> Health:
+    if not _keyed(request):
+        return Health(status="ok")  # alive: no database round trip, nothing revealed
     runtime = _runtime(request)
     receipts = await runtime.store.last_seq()
     return Health(status="ok", receipts=receipts, projected=runtime.projector.projected_seq)
 
 
-@get("/readyz", summary="Readiness: ledger writable, projection current and under this policy")
+@get(
+    "/readyz",
+    summary="Readiness: ledger reachable and writable, projection current (open; detail "
+    "with an API key)",
+    opt=PROBE,
+)
 async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     problems = await _runtime(request).readiness()
-    ready = not any(problems.values())
-    return Response(Readiness(ready=ready, problems=problems), status_code=200 if ready else 503)
+    failing = next((name for name, problem in problems.items() if problem), None)
+    status = 503 if failing else 200
+    if not _keyed(request):
+        return Response(Readiness(ready=failing is None, failing=failing), status_code=status)
+    return Response(
+        Readiness(ready=failing is None, failing=failing, problems=problems), status_code=status
+    )
 
 
 @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from api.metrics import Metrics
 from api.settings import Settings
-from ledger import NewReceipt, Store, open_store
+from ledger import NewReceipt, Store, StoreUnavailable, open_store
 from projections import (
     Policy,
     PolicyConflict,
@@ -144,11 +144,20 @@ class Runtime:
 
     async def readiness(self) -> dict[str, str | None]:
         """Why the service is not ready, per check (None = fine)."""
+        try:
+            head = await self.store.last_seq()
+        except StoreUnavailable as exc:
+            return {
+                "ledger_reachable": str(exc),
+                "ledger_writable": None,
+                "projection_policy": None,
+                "projector_caught_up": None,
+            }
         if self.store.write_error is not None:
             await self.store.recheck_writable()
-        head = await self.store.last_seq()
         lag = head - self.projector.projected_seq
         return {
+            "ledger_reachable": None,
             "ledger_writable": self.store.write_error,
             "projection_policy": self.projector.error,
             "projector_caught_up": None if lag <= 1000 else f"{lag} receipts behind",

@@ -86,17 +86,21 @@ def parse_when(text: str | None, name: str) -> int | None:
     return micros
 
 
-class Readiness(msgspec.Struct, frozen=True):
-    """Ready when every check's problem is null."""
+class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Ready when every check's problem is null; `failing` names the first that is not.
+    `problems` (every check) only for a request with an API key."""
 
     ready: bool
-    problems: dict[str, str | None]
+    failing: str | None = None
+    problems: dict[str, str | None] | None = None
 
 
-class Health(msgspec.Struct, frozen=True):
+class Health(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Alive; the counts only for a request with an API key."""
+
     status: str
-    receipts: int
-    projected: int
+    receipts: int | None = None
+    projected: int | None = None
 
 
 __all__ = [

@@ -397,7 +397,7 @@ def test_serve_real_process(tmp_path: Path) -> None:
     )
     try:
         wait_healthy(base, process, log_path)
-        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 401
+        assert httpx.get(f"{base}/metrics", timeout=5).status_code == 401
         response = httpx.post(
             f"{base}/v1/webhooks/smtp2go/events",
             params={"token": SECRET},

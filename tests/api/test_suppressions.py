@@ -26,7 +26,7 @@ GUARDED = [
     ("GET", "/v1/suppressions"),
     ("GET", "/v1/suppressions/nobody@example.org"),
     ("POST", "/v1/suppressions/check"),
-    ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/schema"),
     ("GET", "/schema/openapi.json"),
 ]
@@ -74,14 +74,44 @@ async def test_every_query_route_is_401_without_the_right_key(
         response = await call(client, method, path, headers)
         assert response.status_code == 401, (method, path)
         assert response.headers.get("www-authenticate") == "Bearer"
-        if path.startswith(("/v1", "/healthz")):
+        if path.startswith(("/v1", "/metrics")):
             assert response.json()["status_code"] == 401
         assert API_KEY not in response.text
 
 
 async def test_key_in_query_string_is_not_accepted(client: Any) -> None:
-    response = await client.get("/healthz", params={"token": API_KEY, "key": API_KEY})
+    response = await client.get("/metrics", params={"token": API_KEY, "key": API_KEY})
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-key"),
+        pytest.param(bearer("wrong-key"), id="wrong-key"),
+        pytest.param(basic("ops", API_KEY), id="basic"),
+    ],
+)
+async def test_the_probes_answer_without_a_key_and_reveal_nothing(
+    client: Any, headers: dict[str, str]
+) -> None:
+    """A load balancer probes without a key: alive, ready — no counts, no messages."""
+    await post_webhook(client, hard_bounce("a@example.org"))
+    await settle(client)
+    alive = await client.get("/healthz", headers=headers)
+    assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
+    ready = await client.get("/readyz", headers=headers)
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
+    # with the key, the detail
+    detailed = (await client.get("/readyz", headers=AUTH)).json()
+    assert detailed["ready"] is True
+    assert set(detailed["problems"]) == {
+        "ledger_reachable",
+        "ledger_writable",
+        "projection_policy",
+        "projector_caught_up",
+    }
+    assert (await client.get("/healthz", headers=AUTH)).json()["receipts"] == 1
 
 
 @pytest.mark.parametrize("api_keys", [None, "", " , "])
@@ -111,7 +141,7 @@ async def test_named_and_plain_keys_both_work(make_client: MakeClient, db_path: 
                 response = await call(client, method, path, bearer(key))
                 assert response.status_code in (200, 201), (key, method, path)
         for wrong in ("ops", "key2", "ops:ops-key-1-abcdefgh", "plain-key-2"):
-            assert (await client.get("/healthz", headers=bearer(wrong))).status_code == 401
+            assert (await client.get("/metrics", headers=bearer(wrong))).status_code == 401
 
 
 # -- one address --------------------------------------------------------------------

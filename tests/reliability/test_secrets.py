@@ -368,13 +368,14 @@ def test_no_body_and_no_sns_token_in_a_real_server_log_at_debug(served: Served) 
 SAMPLE = {"str": "someone@example.org", "int": "1", "path": "x"}
 
 
-def non_webhook_operations(app: Litestar) -> list[tuple[str, str]]:
-    """(METHOD, concrete path) for every handler of every route, webhooks excepted."""
+def non_webhook_operations(app: Litestar, *, probes: bool = False) -> list[tuple[str, str]]:
+    """(METHOD, concrete path) for every handler of every route, webhooks and the open
+    probes excepted (only the probes, with `probes`)."""
     operations = set()
     for route in app.routes:
         path = re.sub(r"\{\w+:(\w+)\}", lambda m: SAMPLE[m.group(1)], route.path)
         for handler in getattr(route, "route_handlers", []):
-            if handler.opt.get("webhook"):
+            if handler.opt.get("webhook") or bool(handler.opt.get("probe")) != probes:
                 continue
             operations |= {(method, path) for method in handler.http_methods}
     return sorted(operations)
@@ -387,7 +388,9 @@ async def test_every_non_webhook_route_refuses_without_a_key(tmp_path: Path, key
     app = create_app(settings, DEFAULT_POLICY)
     operations = non_webhook_operations(app)
     paths = {path for _, path in operations}
-    assert {"/v1/suppressions", "/healthz", "/readyz", "/metrics", "/schema/openapi.json"} <= paths
+    assert {"/v1/suppressions", "/metrics", "/schema/openapi.json"} <= paths
+    # open on purpose, and only these two (api/health.py): a load balancer's probes
+    assert non_webhook_operations(app, probes=True) == [("GET", "/healthz"), ("GET", "/readyz")]
     assert ("PUT", "/v1/suppressions/someone@example.org") in operations
     assert not any(path.startswith("/v1/webhooks/") and m == "POST" for m, path in operations)
     refused: dict[str, list[tuple[str, str, int]]] = {}
@@ -411,8 +414,11 @@ async def test_every_non_webhook_route_refuses_without_a_key(tmp_path: Path, key
                     (method, path, response.status_code)
                 )
         # with the right key the guard lets through only when keys are configured
-        health = await client.get("/healthz", headers=AUTH)
-        assert health.status_code == (200 if keys else 401)
+        metrics = await client.get("/metrics", headers=AUTH)
+        assert metrics.status_code == (200 if keys else 401)
+        health = (await client.get("/healthz", headers=AUTH)).json()
         if keys:
-            assert health.json()["receipts"] == 0, "a refused request appended"
+            assert health["receipts"] == 0, "a refused request appended"
+        else:
+            assert health == {"status": "ok"}
     assert refused == {}, refused
