@@ -34,7 +34,13 @@ async def healthz(request: Request[Any, Any, Any]) -> Health:
         return Health(status="ok")  # alive: no database round trip, nothing revealed
     runtime = _runtime(request)
     receipts = await runtime.store.last_seq()
-    return Health(status="ok", receipts=receipts, projected=runtime.projector.projected_seq)
+    projector = runtime.projector
+    return Health(
+        status="ok",
+        receipts=receipts,
+        projected=projector.projected_seq,
+        projecting=projector.leading,
+    )
 
 
 @get(

@@ -101,6 +101,7 @@ class Health(msgspec.Struct, frozen=True, omit_defaults=True):
     status: str
     receipts: int | None = None
     projected: int | None = None
+    projecting: bool | None = None  # whether this instance runs the projector (its lease)
 
 
 __all__ = [

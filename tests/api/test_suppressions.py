@@ -342,10 +342,11 @@ async def test_healthz_counts_receipts_and_projection(client: Any) -> None:
         "status": "ok",
         "receipts": 0,
         "projected": 0,
+        "projecting": True,
     }
     await post_webhook(client, hard_bounce("h@example.org"))
     health = await settle(client)
-    assert health == {"status": "ok", "receipts": 1, "projected": 1}
+    assert health == {"status": "ok", "receipts": 1, "projected": 1, "projecting": True}
 
 
 # -- a server under another policy does not serve the old state ---------------------
