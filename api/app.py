@@ -16,7 +16,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-from api.audit import get_receipt, list_receipts, recipient_events
+from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
 from api.health import healthz, metrics, readyz
 from api.logs import escape_controls
@@ -239,6 +239,7 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
             recipient_events,
             list_receipts,
             get_receipt,
+            policy_history,
             list_quarantine,
             get_quarantined,
             replay_quarantined,

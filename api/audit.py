@@ -21,6 +21,7 @@ from litestar.params import FromPath, PathParameter, QueryParameter
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ, ReceiptPage, ReceiptView, not_found, parse_when
 from projections.audit import TimelineEntry, timeline
+from projections.policies import PolicyHistory, history_view
 
 
 @dataclass
@@ -52,6 +53,12 @@ async def recipient_events(
     return await timeline(
         runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
     )
+
+
+@get("/v1/audit/policies", summary="Every policy put into effect: when, by whom, why")
+async def policy_history(request: Request[Any, Any, Any]) -> PolicyHistory:
+    runtime = _runtime(request)
+    return await history_view(runtime.store, runtime.policy)
 
 
 @get("/v1/audit/receipts", summary="Receipts in ledger order (keyset pages)")

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from projections.audit import Explanation, ReceiptView, TimelineEntry
+from projections.policies import PolicyHistory
 from projections.quarantine import Kept, KeptBody, Replay
 from projections.queries import Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
@@ -137,6 +138,29 @@ def timeline_table(entries: list[TimelineEntry]) -> Table | str:
             entry.kind,
             entry.bounce_class or "",
             note,
+        )
+    return table
+
+
+def policies_table(history: PolicyHistory) -> Table | str:
+    active = history.active_hash[:12]
+    if not history.recorded:
+        origin = "not recorded: the built-in defaults, or set before policies were recorded"
+        headline = f"active policy {active} ({origin})"
+    else:
+        headline = f"active policy {active}"
+    if not history.changes:
+        return f"{headline}; no policy change recorded"
+    table = SafeTable("receipt", "at", "policy", "by", "note", "file", "", title=headline)
+    for change in history.changes:
+        table.add_row(
+            str(change.receipt),
+            change.at,
+            change.policy_hash[:12],
+            change.actor,
+            change.note,
+            change.origin,
+            "active" if change.active else "",
         )
     return table
 

@@ -15,6 +15,7 @@ import msgspec
 from ledger import NewReceipt, Store
 from projections.errors import DecodeFailed
 from projections.policy import Policy, policy_hash
+from projections.recipients import format_time
 
 SOURCE = "policy"
 CONTENT_TYPE = "application/json"
@@ -91,3 +92,44 @@ async def latest(store: Store) -> Policy | None:
     """The policy of the ledger's latest readable change, or None when it has none."""
     recorded = await history(store)
     return recorded[-1].change.policy if recorded else None
+
+
+class PolicyEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One policy change as `audit policies` shows it."""
+
+    receipt: int
+    at: str
+    policy_hash: str
+    actor: str
+    note: str
+    origin: str
+    active: bool
+    toml: str
+
+
+class PolicyHistory(msgspec.Struct, frozen=True, kw_only=True):
+    """The active policy's hash, and every change that was recorded, oldest first."""
+
+    active_hash: str
+    recorded: bool  # whether the active policy is the latest recorded change
+    changes: list[PolicyEntry]
+
+
+async def history_view(store: Store, active: Policy) -> PolicyHistory:
+    """The policy history, marking the change whose policy is the active one."""
+    recorded = await history(store)
+    current = bool(recorded) and recorded[-1].change.policy == active
+    changes = [
+        PolicyEntry(
+            receipt=item.seq,
+            at=format_time(item.change.at) or "",
+            policy_hash=item.change.policy_hash,
+            actor=item.change.actor,
+            note=item.change.note,
+            origin=item.change.origin,
+            active=current and index == len(recorded) - 1,
+            toml=item.change.toml,
+        )
+        for index, item in enumerate(recorded)
+    ]
+    return PolicyHistory(active_hash=policy_hash(active), recorded=current, changes=changes)

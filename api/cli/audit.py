@@ -20,6 +20,8 @@ from api.cli.common import (
 )
 from ledger import Receipt
 from projections.audit import ReceiptView, TimelineEntry, timeline
+from projections.policies import PolicyHistory, history_view
+from projections.rebuild import active_policy
 
 
 @click.group()
@@ -31,7 +33,30 @@ def audit() -> None:
         bounceledger audit recipient alice@example.org
         bounceledger audit receipt 17 --raw > body.bin
         bounceledger audit receipts --source smtp2go --since 2026-05-01
+        bounceledger audit policies
     """
+
+
+@audit.command()
+@db_option
+@json_option
+def policies(db: Path | str, as_json: bool) -> None:
+    """Every policy that was put into effect: when, its hash, who set it and why.
+
+    A change is recorded by `bounceledger rebuild --policy FILE --note WHY` (and by the
+    first `serve --policy FILE` on a ledger without a history), with the file verbatim
+    (in --json).
+
+    \b
+    Example:
+        bounceledger audit policies --json
+    """
+
+    async def go() -> PolicyHistory:
+        async with opened(db) as store:
+            return await history_view(store, await active_policy(store))
+
+    output.emit(run(go()), as_json, output.policies_table)
 
 
 @audit.command()
