@@ -187,3 +187,24 @@ def test_three_instances_one_killed(instances: list[Instance], pg_url: str) -> N
         assert {item["email"] for item in checked_now["suppressed"]} == suppressed
     assert answers[0] == answers[1]
     assert suppressed <= set(answers[0])
+
+    # a suppression acknowledged by one instance is visible on the other within 1 s
+    fresh = body(10_000)
+    email = json.loads(fresh)["rcpt"]
+    _, seq = asyncio.run(_deliver_once(survivors[0], fresh))
+    assert seq is not None
+    acked_at = time.monotonic()
+    while True:
+        state = httpx.get(f"{survivors[1].base}/v1/suppressions/{email}", headers=AUTH, timeout=5)
+        if state.status_code == 200 and state.json()["suppressed"]:
+            break
+        assert time.monotonic() - acked_at < 5, state.text
+        time.sleep(0.01)
+    visible = time.monotonic() - acked_at
+    print(f"visible on another instance {visible * 1000:.0f} ms after the 2xx")
+    assert visible <= 1.0, visible
+
+
+async def _deliver_once(instance: Instance, payload: bytes) -> tuple[bytes, int | None]:
+    async with httpx.AsyncClient() as client:
+        return await deliver(client, instance, payload)
