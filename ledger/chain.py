@@ -202,3 +202,18 @@ async def verify_chain(
         count += len(rows)
         prev_hash, prev_seq = rows[-1].chain_hash, rows[-1].seq
     return count, None
+
+
+def identity_rows(
+    receipts: Iterable[Receipt], identify: Callable[[str, bytes], str | None] | None
+) -> list[tuple[str, str, int, bytes]]:
+    """The door identities of receipts appended verbatim (an import, a migration):
+    (source, identity, seq, digest) rows, so that replay protection survives the copy."""
+    if identify is None:
+        return []
+    rows = []
+    for receipt in receipts:
+        found = identify(receipt.source, receipt.body)
+        if found is not None:
+            rows.append((receipt.source, found, receipt.seq, receipt.body_sha256))
+    return rows

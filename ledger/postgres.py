@@ -32,6 +32,7 @@ from ledger.chain import (
     ChainRow,
     batch_identities,
     body_digest,
+    identity_rows,
     link_batch,
     verbatim_row,
     verify_chain,
@@ -40,7 +41,7 @@ from ledger.errors import StoreUnavailable
 from ledger.group import MAX_BATCH, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import PostgresTx, Tx
-from ledger.store import redact
+from ledger.store import Identify, redact
 from ledger.writer import RECEIPT_COLUMNS
 
 log = logging.getLogger("bounceledger.ledger")
@@ -202,22 +203,32 @@ class PostgresStore(GroupCommitted):
         return results[0]
 
     async def append_verbatim(
-        self, receipts: Iterable[Receipt], progress: Callable[[int], None] | None = None
+        self,
+        receipts: Iterable[Receipt],
+        progress: Callable[[int], None] | None = None,
+        identify: Identify | None = None,
     ) -> int:
         """Append already-chained receipts (an import or a migration), each continuing the
         chain, all in one transaction: AppendRejected names the first that does not, and
-        nothing is written then. `progress` hears the running count after each chunk."""
+        nothing is written then. `progress` hears the running count after each chunk;
+        `identify` gives the door identities to record beside them."""
         count = 0
         async with self.transaction() as conn:
             seq, prev_hash = await _lock_head(conn)
             rows: list[tuple[Any, ...]] = []
+            chunk: list[Receipt] = []
             for receipt in receipts:
                 rows.append(verbatim_row(receipt, seq, prev_hash))
+                chunk.append(receipt)
                 seq, prev_hash = receipt.seq, receipt.chain_hash
                 if len(rows) >= MAX_BATCH:
-                    count += await self._copy(conn, rows, progress, count)
-                    rows = []
-            count += await self._copy(conn, rows, progress, count)
+                    count += await self._copy(conn, rows, identity_rows(chunk, identify))
+                    rows, chunk = [], []
+                    if progress:
+                        progress(count)
+            count += await self._copy(conn, rows, identity_rows(chunk, identify))
+            if progress and rows:
+                progress(count)
             await conn.execute(
                 "UPDATE ledger_head SET last_seq = $1, last_hash = $2 WHERE id = 1", seq, prev_hash
             )
@@ -228,17 +239,18 @@ class PostgresStore(GroupCommitted):
 
     @staticmethod
     async def _copy(
-        conn: Connection,
-        rows: list[tuple[Any, ...]],
-        progress: Callable[[int], None] | None,
-        done: int,
+        conn: Connection, rows: list[tuple[Any, ...]], identities: list[tuple[str, str, int, bytes]]
     ) -> int:
         if rows:
             await conn.copy_records_to_table(
                 "receipts", records=rows, columns=RECEIPT_COLUMNS.split(", ")
             )
-            if progress:
-                progress(done + len(rows))
+        if identities:
+            await conn.executemany(
+                "INSERT INTO door_ids (source, identity, seq, body_sha256) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                identities,
+            )
         return len(rows)
 
     async def recheck_writable(self) -> bool:

@@ -23,11 +23,12 @@ import aiosqlite
 import msgspec
 
 from ledger import schema
-from ledger.chain import GENESIS, ChainRow, verbatim_row, verify_chain
+from ledger.chain import GENESIS, ChainRow, identity_rows, verbatim_row, verify_chain
 from ledger.errors import StoreUnavailable
 from ledger.group import MAX_BATCH, CommitReport, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import SQLiteTx, Tx
+from ledger.store import Identify
 from ledger.writer import (
     RECEIPT_COLUMNS,
     P,
@@ -138,13 +139,17 @@ class SQLiteStore(GroupCommitted):
                 raise StoreUnavailable(f"ledger write failed: {exc}") from exc
 
     async def append_verbatim(
-        self, receipts: Iterable[Receipt], progress: Callable[[int], None] | None = None
+        self,
+        receipts: Iterable[Receipt],
+        progress: Callable[[int], None] | None = None,
+        identify: Identify | None = None,
     ) -> int:
         """Append already-chained receipts (an import), checking each continues the chain.
 
         All in one transaction: raises AppendRejected naming the first receipt that does
         not continue the chain (or whatever `receipts` raises), and nothing is written then.
-        `progress` hears the running count after each chunk.
+        `progress` hears the running count after each chunk; `identify` gives the door
+        identities to record beside them (ledger/chain.py, identity_rows).
         """
         async with self.write() as db:
             async with db.execute(
@@ -153,14 +158,20 @@ class SQLiteStore(GroupCommitted):
                 head = await cursor.fetchone()
             seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
             rows: list[tuple[Any, ...]] = []
+            chunk: list[Receipt] = []
             count = 0
             for receipt in receipts:
                 rows.append(verbatim_row(receipt, seq, prev_hash))
+                chunk.append(receipt)
                 seq, prev_hash = receipt.seq, receipt.chain_hash
                 if len(rows) >= MAX_BATCH:
-                    count += await self._insert(db, rows, progress, count)
-                    rows = []
-            count += await self._insert(db, rows, progress, count)
+                    count += await self._insert(db, rows, identity_rows(chunk, identify))
+                    rows, chunk = [], []
+                    if progress:
+                        progress(count)
+            count += await self._insert(db, rows, identity_rows(chunk, identify))
+            if progress and rows:
+                progress(count)
         self._group.appended.set()
         return count
 
@@ -168,14 +179,15 @@ class SQLiteStore(GroupCommitted):
     async def _insert(
         db: aiosqlite.Connection,
         rows: list[tuple[Any, ...]],
-        progress: Callable[[int], None] | None,
-        done: int,
+        identities: list[tuple[str, str, int, bytes]],
     ) -> int:
         await db.executemany(
             f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
         )
-        if progress and rows:
-            progress(done + len(rows))
+        await db.executemany(
+            "INSERT OR IGNORE INTO door_ids (source, identity, seq, body_sha256) VALUES (?,?,?,?)",
+            identities,
+        )
         return len(rows)
 
     async def recheck_writable(self) -> bool:

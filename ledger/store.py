@@ -11,6 +11,9 @@ from ledger.group import CommitReport
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import Tx
 
+# The door identity of a stored delivery (source, body) -> identity or None (api/replays.py).
+Identify = Callable[[str, bytes], str | None]
+
 
 class Store(Protocol):
     """An append-only, hash-chained log of receipts, and transactions on the tables
@@ -18,7 +21,10 @@ class Store(Protocol):
 
     async def append(self, receipt: NewReceipt) -> AppendResult: ...
     async def append_verbatim(
-        self, receipts: Iterable[Receipt], progress: Callable[[int], None] | None = None
+        self,
+        receipts: Iterable[Receipt],
+        progress: Callable[[int], None] | None = None,
+        identify: Identify | None = None,
     ) -> int: ...
     async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult: ...
     async def read(self, after_seq: int = 0, limit: int = 1000) -> list[Receipt]: ...

@@ -20,7 +20,7 @@ import msgspec
 
 from ledger.errors import AppendRejected
 from ledger.records import Receipt
-from ledger.store import Store
+from ledger.store import Identify, Store
 
 Progress = Callable[[int, int], None]
 _CHUNK = 2000
@@ -110,6 +110,7 @@ async def import_receipts(
     progress: Progress | None = None,
     *,
     rules: ImportRules | None = None,
+    identify: Identify | None = None,
 ) -> int:
     """Restore exported receipts. The first must follow the ledger's head exactly (so an
     empty ledger takes an export from its start); returns how many were imported.
@@ -117,7 +118,7 @@ async def import_receipts(
     One transaction: a line that cannot be read, breaks `rules` or does not continue
     the chain refuses the whole import, and nothing is written."""
     tick = (lambda done: progress(done, 0)) if progress else None
-    return await store.append_verbatim(parse_lines(lines, rules), progress=tick)
+    return await store.append_verbatim(parse_lines(lines, rules), tick, identify)
 
 
 class Migration(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,13 +131,20 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
     verified: int
 
 
-async def migrate(source: Store, target: Store, progress: Progress | None = None) -> Migration:
+async def migrate(
+    source: Store,
+    target: Store,
+    progress: Progress | None = None,
+    identify: Identify | None = None,
+) -> Migration:
     """Copy every receipt of `source` that `target` lacks, with the same sequence
     numbers and chain, then verify the target.
 
     The target must be empty or hold exactly a prefix of the source (a migration that
     was interrupted is resumed): anything else is refused, and nothing is written. Each
     chunk is its own transaction, so an interruption leaves a prefix to resume from.
+    `identify` gives the door identities to record beside the receipts (replay
+    protection, api/replays.py), which a copy of the receipts alone would lose.
     """
     head, start = await source.last_seq(), await target.last_seq()
     if start > head:
@@ -153,7 +161,7 @@ async def migrate(source: Store, target: Store, progress: Progress | None = None
             )
     after, copied = start, 0
     while receipts := await source.read(after, _CHUNK):
-        copied += await target.append_verbatim(receipts)
+        copied += await target.append_verbatim(receipts, identify=identify)
         after = receipts[-1].seq
         if progress:
             progress(after, head)

@@ -11,6 +11,7 @@ import msgspec
 
 from api import output
 from api.cli.common import db_option, json_option, opened, require_ledger, run, where
+from api.replays import identity
 from ledger import (
     Migration,
     import_receipts,
@@ -134,7 +135,7 @@ def import_command(file: Path, db: Path | str) -> None:
     async def go() -> int:
         async with opened(db, create=True) as store:
             with file.open("rb") as lines:
-                return await import_receipts(store, lines, rules=import_rules())
+                return await import_receipts(store, lines, rules=import_rules(), identify=identity)
 
     count = run(go())
     click.echo(f"imported {count} receipts into {where(db)}")
@@ -183,7 +184,9 @@ def migrate_command(source: str, target: str, as_json: bool) -> None:
             target_store = await open_store(target)
             try:
                 with output.progress("migrating", enabled=sys.stderr.isatty()) as tick:
-                    return await migrate(source_store, target_store, progress=tick)
+                    return await migrate(
+                        source_store, target_store, progress=tick, identify=identity
+                    )
             finally:
                 await target_store.close()
         finally:

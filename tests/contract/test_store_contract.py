@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -191,6 +192,24 @@ class StoreContract:
         assert await target.verify() == (5, None)
         assert (await target.append(receipt())).seq == 6
         assert await target.verify() == (6, None)
+
+    async def test_append_verbatim_keeps_the_door_identities_it_is_given(
+        self, make_store: MakeStore
+    ) -> None:
+        def token(source: str, body: bytes) -> str | None:
+            return str(json.loads(body)["token"]) if source == "mailgun" else None
+
+        signed = receipt(b'{"token": "tok-1", "n": 1}', source="mailgun")
+        source = await make_store()
+        first = await source.append(msgspec.structs.replace(signed, identity="tok-1"))
+        remembered, forgot = await make_store(), await make_store()
+        await remembered.append_verbatim(await source.read(), identify=token)
+        await forgot.append_verbatim(await source.read())
+        replay = receipt(b'{"token": "tok-1", "n": 2}', source="mailgun")
+        replay = msgspec.structs.replace(replay, identity="tok-1")
+        refused = await remembered.append(replay)
+        assert (refused.conflict, refused.seq) == (True, first.seq)
+        assert (await forgot.append(replay)).conflict is False  # what a bare copy loses
 
     async def test_append_verbatim_refuses_what_does_not_continue_the_chain(
         self, make_store: MakeStore
