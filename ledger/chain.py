@@ -8,7 +8,7 @@ not the body itself, so the chain can be recomputed from digests alone.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -204,16 +204,39 @@ async def verify_chain(
     return count, None
 
 
-def identity_rows(
-    receipts: Iterable[Receipt], identify: Callable[[str, bytes], str | None] | None
-) -> list[tuple[str, str, int, bytes]]:
-    """The door identities of receipts appended verbatim (an import, a migration):
-    (source, identity, seq, digest) rows, so that replay protection survives the copy."""
-    if identify is None:
-        return []
-    rows = []
+IdentityRow = tuple[str, str, int, bytes]
+
+
+class VerbatimChunk(msgspec.Struct, frozen=True):
+    """Receipts to append verbatim, checked against the head: their rows, their door
+    identities' rows, and the head after them."""
+
+    rows: list[tuple[Any, ...]]
+    identities: list[IdentityRow]
+    seq: int
+    chain_hash: bytes
+
+
+def verbatim_chunks(
+    receipts: Iterable[Receipt],
+    seq: int,
+    prev_hash: bytes,
+    identify: Callable[[str, bytes], str | None] | None,
+    size: int,
+) -> Iterator[VerbatimChunk]:
+    """Already-chained receipts (an import, a migration) in chunks of `size`, each
+    checked to continue the head (`seq`, `prev_hash`): AppendRejected at the first that
+    does not. `identify` gives the door identities to keep beside them, so that replay
+    protection survives the copy. An empty input yields one empty chunk (the head)."""
+    rows: list[tuple[Any, ...]] = []
+    identities: list[IdentityRow] = []
     for receipt in receipts:
-        found = identify(receipt.source, receipt.body)
+        rows.append(verbatim_row(receipt, seq, prev_hash))
+        seq, prev_hash = receipt.seq, receipt.chain_hash
+        found = identify(receipt.source, receipt.body) if identify is not None else None
         if found is not None:
-            rows.append((receipt.source, found, receipt.seq, receipt.body_sha256))
-    return rows
+            identities.append((receipt.source, found, receipt.seq, receipt.body_sha256))
+        if len(rows) >= size:
+            yield VerbatimChunk(rows, identities, seq, prev_hash)
+            rows, identities = [], []
+    yield VerbatimChunk(rows, identities, seq, prev_hash)

@@ -30,11 +30,11 @@ from asyncpg.pool import PoolConnectionProxy
 from ledger.chain import (
     GENESIS,
     ChainRow,
+    IdentityRow,
     batch_identities,
     body_digest,
-    identity_rows,
     link_batch,
-    verbatim_row,
+    verbatim_chunks,
     verify_chain,
 )
 from ledger.errors import StoreUnavailable
@@ -215,20 +215,11 @@ class PostgresStore(GroupCommitted):
         count = 0
         async with self.transaction() as conn:
             seq, prev_hash = await _lock_head(conn)
-            rows: list[tuple[Any, ...]] = []
-            chunk: list[Receipt] = []
-            for receipt in receipts:
-                rows.append(verbatim_row(receipt, seq, prev_hash))
-                chunk.append(receipt)
-                seq, prev_hash = receipt.seq, receipt.chain_hash
-                if len(rows) >= MAX_BATCH:
-                    count += await self._copy(conn, rows, identity_rows(chunk, identify))
-                    rows, chunk = [], []
-                    if progress:
-                        progress(count)
-            count += await self._copy(conn, rows, identity_rows(chunk, identify))
-            if progress and rows:
-                progress(count)
+            for chunk in verbatim_chunks(receipts, seq, prev_hash, identify, MAX_BATCH):
+                count += await self._copy(conn, chunk.rows, chunk.identities)
+                if progress and chunk.rows:
+                    progress(count)
+                seq, prev_hash = chunk.seq, chunk.chain_hash
             await conn.execute(
                 "UPDATE ledger_head SET last_seq = $1, last_hash = $2 WHERE id = 1", seq, prev_hash
             )
@@ -239,7 +230,7 @@ class PostgresStore(GroupCommitted):
 
     @staticmethod
     async def _copy(
-        conn: Connection, rows: list[tuple[Any, ...]], identities: list[tuple[str, str, int, bytes]]
+        conn: Connection, rows: list[tuple[Any, ...]], identities: list[IdentityRow]
     ) -> int:
         if rows:
             await conn.copy_records_to_table(

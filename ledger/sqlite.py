@@ -23,7 +23,7 @@ import aiosqlite
 import msgspec
 
 from ledger import schema
-from ledger.chain import GENESIS, ChainRow, identity_rows, verbatim_row, verify_chain
+from ledger.chain import GENESIS, ChainRow, IdentityRow, verbatim_chunks, verify_chain
 from ledger.errors import StoreUnavailable
 from ledger.group import MAX_BATCH, CommitReport, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
@@ -149,7 +149,7 @@ class SQLiteStore(GroupCommitted):
         All in one transaction: raises AppendRejected naming the first receipt that does
         not continue the chain (or whatever `receipts` raises), and nothing is written then.
         `progress` hears the running count after each chunk; `identify` gives the door
-        identities to record beside them (ledger/chain.py, identity_rows).
+        identities to record beside them (ledger/chain.py, verbatim_chunks).
         """
         async with self.write() as db:
             async with db.execute(
@@ -157,21 +157,11 @@ class SQLiteStore(GroupCommitted):
             ) as cursor:
                 head = await cursor.fetchone()
             seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
-            rows: list[tuple[Any, ...]] = []
-            chunk: list[Receipt] = []
             count = 0
-            for receipt in receipts:
-                rows.append(verbatim_row(receipt, seq, prev_hash))
-                chunk.append(receipt)
-                seq, prev_hash = receipt.seq, receipt.chain_hash
-                if len(rows) >= MAX_BATCH:
-                    count += await self._insert(db, rows, identity_rows(chunk, identify))
-                    rows, chunk = [], []
-                    if progress:
-                        progress(count)
-            count += await self._insert(db, rows, identity_rows(chunk, identify))
-            if progress and rows:
-                progress(count)
+            for chunk in verbatim_chunks(receipts, seq, prev_hash, identify, MAX_BATCH):
+                count += await self._insert(db, chunk.rows, chunk.identities)
+                if progress and chunk.rows:
+                    progress(count)
         self._group.appended.set()
         return count
 
@@ -179,7 +169,7 @@ class SQLiteStore(GroupCommitted):
     async def _insert(
         db: aiosqlite.Connection,
         rows: list[tuple[Any, ...]],
-        identities: list[tuple[str, str, int, bytes]],
+        identities: list[IdentityRow],
     ) -> int:
         await db.executemany(
             f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
+import pytest
 
 from ledger import SQLiteStore, Store
 from tests import pg
@@ -96,3 +98,24 @@ class PostgresLedgers(Ledgers):
             await conn.execute(sql)
         finally:
             await conn.close()
+
+
+class OnSQLite:
+    """Mixin: a contract class's `ledgers` are SQLite files in the test's directory."""
+
+    @pytest.fixture
+    async def ledgers(self, tmp_path: Path) -> AsyncIterator[Ledgers]:
+        ledgers = SQLiteLedgers(tmp_path)
+        yield ledgers
+        await ledgers.close_all()
+
+
+class OnPostgres:
+    """Mixin: a contract class's `ledgers` are fresh schemas in the run's PostgreSQL
+    database (mark the class `postgres`)."""
+
+    @pytest.fixture
+    async def ledgers(self, pg_fresh_url: Callable[[], str]) -> AsyncIterator[Ledgers]:
+        ledgers = PostgresLedgers(pg_fresh_url)
+        yield ledgers
+        await ledgers.close_all()

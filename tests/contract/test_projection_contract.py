@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
@@ -29,7 +27,7 @@ from projections import (
 from projections.audit import explain, timeline
 from projections.policy import policy_hash
 from tests.api.helpers import event
-from tests.contract.backends import Ledgers, PostgresLedgers, SQLiteLedgers
+from tests.contract.backends import Ledgers, OnPostgres, OnSQLite
 
 STRICT = Policy(soft_bounce_threshold=1)
 
@@ -232,22 +230,12 @@ class ProjectionContract:
         assert [(item.id, item.replayed_seq) for item in replayed] == [(first, 7)]
 
 
-class TestSQLiteProjection(ProjectionContract):
-    @pytest.fixture
-    async def ledgers(self, tmp_path: Path) -> AsyncIterator[Ledgers]:
-        ledgers = SQLiteLedgers(tmp_path)
-        yield ledgers
-        await ledgers.close_all()
+class TestSQLiteProjection(OnSQLite, ProjectionContract):
+    """The projection contract on SQLite."""
 
 
 @pytest.mark.postgres
-class TestPostgresProjection(ProjectionContract):
-    @pytest.fixture
-    async def ledgers(self, pg_fresh_url: Callable[[], str]) -> AsyncIterator[Ledgers]:
-        ledgers = PostgresLedgers(pg_fresh_url)
-        yield ledgers
-        await ledgers.close_all()
-
+class TestPostgresProjection(OnPostgres, ProjectionContract):
     async def test_one_instance_holds_the_projector_lease_until_it_closes(
         self, ledgers: Ledgers
     ) -> None:

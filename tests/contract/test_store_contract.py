@@ -14,8 +14,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
@@ -30,7 +29,7 @@ from ledger import (
 )
 from ledger.chain import body_digest
 from tests import pg
-from tests.contract.backends import Ledgers, PostgresLedgers, SQLiteLedgers
+from tests.contract.backends import Ledgers, OnPostgres, OnSQLite
 
 MakeStore = Callable[[], Awaitable[Store]]
 
@@ -316,22 +315,12 @@ class StoreContract:
         assert await store.verify() == (3, None)
 
 
-class TestSQLiteStore(StoreContract):
-    @pytest.fixture
-    async def ledgers(self, tmp_path: Path) -> AsyncIterator[Ledgers]:
-        ledgers = SQLiteLedgers(tmp_path)
-        yield ledgers
-        await ledgers.close_all()
+class TestSQLiteStore(OnSQLite, StoreContract):
+    """The store contract on SQLite."""
 
 
 @pytest.mark.postgres
-class TestPostgresStore(StoreContract):
-    @pytest.fixture
-    async def ledgers(self, pg_fresh_url: Callable[[], str]) -> AsyncIterator[Ledgers]:
-        ledgers = PostgresLedgers(pg_fresh_url)
-        yield ledgers
-        await ledgers.close_all()
-
+class TestPostgresStore(OnPostgres, StoreContract):
     async def test_the_database_refuses_truncate(self, ledgers: Ledgers) -> None:
         store = await ledgers.open("append-only")
         await store.append(receipt())
