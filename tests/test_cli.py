@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from api.cli import cli
-from ledger import NewReceipt, SQLiteStore
+from ledger import NewReceipt, open_store
 from tests.conftest import API_KEY, AUTH, SECRET, STATUS_FIELDS, fixture_bytes
 from tests.serving import bounceledger_script, free_port, stop, wait_healthy
 
@@ -40,9 +40,9 @@ def soft_bounce(rcpt: str, n: int) -> bytes:
     ).encode()
 
 
-def populate(db: Path, bodies: list[tuple[str, bytes]]) -> None:
+def populate(db: Path | str, bodies: list[tuple[str, bytes]]) -> None:
     async def go() -> None:
-        store = await SQLiteStore.open(db)
+        store = await open_store(db)
         try:
             for n, (content_type, body) in enumerate(bodies):
                 await store.append(
@@ -61,9 +61,10 @@ def populate(db: Path, bodies: list[tuple[str, bytes]]) -> None:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    """A ledger with a hard bounce, a complaint, three soft bounces and a delivery."""
-    db = tmp_path / "cli.db"
+def ledger(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path:
+    """A ledger with a hard bounce, a complaint, three soft bounces and a delivery (a
+    SQLite file; for `both_backends` tests on PostgreSQL, a URL)."""
+    db = request.getfixturevalue("pg_url") if backend == "postgresql" else tmp_path / "cli.db"
     populate(
         db,
         [
@@ -138,6 +139,7 @@ def test_missing_database_is_a_one_line_error(tmp_path: Path, args: tuple[str, .
 # -- status and suppressions --------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_status_json(ledger: Path) -> None:
     result = invoke("status", "Nobody@Example.org", "--db", ledger, "--json")
     assert result.exit_code == 0, result.output
@@ -153,6 +155,7 @@ def test_status_json(ledger: Path) -> None:
     assert status["last_event_at"] == "2026-05-04T10:15:02Z"
 
 
+@pytest.mark.both_backends
 def test_status_json_soft_bounces_and_unknown(ledger: Path) -> None:
     soft = json.loads(invoke("status", "soft@example.org", "--db", ledger, "--json").output)
     assert soft["suppressed"] is True
@@ -172,6 +175,7 @@ def test_status_json_soft_bounces_and_unknown(ledger: Path) -> None:
     }
 
 
+@pytest.mark.both_backends
 def test_status_text(ledger: Path) -> None:
     result = invoke("status", "nobody@example.org", "--db", ledger)
     assert result.exit_code == 0
@@ -185,6 +189,7 @@ def test_status_text(ledger: Path) -> None:
     assert "SUPPRESSED" not in fine.output
 
 
+@pytest.mark.both_backends
 def test_db_from_environment(ledger: Path) -> None:
     result = CliRunner().invoke(
         cli, ["status", "nobody@example.org", "--json"], env={"BOUNCELEDGER_DB": str(ledger)}
@@ -193,6 +198,7 @@ def test_db_from_environment(ledger: Path) -> None:
     assert json.loads(result.output)["suppressed"] is True
 
 
+@pytest.mark.both_backends
 def test_suppressions_json(ledger: Path) -> None:
     result = invoke("suppressions", "--db", ledger, "--json")
     assert result.exit_code == 0, result.output
@@ -209,6 +215,7 @@ def test_suppressions_json(ledger: Path) -> None:
     assert by_email["soft@example.org"]["reason"] == "soft_bounce_threshold"
 
 
+@pytest.mark.both_backends
 def test_suppressions_text(ledger: Path) -> None:
     result = invoke("suppressions", "--db", ledger)
     assert result.exit_code == 0
@@ -225,6 +232,7 @@ def test_suppressions_empty_ledger(tmp_path: Path) -> None:
     assert json.loads(result.output) == []
 
 
+@pytest.mark.both_backends
 def test_cli_sees_receipts_appended_after_the_projection_was_built(ledger: Path) -> None:
     first = json.loads(invoke("status", "late@example.org", "--db", ledger, "--json").output)
     assert first["suppressed"] is False
@@ -239,6 +247,7 @@ def test_cli_sees_receipts_appended_after_the_projection_was_built(ledger: Path)
 # -- rebuild and policies -----------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_rebuild_dry_run_then_apply(ledger: Path, tmp_path: Path) -> None:
     raised = write_policy(tmp_path, "soft_bounce_threshold = 5\n")
     before = invoke("status", "soft@example.org", "--db", ledger, "--json")
@@ -286,6 +295,7 @@ def test_rebuild_dry_run_then_apply(ledger: Path, tmp_path: Path) -> None:
     assert json.loads(again.output)["changed"] == []
 
 
+@pytest.mark.both_backends
 def test_rebuild_text_output(ledger: Path, tmp_path: Path) -> None:
     invoke("status", "x@example.org", "--db", ledger)  # build the default projection
     raised = write_policy(tmp_path, "soft_bounce_threshold = 5\n")
@@ -329,6 +339,7 @@ def test_a_dry_run_names_live_suppressions_the_rebuild_no_longer_has(ledger: Pat
     assert status["suppressed"] is False
 
 
+@pytest.mark.both_backends
 def test_status_under_another_policy_says_rebuild(ledger: Path, tmp_path: Path) -> None:
     assert invoke("status", "a@example.org", "--db", ledger).exit_code == 0
     other = write_policy(tmp_path, "soft_bounce_threshold = 2\n")
@@ -515,3 +526,23 @@ def test_stored_markup_and_control_characters_are_shown_not_interpreted(
         flat = result.output.replace("\n", "").replace("│", "").replace(" ", "")
         assert "\\x1b[31mred" in flat  # shown as an escape, visibly
         assert "[link=https://evil.example/]clickhere[/link]" in flat
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "a@example.org", "--db"),
+        ("import", str(Path(__file__)), "--db"),
+        ("migrate", "--from", "x.db", "--to"),
+    ],
+)
+def test_a_mistyped_postgresql_url_is_refused_not_taken_for_a_file(
+    tmp_path: Path, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`postgresql:/host/db` (one slash) once became a SQLite file in a folder named
+    `postgresql:` — a ledger nobody else would ever read."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args, "postgresql:/postgres@127.0.0.1:5432/postgres")
+    assert result.exit_code == 2
+    assert "not a PostgreSQL URL" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from api.settings import DEFAULT_DB
-from ledger import LedgerError, Store, as_target, open_store
+from ledger import LedgerError, Store, as_target, is_url, open_store
 from ledger.store import redact
 from projections import Policy, PolicyInvalid, ProjectionError, Projector, read_policy
 from projections.recipients import parse_time
@@ -31,6 +31,10 @@ class StoreAddress(click.ParamType):  # type: ignore[type-arg]
         text = str(value).strip()
         if not text:
             self.fail("empty: give a SQLite file's path or a postgresql:// URL", param, ctx)
+        if text.lower().startswith(("postgres:", "postgresql:")) and not is_url(text):
+            self.fail(
+                f"not a PostgreSQL URL: {where(text)} (postgresql://USER@HOST:PORT/DB)", param, ctx
+            )
         target = as_target(text)
         if isinstance(target, Path) and target.is_dir():
             self.fail(f"{text} is a directory: give the ledger's file", param, ctx)

@@ -10,16 +10,14 @@ import click
 import msgspec
 
 from api import output
-from api.cli.common import db_option, json_option, opened, require_ledger, run, where
+from api.cli.common import StoreAddress, db_option, json_option, opened, require_ledger, run, where
 from api.replays import identity
 from ledger import (
     Migration,
     import_receipts,
-    is_url,
     migrate,
     open_store,
 )
-from ledger.store import redact
 from ledger.transfer import Exported, ImportRules, export_ledger
 
 
@@ -113,9 +111,10 @@ def export_command(db: Path | str, out: Path | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=StoreAddress(),
     required=True,
-    help="The ledger to restore into: new, or one whose head the file continues exactly.",
+    help="The ledger to restore into (a SQLite file or a postgresql:// URL): new, or one "
+    "whose head the file continues exactly.",
 )
 def import_command(file: Path, db: Path | str) -> None:
     """Restore an export: the same sequence numbers, bodies and chain.
@@ -141,16 +140,13 @@ def import_command(file: Path, db: Path | str) -> None:
     click.echo(f"imported {count} receipts into {where(db)}")
 
 
-def _where(target: str) -> str:
-    return redact(target) if is_url(target) else target
-
-
 @click.command(name="migrate")
 @click.option(
     "--from",
     "source",
     required=True,
     metavar="DB",
+    type=StoreAddress(),
     help="The ledger to copy: a SQLite file, or a postgresql:// URL.",
 )
 @click.option(
@@ -158,10 +154,11 @@ def _where(target: str) -> str:
     "target",
     required=True,
     metavar="DB",
+    type=StoreAddress(),
     help="Where to: an empty ledger (created if need be), or one this migration began.",
 )
 @json_option
-def migrate_command(source: str, target: str, as_json: bool) -> None:
+def migrate_command(source: Path | str, target: Path | str, as_json: bool) -> None:
     """Copy a ledger to another store, any backend to any, with the same sequence
     numbers and chain, then verify the copy.
 
@@ -175,8 +172,7 @@ def migrate_command(source: str, target: str, as_json: bool) -> None:
         bounceledger migrate --from data/ledger.db \\
             --to postgresql://bl@db.internal:5432/bounceledger
     """
-    if not is_url(source):
-        require_ledger(Path(source))
+    require_ledger(source)
 
     async def go() -> Migration:
         source_store = await open_store(source)
@@ -198,6 +194,6 @@ def migrate_command(source: str, target: str, as_json: bool) -> None:
         return
     resumed = f" (resumed after receipt {result.resumed_from})" if result.resumed_from else ""
     click.echo(
-        f"migrated {result.copied} receipts from {_where(source)} to {_where(target)}{resumed}; "
+        f"migrated {result.copied} receipts from {where(source)} to {where(target)}{resumed}; "
         f"target verified: {result.verified} receipts, chain intact"
     )
