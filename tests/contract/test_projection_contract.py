@@ -121,6 +121,31 @@ class ProjectionContract:
             want = await queries.status(reference, email, alone.policy_hash)
             assert got == want, email
 
+    async def test_a_step_planned_before_another_instance_committed_writes_nothing(
+        self, ledgers: Ledgers
+    ) -> None:
+        """B plans its step; meanwhile A folds the same receipts and more. B's commit must
+        find the checkpoint moved and write nothing — else it would put back states that
+        lack A's later events, and move the checkpoint back over them."""
+        one, two = await ledgers.open("a"), await ledgers.open("a")
+        first = Projector(one)
+        soft = [webhook("bounce", "x@example.org", f"s{n}", bounce="soft") for n in range(12)]
+
+        class Overtaken(Projector):
+            async def _commit(self, planned: Any, after: int, seq: int) -> bool:
+                await append_all(one, soft[10:])
+                await first.catch_up()  # A folds receipts 1..12 before B commits 1..10
+                return await super()._commit(planned, after, seq)
+
+        second = Overtaken(two)
+        await first.start()
+        await second.start()
+        await append_all(one, soft[:10])
+        await second.step()
+        assert second.projected_seq == 12  # it followed A's checkpoint instead
+        state = await queries.status(one, "x@example.org", first.policy_hash)
+        assert (state.events, state.soft_bounces) == (12, 12)
+
     async def test_a_rebuild_records_the_change_and_every_instance_follows(
         self, ledgers: Ledgers
     ) -> None:

@@ -1,18 +1,24 @@
 """The race test (issue 9): several writer processes and tasks append to one PostgreSQL
-ledger while other sessions hold the head row lock, insert and roll back, and a tailer
-follows the ledger by checkpoint, as a projector on another instance would.
+ledger while other sessions hold the head row lock, insert and roll back, a tailer
+follows the ledger by checkpoint, and projectors on two more instances (one running as
+`serve` does, with the lease; one catching up over and over, as CLI commands do) fold
+it at the same time.
 
 At the end the tailer must have seen exactly what was committed — every acknowledged
 append, once, nothing rolled back — in order and without a gap, the sequence numbers
-must be dense and the chain must verify.
+must be dense, the chain must verify, and the projection must hold exactly the committed
+events: each body is one hard bounce of its own address, folded once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import sys
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,26 +36,41 @@ PER_PROCESS = 150
 IN_PROCESS = 100
 SHARED = 5  # bodies every writer sends (redeliveries reaching different instances)
 SPREAD = 2.0  # seconds over which each writer spreads its appends
-SOURCE = "race"
+SOURCE = "smtp2go"
+RECIPIENTS = 13
+
+
+def bounce(key: str) -> str:
+    """The body of one soft bounce (event id `key`) for one of RECIPIENTS addresses: many
+    events per address, so a step folded twice, or lost, changes a count."""
+    rcpt = f"r{zlib.crc32(key.encode()) % RECIPIENTS}@example.org"
+    return json.dumps({"event": "bounce", "bounce": "soft", "id": key, "rcpt": rcpt,
+                       "time": "2026-05-04T10:15:02Z", "email_id": "race"})  # fmt: skip
+
 
 # One writer process: its own PostgresStore (its own pool) on the shared URL. Appends
 # start together at the wall-clock time given, spread over SPREAD seconds, and the
 # outcome of each (seq and duplicate flag, or the error) is printed as one JSON document.
 WRITER = r"""
-import asyncio, json, random, sys, time
+import asyncio, json, random, sys, time, zlib
+RECIPIENTS = int(sys.argv[7])
 from ledger import NewReceipt
 from ledger.postgres import PostgresStore
 
 async def main(url, name, count, shared, start, spread):
     store = await PostgresStore.open(url, max_size=3)
-    bodies = [json.dumps({"writer": name, "n": i}) for i in range(count)]
-    bodies += [json.dumps({"shared": k}) for k in range(shared)]
+    def bounce(key):
+        rcpt = f"r{zlib.crc32(key.encode()) % RECIPIENTS}@example.org"
+        return json.dumps({"event": "bounce", "bounce": "soft", "id": key, "rcpt": rcpt,
+                           "time": "2026-05-04T10:15:02Z", "email_id": "race"})
+    bodies = [bounce(f"{name}-{i}") for i in range(count)]
+    bodies += [bounce(f"shared-{k}") for k in range(shared)]
     random.shuffle(bodies)
 
     async def one(body):
         await asyncio.sleep(max(0.0, start - time.time()) + random.random() * spread)
         receipt = NewReceipt(
-            source="race", received_at=time.time_ns() // 1000,
+            source="smtp2go", received_at=time.time_ns() // 1000,
             content_type="application/json", body=body.encode(),
         )
         try:
@@ -80,6 +101,7 @@ async def _writer_process(url: str, name: str, start: float) -> list[dict[str, A
         str(SHARED),
         str(start),
         str(SPREAD),
+        str(RECIPIENTS),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -97,8 +119,8 @@ async def _writer_process(url: str, name: str, start: float) -> list[dict[str, A
 
 async def _in_process_writer(store: Any, start: float) -> list[dict[str, Any]]:
     """Writer tasks in this process, on the tailer's instance, beside the processes."""
-    bodies = [json.dumps({"writer": "tasks", "n": i}) for i in range(IN_PROCESS)]
-    bodies += [json.dumps({"shared": k}) for k in range(SHARED)]
+    bodies = [bounce(f"tasks-{i}") for i in range(IN_PROCESS)]
+    bodies += [bounce(f"shared-{k}") for k in range(SHARED)]
 
     async def one(index: int, body: str) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, start - time.time()) + SPREAD * index / len(bodies))
@@ -128,9 +150,14 @@ async def test_tailer_sees_exactly_what_was_committed_in_order(pg_url: str) -> N
     import asyncpg
 
     from ledger.postgres import PostgresStore
+    from projections import Projector, queries
 
     writers_store = await PostgresStore.open(pg_url)
     tail_store = await PostgresStore.open(pg_url)
+    serving_store, cli_store = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    serving, cli = Projector(serving_store), Projector(cli_store)
+    await serving.start()
+    await cli.start()
     lock_conn = await pg.connect(pg_url)
     scratch_conn = await pg.connect(pg_url)
     phantom_conn = await pg.connect(pg_url)
@@ -196,6 +223,8 @@ async def test_tailer_sees_exactly_what_was_committed_in_order(pg_url: str) -> N
             asyncio.create_task(_until(writers_done, roll_back_phantom_receipt)),
         ]
         tailer = asyncio.create_task(_until(writers_done, tail_once))
+        projecting = asyncio.create_task(serving.run(idle=0.05, coalesce=0.005))
+        catching_up = asyncio.create_task(_until(writers_done, cli.catch_up))
 
         start = time.time() + 1.5  # the processes need a moment to import and connect
         writing = [
@@ -208,6 +237,10 @@ async def test_tailer_sees_exactly_what_was_committed_in_order(pg_url: str) -> N
             writers_done.set()
             lock_rounds, *_ = await asyncio.gather(*lockers)
             await tailer
+            cli_rounds = await catching_up
+            projecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await projecting
         while True:  # whatever committed after the tailer's last look
             before = len(seen)
             await tail_once()
@@ -234,15 +267,25 @@ async def test_tailer_sees_exactly_what_was_committed_in_order(pg_url: str) -> N
             assert by_body[outcome["body"]] == outcome["seq"], outcome
         # each shared body: one append, every other copy acknowledged as a duplicate
         for k in range(SHARED):
-            body = json.dumps({"shared": k})
+            body = bounce(f"shared-{k}")
             copies = [o for o in outcomes if o["body"] == body]
             assert len(copies) == PROCESSES + 1
             assert sorted(o["duplicate"] for o in copies) == [False] + [True] * PROCESSES
         assert await tail_store.last_seq() == total
         assert await tail_store.verify() == (total, None)
         assert await tail_store.verify(chunk=97) == (total, None)
+
+        # the projection holds exactly the committed events, each folded once
+        assert cli_rounds >= 2
+        await serving.catch_up()
+        assert serving.projected_seq == total
+        committed = collections.Counter(json.loads(r.body)["rcpt"] for r in stored)
+        assert len(committed) == RECIPIENTS
+        for email, events in committed.items():
+            state = await queries.status(serving_store, email, serving.policy_hash)
+            assert (state.events, state.reason) == (events, "soft_bounce_threshold"), email
     finally:
         for conn in (lock_conn, scratch_conn, phantom_conn):
             await conn.close()
-        await tail_store.close()
-        await writers_store.close()
+        for store in (tail_store, writers_store, serving_store, cli_store):
+            await store.close()
