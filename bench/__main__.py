@@ -148,7 +148,9 @@ def _run(args: argparse.Namespace, work: Path, results: Results) -> None:
             db = rebuild.prepare(
                 work, events, cache=not args.no_cache, verify=args.verify_ledger, results=results
             )
-            runs[events] = rebuild.run(work, events, results, profiled=args.profile)
+            runs[events] = rebuild.run(
+                work, events, results, profiled=args.profile, postgres="rebuild" in steps
+            )
             if events != sizes[-1]:
                 _remove(db)
             built, built_events = db, events

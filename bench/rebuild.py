@@ -1,8 +1,13 @@
-"""Rebuild: `bounceledger rebuild` on a generated ledger, beside `scan` (read + decode).
+"""Rebuild: `bounceledger rebuild` on a generated ledger, beside `scan` (read + decode);
+then the same ledger on PostgreSQL, beside SQLite's rebuilds of the same run.
 
-Both run as children, so each one's peak RSS is its own (wait4). The rebuild's wall time
+All run as children, so each one's peak RSS is its own (wait4). The rebuild's wall time
 includes the interpreter start, what an operator waits for; the CLI's start alone is
 measured too (`bounceledger --version`), shown in the notes.
+
+A rebuild under a policy other than the ledger's active one is a policy change: the CLI
+refuses it without `--note`, and records it in the ledger (one receipt of source
+`policy`, appended after the rebuild has read), so each change adds one receipt.
 """
 
 from __future__ import annotations
@@ -12,10 +17,20 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import dbinfo, gen, profile
-from bench.procs import PYTHON, BenchError, run_timed, tool
+from bench import dbinfo, gen, pg, profile
+from bench.procs import PYTHON, BenchError, Timed, run_timed, tool
 from bench.report import Results, Row
 from bench.service import bl_env
+
+HERE = Path(__file__).resolve().parent
+POLICY_CHANGE = HERE / "policy_change.toml"
+POLICY_DEFAULT = HERE / "policy_default.toml"  # the built-in defaults, as a file
+POLICIES = {"warm": POLICY_CHANGE, "back": POLICY_DEFAULT}
+NOTE = "bench: policy change"  # the --note every policy change of the bench is recorded with
+KINDS = {
+    "cold": "cold: ledger never projected, derives the fact index",
+    "warm": "warm: fact index current, under bench/policy_change.toml (a policy change)",
+}
 
 
 @dataclass(frozen=True)
@@ -70,26 +85,43 @@ def scan(db: Path, events: int, work: Path) -> tuple[float, float, float]:
 
 
 def rebuild(
-    db: Path, events: int, work: Path, results: Results, *, kind: str, spy: bool = False
+    db: Path | str,
+    events: int,
+    work: Path,
+    results: Results,
+    *,
+    kind: str,
+    spy: bool = False,
+    receipts: int | None = None,
+    store: str = "",
 ) -> Rebuilt:
-    """Time `bounceledger rebuild --db DB --json` (under py-spy when `spy`); the `warm` kind
-    rebuilds under POLICY_CHANGE, the others under the default policy."""
+    """Time `bounceledger rebuild --db DB --json` (under py-spy when `spy`). The `warm`
+    kind rebuilds under POLICY_CHANGE, `back` under POLICY_DEFAULT (both with `--note`),
+    `cold` under the ledger's active policy (the defaults, on a generated ledger).
+
+    `receipts`: the ledger's receipts when the rebuild reads it (default `events`; each
+    policy change before it added one); `store` names the backend in logs and messages
+    ("" for SQLite)."""
     argv = [tool("bounceledger"), "rebuild", "--db", str(db), "--json"]
-    if kind == "warm":
-        argv += ["--policy", str(POLICY_CHANGE)]
-    name = f"rebuild-{events}-{kind}"
+    if kind in POLICIES:
+        argv += ["--policy", str(POLICIES[kind]), "--note", NOTE]
+    name = f"rebuild-{store + '-' if store else ''}{events}-{kind}"
     if spy:
         argv = profile.wrap(argv, work / f"profile-{name}.txt")
         name += "-profiled"
     log = work / f"{name}.log"
-    done = run_timed(argv, env=bl_env(db), timeout=300 + events / 1000, log=log)
+    # PostgreSQL gets twice the time: a slow rebuild there is a figure, not an abort
+    limit = (300 + events / 1000) * (2 if store else 1)
+    done = run_timed(argv, env=bl_env(db), timeout=limit, log=log)
     if done.returncode != 0:
-        raise BenchError(f"rebuild failed ({done.returncode}), log {log}")
+        raise BenchError(f"rebuild {store} {kind} failed ({done.returncode}), log {log}")
     # py-spy prints its own lines around the report
     report, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.find("{") :])
-    if report["receipts"] != events or report["events"] != events:
+    expected = events if receipts is None else receipts
+    if report["receipts"] != expected or report["events"] != events:
         results.problem(
-            f"rebuild {kind}: {report['receipts']} receipts, {report['events']} events of {events}"
+            f"rebuild {store + ' ' if store else ''}{kind}: {report['receipts']} receipts "
+            f"(expected {expected}), {report['events']} events of {events}"
         )
     results.extra.setdefault("rebuild_reports", {})[name] = {
         key: value for key, value in report.items() if key != "changed"
@@ -97,26 +129,36 @@ def rebuild(
     return Rebuilt(report["events"], done.seconds, done.peak_rss_mb)
 
 
-POLICY_CHANGE = Path(__file__).resolve().parent / "policy_change.toml"
-KINDS = {
-    "cold": "cold: ledger never projected, derives the fact index",
-    "warm": "warm: fact index current, under bench/policy_change.toml (a policy change)",
-}
-
-
-def run(work: Path, events: int, results: Results, *, profiled: bool = False) -> Ledger:
-    """Scan, then rebuild twice, the ledger `work/ledger-{events}.db` (prepared before).
+def run(
+    work: Path, events: int, results: Results, *, profiled: bool = False, postgres: bool = True
+) -> Ledger:
+    """Scan, then rebuild twice, the ledger `work/ledger-{events}.db` (prepared before);
+    then, with `postgres` and a server to use, the same generated ledger on PostgreSQL.
 
     Cold: the generated ledger has no projection, so the rebuild decodes every receipt.
     Warm: again on the same file, now that the fact index (the decode cache a running
     server keeps current) exists, under another policy — the rebuild an operator runs
     after a policy change; then once more under the defaults, which the servers of the
-    later steps use.
+    later steps use. Each of these two policy changes adds a receipt to the ledger.
     """
     db = work / f"ledger-{events}.db"
-    pristine = work / f"ledger-{events}-for-profile.db"
-    if profiled:
+    pristine = work / f"ledger-{events}-pristine.db"  # never projected: for PG and py-spy
+    on_pg = postgres and not pg.skipped(f"rebuild {events:,}")
+    if profiled or on_pg:
         shutil.copyfile(db, pristine)
+    try:
+        ledger = _sqlite(db, events, work, results)
+        if on_pg:
+            _postgres(pristine, events, work, results, ledger)
+        if profiled:
+            _profile(db, pristine, events, work, results)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            pristine.with_name(pristine.name + suffix).unlink(missing_ok=True)
+    return ledger
+
+
+def _sqlite(db: Path, events: int, work: Path, results: Results) -> Ledger:
     scan_rate, scan_s, scan_rss = scan(db, events, work)
     print(f"  scan {events:,}: {scan_rate:,.0f} events/s ({scan_s:.1f} s), {scan_rss:.0f} MB")
     startup = run_timed([tool("bounceledger"), "--version"], timeout=60, log=work / "version.log")
@@ -124,7 +166,8 @@ def run(work: Path, events: int, results: Results, *, profiled: bool = False) ->
     cold = rebuild(db, events, work, results, kind="cold")
     size = dbinfo.size(db)
     warm = rebuild(db, events, work, results, kind="warm")
-    back = rebuild(db, events, work, results, kind="back")  # defaults again, for the server
+    # defaults again, for the servers of the later steps; the warm one's change is read
+    back = rebuild(db, events, work, results, kind="back", receipts=events + 1)
     for kind, done in (("cold", cold), ("warm", warm)):
         rate = done.events / done.seconds
         print(
@@ -170,14 +213,92 @@ def run(work: Path, events: int, results: Results, *, profiled: bool = False) ->
         "ledger_only_size": ledger_only.__dict__,
         "size_after_cold": size.__dict__,
     }
-    if profiled:
-        try:
-            for kind, target in (("cold", pristine), ("warm", db)):
-                rebuild(target, events, work, results, kind=kind, spy=True)
-                summary = profile.summarize(work / f"profile-rebuild-{events}-{kind}.txt")
-                results.extra.setdefault("rebuild_profile", {})[f"{events} {kind}"] = summary
-            rebuild(db, events, work, results, kind="back")
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                pristine.with_name(pristine.name + suffix).unlink(missing_ok=True)
     return Ledger(cold, warm, size)
+
+
+def _profile(db: Path, pristine: Path, events: int, work: Path, results: Results) -> None:
+    """The cold (on the never-projected copy) and warm rebuilds again, under py-spy; then
+    back to the defaults. `db` holds the two policy changes of `_sqlite` already."""
+    for kind, target, receipts in (("cold", pristine, events), ("warm", db, events + 2)):
+        rebuild(target, events, work, results, kind=kind, spy=True, receipts=receipts)
+        summary = profile.summarize(work / f"profile-rebuild-{events}-{kind}.txt")
+        results.extra.setdefault("rebuild_profile", {})[f"{events} {kind}"] = summary
+    rebuild(db, events, work, results, kind="back", receipts=events + 3)
+
+
+def migrate(source: Path, url: str, events: int, work: Path) -> Timed:
+    """Time `bounceledger migrate --from SOURCE --to URL --json` (the copy, and the
+    target's chain verified); BenchError unless every receipt arrived and verified."""
+    log = work / f"migrate-{events}.log"
+    argv = [tool("bounceledger"), "migrate", "--from", str(source), "--to", url, "--json"]
+    done = run_timed(argv, env=bl_env(url), timeout=300 + events / 500, log=log)
+    if done.returncode != 0:
+        raise BenchError(f"migrate failed ({done.returncode}), log {log}")
+    report = json.loads(done.stdout)
+    if report["copied"] != events or report["verified"] != events:
+        raise BenchError(f"migrate: {report} for a ledger of {events} (log {log})")
+    return done
+
+
+def _postgres(source: Path, events: int, work: Path, results: Results, sqlite: Ledger) -> None:
+    """The generated ledger `source` (never projected) copied into a fresh database with
+    `bounceledger migrate`, then rebuilt cold and warm as `_sqlite` did, beside its
+    figures. A failure here is a problem reported, not an abort: the later steps run on
+    the SQLite ledger, which is ready."""
+    try:
+        with pg.database() as url:
+            moved = migrate(source, url, events, work)
+            rate = events / moved.seconds
+            print(
+                f"  migrate {events:,} to PostgreSQL: {rate:,.0f} receipts/s "
+                f"({moved.seconds:.1f} s), peak RSS {moved.peak_rss_mb:.0f} MB",
+                flush=True,
+            )
+            results.add(
+                Row(
+                    "rebuild",
+                    f"PostgreSQL migrate receipts/s, {events:,}",
+                    rate,
+                    "rec/s",
+                    note=(
+                        f"`bounceledger migrate --from FILE --to URL` of the generated "
+                        f"ledger into a fresh database: {moved.seconds:.1f} s, including "
+                        f"verifying the copy's chain; peak RSS {moved.peak_rss_mb:.0f} MB"
+                    ),
+                )
+            )
+            cold = rebuild(url, events, work, results, kind="cold", store="pg")
+            warm = rebuild(url, events, work, results, kind="warm", store="pg")
+            size = pg.size(url)
+    except BenchError as exc:
+        results.problem(f"rebuild {events:,} on PostgreSQL: {exc}")
+        return
+    for kind, done, base in (("cold", cold, sqlite.cold), ("warm", warm, sqlite.warm)):
+        rate = done.events / done.seconds
+        print(
+            f"  rebuild {events:,} {kind} on PostgreSQL: {rate:,.0f} events/s "
+            f"({done.seconds:.1f} s, {done.seconds / base.seconds:.2f}x SQLite's), "
+            f"peak RSS {done.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
+        results.add(
+            Row(
+                "rebuild",
+                f"PostgreSQL seconds, {events:,} {kind}",
+                done.seconds,
+                "s",
+                base.seconds,
+                f"SQLite {kind}",
+                ("<=", 2.0, "ratio"),
+                note=(
+                    f"`bounceledger rebuild --db URL`, {KINDS[kind]}; {rate:,.0f} events/s, "
+                    f"peak RSS {done.peak_rss_mb:.0f} MB (SQLite {base.peak_rss_mb:.0f} MB)"
+                ),
+            )
+        )
+    results.extra.setdefault("rebuild", {}).setdefault(str(events), {})["postgresql"] = {
+        "migrate": {"seconds": moved.seconds, "peak_rss_mb": moved.peak_rss_mb},
+        "cold": cold.__dict__,
+        "warm": warm.__dict__,
+        "size_after_warm": size.__dict__,
+    }

@@ -16,7 +16,9 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 WEBHOOK = "/v1/webhooks/smtp2go/events"
 
 
-def bl_env(db: Path) -> dict[str, str]:
+def bl_env(db: Path | str) -> dict[str, str]:
+    """The environment of a bounceledger child on `db` (a SQLite file or a postgresql://
+    URL): this run's secret and key, nothing inherited from the caller's BOUNCELEDGER_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOUNCELEDGER_", "SES_"))}
     env.update(
         SMTP2GO_WEBHOOK_SECRET=SECRET,
@@ -27,7 +29,7 @@ def bl_env(db: Path) -> dict[str, str]:
     return env
 
 
-def bl_argv(db: Path, port: int) -> list[str]:
+def bl_argv(db: Path | str, port: int) -> list[str]:
     # warning: no per-request log lines, the equivalent of uvicorn's access log off
     return [
         tool("bounceledger"),
@@ -44,8 +46,9 @@ def bl_argv(db: Path, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def bounceledger(db: Path, work: Path, *, timeout: float = 120.0) -> Iterator[Server]:
-    """`bounceledger serve` on a fresh port, ready once /healthz answers 2xx."""
+def bounceledger(db: Path | str, work: Path, *, timeout: float = 120.0) -> Iterator[Server]:
+    """`bounceledger serve` on a fresh port, ready once /healthz answers 2xx; `db` is a
+    SQLite file or a postgresql:// URL (several servers may share one)."""
     port = free_port()
     with server(
         "bounceledger",
@@ -79,7 +82,7 @@ def baseline(name: str, work: Path, *, timeout: float = 60.0) -> Iterator[Server
 
 
 def started(
-    name: str, work: Path, db: Path | None = None
+    name: str, work: Path, db: Path | str | None = None
 ) -> contextlib.AbstractContextManager[Server]:
     """The named server (`hello`, `naive`, or `bounceledger` on `db`)."""
     if name == "bounceledger":

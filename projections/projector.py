@@ -76,13 +76,18 @@ class Projector:
         Raises PolicyMismatch when pinned and the projection was built under another
         policy (or by code whose fold or fact derivation differs).
         """
-        recorded = None if self.pinned else await policies.latest(self.store)
         async with self.store.writing() as tx:
             await ensure_schema(tx)
+            meta = await views.read_meta(tx)
+        if meta is None and not self.pinned:
+            # a new projection (a migrated or restored ledger): the latest policy the
+            # ledger recorded, if it has one — looked up only now, as it reads the ledger
+            recorded = await policies.latest(self.store)
+            if recorded is not None:
+                self._adopt(recorded)
+        async with self.store.writing() as tx:
             meta = await views.read_meta(tx, lock=True)
-            if meta is None:  # a new projection: the ledger's latest policy, if it has one
-                if recorded is not None:
-                    self._adopt(recorded)
+            if meta is None:
                 await views.write_meta(tx, 0, self.policy_hash, self.policy)
                 seq = 0
             else:
