@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 
 from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
+from api.console import console_router, template_config
 from api.health import healthz, metrics, readyz
 from api.logs import escape_controls
 from api.metrics import OTHER, UNKNOWN
@@ -246,7 +247,9 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
             healthz,
             readyz,
             metrics,
+            console_router(settings),
         ],
+        template_config=template_config(),
         state=State({"runtime": runtime}),
         lifespan=[lifespan],
         guards=[require_api_key],

@@ -65,8 +65,8 @@ async def require_api_key(
 
     Async on purpose: litestar runs a sync guard in a worker thread, on every request.
     """
-    if handler.opt.get("webhook"):
-        return
+    if handler.opt.get("webhook") or handler.opt.get("console"):
+        return  # a provider's own secret (api/authenticators.py); a console session
     keys: tuple[ApiKey, ...] = connection.app.state.runtime.settings.api_keys
     if handler.opt.get("probe"):  # open, with more detail for a valid key (api/health.py)
         scheme, value = _authorization(connection)

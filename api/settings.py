@@ -44,6 +44,10 @@ class Secret:
         given = candidate.encode() if isinstance(candidate, str) else candidate
         return hmac.compare_digest(given, self._value)
 
+    def sign(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of `message` keyed by the secret (which it never reveals)."""
+        return hmac.new(self._value, message, hashlib.sha256).digest()
+
     def __repr__(self) -> str:
         return "Secret('***')"
 

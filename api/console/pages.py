@@ -1,0 +1,135 @@
+"""Console pages: sign in and out, lookup (home), one address, one receipt."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body, FromPath, Parameter
+from litestar.response import Redirect, Template
+
+from api.auth import find_api_key
+from api.console.render import back, operator, page, runtime
+from api.console.session import COOKIE, LIFETIME, issue
+from api.schemas import MAX_SEQ
+from projections import queries
+from projections.audit import ReceiptView, explain
+from projections.recipients import normalize_recipient
+
+FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+MAX_LOOKUP = 1000  # addresses in one pasted list
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console path only (never another site)."""
+    if target and target.startswith("/console") and not target.startswith("//"):
+        return target
+    return "/console"
+
+
+@get("/login", opt={"public": True}, name="console-login")
+async def login_page(request: Request[Any, Any, Any], next: str | None = None) -> Template:
+    return page(request, "login.html", "login", next=_safe_next(next), error=None)
+
+
+@post("/login", opt={"public": True}, status_code=303)
+async def login(
+    request: Request[Any, Any, Any], data: Annotated[dict[str, str], FORM]
+) -> Response[Any]:
+    keys = runtime(request).settings.api_keys
+    key = find_api_key(keys, data.get("key", "").strip()) if keys else None
+    target = _safe_next(data.get("next"))
+    if key is None:
+        error = (
+            "no API keys are configured: set BOUNCELEDGER_API_KEYS"
+            if not keys
+            else "that is not a valid API key"
+        )
+        return page(request, "login.html", "login", status_code=401, next=target, error=error)
+    response = Redirect(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        issue(key),
+        path="/console",
+        max_age=LIFETIME,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@post("/logout", status_code=303)
+async def logout(request: Request[Any, Any, Any]) -> Redirect:
+    response = Redirect("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+@get("/", name="console-lookup")
+async def lookup(
+    request: Request[Any, Any, Any], q: str | None = None, emails: str | None = None
+) -> Template:
+    """One address (`q`), or a pasted list (`emails`: one per line, or comma-separated)."""
+    rt = runtime(request)
+    if q and q.strip():
+        found = await queries.status(rt.store, q.strip(), rt.projector.policy_hash)
+        return page(request, "lookup.html", "lookup", q=q, one=found, many=None, emails="")
+    if emails and emails.strip():
+        given = [part.strip() for part in emails.replace(",", "\n").splitlines() if part.strip()]
+        given = given[:MAX_LOOKUP]
+        hits = await queries.check(rt.store, rt.projector.policy_hash, given)
+        rows = [(email, hits.get(email)) for email in given]
+        return page(request, "lookup.html", "lookup", q="", one=None, many=rows, emails=emails)
+    return page(request, "lookup.html", "lookup", q="", one=None, many=None, emails="")
+
+
+@get("/address/{email:str}", name="console-address")
+async def address(email: FromPath[str], request: Request[Any, Any, Any]) -> Template:
+    """One address: verdict, the explain table (every event, what it did), actions."""
+    rt = runtime(request)
+    explanation = await explain(rt.store, email, rt.projector.mapper, rt.projector.policy_hash)
+    return page(
+        request,
+        "address.html",
+        "lookup",
+        email=normalize_recipient(email) or email,
+        why=explanation,
+        quoted=quote(normalize_recipient(email) or email, safe="@"),
+    )
+
+
+@get("/receipts/{seq:int}", name="console-receipt")
+async def receipt(
+    seq: Annotated[int, Parameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+) -> Template:
+    """One receipt: metadata, chain position, headers, the body as text, its events."""
+    found = await runtime(request).store.get(seq)
+    if found is None:
+        raise NotFoundException(f"no receipt {seq}")
+    return page(request, "receipt.html", "ledger", view=ReceiptView.full(found))
+
+
+@get("/receipts/{seq:int}/raw", name="console-receipt-raw")
+async def receipt_raw(
+    seq: Annotated[int, Parameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+) -> Response[bytes]:
+    """The body's exact bytes, as a download (never rendered: it is the sender's)."""
+    found = await runtime(request).store.get(seq)
+    if found is None:
+        raise NotFoundException(f"no receipt {seq}")
+    return Response(
+        found.body,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="receipt-{found.seq}.bin"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+HANDLERS = [login_page, login, logout, lookup, address, receipt, receipt_raw]
+__all__ = ["HANDLERS", "back", "operator"]

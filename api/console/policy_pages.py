@@ -1,0 +1,5 @@
+"""Placeholder: filled in below."""
+
+from litestar.handlers import HTTPRouteHandler
+
+HANDLERS: list[HTTPRouteHandler] = []
