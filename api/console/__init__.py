@@ -35,7 +35,7 @@ CSP = (
 
 
 def template_config() -> TemplateConfig:  # type: ignore[type-arg]
-    from litestar.contrib.jinja import JinjaTemplateEngine
+    from litestar.plugins.jinja import JinjaTemplateEngine
 
     return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, FromPath, Parameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from api.auth import find_api_key
@@ -31,7 +31,9 @@ def _safe_next(target: str | None) -> str:
 
 
 @get("/login", opt={"public": True}, name="console-login")
-async def login_page(request: Request[Any, Any, Any], next: str | None = None) -> Template:
+async def login_page(
+    request: Request[Any, Any, Any], next: Annotated[str | None, QueryParameter()] = None
+) -> Template:
     return page(request, "login.html", "login", next=_safe_next(next), error=None)
 
 
@@ -71,7 +73,9 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 
 @get("/", name="console-lookup")
 async def lookup(
-    request: Request[Any, Any, Any], q: str | None = None, emails: str | None = None
+    request: Request[Any, Any, Any],
+    q: Annotated[str | None, QueryParameter()] = None,
+    emails: Annotated[str | None, QueryParameter()] = None,
 ) -> Template:
     """One address (`q`), or a pasted list (`emails`: one per line, or comma-separated)."""
     rt = runtime(request)
