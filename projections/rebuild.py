@@ -18,11 +18,10 @@ import msgspec
 
 from ledger import NewReceipt, Store
 from ledger.sql import Tx
-from projections import views
-from projections.errors import PolicyMismatch
+from projections import policies, views
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper
-from projections.policy import Policy, policy_hash
+from projections.policy import DEFAULT_POLICY, Policy, policy_hash
 from projections.projector import Projector, ensure_schema
 from projections.state import RecipientState
 
@@ -116,19 +115,14 @@ async def rebuild(
 
 
 async def active_policy(store: Store) -> Policy:
-    """The policy the live projection is folded under (the latest recorded one, or the
-    built-in defaults, for a ledger never projected) — also when another version of
-    this code folded it."""
-    projector = Projector(store)
-    try:
-        await projector.start()
-    except PolicyMismatch:
-        async with store.reading() as tx:
-            meta = await views.read_meta(tx)
-        if meta is None:
-            raise
+    """The policy the live projection is folded under — also when another version of
+    this code folded it — or, for a ledger never projected, the latest one it recorded
+    (the built-in defaults when none). Reads only: a dry run must write nothing."""
+    async with store.reading() as tx:
+        meta = await views.read_meta(tx) if await views.exists(tx) else None
+    if meta is not None:
         return meta.policy
-    return projector.policy
+    return await policies.latest(store) or DEFAULT_POLICY
 
 
 Groups = AsyncIterator[tuple[str, list[Fact]]]

@@ -223,6 +223,18 @@ class Meta(msgspec.Struct, frozen=True):
     derivation: str
 
 
+async def exists(tx: Tx) -> bool:
+    """Whether the projection's tables exist (a ledger never projected has none)."""
+    if tx.dialect == "postgresql":
+        row = await fetchrow(tx, "SELECT to_regclass('projection_meta') IS NOT NULL")
+    else:
+        row = await fetchrow(
+            tx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+            "projection_meta",
+        )  # fmt: skip
+    return bool(row and row[0])
+
+
 async def read_checkpoint(tx: Tx, *, lock: bool = False) -> tuple[int, str] | None:
     """(checkpoint seq, policy hash) of the live projection, or None before the first run;
     `lock` holds the row to the end of a write transaction."""

@@ -546,3 +546,17 @@ def test_a_mistyped_postgresql_url_is_refused_not_taken_for_a_file(
     assert result.exit_code == 2
     assert "not a PostgreSQL URL" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_on_a_ledger_never_projected_writes_no_projection(
+    ledger: Path, tmp_path: Path
+) -> None:
+    """It once projected the whole ledger first (finding the active policy started a
+    projector), so a dry run wrote every state — and a cold rebuild took the slow path."""
+    strict = write_policy(tmp_path, "soft_bounce_threshold = 2\n")
+    dry = invoke("rebuild", "--db", ledger, "--policy", strict, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["receipts"] == 6
+    with sqlite3.connect(ledger) as db:
+        for table in ("projection_meta", "recipient_facts", "recipient_state", "suppressions"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
