@@ -2,6 +2,9 @@
 
 Steps: ingest, rebuild, size, start, timeline, check (default: all, in that order).
 size/start/timeline run on the largest --events ledger after its rebuild.
+ingest and rebuild also measure bounceledger on PostgreSQL, beside SQLite: on a fresh
+database of the server BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres),
+dropped afterwards; skipped, with one line saying why, when that server cannot be used.
 
 Examples:
     make bench                                        # everything, default sizes
