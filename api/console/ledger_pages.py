@@ -1,5 +1,122 @@
-"""Placeholder: filled in below."""
+"""Console ledger page: verify the chain, the newest receipts (by provider), the
+quarantine with a replay button per delivery, and the log of operator actions.
 
-from litestar.handlers import HTTPRouteHandler
+The last verification is kept per instance (in `app.state`), with when it ran: it is a
+fact about the ledger at that moment, shown until the next one.
+"""
 
-HANDLERS: list[HTTPRouteHandler] = []
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import Redirect, Template
+
+from api.console.render import back, page, runtime
+from api.schemas import MAX_SEQ
+from projections import operator, policies
+from projections.newest import newest_operator_actions, newest_receipts
+from projections.providers import PROVIDERS
+from projections.quarantine import listing, replay
+from projections.recipients import format_time
+
+PAGE = 50  # receipts, and operator actions, on the page
+QUARANTINE_SHOWN = 100  # pending deliveries listed (the JSON API pages through them all)
+SOURCES = (*sorted(PROVIDERS), operator.SOURCE, policies.SOURCE)
+_LAST_VERIFICATION = "console_last_verification"  # key in app.state
+
+
+class Verification(msgspec.Struct, frozen=True, kw_only=True):
+    """A chain check as the page shows it: what was checked, and the head it verified
+    (the last receipt that matched; None on an empty ledger)."""
+
+    intact: bool
+    receipts: int
+    first_broken: int | None
+    head_seq: int | None
+    head_chain_hash: str | None
+    at: str  # when it ran (ISO-8601 UTC)
+    seconds: float  # how long it took
+
+
+@get("/ledger", name="console-ledger")
+async def ledger_page(
+    request: Request[Any, Any, Any],
+    source: Annotated[str | None, QueryParameter()] = None,
+    before: Annotated[int | None, QueryParameter(ge=1, le=MAX_SEQ)] = None,
+) -> Template:
+    rt = runtime(request)
+    chosen = source.strip() if source and source.strip() else None
+    received = await newest_receipts(rt.store, before=before, source=chosen, limit=PAGE)
+    pending = await listing(rt.store, limit=QUARANTINE_SHOWN)
+    actions = await newest_operator_actions(rt.store, limit=PAGE)
+    sources = SOURCES if chosen is None or chosen in SOURCES else (*SOURCES, chosen)
+    return page(
+        request,
+        "ledger.html",
+        "ledger",
+        verification=request.app.state.get(_LAST_VERIFICATION),
+        head=await rt.store.last_seq(),
+        receipts=received,
+        source=chosen or "",
+        sources=sources,
+        before=before,
+        older=received[-1].seq if len(received) == PAGE else None,
+        pending=pending,
+        pending_more=len(pending) == QUARANTINE_SHOWN,
+        actions=actions,
+        page_size=PAGE,
+    )
+
+
+@post("/ledger/verify", status_code=303)
+async def verify(request: Request[Any, Any, Any]) -> Redirect:
+    """Recompute the hash chain (as `bounceledger verify` does); keep the result."""
+    store = runtime(request).store
+    started = time.perf_counter()
+    at = format_time(time.time_ns() // 1000 // 1_000_000 * 1_000_000) or ""
+    count, broken = await store.verify()
+    head = await store.get(count) if count else None  # seqs are dense: the last verified
+    result = Verification(
+        intact=broken is None,
+        receipts=count,
+        first_broken=broken,
+        head_seq=head.seq if head is not None else None,
+        head_chain_hash=head.chain_hash.hex() if head is not None else None,
+        at=at,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    request.app.state[_LAST_VERIFICATION] = result
+    if result.intact:
+        notice = f"chain intact: {count} receipt{'' if count == 1 else 's'} checked"
+    else:
+        notice = f"chain broken at receipt {broken} ({count} receipts before it verified)"
+    return back("/console/ledger", notice)
+
+
+@post("/quarantine/{qid:int}/replay", status_code=303)
+async def replay_quarantined(
+    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+) -> Redirect:
+    """Append a quarantined delivery if today's decoder reads it; the outcome as a notice."""
+    rt = runtime(request)
+    outcome = await replay(rt.store, qid)
+    if outcome.error == "no such quarantined delivery":
+        notice = f"there is no quarantined delivery {qid}"
+    elif outcome.error == "already replayed":
+        notice = f"quarantined delivery {qid} was already replayed, as receipt {outcome.seq}"
+    elif outcome.error is not None:
+        notice = f"quarantined delivery {qid} not replayed: {outcome.error}"
+    elif outcome.duplicate:
+        notice = f"quarantined delivery {qid} was already in the ledger, as receipt {outcome.seq}"
+    else:
+        notice = f"quarantined delivery {qid} replayed: now receipt {outcome.seq}"
+        if outcome.seq is not None:
+            await rt.projector.wait_until(outcome.seq, timeout=2.0)
+    return back("/console/ledger", notice)
+
+
+HANDLERS = [ledger_page, verify, replay_quarantined]

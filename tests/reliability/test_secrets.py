@@ -368,14 +368,19 @@ def test_no_body_and_no_sns_token_in_a_real_server_log_at_debug(served: Served) 
 SAMPLE = {"str": "someone@example.org", "int": "1", "path": "x"}
 
 
-def non_webhook_operations(app: Litestar, *, probes: bool = False) -> list[tuple[str, str]]:
-    """(METHOD, concrete path) for every handler of every route, webhooks and the open
-    probes excepted (only the probes, with `probes`)."""
+def non_webhook_operations(
+    app: Litestar, *, probes: bool = False, console: bool = False
+) -> list[tuple[str, str]]:
+    """(METHOD, concrete path) for every handler of every route, webhooks, the open
+    probes and the console (behind its session, tests/console) excepted — only the
+    probes with `probes`, only the console with `console`."""
     operations = set()
     for route in app.routes:
         path = re.sub(r"\{\w+:(\w+)\}", lambda m: SAMPLE[m.group(1)], route.path)
         for handler in getattr(route, "route_handlers", []):
             if handler.opt.get("webhook") or bool(handler.opt.get("probe")) != probes:
+                continue
+            if bool(handler.opt.get("console")) != console:
                 continue
             operations |= {(method, path) for method in handler.http_methods}
     return sorted(operations)
@@ -393,6 +398,8 @@ async def test_every_non_webhook_route_refuses_without_a_key(tmp_path: Path, key
     assert non_webhook_operations(app, probes=True) == [("GET", "/healthz"), ("GET", "/readyz")]
     assert ("PUT", "/v1/suppressions/someone@example.org") in operations
     assert not any(path.startswith("/v1/webhooks/") and m == "POST" for m, path in operations)
+    console = non_webhook_operations(app, console=True)
+    assert len(console) >= 10
     refused: dict[str, list[tuple[str, str, int]]] = {}
     async with AsyncTestClient(app=app) as client:
         for method, path in operations:
@@ -421,4 +428,19 @@ async def test_every_non_webhook_route_refuses_without_a_key(tmp_path: Path, key
             assert health["receipts"] == 0, "a refused request appended"
         else:
             assert health == {"status": "ok"}
+        # the console: without a session, its pages send you to sign in, its forms are
+        # refused without a CSRF token; only the sign-in page and the stylesheet are open
+        for method, path in console:
+            response = await client.request(method, path, follow_redirects=False)
+            if path.startswith(("/console/static", "/console/login")):
+                continue
+            if method == "GET":
+                assert response.status_code == 303, (method, path)
+                assert response.headers["location"].startswith("/console/login"), path
+            else:
+                assert response.status_code in (303, 403), (method, path)
+            assert (
+                "Set-Cookie" not in response.headers
+                or "bl_console" not in response.headers["Set-Cookie"]
+            )
     assert refused == {}, refused
