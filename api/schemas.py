@@ -11,6 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from projections.audit import ReceiptView
 from projections.queries import Status, Suppression
 from projections.recipients import parse_time
+from projections.search import Entry
 
 MAX_CHECK = 50_000
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER: larger numbers cannot name anything stored
@@ -57,9 +58,11 @@ class CheckResult(msgspec.Struct, frozen=True):
 
 
 class SuppressionPage(msgspec.Struct, frozen=True):
-    """One page of the suppression list; pass `next` as `after` for the following page."""
+    """One page of the suppression list; pass `next` as `after` for the following page.
+    Each item also names the source of its evidence (`provider`) and the time of the
+    address's latest event (`last_event`)."""
 
-    items: list[Suppression]
+    items: list[Entry]
     next: str | None
 
 

@@ -1,4 +1,5 @@
-"""Suppression queries: one address, the list (keyset pages), a campaign check."""
+"""Suppression queries: one address, the list (keyset pages, filtered and sorted), a
+campaign check."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from api.schemas import (
     SuppressionPage,
     parse_when,
 )
-from projections import operator, queries
+from projections import operator, queries, search
 from projections.audit import Explanation, explain, status_as_of
+from projections.state import Reason
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -95,19 +97,52 @@ async def release(
     return await _operator_action("release", email, why, request)
 
 
-@get("/v1/suppressions", summary="The suppression list, in address order")
+@get(
+    "/v1/suppressions",
+    summary="The suppression list: keyset pages, optionally filtered and sorted",
+    description=(
+        "Without filters: every suppressed address in address order, as before. Filters "
+        "(each optional, combined with AND): `reason`; `provider`, the source of the "
+        "evidence receipt (`operator` for a manual one); `since` and `until`, days "
+        "(YYYY-MM-DD, UTC) on when the suppression began, `until` included; `q`, text "
+        "the address contains. `sort`: `email` (default), `since` (oldest first) or "
+        "`-since` (newest first). Pass `next` as `after` for the following page (with "
+        "the same filters and sort); `next` is null on the last page."
+    ),
+)
 async def list_suppressions(
     request: Request[Any, Any, Any],
     after: Annotated[
         str | None, QueryParameter(description="the `next` of the previous page")
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+    reason: Annotated[Reason | None, QueryParameter(description="only this reason")] = None,
+    provider: Annotated[
+        str | None,
+        QueryParameter(description="only evidence from this source: a provider, or operator"),
+    ] = None,
+    since: Annotated[
+        str | None, QueryParameter(description="suppressed on or after this day (YYYY-MM-DD)")
+    ] = None,
+    until: Annotated[
+        str | None, QueryParameter(description="suppressed on or before this day (YYYY-MM-DD)")
+    ] = None,
+    q: Annotated[
+        str | None, QueryParameter(description="text the address contains", max_length=320)
+    ] = None,
+    sort: Annotated[search.Sort, QueryParameter(description="the order of the list")] = "email",
 ) -> SuppressionPage:
     runtime = _runtime(request)
-    items = await queries.suppressions(
-        runtime.store, runtime.projector.policy_hash, after=after, limit=limit
-    )
-    return SuppressionPage(items=items, next=items[-1].email if len(items) == limit else None)
+    try:
+        wanted = search.parse_filter(
+            reason=reason, provider=provider, since=since, until=until, q=q, sort=sort
+        )
+        found = await search.search(
+            runtime.store, runtime.projector.policy_hash, wanted, after=after, limit=limit
+        )
+    except search.BadFilter as exc:
+        raise ValidationException(str(exc)) from exc
+    return SuppressionPage(items=found.items, next=found.next)
 
 
 @post("/v1/suppressions/check", status_code=200, summary="Which of these addresses are suppressed?")

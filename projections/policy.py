@@ -17,9 +17,10 @@ import msgspec
 
 from projections.errors import PolicyInvalid
 
-# Bumped whenever the fold or a default mapping changes meaning, so that a projection
-# built by older code is rebuilt rather than served.
-PROJECTION_VERSION = "2"
+# Bumped whenever the fold, a default mapping or the projection's tables change, so that
+# a projection built by older code is rebuilt rather than served. 3: `suppressions`
+# gained `source` and `last_event` and the indexes of the list's filters and sorts.
+PROJECTION_VERSION = "3"
 # Bumped whenever decoding or a provider's field reading changes: stored facts are then
 # re-derived from the receipts by the next rebuild.
 DERIVATION_VERSION = "3"

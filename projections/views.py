@@ -7,8 +7,10 @@ through `ledger.sql.Tx`).
   de-duplication key — the recipient index and the decode cache, independent of the
   policy, so rebuilds and out-of-order refolds never parse a body again;
 - `recipient_state`: each recipient's folded state; `suppressions`: just the
-  suppressed addresses, what senders query. A rebuild writes `*_next` copies of these
-  two and swaps them in one transaction.
+  suppressed addresses, what senders query — with the source of the evidence receipt
+  and the time of the latest event, so the list can be filtered and sorted by index
+  (projections/search.py). A rebuild writes `*_next` copies of these two and swaps
+  them in one transaction.
 
 Addresses sort byte-wise on both backends (PostgreSQL: `COLLATE "C"`), as Python sorts
 them: keyset pages and the rebuild's merge rely on one order.
@@ -57,12 +59,26 @@ CREATE TABLE IF NOT EXISTS recipient_state{suffix} (
     state {blob} NOT NULL
 ){table};
 CREATE TABLE IF NOT EXISTS suppressions{suffix} (
-    email  TEXT {text} PRIMARY KEY,
-    reason TEXT    NOT NULL,
-    since  {int}   NOT NULL,
-    seq    {int}   NOT NULL
+    email      TEXT {text} PRIMARY KEY,
+    reason     TEXT    NOT NULL,
+    since      {int}   NOT NULL,
+    seq        {int}   NOT NULL,
+    source     TEXT    NOT NULL,
+    last_event {int}   NOT NULL,
+    UNIQUE (reason, email),
+    UNIQUE (reason, since, email),
+    UNIQUE (source, email),
+    UNIQUE (source, since, email),
+    UNIQUE (since, email)
 ){table};
 """
+# The indexes that filter and sort the suppression list (projections/search.py) are
+# declared as UNIQUE constraints: each holds the primary key, so they constrain nothing
+# more, and being part of the table they are created with it, under names the database
+# derives from the table's. SQLite renames them with the table; PostgreSQL picks a free
+# name by itself. So the rebuild's `suppressions_next` and its swap (DROP, RENAME) never
+# meet an index name of the live table, however many rebuilds follow one another, and
+# `CREATE TABLE IF NOT EXISTS` creates them exactly when it creates the table.
 
 _TYPES: dict[Dialect, dict[str, str]] = {
     "sqlite": {"int": "INTEGER", "blob": "BLOB", "text": "", "table": " WITHOUT ROWID"},
@@ -102,13 +118,14 @@ INSERT_FACTS = "INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLIC
 async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "") -> None:
     """Upsert states; keep the suppressions table in step with them."""
     state_out: list[tuple[str, bytes]] = []
-    suppressed: list[tuple[str, str, int, int]] = []
+    suppressed: list[tuple[str, str, int, int, int, int]] = []
     released: list[tuple[str]] = []
     for state in states:
         state_out.append((state.email, encode_state(state)))
         if state.causes and state.since is not None:
             cause = state.causes[0]
-            suppressed.append((state.email, cause.reason, state.since, cause.seq))
+            row = (state.email, cause.reason, state.since, cause.seq, cause.seq, state.position[0])
+            suppressed.append(row)
         else:
             released.append((state.email,))
     if state_out:
@@ -118,9 +135,12 @@ async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "
             state_out,
         )
     if suppressed:
+        # the provider: the source of the evidence receipt, looked up in the same statement
         await tx.executemany(
-            f"INSERT INTO suppressions{suffix} VALUES (?, ?, ?, ?) ON CONFLICT (email) DO UPDATE "
-            "SET reason = excluded.reason, since = excluded.since, seq = excluded.seq",
+            f"INSERT INTO suppressions{suffix} (email, reason, since, seq, source, last_event) "
+            "VALUES (?, ?, ?, ?, COALESCE((SELECT source FROM receipts WHERE seq = ?), ''), ?) "
+            "ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, since = excluded.since, "
+            "seq = excluded.seq, source = excluded.source, last_event = excluded.last_event",
             suppressed,
         )
     if released:

@@ -1,5 +1,254 @@
-"""Placeholder: filled in below."""
+"""Console: the suppression list — filtered, sorted, paged by keyset, exported as CSV —
+and releasing several addresses at once (confirmed, with a required note, each release
+recorded as an operator receipt with the signed-in key's name as its actor).
 
-from litestar.handlers import HTTPRouteHandler
+Filters (query string, every one optional): `reason`, `provider` (the source of the
+evidence receipt), `since` and `until` (days, YYYY-MM-DD in UTC, on the suppression's
+`since`; `until` includes the day it names), `q` (text the address contains), `sort`
+(`email`, `since`, `-since`), and `after` (the cursor of the page before). A page holds
+100 rows; the count shown is the page's own (no count of the whole list per view).
+"""
 
-HANDLERS: list[HTTPRouteHandler] = []
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request, Response, get, post
+from litestar.params import FromQuery
+from litestar.response import Redirect, Stream, Template
+
+from api.console.render import back, operator, page, runtime
+from ledger import StoreUnavailable
+from projections import operator as operator_actions
+from projections import queries, search
+from projections.recipients import normalize_recipient
+
+PAGE = 100  # rows on a page
+MAX_RELEASE = 1000  # addresses released at once
+MAX_NOTE = 2000  # characters of a note (as the API takes)
+CSV_CHUNK = 5000  # rows read per transaction while exporting
+CSV_HEADER = ("email", "reason", "provider", "since", "receipt", "last_event")
+LIST = "/console/suppressions"
+CSV = "/console/suppressions.csv"
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula
+
+
+def csv_cell(value: object) -> str:
+    """A value as a CSV cell a spreadsheet shows as text: one starting with = + - @ (or
+    a tab or carriage return) gets a leading single quote, so it is never a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+def _given(values: dict[str, str | None]) -> dict[str, str]:
+    """The filter as given (non-empty values only), for links and the form."""
+    return {key: value.strip() for key, value in values.items() if value and value.strip()}
+
+
+def _url(base: str, given: dict[str, str], sort: str, after: str | None = None) -> str:
+    """`base` with the filter `given`, the sort (left out when it is the default) and a
+    cursor."""
+    query = dict(given)
+    if sort != "email":
+        query["sort"] = sort
+    if after:
+        query["after"] = after
+    return f"{base}?{urlencode(query)}" if query else base
+
+
+@get("/suppressions", name="console-suppressions")
+async def suppressions(
+    request: Request[Any, Any, Any],
+    reason: FromQuery[str | None] = None,
+    provider: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
+    sort: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
+) -> Template:
+    """The suppression list: the filter form, a page of rows to tick for release."""
+    given = _given({"reason": reason, "provider": provider, "since": since, "until": until, "q": q})
+    given_sort = (sort or "").strip() or "email"
+    error = None
+    result = search.Page(items=[], next=None)
+    try:
+        wanted = search.parse_filter(**given, sort=given_sort)
+        rt = runtime(request)
+        result = await search.search(
+            rt.store, rt.projector.policy_hash, wanted, after=after or None, limit=PAGE
+        )
+    except search.BadFilter as exc:
+        error = str(exc)
+        given_sort = given_sort if given_sort in search.SORTS else "email"
+    return page(
+        request,
+        "suppressions.html",
+        "suppressions",
+        status_code=400 if error else 200,
+        error=error,
+        given=given,
+        sort=given_sort,
+        reasons=search.REASONS,
+        providers=search.PROVIDER_NAMES,
+        rows=result.items,
+        first_link=_url(LIST, given, given_sort) if after and not error else None,
+        next_link=_url(LIST, given, given_sort, result.next) if result.next else None,
+        sort_email=_url(LIST, given, "email"),
+        sort_since=_url(LIST, given, "-since" if given_sort == "since" else "since"),
+        csv_link=_url(CSV, given, given_sort),
+        max_release=MAX_RELEASE,
+    )
+
+
+@get("/suppressions.csv", name="console-suppressions-csv")
+async def suppressions_csv(
+    request: Request[Any, Any, Any],
+    reason: FromQuery[str | None] = None,
+    provider: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
+    sort: FromQuery[str | None] = None,
+) -> Response[Any]:
+    """Every row of the filter as CSV, in the page's order, streamed chunk by chunk."""
+    given = _given({"reason": reason, "provider": provider, "since": since, "until": until, "q": q})
+    try:
+        wanted = search.parse_filter(**given, sort=sort)
+    except search.BadFilter as exc:
+        return Response(f"{exc}\n", status_code=400, media_type="text/plain")
+    rt = runtime(request)
+    # checked before the first byte too, so that a mismatch is an error answer (503)
+    await search.check_policy(rt.store, rt.projector.policy_hash)
+    return Stream(
+        _csv(search.stream(rt.store, rt.projector.policy_hash, wanted, chunk=CSV_CHUNK)),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
+    )
+
+
+async def _csv(chunks: AsyncIterator[list[search.Entry]]) -> AsyncIterator[bytes]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
+    yield out.getvalue().encode()
+    async for entries in chunks:
+        out.seek(0)
+        out.truncate()
+        writer.writerows(
+            [
+                csv_cell(e.email),
+                csv_cell(e.reason),
+                csv_cell(e.provider),
+                csv_cell(e.since),
+                csv_cell(e.receipt),
+                csv_cell(e.last_event),
+            ]
+            for e in entries
+        )
+        yield out.getvalue().encode()
+
+
+async def _selected(request: Request[Any, Any, Any]) -> tuple[list[str], str]:
+    """The addresses ticked (normalized, each once, in the order given) and the note."""
+    form = await request.form()
+    emails: dict[str, None] = {}
+    for value in form.getall("email", []):
+        if isinstance(value, str) and (address := normalize_recipient(value)):
+            emails[address] = None
+    note = form.get("note", "")
+    return list(emails), note.strip() if isinstance(note, str) else ""
+
+
+async def _confirm_page(
+    request: Request[Any, Any, Any], emails: list[str], error: str | None, status: int = 200
+) -> Template:
+    too_many = len(emails) > MAX_RELEASE
+    rows: list[tuple[str, queries.Suppression | None]] = []
+    if not too_many:
+        rt = runtime(request)
+        found = await queries.check(rt.store, rt.projector.policy_hash, emails)
+        rows = [(email, found.get(email)) for email in emails]
+    return page(
+        request,
+        "release_confirm.html",
+        "suppressions",
+        status_code=400 if too_many else status,
+        count=len(emails),
+        emails=[] if too_many else emails,
+        rows=rows,
+        error=error,
+        too_many=too_many,
+        max_release=MAX_RELEASE,
+    )
+
+
+def _too_many(count: int) -> str:
+    return (
+        f"{count:,} addresses were selected: at most {MAX_RELEASE:,} can be released at once. "
+        "Narrow the filter, or release them in several steps."
+    )
+
+
+@post("/suppressions/release", status_code=200)
+async def release_selected(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Step one: confirm the addresses ticked on the list, and ask why."""
+    emails, _ = await _selected(request)
+    if not emails:
+        return back(LIST, "nothing released: no address was selected")
+    error = _too_many(len(emails)) if len(emails) > MAX_RELEASE else None
+    return await _confirm_page(request, emails, error)
+
+
+@post("/suppressions/release/confirm", status_code=303)
+async def release_confirmed(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Step two: one operator release per address, with the note and the operator's name."""
+    emails, note = await _selected(request)
+    if not emails:
+        return back(LIST, "nothing released: no address was selected")
+    if len(emails) > MAX_RELEASE:
+        return await _confirm_page(request, emails, _too_many(len(emails)))
+    if not note:
+        return await _confirm_page(
+            request, emails, "nothing released: a release needs a note saying why", 400
+        )
+    if len(note) > MAX_NOTE:
+        return await _confirm_page(
+            request, emails, f"nothing released: a note holds at most {MAX_NOTE} characters", 400
+        )
+    return await _release(request, emails, note)
+
+
+async def _release(request: Request[Any, Any, Any], emails: list[str], note: str) -> Redirect:
+    rt = runtime(request)
+    actor = operator(request)
+    at = time.time_ns() // 1000
+    # appended together, so the ledger's group commit writes them in a few transactions
+    results = await asyncio.gather(
+        *(
+            operator_actions.record(rt.store, "release", email, actor=actor, note=note, at=at)
+            for email in emails
+        ),
+        return_exceptions=True,
+    )
+    seqs = [result for result in results if isinstance(result, int)]
+    failed = [result for result in results if isinstance(result, BaseException)]
+    if not seqs and failed:
+        raise failed[0]
+    for problem in failed:
+        if not isinstance(problem, StoreUnavailable | ValueError):
+            raise problem
+    await rt.projector.wait_until(max(seqs), timeout=5.0)
+    notice = f"released {len(seqs)} address(es) by {actor}, receipts #{min(seqs)} to #{max(seqs)}"
+    if failed:
+        notice += f"; {len(failed)} could not be recorded (try those again): {failed[0]}"
+    return back(LIST, notice)
+
+
+HANDLERS = [suppressions, suppressions_csv, release_selected, release_confirmed]
