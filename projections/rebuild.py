@@ -139,12 +139,16 @@ async def _sources(store: Store, dry_run: bool, progress: Progress | None) -> tu
         await ensure_schema(tx)
         meta = await views.read_meta(tx)
     current = meta is not None and meta.derivation == DERIVATION_VERSION
-    if current and meta is not None:
+    if current and meta is not None and policy_hash(meta.policy) == meta.policy_hash:
         projector = Projector(store, meta.policy)  # catch up under the live policy first
         await projector.start()
         await projector.catch_up()
         upto = projector.projected_seq
         return upto, _indexed_groups(store, upto, progress)
+    if current and meta is not None:
+        # Folded by another version of the fold (an upgrade): its states cannot be caught
+        # up, but its facts are this code's. Re-read them; the swap folds what follows.
+        return meta.seq, _indexed_groups(store, meta.seq, progress)
     upto = meta.seq if meta is not None else await store.last_seq()
     if dry_run:
         return upto, _derived_groups(store, upto, progress)

@@ -314,10 +314,9 @@ def test_a_dry_run_names_live_suppressions_the_rebuild_no_longer_has(ledger: Pat
     before issue 12 item 6) disappears in the rebuild: the diff must say it changes."""
     assert invoke("status", "x@example.org", "--db", ledger).exit_code == 0
     with sqlite3.connect(ledger) as db:
-        db.execute(
-            "INSERT INTO suppressions VALUES (?, 'hard_bounce', 1, 1)", ('"bob" <bob@example.org',)
-        )
-        db.execute("INSERT INTO suppressions VALUES ('zz@example.org', 'complaint', 1, 1)")
+        insert = "INSERT INTO suppressions (email, reason, since, seq) VALUES (?, ?, 1, 1)"
+        db.execute(insert, ('"bob" <bob@example.org', "hard_bounce"))
+        db.execute(insert, ("zz@example.org", "complaint"))
     dry = invoke("rebuild", "--db", ledger, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     gone = {"suppressed": False, "reason": None}
@@ -560,3 +559,44 @@ def test_a_dry_run_on_a_ledger_never_projected_writes_no_projection(
     with sqlite3.connect(ledger) as db:
         for table in ("projection_meta", "recipient_facts", "recipient_state", "suppressions"):
             assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+
+@pytest.mark.both_backends
+def test_a_projection_folded_by_another_version_is_rebuilt_by_serve_and_by_rebuild(
+    ledger: Path, tmp_path: Path
+) -> None:
+    """An upgrade that changes the fold changes the policy hash of the same policy: the
+    stored projection cannot be caught up. `rebuild` (and `serve`, at start) once failed
+    there, pinning a projector to the stored policy that refused its own hash."""
+    assert invoke("status", "soft@example.org", "--db", ledger).exit_code == 0
+    stale = "UPDATE projection_meta SET policy_hash = 'folded-by-an-older-version'"
+
+    async def age() -> None:
+        store = await open_store(ledger)
+        try:
+            async with store.writing() as tx:
+                await tx.execute(stale)
+        finally:
+            await store.close()
+
+    asyncio.run(age())
+    refused = invoke("status", "soft@example.org", "--db", ledger)
+    assert refused.exit_code == 1
+    assert "rebuild" in refused.output
+    rebuilt = invoke("rebuild", "--db", ledger, "--json")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    status = json.loads(invoke("status", "soft@example.org", "--db", ledger, "--json").output)
+    assert (status["suppressed"], status["events"]) == (True, 3)
+
+    asyncio.run(age())
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+    from api.settings import load_settings
+
+    settings = load_settings(
+        {"BOUNCELEDGER_DB": str(ledger), "BOUNCELEDGER_API_KEYS": f"ops:{API_KEY}"}
+    )
+    with TestClient(app=create_app(settings)) as client:
+        served = client.get("/v1/suppressions/soft@example.org", headers=AUTH).json()
+    assert (served["suppressed"], served["events"]) == (True, 3)
