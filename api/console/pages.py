@@ -111,10 +111,12 @@ async def receipt(
     seq: Annotated[int, Parameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
 ) -> Template:
     """One receipt: metadata, chain position, headers, the body as text, its events."""
-    found = await runtime(request).store.get(seq)
+    store = runtime(request).store
+    found = await store.get(seq)
     if found is None:
         raise NotFoundException(f"no receipt {seq}")
-    return page(request, "receipt.html", "ledger", view=ReceiptView.full(found))
+    head = await store.last_seq()
+    return page(request, "receipt.html", "ledger", view=ReceiptView.full(found), head=head)
 
 
 @get("/receipts/{seq:int}/raw", name="console-receipt-raw")

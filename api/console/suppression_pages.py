@@ -36,14 +36,13 @@ CSV_CHUNK = 5000  # rows read per transaction while exporting
 CSV_HEADER = ("email", "reason", "provider", "since", "receipt", "last_event")
 LIST = "/console/suppressions"
 CSV = "/console/suppressions.csv"
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula
+_FORMULA = frozenset("=+-@\t\r")  # first characters a spreadsheet may run as a formula
 
 
-def csv_cell(value: object) -> str:
-    """A value as a CSV cell a spreadsheet shows as text: one starting with = + - @ (or
-    a tab or carriage return) gets a leading single quote, so it is never a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
+def csv_cell(text: str) -> str:
+    """Text as a CSV cell a spreadsheet shows as text: one starting with = + - @ (or a
+    tab or carriage return) gets a leading single quote, so it is never a formula."""
+    return "'" + text if text[:1] in _FORMULA else text
 
 
 def _given(values: dict[str, str | None]) -> dict[str, str]:
@@ -134,6 +133,9 @@ async def suppressions_csv(
 
 
 async def _csv(chunks: AsyncIterator[list[search.Entry]]) -> AsyncIterator[bytes]:
+    """The CSV, a chunk of rows at a time. Every text cell is guarded by `csv_cell`; the
+    times are written as `YYYY-MM-DDTHH:MM:SSZ` and the receipt as a number, which never
+    start with a formula character."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
@@ -142,14 +144,14 @@ async def _csv(chunks: AsyncIterator[list[search.Entry]]) -> AsyncIterator[bytes
         out.seek(0)
         out.truncate()
         writer.writerows(
-            [
+            (
                 csv_cell(e.email),
                 csv_cell(e.reason),
                 csv_cell(e.provider),
-                csv_cell(e.since),
-                csv_cell(e.receipt),
-                csv_cell(e.last_event),
-            ]
+                e.since,
+                e.receipt,
+                e.last_event,
+            )
             for e in entries
         )
         yield out.getvalue().encode()
