@@ -64,10 +64,10 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module or test marked `both_backends` runs once per backend: its `db_path` is a
-    SQLite file, then a PostgreSQL URL (a schema of its own in the run's database)."""
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_backends"
-    ):
+    SQLite file, then a PostgreSQL URL (a schema of its own in the run's database). A
+    test marked `sqlite_only` in such a module runs on SQLite alone."""
+    marked = metafunc.definition.get_closest_marker
+    if "backend" in metafunc.fixturenames and marked("both_backends") and not marked("sqlite_only"):
         metafunc.parametrize("backend", BACKENDS)
 
 

@@ -68,11 +68,10 @@ async def test_verify_runs_and_its_last_result_is_shown(client: Any) -> None:
     assert "Receipts checked</dt><dd>3</dd>" in (await client.get("/console/ledger")).text
 
 
+@pytest.mark.sqlite_only  # the tampering goes around the store, with sqlite3
 async def test_a_broken_chain_is_shown_with_the_first_broken_receipt(
-    client: Any, backend: str, db_path: Path
+    client: Any, db_path: Path
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("tampering goes around the store with sqlite3")
     await _bounces(client, 3)
     connection = sqlite3.connect(db_path)
     try:
