@@ -203,14 +203,21 @@ async def preview(request: Request[Any, Any, Any]) -> Template:
     return await _preview_page(request, candidate)
 
 
-@post("/policy/preview.csv", status_code=200)
-async def preview_csv(request: Request[Any, Any, Any]) -> Response[Any]:
-    form = await request.form()
+async def _candidate(request: Request[Any, Any, Any], form: Any) -> Candidate | Response[Any]:
+    """The candidate policy a form carries, or the policy page with why it is refused."""
     try:
-        candidate = parse_candidate(await _given_text(form))
+        return parse_candidate(await _given_text(form))
     except CandidateError as exc:
         text = form.get("toml")
         return await _policy_page(request, text if isinstance(text, str) else "", str(exc), 400)
+
+
+@post("/policy/preview.csv", status_code=200)
+async def preview_csv(request: Request[Any, Any, Any]) -> Response[Any]:
+    form = await request.form()
+    candidate = await _candidate(request, form)
+    if isinstance(candidate, Response):
+        return candidate
     report = await rebuild(runtime(request).store, candidate.policy, dry_run=True)
     return Response(
         changes_csv(report.changed).encode(),
@@ -242,11 +249,9 @@ async def _adopted(request: Request[Any, Any, Any], digest: str) -> bool:
 @post("/policy/apply", status_code=303)
 async def apply(request: Request[Any, Any, Any]) -> Response[Any]:
     form = await request.form()
-    try:
-        candidate = parse_candidate(await _given_text(form))
-    except CandidateError as exc:
-        text = form.get("toml")
-        return await _policy_page(request, text if isinstance(text, str) else "", str(exc), 400)
+    candidate = await _candidate(request, form)
+    if isinstance(candidate, Response):
+        return candidate
     raw_note = form.get("note")
     note = raw_note.strip() if isinstance(raw_note, str) else ""
     if not note:

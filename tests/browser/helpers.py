@@ -17,6 +17,7 @@ import uvicorn
 from api.app import create_app
 from api.settings import load_settings
 from projections import Policy
+from tests.api.helpers import event
 from tests.conftest import SECRET
 from tests.serving import free_port
 
@@ -137,18 +138,6 @@ class LiveServer:
         response = self.http.get(f"/v1/suppressions/{email}")
         assert response.status_code == 200, response.text
         return dict(response.json())
-
-
-def event(kind: str, rcpt: str, event_id: str, **fields: Any) -> dict[str, Any]:
-    """One SMTP2GO JSON event (as tests/api/helpers.py builds them)."""
-    return {
-        "event": kind,
-        "id": event_id,
-        "email_id": f"mail-{event_id}",
-        "time": "2026-05-04T10:15:02Z",
-        "rcpt": rcpt,
-        **fields,
-    }
 
 
 def hard_bounce(rcpt: str, event_id: str, **fields: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ checked by what they leave.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from api.cli import cli
-from ledger import NewReceipt, open_store
 from tests.conftest import fixture_bytes
-from tests.test_cli import soft_bounce
+from tests.test_cli import populate, soft_bounce
 
 pytestmark = pytest.mark.postgres
 
@@ -52,31 +50,11 @@ def invoke(*args: str | Path) -> Result:
     return CliRunner().invoke(cli, [str(arg) for arg in args], env={"USER": "tester"})
 
 
-def populate(target: Path | str) -> None:
-    async def go() -> None:
-        store = await open_store(target)
-        try:
-            for n, (content_type, body) in enumerate(RECEIPTS):
-                await store.append(
-                    NewReceipt(
-                        source="smtp2go",
-                        received_at=1_777_900_000_000_000 + n,
-                        content_type=content_type,
-                        body=body,
-                        headers={"user-agent": "cli-test"},
-                    )
-                )
-        finally:
-            await store.close()
-
-    asyncio.run(go())
-
-
 @pytest.fixture
 def both(tmp_path: Path, pg_url: str) -> dict[str, Path | str]:
     ledgers: dict[str, Path | str] = {"sqlite": tmp_path / "cli.db", "postgresql": pg_url}
     for target in ledgers.values():
-        populate(target)
+        populate(target, RECEIPTS)
     return ledgers
 
 
