@@ -53,9 +53,12 @@ class SQLiteTx:
     dialect: Dialect = "sqlite"
     for_update = ""
 
-    def __init__(self, db: aiosqlite.Connection, begin: str | None = None) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, begin: str | None = None, *, readonly: bool = False
+    ) -> None:
         self._db = db
         self._begin = begin
+        self._readonly = readonly
         self._pending: list[tuple[str, Any, bool]] = []
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -63,10 +66,15 @@ class SQLiteTx:
         return rows
 
     async def execute(self, sql: str, *args: Any) -> None:
-        self._pending.append((sql, args, False))
+        self._queue(sql, args, False)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._pending.append((sql, list(rows), True))
+        self._queue(sql, list(rows), True)
+
+    def _queue(self, sql: str, params: Any, many: bool) -> None:
+        if self._readonly:  # a read snapshot is never committed: the write would vanish
+            raise sqlite3.ProgrammingError("a write inside a read transaction")
+        self._pending.append((sql, params, many))
 
     async def call(self, fn: Callable[..., T], /, *args: Any) -> T:
         """`fn(connection, …)` on the connection's thread, after what is queued."""

@@ -241,7 +241,7 @@ class SQLiteStore(GroupCommitted):
     async def reading(self) -> AsyncIterator[SQLiteTx]:
         """A read transaction as a `Tx`: every statement sees the same committed state."""
         async with self.snapshot() as db:
-            yield SQLiteTx(db)
+            yield SQLiteTx(db, readonly=True)
 
     async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
         """Append one receipt inside a `writing()` transaction (it commits with it)."""

@@ -260,3 +260,14 @@ async def test_instances_opening_one_new_file_at_once_all_open(tmp_path: Path) -
         finally:
             for store in stores:
                 await store.close()
+
+
+async def test_a_write_inside_a_read_transaction_is_refused_not_lost(tmp_path: Path) -> None:
+    """A read snapshot is never committed: a write queued in it would vanish silently."""
+    store = await SQLiteStore.open(tmp_path / "ledger.db")
+    try:
+        with pytest.raises(StoreUnavailable, match="a write inside a read transaction"):
+            async with store.reading() as tx:
+                await tx.execute("CREATE TABLE nothing (x INTEGER)")
+    finally:
+        await store.close()
