@@ -39,3 +39,18 @@ def test_a_url_selects_postgresql_and_anything_else_is_a_sqlite_path(
 def test_messages_show_the_url_without_its_password(url: str, shown: str) -> None:
     assert redact(url) == shown
     assert "s3cret" not in redact(url)
+
+
+def test_settings_take_a_url_as_the_database_and_size_its_pool() -> None:
+    from api.settings import DEFAULT_DB, SettingsInvalid, load_settings
+
+    url = "postgresql://bl@db.internal:5432/bounceledger"
+    settings = load_settings({"BOUNCELEDGER_DB": url, "BOUNCELEDGER_PG_POOL_MAX": "4"})
+    assert settings.db == url  # kept as text: a URL is not a path
+    assert (settings.pg_pool_min, settings.pg_pool_max) == (2, 4)
+    assert settings.ses_cert_cache == DEFAULT_DB.parent / "sns-certs"  # not under the URL
+    assert load_settings({"BOUNCELEDGER_DB": "x/ledger.db"}).db == Path("x/ledger.db")
+    for bad in ({"BOUNCELEDGER_PG_POOL_MIN": "5", "BOUNCELEDGER_PG_POOL_MAX": "4"},
+                {"BOUNCELEDGER_PG_POOL_MAX": "0"}):  # fmt: skip
+        with pytest.raises(SettingsInvalid, match="BOUNCELEDGER_PG_POOL"):
+            load_settings(bad)
