@@ -56,8 +56,12 @@ def serve(
 
     Secrets and keys come from the environment: SMTP2GO_WEBHOOK_SECRET enables
     POST /v1/webhooks/smtp2go/events; BOUNCELEDGER_API_KEYS (comma-separated, optionally
-    name:key) opens every other route to `Authorization: Bearer KEY`. A projection built
-    under another policy is rebuilt before the port opens.
+    name:key) opens every other route to `Authorization: Bearer KEY` and the console at
+    /console. The instance serves the ledger's active policy and follows its changes;
+    --policy names the one it expects: put into effect on a ledger without a policy
+    history, refused at start when another is active (change it with `bounceledger
+    rebuild --policy FILE --note WHY`). --db may be a postgresql:// URL shared by
+    several instances.
 
     \b
     Example:
