@@ -80,6 +80,7 @@ def _bound(values: Iterable[object], allowed: Iterable[tuple[frozenset[str], str
 _SOURCE = (SOURCES, UNKNOWN)
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_DELAY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics:
@@ -127,6 +128,12 @@ class Metrics:
         self.lag_seconds = Gauge(
             "bounceledger_projector_lag_seconds",
             "Age of the oldest unprojected receipt",
+            registry=r,
+        )
+        self.projection_delay = Histogram(
+            "bounceledger_projection_delay_seconds",
+            "Per receipt folded by this instance: from its arrival to the projector's commit",
+            buckets=_DELAY,
             registry=r,
         )
         self.rebuild_seconds = Gauge(
@@ -183,6 +190,13 @@ class Metrics:
             )
             self.receipts.labels(receipt.source, outcome).inc()
             self.append_seconds.observe(wait)
+
+    def record_projection(self, received_at: list[int]) -> None:
+        """The projector's on_step hook: arrival times (µs since the epoch) just folded."""
+        now = time.time()
+        observe = self.projection_delay.observe
+        for micros in received_at:
+            observe(max(0.0, now - micros / 1e6))
 
     def refuse(self, source: str, reason: str) -> None:
         """Count a refusal; a source or reason outside the fixed sets is `unknown`/`other`."""

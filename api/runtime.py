@@ -84,6 +84,8 @@ class Runtime:
             await self._put_into_effect(self.expected)
             await projector.start()
         await projector.catch_up()
+        # from here on: what arrives while serving (not the backlog folded at start)
+        projector.on_step = self.metrics.record_projection
         self._task = asyncio.create_task(projector.run(), name="projector")
 
     async def _put_into_effect(self, policy: Policy) -> None:
@@ -119,14 +121,29 @@ class Runtime:
         log.info("rebuilt %d receipts, %d suppressed", report.receipts, report.suppressed)
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
-        """Stop tailing, finish queued appends, close the store — each step bounded by
-        `grace` seconds, so that a shutdown always ends (a step that overruns is logged:
-        nothing acknowledged depends on it, every 2xx followed its commit)."""
+        """Stop tailing, finish queued appends, project them, close the store — each step
+        bounded by `grace` seconds, so that a shutdown always ends (a step that overruns
+        is logged: nothing acknowledged depends on it, every 2xx followed its commit).
+
+        The server has stopped taking requests by then, so the projection is left at the
+        last receipt: the next command or instance starts with nothing to fold.
+        """
         if self._task is not None:
             self._task.cancel()
             await self._bounded(self._task, "stopping the projector", grace)
         if self._store is not None:
+            await self._bounded(self._drain(), "projecting the last receipts", grace)
             await self._bounded(self._store.close(), "closing the ledger", grace)
+
+    async def _drain(self) -> None:
+        """Commit what is queued, then fold it (only where this instance projects: on
+        PostgreSQL another instance may hold the projector lease)."""
+        store, projector = self.store, self._projector
+        await store.drain()
+        if projector is not None and projector.leading and projector.error is None:
+            folded = await projector.catch_up()
+            if folded:
+                log.info("projected the last %d receipts before stopping", folded)
 
     @staticmethod
     async def _bounded(step: Awaitable[object], what: str, grace: float) -> None:

@@ -116,3 +116,7 @@ class GroupCommitted:
     async def append(self, receipt: NewReceipt) -> AppendResult:
         """Append one receipt; returns once it is committed (or raises StoreUnavailable)."""
         return await self._group.append(receipt)
+
+    async def drain(self) -> None:
+        """Wait until every queued append is committed (or has failed)."""
+        await self._group.drain()

@@ -20,6 +20,7 @@ class Store(Protocol):
     kept beside it (the projection, the quarantine) in the same database."""
 
     async def append(self, receipt: NewReceipt) -> AppendResult: ...
+    async def drain(self) -> None: ...
     async def append_verbatim(
         self,
         receipts: Iterable[Receipt],
