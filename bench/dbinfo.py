@@ -58,3 +58,20 @@ def size(path: Path) -> Size:
     wal = path.with_name(path.name + "-wal")
     total = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     return Size(int(count), int(body), total, free, tables)
+
+
+def projected(path: Path) -> tuple[int | None, int | None]:
+    """(the projection's checkpoint, the last receipt's seq) of a ledger no server has
+    open, read through a read-only connection; None for what is not there (no
+    projection_meta row, no receipt)."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+    try:
+        last = conn.execute("SELECT MAX(seq) FROM receipts").fetchone()[0]
+        try:
+            row = conn.execute("SELECT seq FROM projection_meta WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # no such table: never projected
+            row = None
+    finally:
+        conn.close()
+    return (None if row is None else int(row[0])), (None if last is None else int(last))

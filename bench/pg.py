@@ -157,3 +157,25 @@ def size(url: str) -> Size:
         return Size(int(count), int(body), int(total), {r[0]: int(r[1]) for r in rows})
 
     return asyncio.run(measure())
+
+
+def projected(url: str) -> tuple[int | None, int | None]:
+    """(the projection's checkpoint, the last receipt's seq) of the database at `url`, in
+    the schema its search path names (where `bounceledger serve` created the tables);
+    None for what is not there. Must run after every server on it stopped."""
+
+    async def read() -> tuple[int | None, int | None]:
+        conn = await _connect(url)
+        try:
+            last = await conn.fetchval("SELECT MAX(seq) FROM receipts")
+            checkpoint = None
+            if await conn.fetchval("SELECT to_regclass('projection_meta') IS NOT NULL"):
+                checkpoint = await conn.fetchval("SELECT seq FROM projection_meta WHERE id = 1")
+        finally:
+            await conn.close()
+        return (
+            None if checkpoint is None else int(checkpoint),
+            None if last is None else int(last),
+        )
+
+    return asyncio.run(read())

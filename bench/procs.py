@@ -1,7 +1,8 @@
 """Child processes: timed runs with their own peak RSS, servers that always get stopped.
 
-Every child runs in its own session and is ended by its pid (SIGINT, then SIGTERM, then
-SIGKILL to its process group) in a `finally`; nothing listens anywhere but 127.0.0.1.
+Every child runs in its own session and is ended by its pid in a `finally`: a timed run
+by SIGINT, then SIGTERM, then SIGKILL to its process group; a server by SIGTERM (what a
+process manager sends), then SIGKILL. Nothing listens anywhere but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,14 +97,57 @@ def run_timed(
     )
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+RUN_STOP = ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+SERVER_STOP = ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
+
+
+def _kill_group(
+    proc: subprocess.Popen[bytes],
+    steps: Sequence[tuple[signal.Signals, float]] = RUN_STOP,
+) -> signal.Signals | None:
+    """Signal the child's process group, each signal in turn until it exits within the
+    grace that follows; the signal after which it exited (None: it had exited already)."""
+    for sig, grace in steps:
         if proc.poll() is not None:
-            return
+            return None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)  # the child's own session: only what we started
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace)
+        if proc.poll() is not None:
+            return sig
+    return None
+
+
+def cpu_seconds(roots: Iterable[int]) -> float:
+    """User + system CPU seconds used so far by the processes `roots` and every descendant
+    of theirs alive now (found through the ppid of /proc/*/stat), with what each one's
+    reaped children used (cutime, cstime): a child that exits and is reaped between two
+    readings is still counted, in its parent's. Threads are in their process's figures."""
+    tree: dict[int, list[int]] = defaultdict(list)
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:  # gone since the listing
+            continue
+        # `pid (comm) state ppid …`: comm may hold spaces and parentheses, so split after
+        # its last ")"; fields[0] is field 3 (state), utime..cstime are fields 14-17
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        tree[int(fields[1])].append(pid)
+        ticks[pid] = sum(int(x) for x in fields[11:15])
+    total, todo, seen = 0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in ticks:
+            continue
+        seen.add(pid)
+        total += ticks[pid]
+        todo += tree[pid]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -115,6 +160,9 @@ class Server:
     log: Path
     started: float  # perf_counter() just before the spawn
     ready_seconds: float = 0.0  # from the spawn until the ready path first answered 2xx
+    # after it is stopped: the signal it exited after (SIGTERM: a graceful stop; SIGKILL:
+    # it did not stop within SERVER_STOP's grace), None if it had exited by itself
+    stopped_by: signal.Signals | None = None
 
     @property
     def pid(self) -> int:
@@ -134,7 +182,8 @@ def server(
     headers: Mapping[str, str] | None = None,
     timeout: float = 60.0,
 ) -> Iterator[Server]:
-    """Start a server, wait until `ready_path` answers 2xx, yield it, always stop it."""
+    """Start a server, wait until `ready_path` answers 2xx, yield it, always stop it
+    (SIGTERM, SIGKILL after 10 s; `Server.stopped_by` says which it took)."""
     with log.open("ab") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -153,7 +202,7 @@ def server(
         )
         yield srv
     finally:
-        _kill_group(proc)
+        srv.stopped_by = _kill_group(proc, SERVER_STOP)
 
 
 def wait_ready(

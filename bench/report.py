@@ -18,8 +18,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class Row:
     """One figure: bounceledger's value, the baseline measured in the same run, the target.
 
-    `ratio` is value / baseline. `target` is (op, number, applies_to) where applies_to is
-    "value" or "ratio"; `met` is None when there is no target.
+    `ratio` is value / baseline. `target` is (op, number, applies_to) where op is ">=",
+    "<=" or "==" and applies_to is "value" or "ratio"; `met` is None when there is no
+    target (or nothing to compare it with).
     """
 
     section: str
@@ -45,6 +46,8 @@ class Row:
         subject = self.ratio if applies == "ratio" else self.value
         if subject is None:
             return None
+        if op == "==":
+            return subject == number
         return subject >= number if op == ">=" else subject <= number
 
 

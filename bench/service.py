@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench.procs import HOST, PYTHON, Server, free_port, server, tool
+from bench.serve import http_argv
 
 SECRET = "bench-" + secrets.token_hex(16)  # SMTP2GO_WEBHOOK_SECRET for this run
 API_KEY = "bench-" + secrets.token_hex(16)
@@ -30,19 +32,9 @@ def bl_env(db: Path | str) -> dict[str, str]:
 
 
 def bl_argv(db: Path | str, port: int) -> list[str]:
-    # warning: no per-request log lines, the equivalent of uvicorn's access log off
-    return [
-        tool("bounceledger"),
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--db",
-        str(db),
-        "--log-level",
-        "warning",
-    ]
+    # the default log level (info), as a user runs it: one access-log line per request,
+    # to stderr, which `server` sends to the server's log file (the baselines log nothing)
+    return [tool("bounceledger"), "serve", "--host", HOST, "--port", str(port), "--db", str(db)]
 
 
 @contextlib.contextmanager
@@ -65,12 +57,13 @@ def bounceledger(db: Path | str, work: Path, *, timeout: float = 120.0) -> Itera
 
 @contextlib.contextmanager
 def baseline(name: str, work: Path, *, timeout: float = 60.0) -> Iterator[Server]:
-    """`hello` or `naive` under uvicorn with bounceledger's settings (bench/serve.py)."""
+    """`hello` or `naive` under uvicorn with `bounceledger serve`'s HTTP settings at their
+    defaults (bench/serve.py), without its access log."""
     port = free_port()
     env = dict(os.environ, BENCH_NAIVE_DB=str(work / f"naive-{port}.db"))
     with server(
         name,
-        [PYTHON, "-m", "bench.serve", name, "--port", str(port)],
+        [PYTHON, "-m", "bench.serve", name, "--port", str(port), *_http_argv()],
         port,
         log=work / f"{name}-{port}.log",
         env=env,
@@ -79,6 +72,11 @@ def baseline(name: str, work: Path, *, timeout: float = 60.0) -> Iterator[Server
         timeout=timeout,
     ) as srv:
         yield srv
+
+
+@functools.cache
+def _http_argv() -> list[str]:
+    return http_argv()
 
 
 def started(
