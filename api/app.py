@@ -20,7 +20,7 @@ from api.audit import get_receipt, list_receipts, policy_history, recipient_even
 from api.auth import require_api_key
 from api.console import console_router, template_config
 from api.health import healthz, metrics, readyz
-from api.logs import escape_controls
+from api.logs import access_log, escape_controls
 from api.metrics import OTHER, UNKNOWN
 from api.quarantine import get_quarantined, list_quarantine, replay_quarantined
 from api.runtime import Runtime
@@ -41,7 +41,6 @@ from projections import DecodeFailed, Policy, PolicyMismatch
 from projections.providers import PROVIDERS
 
 log = logging.getLogger("bounceledger")
-access_log = logging.getLogger("bounceledger.access")
 
 
 _REASONS = {
@@ -193,19 +192,12 @@ def http_edge(app: ASGIApp, read_timeout: float) -> ASGIApp:
             await app(scope, _read_deadline(receive, read_timeout), send_wrapper)
         finally:
             client = scope.get("client")
-            logged_path = escape_controls(path)
-            access_log.info(
-                "%s %s %d",
+            access_log.request(
                 scope["method"],
-                logged_path,
+                escape_controls(path),
                 status,
-                extra={
-                    "method": scope["method"],
-                    "path": logged_path,
-                    "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                    "peer": client[0] if client else None,
-                },
+                round((time.perf_counter() - started) * 1000, 2),
+                client[0] if client else None,
             )
 
     return edge

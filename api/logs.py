@@ -7,6 +7,7 @@ taken from a request cannot forge a log line or reach a terminal as an escape se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -42,13 +43,16 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+def _timestamp(created: float, msecs: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(msecs):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "msg", …extra}` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created, record.msecs),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -66,6 +70,74 @@ class TextFormatter(logging.Formatter):
         return escape_controls(super().format(record))
 
 
+ACCESS = logging.getLogger("bounceledger.access")
+
+
+class AccessLog:
+    """One line per HTTP request: method, path, status, milliseconds, peer.
+
+    Through `logging` it costs a LogRecord, the handler chain and a formatter that walks
+    the record's attributes: about a tenth of a webhook's Python time under load (issue
+    11's profile). While the JSON handler `configure` installed is the only one, the line
+    is encoded here and written to that handler's stream in one call: the same line
+    JsonFormatter would write for the same record (tests/unit/test_access_log.py).
+    Otherwise — text logs, a handler added since (pytest's caplog), a level above INFO —
+    it goes through `logging` as any other record.
+    """
+
+    def __init__(self) -> None:
+        self._handler: logging.StreamHandler[Any] | None = None
+        self._second = -1
+        self._prefix = ""
+
+    def install(self, handler: logging.StreamHandler[Any] | None) -> None:
+        """Write straight to `handler`'s stream while it is the root's only handler."""
+        self._handler = handler
+
+    def request(self, method: str, path: str, status: int, ms: float, peer: str | None) -> None:
+        """Log one request (`path` already escaped)."""
+        if not ACCESS.isEnabledFor(logging.INFO):
+            return
+        handler = self._handler
+        root = logging.root.handlers
+        if handler is None or len(root) != 1 or root[0] is not handler or ACCESS.handlers:
+            ACCESS.info(
+                "%s %s %d",
+                method,
+                path,
+                status,
+                extra={"method": method, "path": path, "status": status, "ms": ms, "peer": peer},
+            )
+            return
+        now = time.time()
+        entry = {
+            "ts": self._ts(now),
+            "level": "INFO",
+            "logger": "bounceledger.access",
+            "msg": f"{method} {path} {status}",
+            "method": method,
+            "path": path,
+            "status": status,
+            "ms": ms,
+            "peer": peer,
+        }
+        line = _JSON_RAW.sub(_json_escape, _encode(entry).decode()) + handler.terminator
+        with handler.lock or _NO_LOCK:
+            handler.stream.write(line)
+            handler.flush()
+
+    def _ts(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:  # strftime once a second, not once a request
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+
+
+_NO_LOCK = contextlib.nullcontext()
+access_log = AccessLog()
+
+
 def configure(level: str = "info", *, json: bool = True) -> None:
     """Send every logger (uvicorn's included) to stderr, as JSON lines or plain text."""
     handler = logging.StreamHandler(sys.stderr)
@@ -76,6 +148,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    access_log.install(handler if json else None)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
