@@ -15,8 +15,10 @@ import logging
 import time
 from typing import Any
 
-from litestar import Request, post
+from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from api import replays
@@ -59,8 +61,19 @@ def _check_source(request: Request[Any, Any, Any], provider: str, settings: Sett
         raise PermissionDeniedException(f"source address not allowed for {provider}")
 
 
-@post(
+class _Post(HTTPRouteHandler):
+    """A route handler whose guards get the handler itself. litestar hands every guard a copy of
+    the handler (`copy(self)`), which on the webhook route, the hot one, was ~5 % of
+    a webhook's Python time (issue 11's profile); our guard only reads `opt`."""
+
+    async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        for guard in self.resolve_guards():
+            await guard(connection, self)  # type: ignore[misc]  # litestar's own spelling
+
+
+@_Post(
     "/v1/webhooks/{provider:str}/events",
+    http_method="POST",
     opt={"webhook": True},
     status_code=200,
     summary="Receive a provider's webhook",
