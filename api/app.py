@@ -14,11 +14,19 @@ from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
 from api.console import console_router, template_config
+from api.fastpath import FastWebhooks, webhook_provider
 from api.health import healthz, metrics, readyz
 from api.logs import access_log, escape_controls
 from api.metrics import OTHER, UNKNOWN
@@ -165,10 +173,11 @@ def _read_deadline(receive: Receive, seconds: float) -> Receive:
     return cast(Receive, guarded)
 
 
-def http_edge(app: ASGIApp, read_timeout: float) -> ASGIApp:
+def http_edge(app: ASGIApp, read_timeout: float, fast: FastWebhooks | None = None) -> ASGIApp:
     """What wraps every HTTP request, routed or not (404 and 405 included): the body read
     deadline, the security headers, and one access-log line: method, path (escaped; never
-    the query: it may hold a token), status, time, peer."""
+    the query: it may hold a token), status, time, peer. Webhook deliveries go to `fast`
+    (api/fastpath.py), which answers the accepted ones and hands the rest to `app`."""
 
     async def edge(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -188,8 +197,12 @@ def http_edge(app: ASGIApp, read_timeout: float) -> ASGIApp:
                 )
             await send(message)
 
+        provider = webhook_provider(scope) if fast is not None else None
         try:
-            await app(scope, _read_deadline(receive, read_timeout), send_wrapper)
+            if provider is not None and fast is not None:
+                await fast(scope, _read_deadline(receive, read_timeout), send_wrapper, provider)
+            else:
+                await app(scope, _read_deadline(receive, read_timeout), send_wrapper)
         finally:
             client = scope.get("client")
             access_log.request(
@@ -203,9 +216,14 @@ def http_edge(app: ASGIApp, read_timeout: float) -> ASGIApp:
     return edge
 
 
-def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
-    """Build the service. The runtime opens on startup and closes on shutdown."""
+def create_app(
+    settings: Settings, policy: Policy | None = None, *, fast_webhooks: bool = True
+) -> Litestar:
+    """Build the service. The runtime opens on startup and closes on shutdown.
+    `fast_webhooks` off sends every delivery through the litestar route (for the tests
+    that hold the fast path to the route's answers)."""
     runtime = Runtime(settings, policy)
+    failures = FailureCounter(settings.auth_failures, 60.0)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -247,9 +265,7 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
         guards=[require_api_key],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
-            throttle_middleware(
-                FailureCounter(settings.auth_failures, 60.0), settings.trusted_proxies
-            ),
+            throttle_middleware(failures, settings.trusted_proxies),
         ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -262,5 +278,12 @@ def create_app(settings: Settings, policy: Policy | None = None) -> Litestar:
         logging_config=None,  # `bounceledger serve` configures logging (api/logs.py)
     )
     # Outside litestar's router, so requests no route matches pass through it as well.
-    app.asgi_handler = http_edge(app.asgi_handler, settings.read_timeout)
+    route = app.asgi_handler
+    fast = (
+        FastWebhooks(route, runtime, failures, settings.trusted_proxies, settings.max_body_bytes)
+        if fast_webhooks
+        else None
+    )
+    app.asgi_handler = http_edge(route, settings.read_timeout, fast)
+    app.state.fast_webhooks = fast
     return app

@@ -74,7 +74,7 @@ def throttle_middleware(
             if scope["type"] != ScopeType.HTTP or counter.limit <= 0:
                 await app(scope, receive, send)
                 return
-            source = _source(scope, trusted)
+            source = source_of(scope, trusted)
             wait = counter.blocked_for(source)
             if wait > 0:
                 await _too_many(send, math.ceil(wait))
@@ -92,7 +92,9 @@ def throttle_middleware(
     return wrap
 
 
-def _source(scope: Scope, trusted: tuple[Network, ...]) -> str:
+def source_of(scope: Scope, trusted: tuple[Network, ...]) -> str:
+    """The address failures are counted against: the client, or the address a trusted
+    proxy forwarded for."""
     client = scope.get("client")
     peer = client[0] if client else None
     lines = [
