@@ -265,9 +265,14 @@ class PostgresStore(GroupCommitted):
             raise StoreUnavailable(f"ledger write failed: {exc}") from exc
 
     @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[PostgresTx]:
-        """One write transaction as a `Tx` (ledger/sql.py)."""
+    async def writing(self, *, durable: bool = True) -> AsyncIterator[PostgresTx]:
+        """One write transaction as a `Tx` (ledger/sql.py). `durable=False` (derived data
+        only) commits without waiting for the WAL flush (`synchronous_commit = off` for
+        this transaction): atomic and in order all the same, flushed with the next
+        durable commit; a crash may take back the last such commits, re-derived then."""
         async with self.transaction() as conn:
+            if not durable:
+                await conn.execute("SET LOCAL synchronous_commit = off")
             yield PostgresTx(conn)
 
     @contextlib.asynccontextmanager

@@ -47,17 +47,17 @@ class SQLiteTx:
     Writes are queued and sent with the next read, or with the COMMIT (`finish`): a
     write transaction of a read and some writes costs two hops, however many statements
     it holds — under load every hop waits its turn on the event loop, with the write
-    lock held. `begin` is sent before the first statement (None: already begun).
+    lock held. `begin` is sent before the first statement (nothing: already begun).
     """
 
     dialect: Dialect = "sqlite"
     for_update = ""
 
     def __init__(
-        self, db: aiosqlite.Connection, begin: str | None = None, *, readonly: bool = False
+        self, db: aiosqlite.Connection, begin: Sequence[str] = (), *, readonly: bool = False
     ) -> None:
         self._db = db
-        self._begin = begin
+        self._begin = tuple(begin)
         self._readonly = readonly
         self._pending: list[tuple[str, Any, bool]] = []
 
@@ -97,9 +97,9 @@ class SQLiteTx:
         conn.execute(end)
 
     def _flush(self, conn: sqlite3.Connection) -> None:
-        if self._begin is not None:
-            conn.execute(self._begin)
-            self._begin = None
+        for statement in self._begin:
+            conn.execute(statement)
+        self._begin = ()
         pending, self._pending = self._pending, []
         for sql, params, many in pending:
             if many:

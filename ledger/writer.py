@@ -48,7 +48,9 @@ def in_transaction(
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> T:
-    """BEGIN IMMEDIATE, `fn`, COMMIT — or ROLLBACK on any error (on the writer's thread)."""
+    """BEGIN IMMEDIATE, `fn`, COMMIT — or ROLLBACK on any error (on the writer's thread).
+    Synced at the commit (synchronous=FULL), whatever the transaction before asked for."""
+    conn.execute("PRAGMA synchronous=FULL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn, *args, **kwargs)
