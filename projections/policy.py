@@ -21,9 +21,10 @@ from projections.errors import PolicyInvalid
 # a projection built by older code is rebuilt rather than served. 3: `suppressions`
 # gained `source` and `last_event` and the indexes of the list's filters and sorts.
 PROJECTION_VERSION = "3"
-# Bumped whenever decoding or a provider's field reading changes: stored facts are then
-# re-derived from the receipts by the next rebuild.
-DERIVATION_VERSION = "3"
+# Bumped whenever decoding or a provider's field reading changes, or the fact index's
+# layout: stored facts are then re-derived from the receipts by the next rebuild. 4: the
+# key's uniqueness is an index of its own, built after the rows (projections/views.py).
+DERIVATION_VERSION = "4"
 
 Kind = Literal[
     "delivered",

@@ -41,16 +41,35 @@ CREATE TABLE IF NOT EXISTS projection_meta (
 );
 """
 
-_FACTS = """
+_FACTS_TABLE = """
 CREATE TABLE IF NOT EXISTS recipient_facts (
     email TEXT {text} NOT NULL,
     at    {int}   NOT NULL,
     seq   {int}   NOT NULL,
     ord   INTEGER NOT NULL,
-    key   {blob}  NOT NULL UNIQUE,
+    key   {blob}  NOT NULL,
     fact  {blob}  NOT NULL,
     PRIMARY KEY (email, at, seq, ord)
 ){table};
+"""
+# The de-duplication key's uniqueness is an index of its own, not part of the table: a
+# re-derivation (projections/rebuild.py) writes all the rows first, in key order-free
+# appends, then copies them in address order and builds this index once, by sorting —
+# rather than inserting a million random keys into two B-trees one by one (4.5x faster).
+_FACTS_KEY = """
+CREATE UNIQUE INDEX IF NOT EXISTS recipient_facts_key ON recipient_facts (key);
+"""
+_FACTS = _FACTS_TABLE + _FACTS_KEY
+# Where a re-derivation appends the facts before they are copied into recipient_facts.
+_FACTS_STAGED = """
+CREATE TABLE recipient_facts_staged (
+    email TEXT {text} NOT NULL,
+    at    {int}   NOT NULL,
+    seq   {int}   NOT NULL,
+    ord   INTEGER NOT NULL,
+    key   {blob}  NOT NULL,
+    fact  {blob}  NOT NULL
+);
 """
 
 _STATE = """
@@ -100,6 +119,31 @@ def schema(dialect: Dialect) -> list[str]:
 def facts_schema(dialect: Dialect) -> list[str]:
     """DDL for the fact index alone (a re-derivation drops and recreates it)."""
     return _statements(_FACTS, dialect)
+
+
+def staged_facts_schema(dialect: Dialect) -> list[str]:
+    """DDL for the table a re-derivation appends facts to (no index at all)."""
+    return _statements(_FACTS_STAGED, dialect)
+
+
+INSERT_STAGED = "INSERT INTO recipient_facts_staged VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def facts_from_staged(dialect: Dialect) -> list[str]:
+    """Fill a new fact index from the staged facts: the first copy (by seq, ord) of each
+    key, in the table's own order, then the key index, then the staging table gone."""
+    copy = (
+        "INSERT INTO recipient_facts SELECT email, at, seq, ord, key, fact FROM ("
+        "SELECT email, at, seq, ord, key, fact, "
+        "ROW_NUMBER() OVER (PARTITION BY key ORDER BY seq, ord) AS copy "
+        "FROM recipient_facts_staged) AS staged WHERE copy = 1 ORDER BY email, at, seq, ord"
+    )
+    return [
+        *_statements(_FACTS_TABLE, dialect),
+        copy,
+        *_statements(_FACTS_KEY, dialect),
+        "DROP TABLE recipient_facts_staged",
+    ]
 
 
 def state_schema(dialect: Dialect, suffix: str) -> list[str]:
