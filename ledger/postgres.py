@@ -312,6 +312,16 @@ class PostgresStore(GroupCommitted):
         )
         return [_receipt(row) for row in rows]
 
+    async def arrivals(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, int]]:
+        """(seq, received_at) of the receipts with seq > after_seq, in order, at most
+        `limit`: what the projector needs of receipts whose facts it was handed."""
+        rows = await self._fetch(
+            "SELECT seq, received_at FROM receipts WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after_seq,
+            limit,
+        )
+        return [(int(row[0]), int(row[1])) for row in rows]
+
     async def list_receipts(
         self,
         *,

@@ -297,6 +297,18 @@ class SQLiteStore(GroupCommitted):
         ):
             return [_receipt(row) for row in await cursor.fetchall()]
 
+    async def arrivals(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, int]]:
+        """(seq, received_at) of the receipts with seq > after_seq, in order, at most
+        `limit`: what the projector needs of receipts whose facts it was handed."""
+        async with (
+            self.snapshot() as db,
+            db.execute(
+                "SELECT seq, received_at FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ) as cursor,
+        ):
+            return [(row[0], row[1]) for row in await cursor.fetchall()]
+
     async def list_receipts(
         self,
         *,

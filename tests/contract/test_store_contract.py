@@ -73,6 +73,18 @@ class StoreContract:
         assert seqs == [1, 2, 3, 4, 5]
         assert await store.last_seq() == 5
 
+    async def test_arrivals_are_the_seq_and_arrival_of_what_read_returns(
+        self, make_store: MakeStore
+    ) -> None:
+        store = await make_store()
+        assert await store.arrivals() == []
+        for _ in range(7):
+            await store.append(receipt())
+        for after, limit in [(0, 1000), (2, 3), (6, 10), (7, 5)]:
+            expected = [(r.seq, r.received_at) for r in await store.read(after, limit)]
+            assert await store.arrivals(after, limit) == expected
+        assert [seq for seq, _ in await store.arrivals(2, 3)] == [3, 4, 5]
+
     async def test_get_returns_the_receipt_as_appended(self, make_store: MakeStore) -> None:
         store = await make_store()
         new = receipt()
