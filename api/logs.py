@@ -43,16 +43,13 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def _timestamp(created: float, msecs: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(msecs):03d}Z"
-
-
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "msg", …extra}` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": _timestamp(record.created, record.msecs),
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -77,8 +74,8 @@ class AccessLog:
     """One line per HTTP request: method, path, status, milliseconds, peer.
 
     Through `logging` it costs a LogRecord, the handler chain and a formatter that walks
-    the record's attributes: about a tenth of a webhook's Python time under load (issue
-    11's profile). While the JSON handler `configure` installed is the only one, the line
+    the record's attributes: ~4 % of the event loop's samples under load (issue 11's
+    profile, py-spy --gil). While the JSON handler `configure` installed is the only one, the line
     is encoded here and written to that handler's stream in one call: the same line
     JsonFormatter would write for the same record (tests/unit/test_access_log.py).
     Otherwise — text logs, a handler added since (pytest's caplog), a level above INFO —

@@ -196,8 +196,8 @@ class PostgresStore(GroupCommitted):
 
     async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
         """Append one receipt inside a `writing()` transaction (it commits with it)."""
-        if not isinstance(tx, PostgresTx):
-            raise TypeError("append_in needs this store's own write transaction")
+        if not isinstance(tx, PostgresTx) or not tx.durable:
+            raise TypeError("append_in needs this store's own durable write transaction")
         results = await _append_on(tx.connection, [receipt])
         self._group.appended.set()
         return results[0]
@@ -273,7 +273,7 @@ class PostgresStore(GroupCommitted):
         async with self.transaction() as conn:
             if not durable:
                 await conn.execute("SET LOCAL synchronous_commit = off")
-            yield PostgresTx(conn)
+            yield PostgresTx(conn, durable=durable)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[PostgresTx]:

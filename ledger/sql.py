@@ -54,8 +54,14 @@ class SQLiteTx:
     for_update = ""
 
     def __init__(
-        self, db: aiosqlite.Connection, begin: Sequence[str] = (), *, readonly: bool = False
+        self,
+        db: aiosqlite.Connection,
+        begin: Sequence[str] = (),
+        *,
+        readonly: bool = False,
+        durable: bool = True,
     ) -> None:
+        self.durable = durable  # False: commits without waiting for the disk (derived data)
         self._db = db
         self._begin = tuple(begin)
         self._readonly = readonly
@@ -114,7 +120,8 @@ class PostgresTx:
     dialect: Dialect = "postgresql"
     for_update = " FOR UPDATE"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, durable: bool = True) -> None:
+        self.durable = durable  # False: commits without waiting for the WAL flush
         self._conn = conn
 
     @property

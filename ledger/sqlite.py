@@ -239,7 +239,7 @@ class SQLiteStore(GroupCommitted):
         """
         begin = (_DURABLE if durable else _RELAXED, "BEGIN IMMEDIATE")
         async with self._write_lock:
-            tx = SQLiteTx(self._writer, begin=begin)
+            tx = SQLiteTx(self._writer, begin=begin, durable=durable)
             try:
                 try:
                     yield tx
@@ -259,8 +259,8 @@ class SQLiteStore(GroupCommitted):
 
     async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
         """Append one receipt inside a `writing()` transaction (it commits with it)."""
-        if not isinstance(tx, SQLiteTx):
-            raise TypeError("append_in needs this store's own write transaction")
+        if not isinstance(tx, SQLiteTx) or not tx.durable:
+            raise TypeError("append_in needs this store's own durable write transaction")
         results = await tx.call(append_rows, [receipt])
         self._group.appended.set()
         return results[0]

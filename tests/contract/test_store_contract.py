@@ -73,6 +73,20 @@ class StoreContract:
         assert seqs == [1, 2, 3, 4, 5]
         assert await store.last_seq() == 5
 
+    async def test_an_append_is_refused_inside_a_transaction_that_skips_the_sync(
+        self, make_store: MakeStore
+    ) -> None:
+        """A relaxed transaction (derived data) commits without waiting for the disk: a
+        receipt appended in it could be acknowledged and then lost, so none is."""
+        store = await make_store()
+        with pytest.raises(TypeError, match="durable"):
+            async with store.writing(durable=False) as tx:
+                await store.append_in(tx, receipt())
+        async with store.writing() as tx:
+            result = await store.append_in(tx, receipt())
+        assert result.seq == 1
+        assert await store.last_seq() == 1
+
     async def test_arrivals_are_the_seq_and_arrival_of_what_read_returns(
         self, make_store: MakeStore
     ) -> None:
