@@ -11,7 +11,7 @@ nothing appended is missed. `dry_run` writes nothing and reports who would chang
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -20,6 +20,7 @@ import msgspec
 from ledger import NewReceipt, Receipt, Store
 from ledger.sql import Tx
 from projections import policies, views
+from projections.derivation import Row, deriver
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper
 from projections.policy import DEFAULT_POLICY, Policy, policy_hash
@@ -225,8 +226,9 @@ async def _rederive(store: Store, upto: int, progress: Progress | None) -> None:
     """Replace the fact index with facts derived by this code from receipts <= upto.
 
     Three things overlap: reading the next receipts (the reader's thread), deriving
-    facts from these (here: decoding, in Python), and appending the last ones' facts to
-    a staging table without any index (the writer's thread). Then one statement copies
+    facts from these (decoding, in Python: here, or for a large ledger in worker
+    processes, projections/derivation.py), and appending the last ones' facts to a
+    staging table without any index (the writer's thread). Then one statement copies
     the first copy of each key into the fact index in its own order, and the key index
     is built by sorting (views.facts_from_staged). Issue 11's profile of a cold rebuild
     had the main thread idle 47 % of the time, waiting for inserts of random keys into
@@ -247,23 +249,36 @@ async def _rederive(store: Store, upto: int, progress: Progress | None) -> None:
 
     reading = read_after(0) if upto > 0 else None
     writing: asyncio.Task[None] | None = None
-    try:
-        while reading is not None and (receipts := await reading):
-            after = receipts[-1].seq
-            reading = read_after(after) if after < upto else None
-            rows = [views.fact_row(k) for receipt in receipts for k in derive(receipt)]
-            if writing is not None:
-                await writing
-            writing = asyncio.create_task(append(rows))
-            if progress:
-                progress(after, upto)
+    deriving: deque[tuple[int, asyncio.Future[list[Row]]]] = deque()
+
+    async def write_next() -> None:  # the oldest chunk's rows, in seq order
+        nonlocal writing
+        after, rows = deriving[0][0], await deriving[0][1]
+        deriving.popleft()
         if writing is not None:
             await writing
-    finally:  # on a failure, nothing left running against the store
-        for task in (reading, writing):
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        writing = asyncio.create_task(append(rows))
+        if progress:
+            progress(after, upto)
+
+    async with deriver(upto) as chunks:
+        depth = 3 if chunks.parallel else 1  # chunks in the workers' hands at once
+        try:
+            while reading is not None and (receipts := await reading):
+                after = receipts[-1].seq
+                reading = read_after(after) if after < upto else None
+                deriving.append((after, chunks.submit(receipts)))
+                if len(deriving) >= depth:
+                    await write_next()
+            while deriving:
+                await write_next()
+            if writing is not None:
+                await writing
+        finally:  # on a failure, nothing left running against the store
+            for task in (reading, writing, *(future for _, future in deriving)):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
     async with store.writing(durable=False) as tx:
         for statement in views.facts_from_staged(tx.dialect):
             await tx.execute(statement)
