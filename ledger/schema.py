@@ -10,6 +10,10 @@ PRAGMAS = (
     # OS crash or power loss, not only a process crash. Group commit pays for it.
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
+    # A rebuild's copy of the fact index is one large transaction: the WAL grows by the
+    # table's size. Once a checkpoint has reset it, it is truncated back to 64 MiB
+    # rather than keeping that size on disk until the last connection closes.
+    "PRAGMA journal_size_limit=67108864",
 )
 
 RECEIPTS = """
