@@ -3,6 +3,7 @@ record, and it steps aside for text logs, an added handler or a higher level."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -20,20 +21,27 @@ from api.logs import JsonFormatter, access_log
 TS = re.compile(r'^\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",')
 
 
-@pytest.fixture
-def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """`logs.configure` (JSON, info) writing to a StringIO; logging restored after."""
+@contextlib.contextmanager
+def configured(monkeypatch: pytest.MonkeyPatch, *, json: bool) -> Iterator[io.StringIO]:
+    """`logs.configure` (info) writing to a StringIO; logging restored after."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     out = io.StringIO()
     monkeypatch.setattr(sys, "stderr", out)
-    logs.configure("info", json=True)
+    logs.configure("info", json=json)
     try:
         yield out
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
         access_log.install(None)
+
+
+@pytest.fixture
+def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """JSON logs into a StringIO, as `bounceledger serve` configures them."""
+    with configured(monkeypatch, json=True) as out:
+        yield out
 
 
 def formatted(method: str, path: str, status: int, ms: float, peer: str | None) -> str:
@@ -92,14 +100,6 @@ def test_nothing_is_written_above_info(stream: io.StringIO) -> None:
 
 
 def test_text_logs_go_through_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    out = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", out)
-    logs.configure("info", json=False)
-    try:
+    with configured(monkeypatch, json=False) as out:
         access_log.request("GET", "/healthz", 200, 0.1, None)
-    finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
     assert out.getvalue().rstrip().endswith("INFO bounceledger.access: GET /healthz 200")
