@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -18,26 +19,57 @@ _LATEST = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=
 
 
 # What an address that needs no parsing looks like: ASCII, no display name, no comment,
-# no quoting, no brackets, no blanks inside, no trailing dot.
+# no quoting, no brackets, no blanks or control characters inside, no trailing dot.
 _PLAIN = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]*[A-Za-z0-9-]")
+# The longest addr-spec there is (RFC 5321: a path of 256 octets, less its `<>`).
+MAX_ADDRESS = 254
+# What no address holds and not every backend can store: C0 controls, DEL, C1 controls
+# (PostgreSQL's TEXT holds no NUL) and lone surrogates (not encodable in UTF-8).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# What shows as nothing: zero-width space, non-joiner and joiner, word joiner, the byte
+# order mark, the soft hyphen.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+# A local part that needs no quoting (RFC 5322 dot-atom; RFC 6532 lets atext be any
+# non-ASCII character, blanks excepted).
+_ATOM = r'[^\s\x00-\x1f\x7f()<>\[\]:;@\\,."]+'
+_DOT_ATOM = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
 def normalize_recipient(address: str) -> str:
-    """The one form an address is stored, compared and queried in.
+    """The one form an address is stored, compared and queried in; "" for text that
+    names no recipient (the event is then counted as unattributed).
 
     - the addr-spec only: `"Bob" <Bob@Example.org>` and `<bob@example.org>` are
       `bob@example.org` (a display name, comments and angle brackets are dropped);
+      surrounding whitespace (what `str.strip` trims: blanks, tabs, newlines, NBSP) is
+      trimmed, and so are invisible characters anywhere (zero-width space, non-joiner,
+      joiner, word joiner, BOM, soft hyphen);
+    - refused (""), so that every backend stores and answers the same: text holding a
+      control character (U+0000-U+001F, U+007F-U+009F) or a lone surrogate anywhere
+      once trimmed and rid of invisible characters (a display name included), and a
+      result longer than 254 characters (RFC 5321);
     - lower-cased, the local part included: RFC 5321 lets a server treat `Bob` and `bob`
       as two mailboxes, but no mailbox provider in use does, and a suppression list
-      that told them apart would mail someone who said no;
-    - the domain IDNA-encoded (`bücher.example` is `xn--bcher-kva.example`), a trailing
-      dot dropped.
+      that told them apart would mail someone who said no; plus tags are kept;
+    - the local part in Unicode NFC, and unquoted when it needs no quotes (RFC 5321:
+      `"bob"@…` is `bob@…`); one that does (a blank, `..`, an edge dot, `@`…) keeps
+      them, as `"…"` with only `\\` and `"` escaped;
+    - the domain in its ASCII (A-label) form, without a trailing dot: IDNA 2008 (UTS 46)
+      where it takes the domain (`bücher.example` is `xn--bcher-kva.example`), else
+      label by label IDNA 2008, then IDNA 2003, then bare punycode (`i❤.ws` is
+      `xn--i-7iq.ws`, as providers report it).
 
-    Text that holds no parsable address is trimmed and lower-cased the same way.
+    Text that holds no parsable address is trimmed, refused or lower-cased the same way.
+    Normalising twice changes nothing.
     """
     text = address.strip()
-    if _PLAIN.fullmatch(text):
-        return text.lower()
+    if _PLAIN.fullmatch(text):  # the hot path: most addresses need nothing more
+        return text.lower() if len(text) <= MAX_ADDRESS else ""
+    text = text.translate(_INVISIBLE).strip()
+    if _UNSTORABLE.search(text):
+        return ""
     # Text a parser reads differently the second time (garbage, not addresses) is
     # read again until it stands still, so that normalising twice changes nothing.
     for _ in range(8):
@@ -45,15 +77,31 @@ def normalize_recipient(address: str) -> str:
         if again == text:
             break
         text = again
-    return text
+    return text if len(text) <= MAX_ADDRESS else ""
 
 
 def _canonical(text: str) -> str:
     spec = _addr_spec(text.strip())
     local, at, domain = spec.rpartition("@")
     if not at:
-        return spec.lower()
-    return f"{local.strip().lower()}@{_domain(domain)}"
+        return _nfc(spec.lower())
+    return f"{_local(local)}@{_domain(domain)}"
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _local(local: str) -> str:
+    """A local part lower-cased, in NFC, quoted only if it must be."""
+    local = _nfc(local.strip().lower())
+    quoted = _QUOTED.fullmatch(local)
+    if quoted is None:
+        return local
+    content = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
+    if _DOT_ATOM.fullmatch(content):
+        return content
+    return '"' + content.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _addr_spec(text: str) -> str:
@@ -68,8 +116,7 @@ def _addr_spec(text: str) -> str:
 
 
 def _domain(domain: str) -> str:
-    """A domain in its ASCII (A-label) form, lower-cased, without a trailing dot. A label
-    that IDNA refuses (not a valid host name) stays as it is, lower-cased."""
+    """A domain in its ASCII (A-label) form, lower-cased, without a trailing dot."""
     domain = domain.strip().rstrip(".").lower()
     if domain.isascii():
         return domain
@@ -80,12 +127,18 @@ def _domain(domain: str) -> str:
 
 
 def _label(label: str) -> str:
+    """One label as ASCII: IDNA 2008 (UTS 46), else IDNA 2003 (which takes symbols such
+    as emoji), else bare punycode of its NFC form."""
     if label.isascii():
         return label
     try:
         return idna.encode(label, uts46=True).decode("ascii")
     except idna.IDNAError:
-        return label
+        pass
+    try:
+        return label.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "xn--" + _nfc(label).encode("punycode").decode("ascii")
 
 
 _BLANKS = re.compile(r"\s+")
