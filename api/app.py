@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.enums import ScopeType
@@ -23,6 +24,7 @@ from api.fastpath import FastWebhooks, webhook_provider
 from api.health import healthz, metrics, readyz
 from api.logs import access_log, escape_controls
 from api.metrics import OTHER, UNKNOWN
+from api.paths import ADDRESS_PREFIXES, routable
 from api.quarantine import get_quarantined, list_quarantine, replay_quarantined
 from api.runtime import Runtime
 from api.settings import Settings
@@ -39,6 +41,7 @@ from api.throttle import FailureCounter, throttle_middleware
 from api.webhooks import receive_webhook
 from ledger import LedgerError, StoreUnavailable
 from projections import DecodeFailed, Policy, PolicyMismatch
+from projections.errors import ProjectionBehind, ReleaseRefused
 from projections.providers import PROVIDERS
 
 log = logging.getLogger("bounceledger")
@@ -50,6 +53,7 @@ _REASONS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     408: "timeout",
     413: "too_large",
     429: "rate_limited",
@@ -94,11 +98,21 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 _RETRY = {"Retry-After": "5"}
 
+
+def _release_refused(request: Request[Any, Any, Any], exc: ReleaseRefused) -> Response[Any]:
+    """409: what changed, and the address's status as it stands now."""
+    _count(request, 409)
+    body = {"status_code": 409, "detail": str(exc), "current": msgspec.to_builtins(exc.status)}
+    return Response(body, status_code=409, media_type=MediaType.JSON)
+
+
 # The one place where errors become HTTP responses.
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HTTPException: _http_error,
     DecodeFailed: lambda r, exc: _problem(r, 400, f"undecodable body: {exc}"),
     PolicyMismatch: lambda r, exc: _problem(r, 503, str(exc), {"Retry-After": "1"}),
+    ProjectionBehind: lambda r, exc: _problem(r, 503, str(exc), _RETRY),
+    ReleaseRefused: _release_refused,
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
     # a request body nested deeper than the JSON decoder follows
@@ -170,7 +184,9 @@ def http_edge(app: ASGIApp, read_timeout: float, fast: FastWebhooks | None = Non
     """What wraps every HTTP request, routed or not (404 and 405 included): the body read
     deadline, the security headers, and one access-log line: method, path (escaped; never
     the query: it may hold a token), status, time, peer. Webhook deliveries go to `fast`
-    (api/fastpath.py), which answers the accepted ones and hands the rest to `app`."""
+    (api/fastpath.py), which answers the accepted ones and hands the rest to `app`.
+    An address in the path (under api/paths.py's prefixes) is escaped into one segment
+    before routing; the access log and the headers see the path as the server gave it."""
 
     async def edge(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -195,6 +211,8 @@ def http_edge(app: ASGIApp, read_timeout: float, fast: FastWebhooks | None = Non
             if provider is not None and fast is not None:
                 await fast(scope, _read_deadline(receive, read_timeout), send_wrapper, provider)
             else:
+                if path.startswith(ADDRESS_PREFIXES):
+                    scope["path"] = routable(path)
                 await app(scope, _read_deadline(receive, read_timeout), send_wrapper)
         finally:
             client = scope.get("client")

@@ -18,6 +18,7 @@ from litestar.openapi.spec import (
 )
 from litestar.params import FromPath, PathParameter, QueryParameter
 
+from api import paths
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ, ReceiptPage, ReceiptView, not_found, parse_when
 from projections.audit import TimelineEntry, timeline
@@ -49,6 +50,7 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
 async def recipient_events(
     email: FromPath[str], request: Request[Any, Any, Any]
 ) -> list[TimelineEntry]:
+    email = paths.address(email)  # escaped into one path segment by api/paths.py
     runtime = _runtime(request)
     return await timeline(
         runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash

@@ -42,6 +42,7 @@ REFUSAL_REASONS = frozenset(
         "forbidden",
         "not_found",
         "method_not_allowed",
+        "conflict",
         "timeout",
         "too_large",
         "rate_limited",
@@ -130,6 +131,17 @@ class Metrics:
             "Age of the oldest unprojected receipt",
             registry=r,
         )
+        self.behind = Gauge(
+            "bounceledger_projection_behind",
+            "1 while the projection trails the ledger by more than the bound "
+            "(BOUNCELEDGER_MAX_PROJECTION_LAG): lookups answer 503",
+            registry=r,
+        )
+        self.set_aside = Counter(
+            "bounceledger_projection_set_aside",
+            "Receipts the projector could not fold and set aside (see the log and the receipt)",
+            registry=r,
+        )
         self.projection_delay = Histogram(
             "bounceledger_projection_delay_seconds",
             "Per receipt folded by this instance: from its arrival to the projector's commit",
@@ -198,6 +210,15 @@ class Metrics:
         for micros in received_at:
             observe(max(0.0, now - micros / 1e6))
 
+    def record_set_aside(self, seq: int, reason: str) -> None:
+        """The projector's on_set_aside hook."""
+        self.set_aside.inc()
+
+    def record_lag(self, seconds: float, *, behind: bool) -> None:
+        """The projection's lag, as the runtime's watch measured it."""
+        self.lag_seconds.set(seconds)
+        self.behind.set(1 if behind else 0)
+
     def refuse(self, source: str, reason: str) -> None:
         """Count a refusal; a source or reason outside the fixed sets is `unknown`/`other`."""
         self.refusals.labels(source, reason).inc()
@@ -208,8 +229,7 @@ class Metrics:
         projected = runtime.projector.projected_seq
         self.ledger_receipts.set(head)
         self.lag_receipts.set(max(0, head - projected))
-        oldest = await runtime.store.get(projected + 1) if head > projected else None
-        self.lag_seconds.set(max(0.0, time.time() - oldest.received_at / 1e6) if oldest else 0.0)
+        await runtime.check_lag()
         counts = await runtime.suppression_counts()
         for reason in REASON_RANK:
             self.suppressions.labels(reason).set(counts.get(reason, 0))

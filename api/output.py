@@ -64,23 +64,35 @@ def status_text(status: Status) -> str:
             f"{status.email}: SUPPRESSED ({status.reason}) since {status.since}, "
             f"evidence in receipt {status.receipt}"
         )
+    lines = [head]
+    if len(status.causes) > 1:  # every active cause: a release lifts only those it names
+        causes = ", ".join(
+            f"{c.reason}{f' ({c.scope})' if c.scope else ''} since {c.since} (receipt {c.receipt})"
+            for c in status.causes
+        )
+        lines.append(f"  causes: {causes}")
     detail = f"  soft bounces: {status.soft_bounces}   events: {status.events}"
     if status.last_event_at:
         detail += f"   last event: {status.last_event_at}"
-    return f"{head}\n{detail}"
+    if status.newest_evidence:
+        detail += f"   newest evidence: receipt {status.newest_evidence}"
+    lines.append(detail)
+    return "\n".join(lines)
 
 
 def suppressions_table(items: list[Suppression]) -> Table | str:
     if not items:
         return "no suppressed addresses"
-    table = SafeTable("email", "reason", "since", "receipt", title=f"{len(items)} suppressed")
+    table = SafeTable("email", "reasons", "since", "receipt", title=f"{len(items)} suppressed")
     for item in items:
-        table.add_row(item.email, item.reason, item.since, str(item.receipt))
+        table.add_row(item.email, ", ".join(item.reasons), item.since, str(item.receipt))
     return table
 
 
 def _verdict(verdict: Verdict) -> str:
-    return verdict.reason or "suppressed" if verdict.suppressed else "not suppressed"
+    if not verdict.suppressed:
+        return "not suppressed"
+    return ", ".join(verdict.reasons) or verdict.reason or "suppressed"
 
 
 def rebuild_text(report: RebuildReport) -> str:

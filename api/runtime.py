@@ -22,7 +22,7 @@ from projections import (
     read_policy,
     rebuild,
 )
-from projections.queries import suppression_counts
+from projections.queries import oldest_unprojected, suppression_counts
 from projections.rebuild import active_policy
 
 log = logging.getLogger("bounceledger")
@@ -47,7 +47,11 @@ class Runtime:
         self._store: Store | None = None
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self.metrics = Metrics()
+        # Why lookups answer 503 now: the projection trails the ledger by more than
+        # settings.max_projection_lag (None: it does not). Kept by `watch`.
+        self.behind: str | None = None
 
     @property
     def store(self) -> Store:
@@ -86,7 +90,9 @@ class Runtime:
         await projector.catch_up()
         # from here on: what arrives while serving (not the backlog folded at start)
         projector.on_step = self.metrics.record_projection
+        projector.on_set_aside = self.metrics.record_set_aside
         self._task = asyncio.create_task(projector.run(), name="projector")
+        self._watch_task = asyncio.create_task(self._watch(), name="projection watch")
 
     async def _put_into_effect(self, policy: Policy) -> None:
         """The expected policy, on a ledger without a policy history: recorded, rebuilt."""
@@ -128,9 +134,10 @@ class Runtime:
         The server has stopped taking requests by then, so the projection is left at the
         last receipt: the next command or instance starts with nothing to fold.
         """
-        if self._task is not None:
-            self._task.cancel()
-            await self._bounded(self._task, "stopping the projector", grace)
+        for task, what in ((self._watch_task, "watch"), (self._task, "projector")):
+            if task is not None:
+                task.cancel()
+                await self._bounded(task, f"stopping the {what}", grace)
         if self._store is not None:
             await self._bounded(self._drain(), "projecting the last receipts", grace)
             await self._bounded(self._store.close(), "closing the ledger", grace)
@@ -162,7 +169,7 @@ class Runtime:
     async def readiness(self) -> dict[str, str | None]:
         """Why the service is not ready, per check (None = fine)."""
         try:
-            head = await self.store.last_seq()
+            await self.store.last_seq()  # the ledger answers
         except StoreUnavailable as exc:
             return {
                 "ledger_reachable": str(exc),
@@ -172,10 +179,50 @@ class Runtime:
             }
         if self.store.write_error is not None:
             await self.store.recheck_writable()
-        lag = head - self.projector.projected_seq
         return {
             "ledger_reachable": None,
             "ledger_writable": self.store.write_error,
             "projection_policy": self.projector.error,
-            "projector_caught_up": None if lag <= 1000 else f"{lag} receipts behind",
+            "projector_caught_up": self.behind,
         }
+
+    async def _watch(self, every: float = 1.0) -> None:
+        """Check the projection's lag every `every` seconds, until cancelled."""
+        while True:
+            try:
+                await self.check_lag()
+            except StoreUnavailable:
+                pass  # readiness reports the ledger itself
+            except Exception:  # the watch must outlive any one failure
+                log.exception("checking the projection's lag failed")
+            await asyncio.sleep(every)
+
+    async def check_lag(self) -> float:
+        """How long the oldest receipt not yet folded has waited (seconds; 0 when none
+        waits), by the stored checkpoint — whichever instance holds the projector's
+        lease. Beyond settings.max_projection_lag the service is behind: lookups answer
+        503 and /readyz fails, and a log line and a metric name the cause."""
+        oldest = await oldest_unprojected(self.store)
+        lag = 0.0 if oldest is None else max(0.0, time.time() - oldest[1] / 1e6)
+        self.metrics.record_lag(lag, behind=lag > self.settings.max_projection_lag)
+        if lag <= self.settings.max_projection_lag:
+            if self.behind is not None:
+                log.warning("the projection caught up: lookups are answered again")
+            self.behind = None
+            return lag
+        projector = self.projector
+        if projector.error is not None:
+            cause = f"the projector here is paused: {projector.error}"
+        elif not projector.leading:
+            cause = "another instance holds the projector lease and is not folding"
+        else:
+            cause = "the projector folds more slowly than receipts arrive"
+        waiting = oldest[0] if oldest else 0
+        message = (
+            f"the projection is {lag:.0f} s behind the ledger (receipt {waiting} waits; "
+            f"the bound is {self.settings.max_projection_lag:g} s): {cause}"
+        )
+        if self.behind is None:
+            log.error("%s; lookups answer 503 until it catches up", message)
+        self.behind = message
+        return lag

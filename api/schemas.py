@@ -29,6 +29,33 @@ def not_found(what: str) -> dict[int, ResponseSpec]:
     return {404: ResponseSpec(data_container=Problem, description=f"no such {what}")}
 
 
+class Refused(msgspec.Struct, frozen=True):
+    """A release that was not recorded: what changed (or what it does not name), and the
+    address's status as it stands now."""
+
+    status_code: int
+    detail: str
+    current: Status
+
+
+# The answers of a route that answers from the projection, beyond its own.
+BEHIND = {
+    503: ResponseSpec(
+        data_container=Problem,
+        description="the projection trails the ledger (or was built under another policy): "
+        "retry after Retry-After",
+    )
+}
+REFUSED = {
+    409: ResponseSpec(
+        data_container=Refused,
+        description="not released, nothing recorded: newer evidence than `If-Match`/`expect`, "
+        "or every active cause is one the release does not name",
+    ),
+    **BEHIND,
+}
+
+
 class WebhookAccepted(msgspec.Struct, frozen=True, omit_defaults=True):
     """A delivery was committed to the ledger (or was a byte-identical redelivery).
 
@@ -79,6 +106,30 @@ class OperatorNote(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
+class ReleaseRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Why an operator releases an address (required); the causes to lift beyond the
+    bounces (`complaint`, `unsubscribe`, `manual`, `provider_suppressed`, or `all`); and
+    the newest evidence receipt the operator saw (`expect`: refused with 409 if newer
+    evidence has arrived since)."""
+
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    also: Annotated[list[str], msgspec.Meta(max_length=8)] = []
+    expect: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)] | None = None
+
+
+def if_match(value: str | None) -> int | None:
+    """The receipt an `If-Match` header names (`"812"`, `W/"812"` or `812`); None without
+    one or for `*`; 400 for anything else."""
+    if value is None or value.strip() in ("", "*"):
+        return None
+    text = value.strip().removeprefix("W/").strip().strip('"')
+    if not text.isdigit() or len(text) > 19:
+        raise ValidationException(
+            f"If-Match: not a receipt: {value[:40]!r} (send the ETag of the address's status)"
+        )
+    return int(text)
+
+
 def parse_when(text: str | None, name: str) -> int | None:
     """A query-string time (ISO-8601 or epoch seconds) as microseconds; 400 if unreadable."""
     if text is None or not text.strip():
@@ -116,8 +167,10 @@ __all__ = [
     "Readiness",
     "ReceiptPage",
     "ReceiptView",
+    "ReleaseRequest",
     "Status",
     "SuppressionPage",
     "WebhookAccepted",
+    "if_match",
     "parse_when",
 ]

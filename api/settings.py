@@ -27,6 +27,9 @@ DEFAULT_PG_POOL_MIN = 2
 DEFAULT_PG_POOL_MAX = 10
 DEFAULT_AUTH_FAILURES = 20  # per source address and minute
 DEFAULT_QUARANTINE_MAX = 1000  # pending undecodable deliveries per source
+# Seconds the oldest unprojected receipt may wait before lookups answer 503 and /readyz
+# fails: the projection normally trails the ledger by well under a second.
+DEFAULT_MAX_PROJECTION_LAG = 10.0
 
 
 class Secret:
@@ -114,6 +117,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # most max_connections are served at once (BOUNCELEDGER_MAX_CONNECTIONS), beyond that 503.
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # When the oldest receipt not yet folded is older than this many seconds, whoever
+    # holds the projector's lease, lookups answer 503 (not a stale "not suppressed") and
+    # /readyz fails (BOUNCELEDGER_MAX_PROJECTION_LAG).
+    max_projection_lag: float = DEFAULT_MAX_PROJECTION_LAG
 
 
 class SettingsInvalid(ValueError):
@@ -282,6 +289,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         auth_failures=_count(environ, "BOUNCELEDGER_AUTH_FAILURES", DEFAULT_AUTH_FAILURES),
         quarantine_max=_count(environ, "BOUNCELEDGER_QUARANTINE_MAX", DEFAULT_QUARANTINE_MAX),
         read_timeout=_positive(environ, "BOUNCELEDGER_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+        max_projection_lag=_positive(
+            environ, "BOUNCELEDGER_MAX_PROJECTION_LAG", DEFAULT_MAX_PROJECTION_LAG
+        ),
         max_connections=int(
             _positive(environ, "BOUNCELEDGER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, whole=True)
         ),

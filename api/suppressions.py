@@ -7,20 +7,27 @@ import time
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, delete, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from api import paths
+from api.freshness import FRESH
 from api.runtime import Runtime
 from api.schemas import (
+    BEHIND,
+    MAX_SEQ,
+    REFUSED,
     CheckRequest,
     CheckResult,
     OperatorNote,
+    ReleaseRequest,
     Status,
     SuppressionPage,
+    if_match,
     parse_when,
 )
-from projections import operator, queries, search
+from projections import operator, queries, releases, search
 from projections.audit import Explanation, explain, status_as_of
 from projections.state import Reason
 
@@ -30,39 +37,72 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return runtime
 
 
-@get("/v1/suppressions/{email:str}", summary="Is this address suppressed, and why?")
+@get(
+    "/v1/suppressions/{email:str}",
+    summary="Is this address suppressed, and why?",
+    description=(
+        "Every active cause is listed in `causes`; `newest_evidence` (also the `ETag`) is "
+        "the receipt of the newest evidence the verdict rests on: send it as `If-Match` with "
+        "a release to have it refused (409) if newer evidence arrives first."
+    ),
+    guards=FRESH,
+    responses=BEHIND,
+)
 async def get_suppression(
     email: FromPath[str],
     request: Request[Any, Any, Any],
     as_of: Annotated[
-        str | None, QueryParameter(description="the state as it was at this event time")
+        str | None,
+        QueryParameter(
+            description="what the service answered at this time: the receipts received by "
+            "then, under the policy in force then"
+        ),
     ] = None,
-) -> Status:
+) -> Response[Status]:
+    email = paths.address(email)  # escaped into one path segment by api/paths.py
     runtime = _runtime(request)
     when = parse_when(as_of, "as_of")
     if when is not None:
-        return await status_as_of(
+        found = await status_as_of(
             runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash, when
         )
-    return await queries.status(runtime.store, email, runtime.projector.policy_hash)
+        return Response(found)
+    found = await queries.status(runtime.store, email, runtime.projector.policy_hash)
+    return Response(found, headers={"ETag": f'"{found.newest_evidence}"'})
 
 
-@get("/v1/suppressions/{email:str}/explain", summary="Why: the events and policy behind a verdict")
+@get(
+    "/v1/suppressions/{email:str}/explain",
+    summary="Why: the events and policy behind a verdict",
+    guards=FRESH,
+    responses=BEHIND,
+)
 async def explain_suppression(email: FromPath[str], request: Request[Any, Any, Any]) -> Explanation:
+    email = paths.address(email)  # escaped into one path segment by api/paths.py
     runtime = _runtime(request)
     return await explain(
         runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
     )
 
 
-async def _operator_action(
-    action: operator.Action, email: str, note: str, request: Request[Any, Any, Any]
+def _actor(request: Request[Any, Any, Any]) -> str:
+    return str(request.state.get("api_key_name", "api"))
+
+
+@put("/v1/suppressions/{email:str}", summary="Suppress an address by hand (reason `manual`)")
+async def suppress(
+    email: FromPath[str], data: JSONBody[OperatorNote], request: Request[Any, Any, Any]
 ) -> Status:
+    email = paths.address(email)  # escaped into one path segment by api/paths.py
     runtime = _runtime(request)
-    actor = str(request.state.get("api_key_name", "api"))
     try:
         seq = await operator.record(
-            runtime.store, action, email, actor=actor, note=note, at=time.time_ns() // 1000
+            runtime.store,
+            "suppress",
+            email,
+            actor=_actor(request),
+            note=data.note,
+            at=time.time_ns() // 1000,
         )
     except ValueError as exc:
         raise ValidationException(str(exc)) from exc
@@ -70,36 +110,83 @@ async def _operator_action(
     return await queries.status(runtime.store, email, runtime.projector.policy_hash)
 
 
-@put("/v1/suppressions/{email:str}", summary="Suppress an address by hand (reason `manual`)")
-async def suppress(
-    email: FromPath[str], data: JSONBody[OperatorNote], request: Request[Any, Any, Any]
-) -> Status:
-    return await _operator_action("suppress", email, data.note, request)
-
-
 @delete(
     "/v1/suppressions/{email:str}",
     status_code=200,
-    summary="Lift an address's current suppression (a later hard bounce suppresses again)",
+    summary="Release an address's bounces (and the opt-outs named in `also`)",
+    description=(
+        "Lifts the evidence in the ledger of the address's bounce causes (`hard_bounce`, "
+        "`soft_bounce_threshold`); a `complaint`, `unsubscribe`, `manual` or "
+        "`provider_suppressed` cause is lifted only when named in `also` (or `all`). With "
+        'a precondition — `If-Match: "N"` (the status\'s ETag), `expect` in the body or '
+        "the query — the release is refused with 409, and nothing recorded, when newer "
+        "evidence has arrived; so a retried DELETE never lifts what arrived in between. "
+        "An address suppressed only by causes not named is refused with 409 as well. The "
+        "answer is the status after the release; a later bounce suppresses again."
+    ),
+    guards=FRESH,
+    responses=REFUSED,
 )
 async def release(
     email: FromPath[str],
     request: Request[Any, Any, Any],
-    data: JSONBody[OperatorNote | None] = None,
+    data: JSONBody[ReleaseRequest | None] = None,
     note: Annotated[
         str | None,
         QueryParameter(description="why, when the client cannot send a body with DELETE"),
     ] = None,
+    also: Annotated[
+        str | None,
+        QueryParameter(
+            description="causes to lift beyond the bounces, comma-separated: complaint, "
+            "unsubscribe, manual, provider_suppressed, or all"
+        ),
+    ] = None,
+    expect: Annotated[
+        int | None,
+        QueryParameter(ge=0, le=MAX_SEQ, description="the newest evidence receipt you saw"),
+    ] = None,
+    precondition: Annotated[
+        str | None,
+        HeaderParameter(
+            name="If-Match",
+            description='the status\'s ETag (`"N"`): the newest evidence receipt you saw',
+        ),
+    ] = None,
 ) -> Status:
+    email = paths.address(email)  # escaped into one path segment by api/paths.py
     why = data.note if data is not None else note
     if not why or not why.strip():
         raise ValidationException('a release needs a note saying why ({"note": …} or ?note=)')
-    return await _operator_action("release", email, why, request)
+    try:
+        named = releases.parse_also(data.also if data is not None and data.also else [also or ""])
+    except ValueError as exc:
+        raise ValidationException(str(exc)) from exc
+    seen = data.expect if data is not None and data.expect is not None else expect
+    if seen is None:
+        seen = if_match(precondition)
+    runtime = _runtime(request)
+    try:
+        return await releases.release(
+            runtime.store,
+            runtime.projector.policy_hash,
+            email,
+            actor=_actor(request),
+            note=why,
+            also=named,
+            expect=seen,
+            now=time.time_ns() // 1000,
+            settle=runtime.projector.wait_until,
+        )
+    except ValueError as exc:
+        raise ValidationException(str(exc)) from exc
 
 
 @get(
     "/v1/suppressions",
     summary="The suppression list: keyset pages, optionally filtered and sorted",
+    guards=FRESH,
+    responses=BEHIND,
     description=(
         "Without filters: every suppressed address in address order, as before. Filters "
         "(each optional, combined with AND): `reason`; `provider`, the source of the "
@@ -145,7 +232,13 @@ async def list_suppressions(
     return SuppressionPage(items=found.items, next=found.next)
 
 
-@post("/v1/suppressions/check", status_code=200, summary="Which of these addresses are suppressed?")
+@post(
+    "/v1/suppressions/check",
+    status_code=200,
+    summary="Which of these addresses are suppressed?",
+    guards=FRESH,
+    responses=BEHIND,
+)
 async def check_suppressions(
     data: JSONBody[CheckRequest], request: Request[Any, Any, Any]
 ) -> CheckResult:

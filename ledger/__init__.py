@@ -1,6 +1,12 @@
 """The ledger: receipts kept verbatim in an append-only, hash-chained log."""
 
-from ledger.errors import AppendRejected, ChainBroken, LedgerError, StoreUnavailable
+from ledger.errors import (
+    AppendRejected,
+    ChainBroken,
+    LedgerError,
+    StoreUnavailable,
+    ValueRefused,
+)
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sqlite import SQLiteStore
 from ledger.store import Store, as_target, is_url, open_store
@@ -17,6 +23,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreUnavailable",
+    "ValueRefused",
     "as_target",
     "export_receipts",
     "import_receipts",

@@ -2,6 +2,7 @@
 
 LedgerError
 ├── StoreUnavailable   the database could not be opened, written or committed
+├── ValueRefused       the database refused a value it cannot store (the data's fault)
 ├── AppendRejected     a receipt was refused before it was written
 └── ChainBroken        a stored record does not match its chain hash
 """
@@ -13,6 +14,12 @@ class LedgerError(Exception):
 
 class StoreUnavailable(LedgerError):
     """When the database cannot be opened, written or committed (disk full, I/O error, locked)."""
+
+
+class ValueRefused(LedgerError):
+    """When the database refuses a value it cannot store or compare (a NUL in text, a key
+    too long for an index): the statement's data is at fault, not the database, so
+    retrying it can never succeed — the projector sets such a receipt aside."""
 
 
 class AppendRejected(LedgerError):

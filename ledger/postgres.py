@@ -37,7 +37,7 @@ from ledger.chain import (
     verbatim_chunks,
     verify_chain,
 )
-from ledger.errors import StoreUnavailable
+from ledger.errors import StoreUnavailable, ValueRefused
 from ledger.group import MAX_BATCH, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import PostgresTx, Tx
@@ -124,6 +124,9 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 
 # What asyncpg raises when the server is down, restarting or refuses a statement.
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+# Refusals of a value (class 22: a NUL in text, a bad encoding; class 54: an index key
+# too long): the statement's data is at fault, and no retry can succeed.
+_DATA_ERRORS = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
 
 
 def _receipt(row: asyncpg.Record) -> Receipt:
@@ -261,6 +264,8 @@ class PostgresStore(GroupCommitted):
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 yield conn
+        except _DATA_ERRORS as exc:
+            raise ValueRefused(f"the database refused a value: {exc}") from exc
         except _DB_ERRORS as exc:
             raise StoreUnavailable(f"ledger write failed: {exc}") from exc
 
@@ -290,6 +295,8 @@ class PostgresStore(GroupCommitted):
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
                 yield conn
+        except _DATA_ERRORS as exc:
+            raise ValueRefused(f"the database refused a value: {exc}") from exc
         except _DB_ERRORS as exc:
             raise StoreUnavailable(f"ledger read failed: {exc}") from exc
 

@@ -24,7 +24,7 @@ import msgspec
 
 from ledger import schema
 from ledger.chain import GENESIS, ChainRow, IdentityRow, verbatim_chunks, verify_chain
-from ledger.errors import StoreUnavailable
+from ledger.errors import StoreUnavailable, ValueRefused
 from ledger.group import MAX_BATCH, CommitReport, GroupCommit, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import SQLiteTx, Tx
@@ -248,6 +248,8 @@ class SQLiteStore(GroupCommitted):
                     with contextlib.suppress(sqlite3.Error):
                         await self._writer.execute("ROLLBACK")
                     raise
+            except sqlite3.DataError as exc:
+                raise ValueRefused(f"the database refused a value: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"ledger write failed: {exc}") from exc
 
@@ -283,6 +285,8 @@ class SQLiteStore(GroupCommitted):
                     yield db
                 finally:
                     await db.execute("COMMIT")
+            except sqlite3.DataError as exc:
+                raise ValueRefused(f"the database refused a value: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"ledger read failed: {exc}") from exc
 

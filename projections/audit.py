@@ -13,6 +13,7 @@ from collections import Counter
 import msgspec
 
 from ledger import Receipt, Store
+from projections import policies
 from projections.events import (
     Bounce,
     Ignored,
@@ -21,10 +22,10 @@ from projections.events import (
     OperatorSuppress,
     kind_of,
 )
-from projections.facts import decode_fact, read
+from projections.facts import Fact, decode_fact, read
 from projections.fold import fold
 from projections.mapping import Mapper
-from projections.policy import Policy
+from projections.policy import DEFAULT_POLICY, Policy
 from projections.providers import PROVIDERS
 from projections.queries import Status, require_policy, status_of
 from projections.recipients import format_time, normalize_recipient
@@ -49,6 +50,8 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None = None
     scope: str | None = None
     flags: tuple[str, ...] = ()
+    lifts: tuple[str, ...] | None = None  # a release: the causes it names
+    seen: int | None = None  # a release: the newest evidence receipt it saw
 
 
 class ReadEvent(msgspec.Struct, frozen=True):
@@ -152,20 +155,30 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     steps: list[Step]
 
 
-async def _history(
-    store: Store, email: str, mapper: Mapper, policy_hash: str, until: int | None = None
-) -> list[tuple[NormalizedEvent, int]]:
-    """(event under the policy, received_at) for a recipient in history order."""
+async def _rows(
+    store: Store, email: str, policy_hash: str, received_by: int | None = None
+) -> list[tuple[Fact, int]]:
+    """(fact, received_at) for a recipient in history order; with `received_by`, only
+    the facts of receipts received by then."""
     async with store.reading() as tx:
         await require_policy(tx, policy_hash)
         rows = await tx.fetch(
             "SELECT f.fact, r.received_at FROM recipient_facts f "
-            "JOIN receipts r ON r.seq = f.seq WHERE f.email = ? AND f.at <= ? "
+            "JOIN receipts r ON r.seq = f.seq WHERE f.email = ? AND r.received_at <= ? "
             "ORDER BY f.at, f.seq, f.ord",
             normalize_recipient(email),
-            until if until is not None else 2**62,
+            received_by if received_by is not None else 2**62,
         )
-    return [(mapper.map_fact(decode_fact(blob)), received_at) for blob, received_at in rows]
+    return [(decode_fact(blob), received_at) for blob, received_at in rows]
+
+
+async def _history(
+    store: Store, email: str, mapper: Mapper, policy_hash: str
+) -> list[tuple[NormalizedEvent, int]]:
+    """(event under the policy, received_at) for a recipient in history order."""
+    rows = await _rows(store, email, policy_hash)
+    events = mapper.history([fact for fact, _ in rows])
+    return [(event, received_at) for event, (_, received_at) in zip(events, rows, strict=True)]
 
 
 def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
@@ -186,6 +199,8 @@ def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
         note=event.note if isinstance(event, OperatorSuppress | OperatorRelease) else None,
         scope=event.scope,
         flags=event.flags,
+        lifts=event.lifts if isinstance(event, OperatorRelease) else None,
+        seen=event.seen if isinstance(event, OperatorRelease) else None,
     )
 
 
@@ -200,11 +215,24 @@ async def timeline(
 async def status_as_of(
     store: Store, email: str, mapper: Mapper, policy_hash: str, as_of: int
 ) -> Status:
-    """The address's state as it was at event time `as_of`, refolded from the ledger."""
-    state = RecipientState(email=normalize_recipient(email))
-    for event, _ in await _history(store, email, mapper, policy_hash, until=as_of):
-        state = fold(state, event, mapper.policy)
+    """What the service answered at `as_of`: the address refolded from the receipts the
+    ledger had received by then, under the policy in force then (the latest change the
+    ledger recorded by then; the built-in defaults before its first one; the active
+    policy when it records none). Evidence received later is left out, whatever its
+    event time."""
+    rows = await _rows(store, email, policy_hash, received_by=as_of)
+    then = await _policy_at(store, as_of, mapper)
+    state = then.fold_facts(normalize_recipient(email), [fact for fact, _ in rows])
     return status_of(state)
+
+
+async def _policy_at(store: Store, moment: int, current: Mapper) -> Mapper:
+    recorded = await policies.history(store)
+    if not recorded:
+        return current
+    before = [item for item in recorded if item.received_at <= moment]
+    policy = before[-1].change.policy if before else DEFAULT_POLICY
+    return current if policy == current.policy else Mapper(policy)
 
 
 async def explain(store: Store, email: str, mapper: Mapper, policy_hash: str) -> Explanation:

@@ -4,8 +4,14 @@ ProjectionError
 ├── DecodeFailed      a receipt body cannot be read as its provider's format
 ├── PolicyInvalid     a policy file is missing, unreadable or has a bad value
 ├── PolicyMismatch    the stored projection was built under another policy
-└── PolicyConflict    an instance was given a policy other than the ledger's active one
+├── PolicyConflict    an instance was given a policy other than the ledger's active one
+├── ReleaseRefused    a release would lift evidence the operator did not see or name
+└── ProjectionBehind  the projection trails the ledger by more than the service's bound
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class ProjectionError(Exception):
@@ -36,3 +42,18 @@ class PolicyConflict(ProjectionError):
     """When an instance is started with a policy other than the ledger's active one, on a
     ledger whose policy history is already under way: a change goes through `rebuild`,
     with a note, so that every instance follows it — never through one instance's file."""
+
+
+class ReleaseRefused(ProjectionError):
+    """When a release was not recorded: newer evidence arrived since the one the operator
+    saw, or every active cause is one the release does not name. `status` is the
+    address's status as it stands (what changed)."""
+
+    def __init__(self, message: str, status: Any) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProjectionBehind(ProjectionError):
+    """When the projection trails the ledger by more than the service's bound: an answer
+    from it could be a stale "not suppressed"."""

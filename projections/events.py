@@ -12,6 +12,8 @@ from typing import Literal
 
 import msgspec
 
+from projections.state import Reason
+
 BounceClass = Literal["hard", "soft"]
 
 
@@ -27,6 +29,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     diagnostic: str | None = None
     scope: str | None = None  # the list/topic/tag/stream of an (un)subscribe
     flags: tuple[str, ...] = ()  # what an operator should know: ambiguous, time replaced
+    shared: int = 0  # how many recipients the event names without saying which (0: its own)
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -74,10 +77,18 @@ class OperatorSuppress(_Event, frozen=True, tag="operator_suppress"):
 
 
 class OperatorRelease(_Event, frozen=True, tag="operator_release"):
-    """`operator_release`: an operator lifted the address's current suppression."""
+    """`operator_release`: an operator lifted causes of the address's suppression.
+
+    `lifts` names the causes it lifts (None: a release recorded before releases named
+    them, which lifts the bounce-class causes and the one reason every view showed then,
+    the strongest); `seen` is the newest evidence receipt the operator saw (None: every
+    receipt before the release's own). Evidence after `seen` is never lifted.
+    """
 
     actor: str
     note: str
+    lifts: tuple[Reason, ...] | None = None
+    seen: int | None = None
 
 
 class Ignored(_Event, frozen=True, tag="ignored"):

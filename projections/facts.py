@@ -20,7 +20,9 @@ from projections import operator
 from projections.errors import DecodeFailed
 from projections.policy import DERIVATION_VERSION
 from projections.providers import PROVIDERS, Facts, Provider
+from projections.providers.common import Refusal, text_refusal
 from projections.recipients import format_time, normalize_recipient
+from projections.state import Reason
 
 __all__ = [
     "DERIVATION_VERSION",
@@ -50,7 +52,10 @@ class Fact(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     """One provider (or operator) event about one recipient, placed in the ledger.
 
     `at` is the event time (the receipt's received time when the provider gave none);
-    `seq` and `ord` are the receipt and the position among its facts.
+    `seq` and `ord` are the receipt and the position among its facts. `refusal` says
+    who a refusal is about: `no_mailbox` (the mailbox does not exist) or `sender` (the
+    sender or the message was refused), from the provider's own fields, else from an
+    enhanced status code in the diagnostic text (see `place`).
     """
 
     source: str
@@ -68,6 +73,9 @@ class Fact(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     scope: str | None = None
     shared: int = 0
     flags: tuple[str, ...] = ()
+    refusal: Refusal | None = None
+    lifts: tuple[Reason, ...] | None = None  # a release: the causes it lifts
+    seen: int | None = None  # a release: the newest evidence receipt the operator saw
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -109,6 +117,8 @@ def derive(receipt: Receipt) -> list[Keyed]:
             event_id=f"operator:{receipt.seq}",
             actor=action.actor,
             note=action.note,
+            lifts=action.lifts,
+            seen=action.seen,
         )
         return [Keyed(dedup_key(operator.SOURCE, fact.event_id, recipient), fact)]
     provider = PROVIDERS.get(receipt.source)
@@ -158,7 +168,13 @@ def read(provider: Provider, raws: list[dict[str, Any]]) -> Reading:
 
 
 def place(reading: Reading, source: str, seq: int, received_at: int) -> list[Keyed]:
-    """The facts of a reading, placed in receipt `seq` received at `received_at`."""
+    """The facts of a reading, placed in receipt `seq` received at `received_at`.
+
+    A refusal the provider's fields do not state is read, for every provider alike, from
+    an enhanced status code in the diagnostic text: 5.1.1 / 5.1.10 says the mailbox does
+    not exist, 5.7.x that the sender or the message was refused (the first wins). The
+    provider's own fields win over the text.
+    """
     out: list[Keyed] = []
     for recipient, seen in reading.events:
         at, flags = _event_time(seen.at, received_at)
@@ -178,6 +194,7 @@ def place(reading: Reading, source: str, seq: int, received_at: int) -> list[Key
             scope=seen.scope,
             shared=seen.shared if seen.shared > 1 else 0,
             flags=flags,
+            refusal=seen.refusal or text_refusal(seen.diagnostic),
         )
         out.append(Keyed(dedup_key(source, seen.event_id, recipient), fact))
     return out

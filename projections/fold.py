@@ -4,9 +4,10 @@ Events reach the fold in history order (event time, then ledger order): a late e
 makes the projector refold the recipient from the start. Two rules reach across that
 order, because they are about what the ledger held, not about when things happened:
 
-- an operator release lifts only the evidence that was in the ledger when it was made
-  (receipts with a lower sequence number); evidence that reaches the ledger afterwards
-  suppresses again, whatever its event time;
+- an operator release lifts only the evidence the operator saw: receipts in the ledger
+  before it (a lower sequence number, and at most the `seen` receipt it names), of the
+  causes it names (the bounce-class ones unless told more); evidence that reaches the
+  ledger afterwards suppresses again, whatever its event time;
 - a resubscribe lifts only the unsubscribe it answers: the same source and scope.
 """
 
@@ -32,6 +33,7 @@ from projections.events import (
 )
 from projections.policy import Policy
 from projections.state import (
+    BOUNCE_CLASS,
     REASON_RANK,
     SUPPORT_KEPT,
     Cause,
@@ -46,6 +48,9 @@ def fold(state: RecipientState, event: NormalizedEvent, policy: Policy) -> Recip
     match event:
         case Bounce(bounce_class="hard"):
             new = _activate(state, "hard_bounce", event)
+        case Bounce(shared=shared) if shared > 1:
+            new = _soft_bounce(state, event, policy)
+            new = replace(new, shared_bounces=state.shared_bounces + 1)
         case Bounce():
             new = _soft_bounce(state, event, policy)
         case Complaint():
@@ -110,21 +115,42 @@ def _soft_bounce(state: RecipientState, event: Bounce, policy: Policy) -> Recipi
     return new
 
 
+def released_reasons(state: RecipientState, event: OperatorRelease) -> frozenset[Reason]:
+    """The reasons a release lifts: the ones it names. A release recorded before
+    releases named them lifts the bounce-class causes and the one reason every view
+    showed when it was made — the strongest active when it is folded."""
+    if event.lifts is not None:
+        return frozenset(event.lifts)
+    shown = () if state.reason is None else (state.reason,)
+    return frozenset((*BOUNCE_CLASS, *shown))
+
+
 def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> RecipientState:
-    """Lift every cause whose evidence was all in the ledger before the release; a cause
-    with later evidence stays, resting on that evidence alone. The soft bounces that
-    count are those that reached the ledger after the release."""
-    counted = tuple(c for c in state.soft_bounces if c.seq > event.seq)
+    """Lift the evidence the operator saw — receipts up to `seen`, all in the ledger
+    before the release — of the causes the release names. A named cause with later
+    evidence stays, resting on that evidence alone; a cause it does not name stays as it
+    is. When it lifts the soft-bounce threshold, the soft bounces that count are those
+    after `seen`."""
+    lifts = released_reasons(state, event)
+    seen = event.seq - 1 if event.seen is None else min(event.seen, event.seq - 1)
     causes = []
     for cause in state.causes:
-        later = tuple(c for c in cause.support if c.seq > event.seq)
-        if later and cause.reason != "soft_bounce_threshold":
-            causes.append(replace(cause, at=later[0].at, seq=later[0].seq, support=later))
-    if len(counted) >= policy.soft_bounce_threshold:
-        # as if counted afresh: the bounce that reaches the threshold, and those after it
-        support = counted[policy.soft_bounce_threshold - 1 :]
-        reached = support[0]
-        causes.append(Cause("soft_bounce_threshold", reached.at, reached.seq, "", support))
+        if cause.reason not in lifts:
+            causes.append(cause)
+        elif cause.reason != "soft_bounce_threshold":
+            later = tuple(c for c in cause.support if c.seq > seen)
+            if later:
+                causes.append(replace(cause, at=later[0].at, seq=later[0].seq, support=later))
+    counted = state.soft_bounces
+    if "soft_bounce_threshold" in lifts:
+        counted = tuple(c for c in counted if c.seq > seen)
+        if len(counted) >= policy.soft_bounce_threshold:
+            # as if counted afresh: the bounce that reaches the threshold, and those after it
+            support = counted[policy.soft_bounce_threshold - 1 :]
+            reached = support[0]
+            causes.append(Cause("soft_bounce_threshold", reached.at, reached.seq, "", support))
+    if tuple(causes) == state.causes and counted == state.soft_bounces:
+        return state  # lifted nothing
     causes.sort(key=lambda cause: REASON_RANK.index(cause.reason))
     since = min(cause.at for cause in causes) if causes else None
     return replace(state, causes=tuple(causes), since=since, soft_bounces=counted)

@@ -20,11 +20,21 @@ from projections.errors import PolicyInvalid
 # Bumped whenever the fold, a default mapping or the projection's tables change, so that
 # a projection built by older code is rebuilt rather than served. 3: `suppressions`
 # gained `source` and `last_event` and the indexes of the list's filters and sorts.
-PROJECTION_VERSION = "3"
+# 4 (issue 18): a release lifts only the causes it names, up to the evidence it saw;
+# shared complaints and unsubscribes act; a shared bounce is weighed against the
+# deliveries of its message (states count `shared_bounces`); `suppressions` lists every
+# active reason; receipts the projector cannot fold are set aside in a table of their own.
+PROJECTION_VERSION = "4"
 # Bumped whenever decoding or a provider's field reading changes, or the fact index's
 # layout: stored facts are then re-derived from the receipts by the next rebuild. 4: the
 # key's uniqueness is an index of its own, built after the rows (projections/views.py).
-DERIVATION_VERSION = "4"
+# 5 (issue 18): facts gained `refusal` (no_mailbox / sender, from each provider's fields
+# and the diagnostic's enhanced code), Resend `contact.*` events name `data.email`, SES
+# complaints naming several recipients are shared, Mailgun `espblock` is its own kind;
+# recipients are normalised anew (control characters and over-long addresses refused,
+# quoted local parts unquoted, NFC, emoji domains as A-labels); a release's fact carries
+# the causes it lifts and the evidence it saw.
+DERIVATION_VERSION = "5"
 
 Kind = Literal[
     "delivered",
@@ -90,8 +100,9 @@ class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     An exclusion is the clean-up after a sender-side incident (a blocklisting, a broken
     DKIM key), which produces bounces — so by default it applies to bounces and
     deliveries only, never to complaints or unsubscribes, and never to a bounce that
-    says the mailbox does not exist (status 5.1.1 or 5.1.10: `unknown_mailbox`), which
-    no sender-side incident causes. Name more kinds to widen it.
+    says the mailbox does not exist (`unknown_mailbox`: the provider's own field says so,
+    such as SES `NoEmail` or Postmark `BadEmailAddress`, or the status is 5.1.1 or
+    5.1.10), which no sender-side incident causes. Name more kinds to widen it.
     """
 
     source: str
@@ -108,11 +119,18 @@ class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Thresholds, mapping overrides, classification rules and exclusions."""
+    """Thresholds, mapping overrides, classification rules and exclusions.
+
+    `sender_side_bounces` is what a bounce refusing the sender or the message (5.7.x:
+    policy, reputation, blocklist; the provider's own sender-side class) counts as:
+    `ignore` (the default: it says nothing about the address) or `soft`. A `[[classify]]`
+    rule matching the bounce, or a `[providers.NAME]` mapping of its raw kind, wins.
+    """
 
     soft_bounce_threshold: Annotated[int, msgspec.Meta(ge=1)] = 3
     soft_bounce_window: str | None = None
     delivery_clears_soft_bounces: bool = True
+    sender_side_bounces: Literal["ignore", "soft"] = "ignore"
     providers: dict[str, dict[str, Kind]] = {}
     classify: list[ClassifyRule] = []
     exclude: list[Exclusion] = []

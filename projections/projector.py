@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
 from collections.abc import Callable
 
 from ledger import Store, StoreUnavailable
@@ -35,6 +37,12 @@ _STEP = 1000  # receipts per projector transaction, at most
 _HANDED_MAX = 20_000
 # Serializes creating the projection's tables between PostgreSQL instances starting at once.
 _SCHEMA_LOCK = 0x626C5F7669657773  # "bl_views"
+
+
+def _reason() -> str:
+    """The exception being handled, as one line."""
+    exc = sys.exc_info()[1]
+    return f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
 
 
 async def ensure_schema(tx: Tx) -> None:
@@ -68,6 +76,8 @@ class Projector:
         # Hears, after each step this projector commits, the arrival times (µs since the
         # epoch) of the receipts it folded: for the projection-delay metric. Must not raise.
         self.on_step: Callable[[list[int]], None] | None = None
+        # Hears of each receipt set aside (its seq, and why): for a metric. Must not raise.
+        self.on_set_aside: Callable[[int, str], None] | None = None
 
     def _adopt(self, policy: Policy) -> None:
         self.policy = policy
@@ -113,25 +123,91 @@ class Projector:
         return meta.seq
 
     async def step(self, limit: int = _STEP) -> int:
-        """Project the next receipts; returns how many receipts were folded."""
+        """Project the next receipts; returns how many receipts were folded.
+
+        A batch that cannot be folded — a value the database refuses, a fold that fails —
+        is folded again one receipt at a time, and the receipt at fault is set aside
+        (views.set_aside, a log line, `on_set_aside`): one receipt never stops the
+        projection. An unreachable database (StoreUnavailable) stops the step instead, to
+        be retried: its receipts are not at fault."""
         after = self.projected_seq
         keyed, arrived = await self._next(after, limit)
         if not arrived:
             return 0
+        try:
+            folded = await self._fold(keyed, after, arrived[-1][0])
+        except (PolicyMismatch, StoreUnavailable):
+            raise
+        except Exception:
+            if len(arrived) == 1:
+                folded = await self._set_aside(after, arrived[0][0])
+            else:
+                return await self._one_by_one(keyed, arrived)
+        if not folded:
+            await self.follow()
+            return await self.step(limit)
+        self._advance(arrived)
+        return len(arrived)
+
+    async def _fold(self, keyed: list[Keyed], after: int, upto: int) -> bool:
+        """Plan the facts on a snapshot, then write them and move the checkpoint from
+        `after` to `upto`; False (nothing written) when the checkpoint had moved."""
         # Fold on a snapshot; in the write transaction only check nothing moved and write.
         async with self.store.reading() as tx:
             seq = self._check(await views.read_meta(tx))
             planned = await views.plan(tx, keyed, self.mapper) if seq == after else None
-        if planned is None or not await self._commit(planned, after, arrived[-1][0]):
-            await self.follow()
-            return await self.step(limit)
+        return planned is not None and await self._commit(planned, after, upto)
+
+    async def _one_by_one(self, keyed: list[Keyed], arrived: list[tuple[int, int]]) -> int:
+        """Fold a batch receipt by receipt, setting aside each one that cannot be folded."""
+        by_seq: dict[int, list[Keyed]] = {seq: [] for seq, _ in arrived}
+        for item in keyed:
+            by_seq[item.fact.seq].append(item)
+        done: list[tuple[int, int]] = []
+        for seq, received_at in arrived:
+            after = self.projected_seq
+            try:
+                folded = await self._fold(by_seq[seq], after, seq)
+            except (PolicyMismatch, StoreUnavailable):
+                raise
+            except Exception:
+                folded = await self._set_aside(after, seq)
+            if not folded:  # another projector or a rebuild moved the checkpoint
+                await self.follow()
+                break
+            self.projected_seq = seq
+            done.append((seq, received_at))
+        if done:
+            self._advance(done)
+        return len(done)
+
+    async def _set_aside(self, after: int, seq: int) -> bool:
+        """Move the checkpoint past receipt `seq` without folding it, recording why (the
+        exception being handled); False when the checkpoint had moved."""
+        reason = _reason()
+        log.error(
+            "receipt %d set aside: it cannot be folded (%s); the projection goes on without it",
+            seq,
+            reason,
+            exc_info=True,
+        )
+        async with self.store.writing(durable=False) as tx:
+            if await views.read_checkpoint(tx, lock=True) != (after, self.policy_hash):
+                return False
+            await views.set_aside(tx, seq, reason, time.time_ns() // 1000)
+            await tx.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", seq)
+        if self.on_set_aside is not None:
+            self.on_set_aside(seq, reason)
+        return True
+
+    def _advance(self, arrived: list[tuple[int, int]]) -> None:
+        """The checkpoint moved to the last of `arrived`: hear of it, forget what was handed."""
         self.projected_seq = arrived[-1][0]
         if self.on_step is not None:
             self.on_step([received_at for _, received_at in arrived])
         handed = self._handed
         if handed and next(iter(handed)) <= self.projected_seq:  # left behind by a rebuild
             self._handed = {seq: k for seq, k in handed.items() if seq > self.projected_seq}
-        return len(arrived)
 
     async def _next(self, after: int, limit: int) -> tuple[list[Keyed], list[tuple[int, int]]]:
         """The facts of the next receipts and their (seq, received_at). Facts handed over

@@ -34,10 +34,12 @@ _STATE_CHUNK = 5_000
 
 
 class Verdict(msgspec.Struct, frozen=True):
-    """Whether an address is suppressed, and why."""
+    """Whether an address is suppressed, why (the strongest reason), and every active
+    reason: a change of a reason hidden behind a stronger one is a change too."""
 
     suppressed: bool
     reason: str | None
+    reasons: tuple[str, ...] = ()
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -237,6 +239,7 @@ async def _rederive(store: Store, upto: int, progress: Progress | None) -> None:
     async with store.writing() as tx:
         await tx.execute("DROP TABLE IF EXISTS recipient_facts")
         await tx.execute("DROP TABLE IF EXISTS recipient_facts_staged")
+        await tx.execute("DELETE FROM projection_set_aside")  # derived afresh: tried again
         for statement in views.staged_facts_schema(tx.dialect):
             await tx.execute(statement)
 
@@ -299,37 +302,59 @@ async def _compare(
     of every live suppression in (after, upto] (None: no end) that the rebuild no longer
     has at all — an address the new rules spell otherwise, or read no event for."""
     async with store.reading() as tx:
-        before = await _live_verdicts(tx, [state.email for state in states])
-        vanished = await _live_between(tx, after, upto)
+        listed = await views.lists_reasons(tx)
+        before = await _live_verdicts(tx, [state.email for state in states], listed)
+        vanished = await _live_between(tx, after, upto, listed)
     changes = []
     for state in states:
         old = before.get(state.email, _NOBODY)
-        new = Verdict(True, state.reason) if state.suppressed else _NOBODY
-        if old != new:
+        new = _NOBODY
+        if state.suppressed:
+            new = Verdict(True, state.reason, tuple(dict.fromkeys(c.reason for c in state.causes)))
+        if _differ(old, new, listed):
             changes.append(Change(state.email, old, new))
     rebuilt = {state.email for state in states}
     changes += [Change(email, old, _NOBODY) for email, old in vanished if email not in rebuilt]
     return changes
 
 
-async def _live_between(tx: Tx, after: str, upto: str | None) -> list[tuple[str, Verdict]]:
-    query = "SELECT email, reason FROM suppressions WHERE email > ?"
+def _differ(old: Verdict, new: Verdict, listed: bool) -> bool:
+    """Whether two verdicts differ; against a live projection that kept only the
+    strongest reason (`listed` False: folded by an older version), on that reason."""
+    if listed:
+        return old != new
+    return (old.suppressed, old.reason) != (new.suppressed, new.reason)
+
+
+def _live(reason: str, reasons: str | None) -> Verdict:
+    return Verdict(True, reason, tuple(reasons.split(",")) if reasons else (reason,))
+
+
+def _reasons(listed: bool) -> str:
+    return "reasons" if listed else "NULL"
+
+
+async def _live_between(
+    tx: Tx, after: str, upto: str | None, listed: bool
+) -> list[tuple[str, Verdict]]:
+    query = f"SELECT email, reason, {_reasons(listed)} FROM suppressions WHERE email > ?"
     params: tuple[str, ...] = (after,)
     if upto is not None:
         query, params = query + " AND email <= ?", (after, upto)
     rows = await tx.fetch(query + " ORDER BY email", *params)
-    return [(email, Verdict(True, reason)) for email, reason in rows]
+    return [(email, _live(reason, reasons)) for email, reason, reasons in rows]
 
 
-async def _live_verdicts(tx: Tx, emails: list[str]) -> dict[str, Verdict]:
+async def _live_verdicts(tx: Tx, emails: list[str], listed: bool) -> dict[str, Verdict]:
     verdicts: dict[str, Verdict] = {}
     for start in range(0, len(emails), 500):
         chunk = emails[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = await tx.fetch(
-            f"SELECT email, reason FROM suppressions WHERE email IN ({marks})", *chunk
+            f"SELECT email, reason, {_reasons(listed)} FROM suppressions WHERE email IN ({marks})",
+            *chunk,
         )
-        verdicts.update({email: Verdict(True, reason) for email, reason in rows})
+        verdicts.update({email: _live(reason, reasons) for email, reason, reasons in rows})
     return verdicts
 
 

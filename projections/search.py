@@ -1,6 +1,7 @@
 """Searching the suppression list: filters, sorts and keyset pages, served by indexes.
 
-The filters are the suppression's reason, its provider (the source of the evidence
+The filters are the suppression's reason (the strongest: what the `reason` column and
+its index hold; every active reason is listed beside it), its provider (the source of the evidence
 receipt, kept in the `suppressions` table beside the reason), a range of its `since`,
 and text contained in the address; the sorts are by address, or by `since` either way.
 Every filter and sort is answered from an index of `suppressions` (projections/views.py)
@@ -46,7 +47,7 @@ _KEYSET: dict[Sort, tuple[str, str]] = {
     "since": ("(since, email) > (?, ?)", "since, email"),
     "-since": ("(since, email) < (?, ?)", "since DESC, email DESC"),
 }
-_COLUMNS = "email, reason, since, seq, source, last_event"
+_COLUMNS = "email, reason, since, seq, source, last_event, reasons"
 _EPOCH_DAY = date(1970, 1, 1)
 _TWO = tuple(f"{n:02d}" for n in range(100))
 
@@ -76,6 +77,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     receipt: int
     provider: str  # the source of the evidence receipt (`operator` for a manual one)
     last_event: str | None
+    reasons: list[str] = []  # every active reason, strongest first (`reason` is the first)
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -228,10 +230,11 @@ async def _fetch(tx: Tx, wanted: Filter, after: str | None, limit: int) -> list[
                 receipt=seq,
                 provider=source,
                 last_event=None if last_event is None else iso_time(last_event),
+                reasons=reasons.split(",") if reasons else [reason],
             ),
             since,
         )
-        for email, reason, since, seq, source, last_event in rows
+        for email, reason, since, seq, source, last_event, reasons in rows
     ]
 
 

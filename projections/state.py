@@ -18,6 +18,12 @@ Reason = Literal[
 ]
 
 REASON_RANK: tuple[Reason, ...] = get_args(Reason)
+# What a release lifts unless told otherwise: the causes that say the mailbox does not
+# work. Every other cause is someone's "no" (a complaint, an unsubscribe, an operator's
+# manual suppression, a provider's list that may hold complaints): a release lifts it
+# only when it names it (projections/releases.py).
+BOUNCE_CLASS: tuple[Reason, ...] = ("hard_bounce", "soft_bounce_threshold")
+NAMED_ONLY: tuple[Reason, ...] = tuple(r for r in REASON_RANK if r not in BOUNCE_CLASS)
 
 
 class Counted(msgspec.Struct, frozen=True, array_like=True):
@@ -52,7 +58,7 @@ class Cause(msgspec.Struct, frozen=True, array_like=True):
 SUPPORT_KEPT = 64
 
 
-class RecipientState(msgspec.Struct, frozen=True, kw_only=True):
+class RecipientState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the ledger says about one address, under one policy."""
 
     email: str
@@ -61,6 +67,10 @@ class RecipientState(msgspec.Struct, frozen=True, kw_only=True):
     soft_bounces: tuple[Counted, ...] = ()  # the soft bounces that count, oldest first
     position: tuple[int, int, int] = (0, 0, -1)  # (at, seq, ord) of the last event folded
     events: int = 0  # events folded
+    # Bounces folded that named several recipients (projections/mapping.py): while there
+    # are any, a delivery of the same message may take one back, so the projector
+    # refolds the address from its whole history when a delivery arrives.
+    shared_bounces: int = 0
 
     @property
     def suppressed(self) -> bool:
@@ -69,6 +79,14 @@ class RecipientState(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def reason(self) -> Reason | None:
         return self.causes[0].reason if self.causes else None
+
+    @property
+    def newest_evidence(self) -> int:
+        """The receipt of the newest evidence the state rests on (0: none) — what an
+        operator saw before acting: a release may name it as its precondition, and is
+        refused when newer evidence has arrived since."""
+        supports = (c.seq for cause in self.causes for c in cause.support)
+        return max((*supports, *(c.seq for c in self.soft_bounces)), default=0)
 
 
 encode_state = msgspec.msgpack.Encoder().encode

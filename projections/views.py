@@ -7,10 +7,11 @@ through `ledger.sql.Tx`).
   de-duplication key — the recipient index and the decode cache, independent of the
   policy, so rebuilds and out-of-order refolds never parse a body again;
 - `recipient_state`: each recipient's folded state; `suppressions`: just the
-  suppressed addresses, what senders query — with the source of the evidence receipt
-  and the time of the latest event, so the list can be filtered and sorted by index
-  (projections/search.py). A rebuild writes `*_next` copies of these two and swaps
-  them in one transaction.
+  suppressed addresses, what senders query — with every active reason (strongest
+  first), the source of the evidence receipt and the time of the latest event, so the
+  list can be filtered and sorted by index (projections/search.py). A rebuild writes
+  `*_next` copies of these two and swaps them in one transaction;
+- `projection_set_aside`: receipts the projector could not fold, and why.
 
 Addresses sort byte-wise on both backends (PostgreSQL: `COLLATE "C"`), as Python sorts
 them: keyset pages and the rebuild's merge rely on one order.
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS suppressions{suffix} (
     seq        {int}   NOT NULL,
     source     TEXT    NOT NULL DEFAULT '',
     last_event {int},
+    reasons    TEXT    NOT NULL DEFAULT '',
     UNIQUE (reason, email),
     UNIQUE (reason, since, email),
     UNIQUE (source, email),
@@ -99,6 +101,17 @@ CREATE TABLE IF NOT EXISTS suppressions{suffix} (
 # meet an index name of the live table, however many rebuilds follow one another, and
 # `CREATE TABLE IF NOT EXISTS` creates them exactly when it creates the table.
 
+# Receipts the projector could not fold (a value the database refused, a fold that
+# failed): set aside with the reason, so that one receipt never stops the projection.
+# A re-derivation of the fact index (projections/rebuild.py) tries them again.
+_SET_ASIDE = """
+CREATE TABLE IF NOT EXISTS projection_set_aside (
+    seq    {int}  PRIMARY KEY,
+    reason TEXT   NOT NULL,
+    at     {int}  NOT NULL
+);
+"""
+
 _TYPES: dict[Dialect, dict[str, str]] = {
     "sqlite": {"int": "INTEGER", "blob": "BLOB", "text": "", "table": " WITHOUT ROWID"},
     "postgresql": {"int": "BIGINT", "blob": "BYTEA", "text": 'COLLATE "C"', "table": ""},
@@ -113,7 +126,7 @@ def _statements(script: str, dialect: Dialect, suffix: str = "") -> list[str]:
 
 def schema(dialect: Dialect) -> list[str]:
     """DDL for every projection table."""
-    return _statements(_META + _FACTS + _STATE, dialect)
+    return _statements(_META + _FACTS + _STATE + _SET_ASIDE, dialect)
 
 
 def facts_schema(dialect: Dialect) -> list[str]:
@@ -162,13 +175,22 @@ INSERT_FACTS = "INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLIC
 async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "") -> None:
     """Upsert states; keep the suppressions table in step with them."""
     state_out: list[tuple[str, bytes]] = []
-    suppressed: list[tuple[str, str, int, int, int, int]] = []
+    suppressed: list[tuple[str, str, int, int, int, int, str]] = []
     released: list[tuple[str]] = []
     for state in states:
         state_out.append((state.email, encode_state(state)))
         if state.causes and state.since is not None:
             cause = state.causes[0]
-            row = (state.email, cause.reason, state.since, cause.seq, cause.seq, state.position[0])
+            reasons = ",".join(dict.fromkeys(c.reason for c in state.causes))
+            row = (
+                state.email,
+                cause.reason,
+                state.since,
+                cause.seq,
+                cause.seq,
+                state.position[0],
+                reasons,
+            )
             suppressed.append(row)
         else:
             released.append((state.email,))
@@ -181,10 +203,12 @@ async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "
     if suppressed:
         # the provider: the source of the evidence receipt, looked up in the same statement
         await tx.executemany(
-            f"INSERT INTO suppressions{suffix} (email, reason, since, seq, source, last_event) "
-            "VALUES (?, ?, ?, ?, COALESCE((SELECT source FROM receipts WHERE seq = ?), ''), ?) "
+            f"INSERT INTO suppressions{suffix} "
+            "(email, reason, since, seq, source, last_event, reasons) "
+            "VALUES (?, ?, ?, ?, COALESCE((SELECT source FROM receipts WHERE seq = ?), ''), ?, ?) "
             "ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, since = excluded.since, "
-            "seq = excluded.seq, source = excluded.source, last_event = excluded.last_event",
+            "seq = excluded.seq, source = excluded.source, last_event = excluded.last_event, "
+            "reasons = excluded.reasons",
             suppressed,
         )
     if released:
@@ -204,7 +228,8 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
     A fact already indexed (same key) is a duplicate and is dropped: idempotent. A
     recipient whose new facts all sort after its last folded event is folded forward;
     one that got a late, out-of-order fact is refolded from its whole history, so state
-    depends on event time, never on arrival order.
+    depends on event time, never on arrival order — and so is one whose new facts weigh
+    a shared bounce against a delivery (Mapper.needs_history).
     """
     known = await _known_keys(tx, [item.key for item in keyed])
     fresh: list[Keyed] = []
@@ -220,7 +245,9 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
     for email, facts in by_email.items():
         state = states.get(email)
         facts.sort(key=lambda fact: fact.position)
-        if state is not None and facts[0].position < state.position:
+        if state is not None and (
+            facts[0].position < state.position or mapper.needs_history(state, facts)
+        ):
             indexed = await load_facts(tx, email)
             facts, state = sorted([*indexed, *facts], key=lambda fact: fact.position), None
         updated.append(mapper.fold_facts(email, facts, state))
@@ -278,6 +305,23 @@ async def load_facts(tx: Tx, email: str, until: int | None = None) -> list[Fact]
     return [decode_fact(blob) for (blob,) in rows]
 
 
+async def set_aside(tx: Tx, seq: int, reason: str, at: int) -> None:
+    """Record that receipt `seq` was not folded, and why."""
+    await tx.execute(
+        "INSERT INTO projection_set_aside (seq, reason, at) VALUES (?, ?, ?) "
+        "ON CONFLICT (seq) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+        seq,
+        reason[:2000],
+        at,
+    )
+
+
+async def set_aside_reason(tx: Tx, seq: int) -> str | None:
+    """Why receipt `seq` was set aside by the projector, or None."""
+    row = await fetchrow(tx, "SELECT reason FROM projection_set_aside WHERE seq = ?", seq)
+    return str(row[0]) if row else None
+
+
 class Meta(msgspec.Struct, frozen=True):
     """The live projection's checkpoint, policy and fact derivation version."""
 
@@ -296,6 +340,22 @@ async def exists(tx: Tx) -> bool:
             tx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
             "projection_meta",
         )  # fmt: skip
+    return bool(row and row[0])
+
+
+async def lists_reasons(tx: Tx) -> bool:
+    """Whether the live `suppressions` table lists every active reason (a projection
+    folded by a version before PROJECTION_VERSION 4 holds only the strongest)."""
+    if tx.dialect == "postgresql":
+        row = await fetchrow(
+            tx,
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = 'suppressions' AND column_name = 'reasons'",
+        )
+    else:
+        row = await fetchrow(
+            tx, "SELECT count(*) FROM pragma_table_info('suppressions') WHERE name = 'reasons'"
+        )
     return bool(row and row[0])
 
 

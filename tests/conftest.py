@@ -26,8 +26,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret-0123456789"
 API_KEY = "test-api-key-abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-# The fields of a status answer, as the issue names them (HTTP and `status --json`).
+# The fields of a status answer, as the issues name them (HTTP and `status --json`):
+# every active cause and the newest evidence since issue 18.
 STATUS_FIELDS = {
+    "causes",
+    "newest_evidence",
     "email",
     "suppressed",
     "reason",

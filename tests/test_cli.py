@@ -164,6 +164,8 @@ def test_status_json_soft_bounces_and_unknown(ledger: Path) -> None:
     assert soft["receipt"] in (3, 4, 5)
     unknown = json.loads(invoke("status", "nobody@else.org", "--db", ledger, "--json").output)
     assert unknown == {
+        "causes": [],
+        "newest_evidence": 0,
         "email": "nobody@else.org",
         "suppressed": False,
         "reason": None,
@@ -259,8 +261,12 @@ def test_rebuild_dry_run_then_apply(ledger: Path, tmp_path: Path) -> None:
     assert report["changed"] == [
         {
             "email": "soft@example.org",
-            "before": {"suppressed": True, "reason": "soft_bounce_threshold"},
-            "after": {"suppressed": False, "reason": None},
+            "before": {
+                "suppressed": True,
+                "reason": "soft_bounce_threshold",
+                "reasons": ["soft_bounce_threshold"],
+            },
+            "after": {"suppressed": False, "reason": None, "reasons": []},
         }
     ]
     # nothing changed: the projection is still the default policy's
@@ -319,16 +325,16 @@ def test_a_dry_run_names_live_suppressions_the_rebuild_no_longer_has(ledger: Pat
         db.execute(insert, ("zz@example.org", "complaint"))
     dry = invoke("rebuild", "--db", ledger, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
-    gone = {"suppressed": False, "reason": None}
+    gone = {"suppressed": False, "reason": None, "reasons": []}
     assert json.loads(dry.output)["changed"] == [
         {
             "email": '"bob" <bob@example.org',
-            "before": {"suppressed": True, "reason": "hard_bounce"},
+            "before": {"suppressed": True, "reason": "hard_bounce", "reasons": ["hard_bounce"]},
             "after": gone,
         },
         {
             "email": "zz@example.org",
-            "before": {"suppressed": True, "reason": "complaint"},
+            "before": {"suppressed": True, "reason": "complaint", "reasons": ["complaint"]},
             "after": gone,
         },
     ]

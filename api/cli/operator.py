@@ -10,25 +10,59 @@ import click
 
 from api import output
 from api.cli.common import db_option, json_option, load, policy_option, projection, run
-from projections import operator, queries
+from projections import operator, queries, releases
+from projections.state import Reason
 
 
-def _act(
-    action: operator.Action, email: str, note: str, db: Path | str, policy: Path | None
-) -> queries.Status:
+def _actor() -> str:
+    return f"local:{getpass.getuser()}"
+
+
+def _suppress(email: str, note: str, db: Path | str, policy: Path | None) -> queries.Status:
     chosen = load(policy)
 
     async def go() -> queries.Status:
         # An operator may suppress before the service ever ran: the ledger is created.
         async with projection(db, chosen, create=True) as (store, projector):
             await operator.record(
-                store, action, email, actor=f"local:{getpass.getuser()}", note=note,
-                at=time.time_ns() // 1000,
-            )  # fmt: skip
+                store, "suppress", email, actor=_actor(), note=note, at=time.time_ns() // 1000
+            )
             await projector.catch_up()  # folds everything up to the head, `seq` included
             return await queries.status(store, email, projector.policy_hash)
 
     return run(go())
+
+
+def _release(
+    email: str,
+    note: str,
+    also: tuple[Reason, ...],
+    expect: int | None,
+    db: Path | str,
+    policy: Path | None,
+) -> queries.Status:
+    chosen = load(policy)
+
+    async def go() -> queries.Status:
+        async with projection(db, chosen) as (store, projector):
+
+            async def settle(_: int) -> bool:
+                await projector.catch_up()  # folds everything up to the head
+                return True
+
+            return await releases.release(
+                store, projector.policy_hash, email, actor=_actor(), note=note, also=also,
+                expect=expect, now=time.time_ns() // 1000, settle=settle,
+            )  # fmt: skip
+
+    return run(go())
+
+
+def _also(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[Reason, ...]:
+    try:
+        return releases.parse_also([value or ""])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
 def _nonblank(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -56,20 +90,48 @@ def suppress(email: str, note: str, db: Path | str, policy: Path | None, as_json
     Example:
         bounceledger suppress bob@example.com --note "asked by phone, ticket 4711"
     """
-    output.emit(_act("suppress", email, note, db, policy), as_json, output.status_text)
+    output.emit(_suppress(email, note, db, policy), as_json, output.status_text)
 
 
 @click.command()
 @click.argument("email")
 @_note
+@click.option(
+    "--also",
+    metavar="CAUSES",
+    callback=_also,
+    help="Lift these causes too (comma-separated): complaint, unsubscribe, manual, "
+    "provider_suppressed, or all. Without it only bounces are lifted.",
+)
+@click.option(
+    "--expect",
+    type=click.IntRange(min=0),
+    metavar="RECEIPT",
+    help="The newest evidence you saw (`newest evidence` in `status`): the release is "
+    "refused, and nothing recorded, if newer evidence has arrived since.",
+)
 @db_option
 @policy_option
 @json_option
-def release(email: str, note: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
-    """Lift EMAIL's current suppression, whatever its reason; a later bounce suppresses again.
+def release(
+    email: str,
+    note: str,
+    also: tuple[Reason, ...],
+    expect: int | None,
+    db: Path | str,
+    policy: Path | None,
+    as_json: bool,
+) -> None:
+    """Lift EMAIL's bounce suppression (hard_bounce, soft_bounce_threshold), recorded in
+    the ledger with who and why. A complaint, an unsubscribe, a manual or a provider's
+    suppression is someone's "no": it is lifted only when named with --also. Only the
+    evidence already in the ledger is lifted: a later bounce suppresses again.
 
     \b
     Example:
+        bounceledger status alice@example.org        # every cause, and the newest evidence
         bounceledger release alice@example.org --note "mailbox fixed, confirmed by user"
+        bounceledger release bob@example.org --also unsubscribe --expect 812 \\
+            --note "re-subscribed by phone, ticket 4711"
     """
-    output.emit(_act("release", email, note, db, policy), as_json, output.status_text)
+    output.emit(_release(email, note, also, expect, db, policy), as_json, output.status_text)

@@ -14,7 +14,13 @@ from projections.audit import Explanation, explain, status_as_of
 
 @click.command()
 @click.argument("email")
-@click.option("--as-of", "as_of", metavar="TIME", help="The state as it was at this event time.")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="TIME",
+    help="What the service answered at TIME: the receipts received by then, under the "
+    "policy in force then (evidence received later is left out, whatever its event time).",
+)
 @db_option
 @policy_option
 @json_option

@@ -1,5 +1,9 @@
 """Console actions on one address: suppress and release, each with a required note,
-recorded with the signed-in operator's key name as the actor (as the API does)."""
+recorded with the signed-in operator's key name as the actor (as the API does).
+
+A release lifts the bounces, and the causes the operator ticked on the page that showed
+them (`also`); the page sends the newest evidence it showed (`expect`), and the release
+is refused, with nothing recorded, when newer evidence has arrived since."""
 
 from __future__ import annotations
 
@@ -11,44 +15,67 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response import Redirect
 
+from api import paths
 from api.console.pages import FORM
 from api.console.render import back, operator, runtime
 from projections import operator as operator_actions
+from projections import releases
 from projections.recipients import normalize_recipient
 
 
-async def _act(
-    action: operator_actions.Action,
-    email: str,
-    data: dict[str, str],
-    request: Request[Any, Any, Any],
-) -> Redirect:
+def _where(email: str) -> tuple[str, str]:
+    """The address, normalised, and its console page."""
     address = normalize_recipient(email) or email
-    where = f"/console/address/{quote(address, safe='@')}"
-    note = data.get("note", "").strip()
-    if not note:
-        return back(where, f"nothing done: a {action} needs a note saying why")
-    rt = runtime(request)
-    seq = await operator_actions.record(
-        rt.store, action, address, actor=operator(request), note=note, at=time.time_ns() // 1000
-    )
-    await rt.projector.wait_until(seq, timeout=2.0)
-    done = "suppressed" if action == "suppress" else "released"
-    return back(where, f"{done} by {operator(request)}, recorded as receipt {seq}")
+    return address, f"/console/address/{quote(address, safe='@')}"
 
 
 @post("/address/{email:str}/suppress", status_code=303)
 async def suppress(
     email: FromPath[str], request: Request[Any, Any, Any], data: Annotated[dict[str, str], FORM]
 ) -> Redirect:
-    return await _act("suppress", email, data, request)
+    address, where = _where(paths.address(email))
+    note = data.get("note", "").strip()
+    if not note:
+        return back(where, "nothing done: a suppress needs a note saying why")
+    rt = runtime(request)
+    seq = await operator_actions.record(
+        rt.store, "suppress", address, actor=operator(request), note=note,
+        at=time.time_ns() // 1000,
+    )  # fmt: skip
+    await rt.projector.wait_until(seq, timeout=2.0)
+    return back(where, f"suppressed by {operator(request)}, recorded as receipt {seq}")
 
 
 @post("/address/{email:str}/release", status_code=303)
-async def release(
-    email: FromPath[str], request: Request[Any, Any, Any], data: Annotated[dict[str, str], FORM]
-) -> Redirect:
-    return await _act("release", email, data, request)
+async def release(email: FromPath[str], request: Request[Any, Any, Any]) -> Redirect:
+    address, where = _where(paths.address(email))
+    form = await request.form()
+    note = str(form.get("note", "")).strip()
+    if not note:
+        return back(where, "nothing done: a release needs a note saying why")
+    expect = str(form.get("expect", "")).strip()
+    if not expect.isdigit():  # the page always sends what it showed
+        return back(where, "nothing released: the page did not say what it showed; look again")
+    try:
+        also = releases.parse_also([str(value) for value in form.getall("also", [])])
+    except ValueError as exc:
+        return back(where, f"nothing released: {exc}")
+    rt = runtime(request)
+    (outcome,) = await releases.release_many(
+        rt.store,
+        rt.projector.policy_hash,
+        [releases.Asked(address, int(expect))],
+        actor=operator(request),
+        note=note,
+        also=also,
+        now=time.time_ns() // 1000,
+        settle=lambda seq: rt.projector.wait_until(seq, timeout=2.0),
+    )
+    if outcome.refused is not None:
+        return back(where, outcome.refused)
+    if outcome.receipt is None:
+        return back(where, "nothing released: the address is not suppressed")
+    return back(where, f"released by {operator(request)}, recorded as receipt {outcome.receipt}")
 
 
 HANDLERS = [suppress, release]

@@ -11,13 +11,16 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, Parameter, QueryParameter
 from litestar.response import Redirect, Template
 
+from api import paths
 from api.auth import find_api_key
 from api.console.render import back, operator, page, runtime
 from api.console.session import COOKIE, LIFETIME, issue
+from api.freshness import FRESH
 from api.schemas import MAX_SEQ
 from projections import queries
 from projections.audit import ReceiptView, explain
 from projections.recipients import normalize_recipient
+from projections.state import NAMED_ONLY
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 MAX_LOOKUP = 1000  # addresses in one pasted list
@@ -71,7 +74,7 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
     return response
 
 
-@get("/", name="console-lookup")
+@get("/", name="console-lookup", guards=FRESH)
 async def lookup(
     request: Request[Any, Any, Any],
     q: Annotated[str | None, QueryParameter()] = None,
@@ -91,9 +94,10 @@ async def lookup(
     return page(request, "lookup.html", "lookup", q="", one=None, many=None, emails="")
 
 
-@get("/address/{email:str}", name="console-address")
+@get("/address/{email:str}", name="console-address", guards=FRESH)
 async def address(email: FromPath[str], request: Request[Any, Any, Any]) -> Template:
     """One address: verdict, the explain table (every event, what it did), actions."""
+    email = paths.address(email)  # escaped into one path segment by api/paths.py
     rt = runtime(request)
     explanation = await explain(rt.store, email, rt.projector.mapper, rt.projector.policy_hash)
     return page(
@@ -103,7 +107,15 @@ async def address(email: FromPath[str], request: Request[Any, Any, Any]) -> Temp
         email=normalize_recipient(email) or email,
         why=explanation,
         quoted=quote(normalize_recipient(email) or email, safe="@"),
+        named=named_causes([explanation.status]),
     )
+
+
+def named_causes(statuses: list[queries.Status | None]) -> list[str]:
+    """The causes among `statuses` that a release lifts only when named, in rank order:
+    the ones a release form offers to tick."""
+    present = {cause.reason for status in statuses if status for cause in status.causes}
+    return [reason for reason in NAMED_ONLY if reason in present]
 
 
 @get("/receipts/{seq:int}", name="console-receipt")

@@ -11,7 +11,6 @@ evidence receipt), `since` and `until` (days, YYYY-MM-DD in UTC, on the suppress
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import time
@@ -19,21 +18,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Stream, Template
 
+from api.console.pages import named_causes
 from api.console.render import back, operator, page, runtime
-from ledger import StoreUnavailable
-from projections import operator as operator_actions
-from projections import queries, search
+from api.freshness import FRESH
+from projections import queries, releases, search
 from projections.recipients import normalize_recipient
+from projections.state import Reason
 
 PAGE = 100  # rows on a page
 MAX_RELEASE = 1000  # addresses released at once
 MAX_NOTE = 2000  # characters of a note (as the API takes)
 CSV_CHUNK = 5000  # rows read per transaction while exporting
-CSV_HEADER = ("email", "reason", "provider", "since", "receipt", "last_event")
+# `reason` is the strongest cause; `reasons` every active one, space-separated.
+CSV_HEADER = ("email", "reason", "provider", "since", "receipt", "last_event", "reasons")
 LIST = "/console/suppressions"
 CSV = "/console/suppressions.csv"
 _FORMULA = frozenset("=+-@\t\r")  # first characters a spreadsheet may run as a formula
@@ -61,7 +63,7 @@ def _url(base: str, given: dict[str, str], sort: str, after: str | None = None) 
     return f"{base}?{urlencode(query)}" if query else base
 
 
-@get("/suppressions", name="console-suppressions")
+@get("/suppressions", name="console-suppressions", guards=FRESH)
 async def suppressions(
     request: Request[Any, Any, Any],
     reason: FromQuery[str | None] = None,
@@ -151,31 +153,52 @@ async def _csv(chunks: AsyncIterator[list[search.Entry]]) -> AsyncIterator[bytes
                 e.since,
                 e.receipt,
                 e.last_event,
+                csv_cell(" ".join(e.reasons)),
             )
             for e in entries
         )
         yield out.getvalue().encode()
 
 
-async def _selected(request: Request[Any, Any, Any]) -> tuple[list[str], str]:
-    """The addresses ticked (normalized, each once, in the order given) and the note."""
+class Selection(msgspec.Struct, frozen=True):
+    """What a release form sent: the addresses ticked (normalized, each once, in the
+    order given), with the newest evidence the confirmation page showed for each (None
+    on the list page, which shows no evidence), the causes ticked beyond the bounces,
+    and the note."""
+
+    emails: list[str]
+    expects: dict[str, int | None]
+    also: tuple[Reason, ...]
+    note: str
+
+
+async def _selected(request: Request[Any, Any, Any]) -> Selection:
     form = await request.form()
-    emails: dict[str, None] = {}
-    for value in form.getall("email", []):
-        if isinstance(value, str) and (address := normalize_recipient(value)):
-            emails[address] = None
+    given = [v for v in form.getall("email", []) if isinstance(v, str)]
+    shown = [v for v in form.getall("expect", []) if isinstance(v, str)]
+    expects: dict[str, int | None] = {}
+    for index, value in enumerate(given):
+        address = normalize_recipient(value)
+        if address and address not in expects:
+            seen = shown[index].strip() if index < len(shown) else ""
+            expects[address] = int(seen) if seen.isdigit() else None
     note = form.get("note", "")
-    return list(emails), note.strip() if isinstance(note, str) else ""
+    return Selection(
+        emails=list(expects),
+        expects=expects,
+        also=releases.parse_also([str(v) for v in form.getall("also", [])]),
+        note=note.strip() if isinstance(note, str) else "",
+    )
 
 
 async def _confirm_page(
     request: Request[Any, Any, Any], emails: list[str], error: str | None, status: int = 200
 ) -> Template:
     too_many = len(emails) > MAX_RELEASE
-    rows: list[tuple[str, queries.Suppression | None]] = []
+    rows: list[tuple[str, queries.Status | None]] = []
     if not too_many:
         rt = runtime(request)
-        found = await queries.check(rt.store, rt.projector.policy_hash, emails)
+        found = await queries.statuses(rt.store, emails, rt.projector.policy_hash)
         rows = [(email, found.get(email)) for email in emails]
     return page(
         request,
@@ -185,6 +208,7 @@ async def _confirm_page(
         count=len(emails),
         emails=[] if too_many else emails,
         rows=rows,
+        named=named_causes([found for _, found in rows]),
         error=error,
         too_many=too_many,
         max_release=MAX_RELEASE,
@@ -198,20 +222,26 @@ def _too_many(count: int) -> str:
     )
 
 
-@post("/suppressions/release", status_code=200)
+@post("/suppressions/release", status_code=200, guards=FRESH)
 async def release_selected(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Step one: confirm the addresses ticked on the list, and ask why."""
-    emails, _ = await _selected(request)
-    if not emails:
+    """Step one: show every cause of the addresses ticked on the list, and ask why."""
+    selection = await _selected(request)
+    if not selection.emails:
         return back(LIST, "nothing released: no address was selected")
-    error = _too_many(len(emails)) if len(emails) > MAX_RELEASE else None
-    return await _confirm_page(request, emails, error)
+    count = len(selection.emails)
+    error = _too_many(count) if count > MAX_RELEASE else None
+    return await _confirm_page(request, selection.emails, error)
 
 
-@post("/suppressions/release/confirm", status_code=303)
+@post("/suppressions/release/confirm", status_code=303, guards=FRESH)
 async def release_confirmed(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Step two: one operator release per address, with the note and the operator's name."""
-    emails, note = await _selected(request)
+    """Step two: one operator release per address, with the note and the operator's name,
+    each checked against the evidence the confirmation page showed."""
+    try:
+        selection = await _selected(request)
+    except ValueError as exc:
+        return back(LIST, f"nothing released: {exc}")
+    emails, note = selection.emails, selection.note
     if not emails:
         return back(LIST, "nothing released: no address was selected")
     if len(emails) > MAX_RELEASE:
@@ -224,32 +254,37 @@ async def release_confirmed(request: Request[Any, Any, Any]) -> Response[Any]:
         return await _confirm_page(
             request, emails, f"nothing released: a note holds at most {MAX_NOTE} characters", 400
         )
-    return await _release(request, emails, note)
+    if any(seen is None for seen in selection.expects.values()):
+        return await _confirm_page(
+            request, emails, "nothing released: confirm on this page, which shows every cause", 400
+        )
+    return await _release(request, selection)
 
 
-async def _release(request: Request[Any, Any, Any], emails: list[str], note: str) -> Redirect:
+async def _release(request: Request[Any, Any, Any], selection: Selection) -> Redirect:
     rt = runtime(request)
     actor = operator(request)
-    at = time.time_ns() // 1000
-    # appended together, so the ledger's group commit writes them in a few transactions
-    results = await asyncio.gather(
-        *(
-            operator_actions.record(rt.store, "release", email, actor=actor, note=note, at=at)
-            for email in emails
-        ),
-        return_exceptions=True,
+    outcomes = await releases.release_many(
+        rt.store,
+        rt.projector.policy_hash,
+        [releases.Asked(email, selection.expects[email]) for email in selection.emails],
+        actor=actor,
+        note=selection.note,
+        also=selection.also,
+        now=time.time_ns() // 1000,
+        settle=lambda seq: rt.projector.wait_until(seq, timeout=5.0),
     )
-    seqs = [result for result in results if isinstance(result, int)]
-    failed = [result for result in results if isinstance(result, BaseException)]
-    if not seqs and failed:
-        raise failed[0]
-    for problem in failed:
-        if not isinstance(problem, StoreUnavailable | ValueError):
-            raise problem
-    await rt.projector.wait_until(max(seqs), timeout=5.0)
-    notice = f"released {len(seqs)} address(es) by {actor}, receipts #{min(seqs)} to #{max(seqs)}"
-    if failed:
-        notice += f"; {len(failed)} could not be recorded (try those again): {failed[0]}"
+    seqs = [outcome.receipt for outcome in outcomes if outcome.receipt is not None]
+    refused = [outcome for outcome in outcomes if outcome.refused is not None]
+    notice = f"released {len(seqs)} address(es) by {actor}"
+    if seqs:
+        notice += f", receipts #{min(seqs)} to #{max(seqs)}"
+    if refused:
+        first = refused[0]
+        notice += (
+            f"; {len(refused)} not released, nothing recorded for them "
+            f"(first: {first.email}: {first.refused})"
+        )
     return back(LIST, notice)
 
 

@@ -1,10 +1,11 @@
-"""Small helpers the provider modules share: JSON bodies, field reading, derived ids."""
+"""Small helpers the provider modules share: JSON bodies, field reading, derived ids, and
+what an enhanced status code says about a refusal."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -12,6 +13,22 @@ from projections.errors import DecodeFailed
 from projections.recipients import normalize_recipient
 
 Raw = dict[str, Any]
+
+# Who a permanent refusal is about, as the provider (or the diagnostic text) states it:
+# `no_mailbox` the mailbox does not exist (the recipient's fact), `sender` a refusal of
+# the sender or the message (policy, reputation, blocklist: RFC 3463 class X.7.X).
+Refusal = Literal["no_mailbox", "sender"]
+NO_MAILBOX: Refusal = "no_mailbox"
+SENDER: Refusal = "sender"
+
+# "Bad destination mailbox address" (RFC 3463 5.1.1) and "recipient address has null
+# MX" (RFC 7505 5.1.10) anywhere in a diagnostic text, as a code of its own.
+UNKNOWN_MAILBOX = re.compile(r"(?<!\d)(?<!\d\.)5\.1\.(?:1|10)(?!\d)(?!\.\d)")
+# A permanent security or policy refusal (5.7.x) anywhere in a diagnostic text.
+SENDER_SIDE = re.compile(r"(?<!\d)(?<!\d\.)5\.7\.\d{1,3}(?!\d)(?!\.\d)")
+# An enhanced status code where a provider's field states one: `5.1.1`, or at the start
+# of a message (`5.7.1 [CS01] Message rejected …`).
+_STATUS = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\d)(?!\.\d)")
 
 _json = msgspec.json.Decoder()
 
@@ -66,3 +83,33 @@ def derived_id(*parts: str | None, recipient: str | None = None) -> str:
     fields = [*parts, normalize_recipient(recipient) if recipient else None]
     joined = "\x1f".join(part or "" for part in fields)
     return "derived:" + hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+def status_refusal(code: str | None) -> Refusal | None:
+    """What an enhanced status code in a provider's field (or at the start of its
+    message) says: `no_mailbox` for 5.1.1 / 5.1.10, `sender` for 5.7.x, else None."""
+    match = _STATUS.match(code) if code else None
+    if match is None or match[1] != "5":
+        return None
+    if match[2] == "1" and match[3] in ("1", "10"):
+        return NO_MAILBOX
+    return SENDER if match[2] == "7" else None
+
+
+def text_refusal(diagnostic: str | None) -> Refusal | None:
+    """The refusal a diagnostic text states with an enhanced code anywhere in it (the
+    fallback for every provider): 5.1.1 / 5.1.10 wins over 5.7.x."""
+    if not diagnostic or "5." not in diagnostic:
+        return None
+    if "5.1.1" in diagnostic and UNKNOWN_MAILBOX.search(diagnostic):
+        return NO_MAILBOX
+    if "5.7." in diagnostic and SENDER_SIDE.search(diagnostic):
+        return SENDER
+    return None
+
+
+def stronger(*refusals: Refusal | None) -> Refusal | None:
+    """The refusal several fields state together: `no_mailbox` wins over `sender`."""
+    if NO_MAILBOX in refusals:
+        return NO_MAILBOX
+    return SENDER if SENDER in refusals else None

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import msgspec
 
 from projections.policy import Kind
+from projections.providers.common import Refusal
 
 
 class Facts(msgspec.Struct, frozen=True, kw_only=True):
@@ -19,8 +20,12 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     sends no id). `scope` is the list, topic, tag or stream an (un)subscribe is about
     (None: the provider's whole list), so a resubscribe lifts only the unsubscribe it
     answers. `shared` is how many recipients an event names without saying which one
-    it is about (0: it names its recipient): such an event cannot heal, complain or
-    unsubscribe on anyone's behalf (see projections.mapping).
+    it is about (0: it names its recipient): such an event never heals anyone and a
+    bounce counts as soft for each, while a complaint or unsubscribe suppresses every
+    listed address (see projections.mapping). `refusal` is who a refusal is about, as
+    the provider's own fields state it: `no_mailbox` (the mailbox does not exist) or
+    `sender` (a refusal of the sender or the message: 5.7.x, reputation, content);
+    None when its fields say neither (facts.place then reads the diagnostic text).
     """
 
     raw_kind: str
@@ -32,6 +37,7 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     bounce_class: str | None = None
     scope: str | None = None
     shared: int = 0
+    refusal: Refusal | None = None
 
 
 class Provider(Protocol):

@@ -7,7 +7,15 @@ counted as soft whatever the severity (the final give-up can arrive as `temporar
 A permanent failure whose `reason` is `suppress-bounce`, `suppress-complaint` or
 `suppress-unsubscribe` is Mailgun refusing an address on its own list and naming why:
 raw kinds `suppress_bounce` (a hard bounce), `suppress_complaint` (a complaint) and
-`suppress_unsubscribe` (an unsubscribe). An `unsubscribed` event whose `tags` list is
+`suppress_unsubscribe` (an unsubscribe). A permanent failure whose `reason` is
+`espblock` (the receiving mailbox provider blocked the sender: Apple's "5.7.1 [CS01]
+Message rejected due to local policy") is its own raw kind, `espblock`, a sender-side
+refusal.
+
+Refusal: `delivery-status.enhanced-code` (or the code at the start of
+`delivery-status.message`) 5.1.1 / 5.1.10 says the mailbox does not exist
+(`no_mailbox`); 5.7.x, whatever the `reason` (`generic`, `bounce`, …), and `espblock`
+are refusals of the sender (`sender`). An `unsubscribed` event whose `tags` list is
 not empty is `tag_unsubscribed`, its scope the tags joined with `,` (the payload does
 not reliably say whether the tag link or the global link was used, so it still
 unsubscribes by default). `event-data.id` is unique only within a day, so the event id
@@ -21,7 +29,17 @@ from collections.abc import Mapping
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import Raw, derived_id, json_object, obj, text
+from projections.providers.common import (
+    SENDER,
+    Raw,
+    Refusal,
+    derived_id,
+    json_object,
+    obj,
+    status_refusal,
+    stronger,
+    text,
+)
 from projections.providers.facts import Facts
 from projections.recipients import parse_time
 
@@ -30,6 +48,9 @@ NAME = "mailgun"
 DEFAULT_MAPPING: dict[str, Kind] = {
     "delivered": "delivered",
     "permanent_fail": "bounce",
+    # The mailbox provider blocked the sender (refusal `sender`): a bounce that the
+    # policy's `sender_side_bounces` decides (ignored by default).
+    "espblock": "bounce",
     "temporary_fail": "deferred",
     "failed": "bounce",  # a `failed` without severity: unclassified, so soft
     "complained": "complaint",
@@ -56,6 +77,8 @@ SYNONYMS = {
 }
 
 _SUPPRESSED = {"suppress-bounce", "suppress-unsubscribe", "suppress-complaint"}
+# The failures whose delivery status says what the refusal was about.
+_FAILURES = {"permanent_fail", "espblock", "temporary_fail", "failed"}
 
 
 def canonical_kind(name: str) -> str:
@@ -90,6 +113,8 @@ def _kind_and_class(raw: Raw) -> tuple[str, str | None]:
     if severity == "permanent":
         if reason in _SUPPRESSED:
             return reason.replace("-", "_"), None
+        if reason == "espblock":
+            return "espblock", "hard"
         return "permanent_fail", "hard"
     return "failed", None
 
@@ -97,6 +122,14 @@ def _kind_and_class(raw: Raw) -> tuple[str, str | None]:
 def _tags(raw: Raw) -> list[str]:
     tags = raw.get("tags")
     return [tag for tag in (text(t) for t in tags) if tag] if isinstance(tags, list) else []
+
+
+def _refusal(kind: str, raw: Raw, status: Raw) -> Refusal | None:
+    """What the delivery status (and an `espblock` reason) says the refusal is about."""
+    if kind not in _FAILURES:
+        return None
+    code = text(status.get("enhanced-code")) or text(status.get("message"))
+    return stronger(status_refusal(code), SENDER if kind == "espblock" else None)
 
 
 def facts(raw: Raw) -> list[Facts]:
@@ -129,5 +162,6 @@ def facts(raw: Raw) -> list[Facts]:
             ),
             bounce_class=bounce_class,
             scope=",".join(tags) or None,
+            refusal=_refusal(kind, raw, status),
         )
     ]

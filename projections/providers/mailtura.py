@@ -4,7 +4,9 @@ The recipient is `data.recipient`, hard/soft is `data.bounceType` (`hard` | `sof
 event id is `id`. The event names are `sent`, `delivered`, `opened`, `clicked`,
 `bounced`, `complained` and `failed` (the `email.` prefix is optional). The flat shape
 some notes guess at (`event`, `email`, `occurred_at`, `bounce_type`, `message_id`) is
-read too. The HMAC over the raw body is checked at the door.
+read too. Whether the mailbox does not exist or the sender was refused is read from the
+enhanced code in `diagnosticCode` (projections.facts.place). The HMAC over the raw body
+is checked at the door.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ Postmark files list-unsubscribe replies, auto-responders and challenge mails und
 bounces too. A `Subscribe` bounce (TypeCode 32) is a message that came back to the
 bounce address, not verifiable consent: ignored, never a resubscribe.
 `ManuallyDeactivated` is Postmark refusing an address on its own list without saying
-why (`provider_suppressed`).
+why (`provider_suppressed`). A `BadEmailAddress` bounce says the mailbox does not exist
+(refusal `no_mailbox`); other refusals are read from the enhanced code in `Details`
+(projections.facts.place).
 
 `SubscriptionChange` records (Postmark's own suppression list) become
 `subscription_change.hard_bounce`, `….spam_complaint`, `….unsubscribed` (a
@@ -28,7 +30,7 @@ from collections.abc import Mapping
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import Raw, derived_id, json_object, snake, text
+from projections.providers.common import NO_MAILBOX, Raw, derived_id, json_object, snake, text
 from projections.providers.facts import Facts
 from projections.recipients import parse_time
 
@@ -184,5 +186,6 @@ def facts(raw: Raw) -> list[Facts]:
             diagnostic=text(raw.get("Details")) or text(raw.get("Description")),
             bounce_class=bounce_class,
             scope=text(raw.get("MessageStream")) if kind in _SCOPED else None,
+            refusal=NO_MAILBOX if kind == "bad_email_address" else None,
         )
     ]

@@ -6,16 +6,29 @@ Transient (soft) or Undetermined (unclassified, so soft); a bounce whose `subTyp
 `OnAccountSuppressionList` is Resend refusing an address on its own list without saying
 why (`account_suppressed`), as is `email.suppressed`.
 
+Refusal (the subtypes mirror SES): `bounce.subType: NoEmail` says the mailbox does not
+exist (`no_mailbox`); `ContentRejected` / `AttachmentRejected` refuse the message
+(`sender`).
+
 `data.to` is an array with no marker of which recipient an event is about: every listed
 address gets the event, and when there are several each Facts carries `shared` (how
-many), so the mapping never heals, complains or unsubscribes on anyone's behalf from
-it; such a bounce is also left unclassified (soft), because a hard bounce must not
+many): the mapping never heals anyone from it, a complaint suppresses every listed
+address, and such a bounce is left unclassified (soft), because a hard bounce must not
 suppress the addresses that did not bounce.
 
 `suppression.added` / `suppression.removed` (Resend's own suppression list) name their
 address in `data.email`; they become `suppression_added` (`provider_suppressed`: Resend
 does not say why) and `suppression_removed` (ignored: lifting its own list is not the
-recipient's consent). The Svix signature is verified at the door.
+recipient's consent).
+
+Contact events (`contact.created`, `contact.updated`, `contact.deleted`) name their
+address in `data.email` and are scoped to `data.audience_id`. A contact created or
+updated with `unsubscribed: true` is `contact_unsubscribed` (an unsubscribe from that
+audience); with `unsubscribed: false` it stays `contact_created` / `contact_updated`,
+ignored: Resend sends `contact.updated` for any change (a name edit) and the payload
+carries no previous value, so it is never a resubscribe. `contact.deleted` is
+`contact_deleted`, ignored. A known event naming no address is still read (recipient
+None), so it is counted as unattributed. The Svix signature is verified at the door.
 """
 
 from __future__ import annotations
@@ -24,7 +37,16 @@ from collections.abc import Mapping
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import Raw, derived_id, json_object, obj, text
+from projections.providers.common import (
+    NO_MAILBOX,
+    SENDER,
+    Raw,
+    Refusal,
+    derived_id,
+    json_object,
+    obj,
+    text,
+)
 from projections.providers.facts import Facts
 from projections.recipients import parse_time
 
@@ -50,9 +72,22 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "suppression_removed": "ignore",
     "scheduled": "ignore",
     "received": "ignore",
+    # A contact created or updated with `unsubscribed: true`: an unsubscribe from the
+    # audience (`data.audience_id`).
+    "contact_unsubscribed": "unsubscribe",
+    # Any other change of a contact: the payload carries no previous value, so
+    # `unsubscribed: false` is never a resubscribe.
+    "contact_created": "ignore",
+    "contact_updated": "ignore",
+    "contact_deleted": "ignore",
 }
 
 _BOUNCE_CLASS = {"permanent": "hard", "transient": "soft"}
+_SUB_TYPE_REFUSAL: dict[str, Refusal] = {
+    "noemail": NO_MAILBOX,
+    "contentrejected": SENDER,
+    "attachmentrejected": SENDER,
+}
 
 
 def canonical_kind(name: str) -> str:
@@ -86,25 +121,43 @@ def _recipients(data: Raw) -> list[str]:
 
 
 _SUPPRESSION_LIST = {"suppression_added", "suppression_removed"}
+_CONTACT = {"contact_created", "contact_updated", "contact_deleted"}
+
+
+def _contact_kind(kind: str, data: Raw) -> str:
+    """`contact_unsubscribed` for a contact created or updated as unsubscribed."""
+    if kind != "contact_deleted" and data.get("unsubscribed") is True:
+        return "contact_unsubscribed"
+    return kind
 
 
 def facts(raw: Raw) -> list[Facts]:
-    """One Facts per address in `data.to` (`data.email` for suppression-list events)."""
+    """One Facts per address in `data.to` (`data.email` for suppression-list and
+    contact events)."""
     kind = canonical_kind(str(raw["type"]))
     data = obj(raw.get("data"))
     created = text(raw.get("created_at"))
     message_id = text(data.get("email_id"))
-    email = text(data.get("email")) if kind in _SUPPRESSION_LIST else None
-    recipients = [email] if email else _recipients(data)
+    scope = contact_id = None
+    by_email = kind in _SUPPRESSION_LIST or kind in _CONTACT
+    if kind in _CONTACT:
+        contact_id = text(data.get("id"))
+        scope = text(data.get("audience_id"))
+        kind = _contact_kind(kind, data)
+    email = text(data.get("email")) if by_email else None
+    recipients: list[str | None] = [email] if by_email else [*_recipients(data)]
+    if not recipients and kind in DEFAULT_MAPPING:
+        recipients = [None]  # a known event naming nobody: counted as unattributed
     bounce = obj(data.get("bounce"))
     bounce_class = _BOUNCE_CLASS.get((text(bounce.get("type")) or "").lower())
     sub_type = (text(bounce.get("subType")) or "").lower()
     if kind == "bounced" and sub_type == "onaccountsuppressionlist":
         kind = "account_suppressed"
+    refusal = _SUB_TYPE_REFUSAL.get(sub_type) if kind == "bounced" else None
     shared = len(recipients) if len(recipients) > 1 else 0
     if shared:
         bounce_class = None
-    event_id = text(raw.get(SVIX_ID)) or derived_id(message_id, kind, created)
+    event_id = text(raw.get(SVIX_ID)) or derived_id(message_id or contact_id, kind, created)
     suppressed = obj(data.get("suppressed"))
     diagnostic = (
         text(bounce.get("message"))
@@ -122,7 +175,9 @@ def facts(raw: Raw) -> list[Facts]:
             message_id=message_id,
             diagnostic=diagnostic,
             bounce_class=bounce_class if kind in ("bounced", "account_suppressed") else None,
+            scope=scope,
             shared=shared,
+            refusal=refusal,
         )
         for recipient in recipients
     ]

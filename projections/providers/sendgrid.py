@@ -6,9 +6,16 @@ address: SendGrid itself never suppresses blocks) is kept but ignored by default
 is its own raw kind (`bounce`, `blocked`, `expired`) so a policy can map them
 separately. The opt-in `bounce_classification` refines a `bounce`: a refusal about the
 sender (Reputation, Content, "Frequency or Volume Too High") is its own raw kind
-(`bounce_reputation`, `bounce_content`, `bounce_frequency`), ignored by default;
+(`bounce_reputation`, `bounce_content`, `bounce_frequency`), a soft bounce that is a
+sender-side refusal (so ignored unless the policy says `sender_side_bounces = "soft"`);
 "Technical Failure" counts as soft. A legacy bounce without `type` is hard when its
 `status` is 5.x.x and soft when 4.x.x.
+
+Refusal: the mailbox does not exist (`no_mailbox`) when `status` is 5.1.1 / 5.1.10 or
+the classification is "Invalid Address"; a sender-side refusal (`sender`) when the
+classification is one of the sender's or `status` is 5.7.x. `reason` is often the
+receiving MTA's own words ("550 Requested action not taken: mailbox unavailable"), so
+these fields are read first.
 
 `dropped` (SendGrid refusing to send) is split by `reason`: an address on SendGrid's
 own bounce, spam-report or unsubscribe list is `dropped_bounce`, `dropped_spamreport`
@@ -24,7 +31,17 @@ from collections.abc import Mapping
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import Raw, derived_id, json_document, text
+from projections.providers.common import (
+    NO_MAILBOX,
+    SENDER,
+    Raw,
+    Refusal,
+    derived_id,
+    json_document,
+    status_refusal,
+    stronger,
+    text,
+)
 from projections.providers.facts import Facts
 from projections.recipients import parse_time
 
@@ -38,9 +55,11 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "blocked": "ignore",
     "expired": "bounce",
     # Refusals classified as the sender's problem: no evidence against the recipient.
-    "bounce_reputation": "ignore",
-    "bounce_content": "ignore",
-    "bounce_frequency": "ignore",
+    # Bounces with `refusal = "sender"`, so the policy's `sender_side_bounces` decides
+    # (ignored by default), as for every provider's sender-side refusal.
+    "bounce_reputation": "bounce",
+    "bounce_content": "bounce",
+    "bounce_frequency": "bounce",
     "deferred": "deferred",
     "spamreport": "complaint",
     "unsubscribe": "unsubscribe",
@@ -67,6 +86,8 @@ _SENDER_SIDE = {
     "frequency or volume too high": "bounce_frequency",
 }
 _RECIPIENT_SIDE = {"invalid address", "mailbox unavailable"}
+# The kinds a bounce's fields (status, classification) are read for.
+_BOUNCES = {"bounce", "blocked", "expired", *_SENDER_SIDE.values()}
 # A `dropped` event's `reason` when the address is on one of SendGrid's own lists.
 _DROPPED = {
     "bounced address": "dropped_bounce",
@@ -130,6 +151,21 @@ def _bounce_class(kind: str, raw: Raw) -> str | None:
     return None
 
 
+def _refusal(kind: str, raw: Raw) -> Refusal | None:
+    """What the classification and the enhanced `status` say the refusal is about."""
+    if kind not in _BOUNCES:
+        return None
+    classification = (text(raw.get("bounce_classification")) or "").lower()
+    stated = (
+        NO_MAILBOX
+        if classification == "invalid address"
+        else SENDER
+        if classification in _SENDER_SIDE
+        else None
+    )
+    return stronger(stated, status_refusal(text(raw.get("status"))))
+
+
 def facts(raw: Raw) -> list[Facts]:
     """One Facts per event: SendGrid events are already one per recipient."""
     kind = _raw_kind(raw)
@@ -149,5 +185,6 @@ def facts(raw: Raw) -> list[Facts]:
             diagnostic=text(raw.get("reason")) or text(raw.get("response")),
             bounce_class=_bounce_class(kind, raw),
             scope=text(raw.get("asm_group_id")) if kind in _GROUP else None,
+            refusal=_refusal(kind, raw),
         )
     ]

@@ -11,9 +11,16 @@ the account's own list without saying whether a bounce or a complaint put it the
 whose `complaintFeedbackType` is `not-spam`, `auth-failure` or `virus` are reports
 about the message, not the recipient pressing "spam": their own raw kinds, ignored.
 
-List-management `Subscription` events name no address: the recipients are
-`mail.destination`, a guess that is only safe with one address. With several, every
-Facts carries `shared` (how many), so the mapping acts for nobody. Their scope is
+Refusal: `bounceSubType: NoEmail`, or a bounced recipient's `status` 5.1.1 / 5.1.10,
+says the mailbox does not exist (`no_mailbox`); `ContentRejected` /
+`AttachmentRejected`, or a recipient's `status` 5.7.x, is a refusal of the message or
+the sender (`sender`).
+
+A complaint's `complainedRecipients` are the recipients that *may* have complained:
+with several, every Facts carries `shared` (how many). List-management `Subscription`
+events name no address: the recipients are `mail.destination`, and with several every
+Facts carries `shared` likewise. A shared complaint or unsubscribe still suppresses
+every listed address (see projections.mapping). Their scope is
 `subscription.contactList`.
 
 SNS subscription handshakes and SES's plain-text "Successfully validated SNS topic"
@@ -31,11 +38,16 @@ from projections.errors import DecodeFailed
 from projections.policy import Kind
 from projections.providers.common import (
     JSON_ERRORS,
+    NO_MAILBOX,
+    SENDER,
     Raw,
+    Refusal,
     derived_id,
     json_object,
     obj,
     snake,
+    status_refusal,
+    stronger,
     text,
 )
 from projections.providers.facts import Facts
@@ -75,6 +87,13 @@ _NOT_A_COMPLAINT = {
     "virus": "complaint_virus",
 }
 _SUBSCRIPTION_KINDS = {"subscription", "unsubscribe_all", "resubscribe_all"}
+_COMPLAINT_KINDS = {"complaint", *_NOT_A_COMPLAINT.values()}
+# What a bounce's subtype says the refusal is about.
+_SUB_TYPE_REFUSAL: dict[str, Refusal] = {
+    "noemail": NO_MAILBOX,
+    "contentrejected": SENDER,
+    "attachmentrejected": SENDER,
+}
 # The event object's key in the SES message, where it differs from the kind's name.
 _DETAIL_KEY = {"delivery_delay": "deliveryDelay", "rendering_failure": "failure"}
 _json = msgspec.json.Decoder()
@@ -149,12 +168,15 @@ def facts(raw: Raw) -> list[Facts]:
     mail = obj(message.get("mail"))
     detail = obj(message.get(_DETAIL_KEY.get(kind, kind)))
     bounce_class: str | None = None
+    sub_type_refusal: Refusal | None = None
     diagnostic_key = "diagnosticCode"
     if kind == "bounce":
         recipients = _addresses(detail.get("bouncedRecipients"))
         bounce_class = _BOUNCE_CLASS.get((text(detail.get("bounceType")) or "").lower())
-        if (text(detail.get("bounceSubType")) or "").lower() == "onaccountsuppressionlist":
+        sub_type = (text(detail.get("bounceSubType")) or "").lower()
+        if sub_type == "onaccountsuppressionlist":
             kind = "account_suppressed"
+        sub_type_refusal = _SUB_TYPE_REFUSAL.get(sub_type)
     elif kind == "complaint":
         recipients = _addresses(detail.get("complainedRecipients"))
         feedback = (text(detail.get("complaintFeedbackType")) or "").lower()
@@ -175,6 +197,7 @@ def facts(raw: Raw) -> list[Facts]:
     scope, shared = None, 0
     if kind in _SUBSCRIPTION_KINDS:
         scope = text(detail.get("contactList"))
+    if kind in _SUBSCRIPTION_KINDS or kind in _COMPLAINT_KINDS:
         shared = len(recipients) if len(recipients) > 1 else 0
     return [
         Facts(
@@ -187,6 +210,11 @@ def facts(raw: Raw) -> list[Facts]:
             bounce_class=bounce_class,
             scope=scope,
             shared=shared,
+            refusal=(
+                stronger(sub_type_refusal, status_refusal(text(entry.get("status"))))
+                if kind == "bounce"
+                else None
+            ),
         )
         for address, entry in recipients
     ]

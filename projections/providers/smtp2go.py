@@ -4,8 +4,11 @@ Keys are looked up case-insensitively with `-` and `_` alike (form output repeat
 `Message-Id`/`message-id`); the recipient is `rcpt` (one address, kept as given), or
 each address of `recipients` for `processed`: a string or a list of strings, each
 holding an address list that is split with a real address parser, so
-`"Bob Smith" <bob@x.org>, carol@y.org` is two addr-specs. SMTP2GO does not sign its
-webhooks: authentication is at the door.
+`"Bob Smith" <bob@x.org>, carol@y.org` is two addr-specs. `reject` (SMTP2GO's own
+suppression list refused the send) is a provider-side suppression. SMTP2GO has no
+field saying whether the mailbox does not exist or the sender was refused: that
+refusal is read from the enhanced code in `message` (projections.facts.place). SMTP2GO
+does not sign its webhooks: authentication is at the door.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ Raw = dict[str, Any]
 # soft by the `bounce` field (unknown counts as soft), spam is a complaint, and the
 # rest is kept in the ledger without effect until a policy maps it. `unsubscribe` stays
 # ignored as upstream documents it (a policy maps `unsubscribe = "unsubscribe"`).
+# `reject` is SMTP2GO refusing to send to an address on its own suppression list (it
+# hard-bounced, complained or unsubscribed, SMTP2GO does not say which): a provider-side
+# suppression, as SES / Resend `OnAccountSuppressionList` (issue 18).
 DEFAULT_MAPPING: dict[str, Kind] = {
     "delivered": "delivered",
     "bounce": "bounce",
     "spam": "complaint",
-    "reject": "ignore",
+    "reject": "provider_suppressed",
     "open": "ignore",
     "click": "ignore",
     "unsubscribe": "ignore",

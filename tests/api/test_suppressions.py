@@ -161,6 +161,11 @@ async def test_get_one_address_is_case_insensitive(client: Any) -> None:
         assert state["events"] == 1
         assert state["soft_bounces"] == 0
         assert state["last_event_at"] == "2026-05-04T10:15:02Z"
+        assert state["causes"] == [
+            {"reason": "hard_bounce", "since": "2026-05-04T10:15:02Z", "receipt": 1,
+             "newest_receipt": 1}
+        ]  # fmt: skip
+        assert state["newest_evidence"] == 1
 
 
 async def test_unknown_address_is_not_suppressed(client: Any) -> None:
@@ -174,6 +179,8 @@ async def test_unknown_address_is_not_suppressed(client: Any) -> None:
         "events": 0,
         "receipt": None,
         "last_event_at": None,
+        "causes": [],
+        "newest_evidence": 0,
     }
 
 

@@ -1,7 +1,10 @@
-"""Time travel: the state as it was at an event time, refolded from the ledger."""
+"""Time travel: what the service answered at a moment — the receipts received by then,
+refolded from the ledger (issue 18, finding N10: evidence received later is left out,
+whatever its event time)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +28,16 @@ EARLIER_SOFT = as_json(
     smtp2go_event("bounce", NOBODY, "2026-05-03T09:00:00Z", "soft-early", bounce="soft")
 )
 
+# The ledger of the CLI test: the hard bounce received at 10:15:05, the earlier soft
+# bounce received at 11:00 (its event time is a day before).
 MOMENTS: list[tuple[str, bool, str | None, int, int]] = [
     # (as_of, suppressed, reason, soft bounces, events folded)
     ("2026-05-01T00:00:00Z", False, None, 0, 0),
-    ("2026-05-03T09:00:00Z", False, None, 1, 1),  # inclusive: the soft bounce at that instant
-    ("2026-05-04T10:15:01Z", False, None, 1, 1),  # one second before the hard bounce
-    ("2026-05-04T10:15:02Z", True, "hard_bounce", 1, 2),
-    ("2026-05-04T12:15:02+02:00", True, "hard_bounce", 1, 2),  # the same instant, in CEST
+    ("2026-05-03T09:00:00Z", False, None, 0, 0),  # the soft bounce happened, unknown yet
+    ("2026-05-04T10:15:04Z", False, None, 0, 0),  # the hard bounce happened, not received
+    ("2026-05-04T10:15:05Z", True, "hard_bounce", 0, 1),  # inclusive: received at that instant
+    ("2026-05-04T12:59:59+02:00", True, "hard_bounce", 0, 1),  # 10:59:59 UTC
+    ("2026-05-04T11:00:00Z", True, "hard_bounce", 1, 2),
     ("2026-06-01", True, "hard_bounce", 1, 2),  # a date alone is midnight UTC
     ("1780000000", True, "hard_bounce", 1, 2),  # epoch seconds (2026-05-28)
 ]
@@ -51,13 +57,25 @@ def check(
         assert status["receipt"] is None
 
 
-async def test_http_as_of_gives_the_state_at_that_event_time(client: Any) -> None:
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def test_http_as_of_answers_what_the_ledger_had_received(client: Any) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
     await post(client, HARD, FORM)
+    await settle(client)
+    between = datetime.now(UTC) + timedelta(microseconds=1)
     await post(client, EARLIER_SOFT)
     await settle(client)
-    for moment, suppressed, reason, soft, events in MOMENTS:
-        status = await get_json(client, "/v1/suppressions/Nobody@Example.org", as_of=moment)
-        check(status, suppressed, reason, soft, events)
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    for moment, suppressed, soft, events in (
+        (before, False, 0, 0),  # both events happened in May, neither was received
+        (between, True, 0, 1),  # the soft bounce, dated before the hard one, not yet here
+        (after, True, 1, 2),
+    ):
+        status = await get_json(client, "/v1/suppressions/Nobody@Example.org", as_of=stamp(moment))
+        check(status, suppressed, "hard_bounce" if suppressed else None, soft, events)
     # without as_of: now
     check(await get_json(client, f"/v1/suppressions/{NOBODY}"), True, "hard_bounce", 1, 2)
     assert (await get_json(client, f"/v1/suppressions/{NOBODY}", as_of=""))["suppressed"] is True
@@ -73,7 +91,7 @@ async def test_http_as_of_refuses_a_bad_time(client: Any) -> None:
         assert "as_of" in response.json()["detail"]
 
 
-def test_cli_as_of_gives_the_state_at_that_event_time(tmp_path: Path) -> None:
+def test_cli_as_of_answers_what_the_ledger_had_received(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     append_sync(
         db,
@@ -90,7 +108,7 @@ def test_cli_as_of_gives_the_state_at_that_event_time(tmp_path: Path) -> None:
             soft,
             events,
         )
-    before = invoke("status", NOBODY, "--as-of", "2026-05-04T10:00:00Z", "--db", db)
+    before = invoke("status", NOBODY, "--as-of", "2026-05-04T10:15:04Z", "--db", db)
     assert before.exit_code == 0
     assert f"{NOBODY}: not suppressed" in before.stdout
     after = invoke("status", NOBODY, "--as-of", "2026-05-04T11:00:00Z", "--db", db)

@@ -29,7 +29,7 @@ from tests.browser.helpers import (
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
 Serve = Callable[..., LiveServer]
-SUPPRESSIONS_CSV = ["email", "reason", "provider", "since", "receipt", "last_event"]
+SUPPRESSIONS_CSV = ["email", "reason", "provider", "since", "receipt", "last_event", "reasons"]
 POLICY_CSV = ["email", "before", "after"]
 
 
@@ -207,12 +207,14 @@ def test_c_export_the_filtered_suppressions_as_csv(serve: Serve, tabs: Tabs) -> 
 
 
 def test_c_release_selected_addresses_with_a_note(serve: Serve, tabs: Tabs) -> None:
-    """Tick two rows, Release selected, confirm with a note: both are released."""
+    """Tick two rows, Release selected, see every cause, tick the complaint to lift it
+    too (issue 18: an opt-out is lifted only when named), confirm with a note: both are
+    released."""
     live = serve()
     _suppression_list(live)
     page = tabs.open(live)
     sign_in(page)
-    steps = Steps("(c) bulk release: tick two, Release selected, confirm with a note")
+    steps = Steps("(c) bulk release: tick two, Release selected, name the cause, confirm")
 
     steps.click(page.get_by_role("link", name="Suppressions", exact=True), "Suppressions")
     for email in COMPLAINED:
@@ -221,6 +223,7 @@ def test_c_release_selected_addresses_with_a_note(serve: Serve, tabs: Tabs) -> N
     expect(page.get_by_role("heading", name="Release 2 address(es)?")).to_be_visible()
     for email in COMPLAINED:
         expect(page.get_by_text(email).first).to_be_visible()
+    steps.click(page.get_by_label("also lift complaint"), "tick: also lift complaint")
     steps.type(page.get_by_label("Why? (recorded with your name)"), "confirmed opt-in", "note")
     steps.click(page.get_by_role("button", name="Release 2 address(es)"), "confirm")
     live.settle()

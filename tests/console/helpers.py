@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as markup
 import re
 from typing import Any
 
@@ -27,9 +28,26 @@ async def sign_in(client: Any, key: str = API_KEY) -> Any:
     )
 
 
+_FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', re.DOTALL)
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def hidden_fields(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the page's form that posts to `action` (as a browser sends
+    them), the CSRF token aside; {} when the page has no such form."""
+    for target, body in _FORM.findall(html):
+        if markup.unescape(target) == action:
+            return {
+                name: markup.unescape(value)
+                for name, value in _HIDDEN.findall(body)
+                if name != "_csrf_token"
+            }
+    return {}
+
+
 async def post_form(client: Any, page: str, action: str, data: dict[str, Any]) -> Any:
-    """Submit a form of `page` to `action`, with the page's CSRF token."""
+    """Submit a form of `page` to `action` as a browser would: the page's CSRF token and
+    the form's hidden fields, with `data` on top."""
     html = (await client.get(page)).text
-    return await client.post(
-        action, data={**data, "_csrf_token": csrf_token(html)}, follow_redirects=False
-    )
+    fields = {**hidden_fields(html, action), **data, "_csrf_token": csrf_token(html)}
+    return await client.post(action, data=fields, follow_redirects=False)

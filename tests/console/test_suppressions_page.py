@@ -328,7 +328,7 @@ async def test_the_csv_lists_every_row_escaped_and_guarded(
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == 'attachment; filename="suppressions.csv"'
     text = response.text
-    assert text.splitlines()[0] == "email,reason,provider,since,receipt,last_event"
+    assert text.splitlines()[0] == "email,reason,provider,since,receipt,last_event,reasons"
     rows = _csv_rows(text)
     guarded = {"=cmd@example.org": "'=cmd@example.org", "-dash@example.org": "'-dash@example.org"}
     assert [row[0] for row in rows[1:]] == [guarded.get(e, e) for e in EVERYONE]
@@ -340,6 +340,7 @@ async def test_the_csv_lists_every_row_escaped_and_guarded(
         "2020-05-01T08:00:00Z",
         "1",
         "2020-05-01T08:00:00Z",
+        "hard_bounce",
     ]
     assert by_email[QUOTED][3] == "2020-05-05T12:00:00.250000Z"
     assert '"""q,uote""@example.org"' in text  # quoted, quotes doubled
@@ -365,7 +366,7 @@ async def test_the_csv_follows_the_filter_and_the_sort(client: Any) -> None:
     )
     assert [row[0] for row in days[1:]] == ["b@example.com", "c@example.org"]
     empty = await client.get(CSV_URL, params={"provider": "ses"})
-    assert empty.text == "email,reason,provider,since,receipt,last_event\r\n"
+    assert empty.text == "email,reason,provider,since,receipt,last_event,reasons\r\n"
 
 
 @pytest.mark.parametrize(
@@ -406,6 +407,9 @@ async def test_releasing_the_ticked_rows_confirms_then_records_each_with_note_an
     form = text[text.index(f'<form method="post" action="{CONFIRM}"') :]
     form = form[: form.index("</form>")]
     assert re.findall(r'<input type="hidden" name="email" value="([^"]+)">', form) == chosen
+    # with each address, the newest evidence the page shows: checked again on confirming
+    expects = re.findall(r'<input type="hidden" name="expect" value="(\d+)">', form)
+    assert len(expects) == len(chosen)
     assert '<label for="release-note">Why? (recorded with your name)</label>' in form
     assert 'id="release-note" name="note" type="text" required' in form
     assert '<button type="submit">Release 2 address(es)</button>' in form
@@ -415,6 +419,7 @@ async def test_releasing_the_ticked_rows_confirms_then_records_each_with_note_an
         CONFIRM,
         data={
             "email": chosen,
+            "expect": expects,
             "note": "asked by the customer, ticket 42",
             "_csrf_token": csrf_token(text),
         },
@@ -550,6 +555,7 @@ async def test_the_json_list_takes_the_same_filters(client: Any) -> None:
         "receipt": 1,
         "provider": "smtp2go",
         "last_event": "2020-05-01T08:00:00Z",
+        "reasons": ["hard_bounce"],
     }
     for bad in (
         {"reason": "bogus"},

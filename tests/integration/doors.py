@@ -149,10 +149,12 @@ async def explain_effects(client: Any, email: str) -> list[str]:
     return [str(step["effect"]) for step in steps]
 
 
-async def release(client: Any, email: str, note: str) -> dict[str, Any]:
+async def release(client: Any, email: str, note: str, also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A release (the bounces, and the causes named in `also`), answered 200."""
     response = await client.request(
-        "DELETE", f"/v1/suppressions/{email}", json={"note": note}, headers=AUTH
-    )
+        "DELETE", f"/v1/suppressions/{email}", json={"note": note, "also": list(also)},
+        headers=AUTH,
+    )  # fmt: skip
     return await accepted(response)
 
 

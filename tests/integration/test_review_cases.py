@@ -224,24 +224,32 @@ async def test_a_postmark_subscribe_bounce_never_lifts_an_opt_out(app: Any) -> N
 
 
 async def test_resend_multi_recipient_events_neither_heal_nor_act_for_anyone(app: Any) -> None:
-    """Issue 12, items 4 and 11 (review H4): a Resend Permanent bounce and a delivery
-    both to `[a, b]`, three times. The bounce counts as soft for both (Resend does not
-    say which bounced); the delivery heals nobody, so under the default threshold of 3
-    the bouncing address (and, unavoidably, its co-recipient) is suppressed by the soft
-    threshold. A complaint with two `to` addresses suppresses neither."""
+    """Issue 12, items 4 and 11 (review H4), as issue 18 (review 2, N3 and N7) changed it.
+    Three mails to `[a, b]` that only bounced (no copy delivered): each bounce counts as
+    soft for both addresses (Resend does not say which bounced), and the threshold of 3
+    suppresses both. Three more mails to `[c, d]`, each with a bounce and a delivery of
+    the same message: the delivery proves one copy arrived, and a shared bounce does not
+    count against an address its message was delivered to — neither is suppressed (N7:
+    the co-recipient of a dead address is no longer suppressed; the dead one is caught by
+    its own mail). A delivery naming both heals nobody. A complaint with two `to`
+    addresses suppresses both, flagged as shared (N3: it used to suppress neither, so
+    the complainer kept being mailed)."""
     a, b = "a.multi@example.org", "b.multi@example.org"
+    c, d = "c.multi@example.org", "d.multi@example.org"
     start = datetime.now(UTC) - 10 * DAY
+    bounce = {"type": "Permanent", "subType": "General", "message": "One recipient bounced."}
     for send in range(3):
         sent_at = start + send * DAY
-        email_id = f"9c3e2b5a-0000-4444-8555-00000000000{send}"
-        bounce = {"type": "Permanent", "subType": "General", "message": "One recipient bounced."}
+        dead = f"9c3e2b5a-0000-4444-8555-00000000000{send}"
         await post_resend(
-            app, resend("email.bounced", [a, b], iso(sent_at), email_id, bounce=bounce), f"b{send}"
+            app, resend("email.bounced", [a, b], iso(sent_at), dead, bounce=bounce), f"b{send}"
+        )
+        mixed = f"9c3e2b5a-1111-4444-8555-00000000000{send}"
+        await post_resend(
+            app, resend("email.bounced", [c, d], iso(sent_at), mixed, bounce=bounce), f"x{send}"
         )
         delivered_at = iso(sent_at + timedelta(minutes=1))
-        await post_resend(
-            app, resend("email.delivered", [a, b], delivered_at, email_id), f"d{send}"
-        )
+        await post_resend(app, resend("email.delivered", [c, d], delivered_at, mixed), f"d{send}")
 
     for address in (a, b):
         got = await verdict(app, address)
@@ -250,15 +258,21 @@ async def test_resend_multi_recipient_events_neither_heal_nor_act_for_anyone(app
             "soft_bounce_threshold",
             3,
         )
-    entries = await timeline(app, a)
-    assert [(e["raw_kind"], e["ignored"]) for e in entries] == [
-        ("bounced", False),
-        ("delivered", True),
-    ] * 3
-    for entry in entries:
+    for entry in await timeline(app, a):
         assert any(MULTI in flag for flag in flags(entry)), entry
-        if entry["raw_kind"] == "bounced":
-            assert (entry["kind"], entry["bounce_class"]) == ("bounce", "soft")
+        assert (entry["kind"], entry["bounce_class"]) == ("bounce", "soft")
+    for address in (c, d):
+        got = await verdict(app, address)
+        assert (got["suppressed"], got["soft_bounces"]) == (False, 0)
+        entries = await timeline(app, address)
+        assert [(e["raw_kind"], e["ignored"]) for e in entries] == [
+            ("bounced", True),
+            ("delivered", True),
+        ] * 3
+        for entry in entries:
+            assert any(MULTI in flag for flag in flags(entry)), entry
+            if entry["raw_kind"] == "bounced":
+                assert "delivered to this address" in entry["ignored_reason"]
 
     innocent, complainer = "innocent@example.org", "complainer@example.org"
     await post_resend(
@@ -267,13 +281,14 @@ async def test_resend_multi_recipient_events_neither_heal_nor_act_for_anyone(app
         "complained",
     )
     for address in (innocent, complainer):
-        assert (await verdict(app, address))["suppressed"] is False
+        got = await verdict(app, address)
+        assert (got["suppressed"], got["reason"]) == (True, "complaint")
         (entry,) = await timeline(app, address)
-        assert entry["ignored"] is True
+        assert (entry["kind"], entry["ignored"]) == ("complaint", False)
         assert any(MULTI in flag for flag in flags(entry)), entry
-    # an operator sees them counted: 3 bounces + 3 deliveries + 1 complaint, 2 addresses each
+    # an operator sees them counted: 6 bounces + 3 deliveries + 1 complaint, 2 addresses each
     metrics = (await app.get("/metrics", headers=AUTH)).text
-    assert 'bounceledger_ambiguous_events_total{source="resend"} 14.0' in metrics
+    assert 'bounceledger_ambiguous_events_total{source="resend"} 20.0' in metrics
 
 
 EXCLUSION = """
@@ -417,7 +432,7 @@ async def test_one_canonical_address_at_ingest_status_check_and_operator_actions
     assert response.status_code == 200, response.text
     got = await verdict(app, "ana@xn--bcher-kva.example")
     assert (got["email"], got["reason"]) == ("ana@xn--bcher-kva.example", "manual")
-    released = await release(app, "ANA@XN--BCHER-KVA.EXAMPLE.", "wrong address")
+    released = await release(app, "ANA@XN--BCHER-KVA.EXAMPLE.", "wrong address", ("manual",))
     assert released["suppressed"] is False
     assert (await verdict(app, "ana@bücher.example"))["suppressed"] is False
 
@@ -501,10 +516,12 @@ async def test_sendgrid_blocks_and_sender_side_bounces_do_not_count(
     assert [e["ignored"] for e in await timeline(app, good)] == [True, True, True]
 
 
-async def test_ses_list_unsubscribe_acts_only_when_one_address_is_named(app: Any) -> None:
+async def test_ses_list_unsubscribe_naming_several_addresses_unsubscribes_each(app: Any) -> None:
     """Issue 12, item 10 (review M2): an SES `Subscription` unsubscribe whose
-    `mail.destination` names two addresses unsubscribes neither (flagged in the
-    timeline); with one address (display name and all) it unsubscribes that address."""
+    `mail.destination` names two addresses is flagged as shared in the timeline; with
+    one address (display name and all) it unsubscribes that address. Changed by issue 18
+    (review 2, N3): the shared unsubscribe now unsubscribes both addresses (it used to
+    unsubscribe neither), as a shared complaint suppresses every listed address."""
     now = datetime.now(UTC)
     shared = ['"Carol" <carol@example.org>', "cc.colleague@example.org"]
     await post_ses(
@@ -513,9 +530,10 @@ async def test_ses_list_unsubscribe_acts_only_when_one_address_is_named(app: Any
         "m2-two",
     )
     for address in ("cc.colleague@example.org", "carol@example.org"):
-        assert (await verdict(app, address))["suppressed"] is False, address
+        got = await verdict(app, address)
+        assert (got["suppressed"], got["reason"]) == (True, "unsubscribe"), address
         (entry,) = await timeline(app, address)
-        assert entry["ignored"] is True
+        assert (entry["ignored"], entry["scope"]) == (False, "newsletter")
         assert any(MULTI in flag for flag in flags(entry)), entry
 
     await post_ses(

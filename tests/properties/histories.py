@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from ledger import NewReceipt, Receipt
 from projections import Mapper, Policy, RecipientState, operator, replay
+from projections.facts import derive
 from projections.policy import ClassifyRule, Exclusion
 
 ADDRESSES = (
@@ -338,17 +339,52 @@ def receipts(deliveries: Iterable[Delivery]) -> list[Receipt]:
 
 
 def project(ledger: Iterable[Receipt], policy: Policy) -> dict[str, RecipientState]:
-    """The reference projection: map every receipt in ledger order, keep the first event
-    of each de-duplication key, replay each recipient's events in history order."""
+    """The reference projection: derive every receipt's facts in ledger order, keep the
+    first fact of each de-duplication key, read each recipient's whole history under the
+    policy and replay it in history order."""
     mapper = Mapper(policy)
     seen: set[bytes] = set()
     by_email = defaultdict(list)
     for receipt in ledger:
-        for item in mapper.placed(receipt):
+        for item in derive(receipt):
             if item.key not in seen:
                 seen.add(item.key)
-                by_email[item.event.recipient].append(item.event)
-    return {email: replay(email, events, policy) for email, events in sorted(by_email.items())}
+                by_email[item.fact.recipient].append(item.fact)
+    return {
+        email: replay(email, mapper.history(sorted(facts, key=lambda f: f.position)), policy)
+        for email, facts in sorted(by_email.items())
+    }
+
+
+# Resend: one event names every `to` address (shared when there are several), about one
+# of a few messages: bounces, deliveries and complaints of the same message interleave.
+RESEND_TO = (
+    ("alice@example.com",),
+    ("alice@example.com", "bob@example.org"),
+    ("bob@example.org", "carol@example.net"),
+)
+RESEND_KINDS = ("email.bounced", "email.bounced", "email.delivered", "email.complained")
+
+
+@st.composite
+def resend_histories(draw: st.DrawFn) -> list[Delivery]:
+    """Resend deliveries, each one event (no svix-id: the id is derived)."""
+    deliveries = []
+    for index in range(draw(st.integers(1, 10))):
+        kind = draw(st.sampled_from(RESEND_KINDS))
+        ms = draw(st.integers(0, SPAN_MS))
+        data: dict[str, Any] = {
+            "email_id": draw(st.sampled_from(["m1", "m2", "m3"])),
+            "to": list(draw(st.sampled_from(RESEND_TO))),
+            "subject": f"update {index}",
+        }
+        if kind == "email.bounced":
+            kinds = ["Permanent", "Transient"]
+            data["bounce"] = {"type": draw(st.sampled_from(kinds)), "message": "bounced"}
+        body = msgspec.json.encode({"type": kind, "created_at": time_text(ms, 0), "data": data})
+        received = micros(BASE) + (ms + draw(st.integers(0, MAX_DELAY_MS))) * 1000
+        deliveries.append(Delivery(body, received, "application/json", source="resend"))
+    return deliveries
 
 
 def verdict(state: RecipientState) -> tuple[Any, ...]:

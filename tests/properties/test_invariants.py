@@ -39,6 +39,7 @@ from tests.properties.histories import (
     project,
     receipts,
     redeliveries,
+    resend_histories,
     verdict,
 )
 
@@ -230,6 +231,41 @@ def test_incremental_projection_equals_a_rebuild_wherever_the_projector_stopped(
     assert live == rebuilt
     assert live == fresh
     assert live["meta"][0][0] == len(ledger_)  # the checkpoint is the last receipt
+    assert live["state"] == encoded(project(ledger_, policy))
+
+
+@settings(DB, max_examples=150)
+@given(
+    history=resend_histories(),
+    policy=POLICIES,
+    limits=st.lists(st.integers(0, 3), min_size=10, max_size=10),
+)
+def test_shared_recipients_project_incrementally_as_a_rebuild_does(
+    history: list[Delivery], policy: Policy, limits: list[int]
+) -> None:
+    """Issue 18, N3 and N7: events naming several recipients (Resend) — a shared bounce
+    weighed against the deliveries of its message, arriving before or after it — fold
+    to the same state step by step as in a rebuild, and as the reference reads them."""
+
+    async def run() -> tuple[Dump, Dump, list[Receipt]]:
+        with scratch() as directory:
+            store = await open_store(directory)
+            try:
+                projector = Projector(store, policy)
+                await projector.start()
+                for delivery, limit in zip(history, limits, strict=False):
+                    await store.append(delivery.new_receipt())
+                    if limit:
+                        await projector.step(limit)
+                await projector.catch_up()
+                live = await dump(store)
+                await rebuild(store, policy)
+                return live, await dump(store), await ledger(store)
+            finally:
+                await store.close()
+
+    live, rebuilt, ledger_ = asyncio.run(run())
+    assert live == rebuilt
     assert live["state"] == encoded(project(ledger_, policy))
 
 

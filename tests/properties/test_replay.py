@@ -39,6 +39,18 @@ KINDS = (
     "unsubscribe", "resubscribe", "resubscribe", "provider", "deferred", "ignored", "suppress",
     "release", "release",
 )  # fmt: skip
+BOUNCES = ("hard_bounce", "soft_bounce_threshold")
+ALL = RANKING
+# What releases name: nothing more than the bounce class, some opt-outs too, everything,
+# or nothing at all (recorded before releases named their causes).
+LIFTS = (
+    BOUNCES,
+    (*BOUNCES, "complaint"),
+    (*BOUNCES, "unsubscribe", "manual"),
+    (*BOUNCES, "provider_suppressed"),
+    ALL,
+    None,
+)
 # Where an (un)subscribe comes from: a resubscribe answers only the same source and list.
 SCOPES = (("smtp2go", None), ("ses", "newsletter"), ("ses", "weekly"), ("postmark", "broadcast"))
 
@@ -46,8 +58,16 @@ SETTINGS = settings(max_examples=400, deadline=None)
 
 
 def make(
-    kind: str, at: int, seq: int, where: tuple[str, str | None] = SCOPES[0]
+    kind: str,
+    at: int,
+    seq: int,
+    where: tuple[str, str | None] = SCOPES[0],
+    *,
+    lifts: tuple[str, ...] | None = ALL,
+    seen: int | None = None,
 ) -> NormalizedEvent:
+    """One event; a release names `lifts` (None: one recorded before releases named
+    their causes) and, with `seen`, the newest evidence the operator saw."""
     source, scope = where
     common: dict[str, Any] = {
         "recipient": EMAIL, "at": at, "seq": seq, "source": source, "raw_kind": kind,
@@ -60,7 +80,7 @@ def make(
     if kind == "suppress":
         return OperatorSuppress(actor="ops", note="n", **common)
     if kind == "release":
-        return OperatorRelease(actor="ops", note="n", **common)
+        return OperatorRelease(actor="ops", note="n", lifts=lifts, seen=seen, **common)  # type: ignore[arg-type]
     if kind == "ignored":
         return Ignored(reason="r", **common)
     simple: dict[str, type[NormalizedEvent]] = {
@@ -82,9 +102,15 @@ def histories(draw: st.DrawFn, max_size: int = 14) -> list[NormalizedEvent]:
     times = [draw(st.integers(0, 12)) * 6 * HOUR for _ in kinds]
     seqs = draw(st.permutations(range(1, len(kinds) + 1)))
     wheres = [draw(st.sampled_from(SCOPES)) for _ in kinds]
+    size = len(kinds)
+    lifts = draw(st.lists(st.sampled_from(LIFTS), min_size=size, max_size=size))
+    seen_by = st.one_of(st.none(), st.integers(0, size))
+    seens = draw(st.lists(seen_by, min_size=size, max_size=size))
     return [
-        make(kind, at, seq, where)
-        for kind, at, seq, where in zip(kinds, times, seqs, wheres, strict=True)
+        make(kind, at, seq, where, lifts=lift, seen=seen)
+        for kind, at, seq, where, lift, seen in zip(
+            kinds, times, seqs, wheres, lifts, seens, strict=True
+        )
     ]
 
 
@@ -98,10 +124,12 @@ POLICIES = st.builds(
 
 # -- the reference model ------------------------------------------------------------------------
 #
-# Read off the sorted history directly, event by event *from scratch*, rather than carried
+# Read off the sorted history directly, prefix by prefix *from scratch*, rather than carried
 # forward as the fold carries its state:
-# - a release lifts the evidence that precedes it in history and was in the ledger before
-#   it (a lower seq); evidence with a higher seq survives it, whatever its event time;
+# - a release lifts evidence of the reasons it names (one recorded before releases named
+#   them: the bounce-class reasons and the strongest reason active just before it) that
+#   precedes it in history and that the operator saw: a seq at most its `seen` and lower
+#   than its own; evidence with a higher seq survives it, whatever its event time;
 # - a resubscribe lifts the unsubscribes before it with its own source and scope;
 # - soft bounces count from the last delivery (when deliveries clear them), less those a
 #   release lifted, within the window of the newest soft bounce.
@@ -131,57 +159,101 @@ def _where(event: NormalizedEvent) -> str:
     return f"{event.source}:{event.scope or ''}"
 
 
-def _released(history: list[NormalizedEvent], index: int, until: int) -> bool:
-    """Whether a release in history[index + 1 : until + 1] lifted history[index]."""
-    seq = history[index].seq
-    return any(_is(e, "release") and e.seq > seq for e in history[index + 1 : until + 1])
+class Reference:
+    """The reference reading of one sorted history under one policy."""
 
+    def __init__(
+        self,
+        history: list[NormalizedEvent],
+        policy: Policy,
+        lifts: dict[int, set[str]] | None = None,
+    ) -> None:
+        self.history = history
+        self.policy = policy
+        # what the release at each index lifts: the same for every prefix that holds it
+        self._lifts: dict[int, set[str]] = {} if lifts is None else lifts
 
-def _counted(history: list[NormalizedEvent], until: int, policy: Policy) -> list[int]:
-    """Indexes of the soft bounces that count right after history[until]."""
-    clears = policy.delivery_clears_soft_bounces
-    start = 0
-    for index in range(until + 1):
-        if clears and _is(history[index], "delivered"):
-            start = index + 1
-    softs = [
-        i
-        for i in range(start, until + 1)
-        if _is(history[i], "soft") and not _released(history, i, until)
-    ]
-    newest = max((history[i].at for i in range(until + 1) if _is(history[i], "soft")), default=0)
-    window = policy.window_us
-    if window is not None:
-        softs = [i for i in softs if history[i].at >= newest - window]
-    return softs[-max(SUPPORT_KEPT, policy.soft_bounce_threshold) :]
+    def lifts(self, index: int) -> set[str]:
+        """The reasons the release at history[index] lifts."""
+        if index not in self._lifts:
+            release = self.history[index]
+            assert isinstance(release, OperatorRelease)
+            if release.lifts is not None:
+                self._lifts[index] = set(release.lifts)
+            else:
+                before = Reference(self.history[:index], self.policy, self._lifts).active()
+                shown = min((reason for reason, _ in before), key=RANKING.index, default=None)
+                self._lifts[index] = {*BOUNCES, *([shown] if shown else [])}
+        return self._lifts[index]
+
+    def released(self, index: int, until: int, reason: str) -> bool:
+        """Whether a release in history[index + 1 : until + 1] lifted history[index] as
+        evidence of `reason`."""
+        seq = self.history[index].seq
+        for later in range(index + 1, until + 1):
+            release = self.history[later]
+            if not isinstance(release, OperatorRelease) or reason not in self.lifts(later):
+                continue
+            saw = release.seq - 1 if release.seen is None else min(release.seen, release.seq - 1)
+            if seq <= saw:
+                return True
+        return False
+
+    def counted(self, until: int) -> list[int]:
+        """Indexes of the soft bounces that count right after history[until]."""
+        history, policy = self.history, self.policy
+        start = 0
+        for index in range(until + 1):
+            if policy.delivery_clears_soft_bounces and _is(history[index], "delivered"):
+                start = index + 1
+        softs = [
+            i
+            for i in range(start, until + 1)
+            if _is(history[i], "soft") and not self.released(i, until, "soft_bounce_threshold")
+        ]
+        newest = max(
+            (history[i].at for i in range(until + 1) if _is(history[i], "soft")), default=0
+        )
+        window = policy.window_us
+        if window is not None:
+            softs = [i for i in softs if history[i].at >= newest - window]
+        return softs[-max(SUPPORT_KEPT, policy.soft_bounce_threshold) :]
+
+    def active(self) -> set[tuple[str, str]]:
+        """The active (reason, scope) pairs after the whole history."""
+        history, threshold = self.history, self.policy.soft_bounce_threshold
+        last = len(history) - 1
+        out: set[tuple[str, str]] = set()
+        for reason, kind in _EVIDENCE.items():
+            if any(
+                _is(e, kind) and not self.released(i, last, reason) for i, e in enumerate(history)
+            ):
+                out.add((reason, ""))
+        for i, event in enumerate(history):
+            if not _is(event, "unsubscribe") or self.released(i, last, "unsubscribe"):
+                continue
+            answered = any(
+                _is(later, "resubscribe") and _where(later) == _where(event)
+                for later in history[i:]
+            )
+            if not answered:
+                out.add(("unsubscribe", _where(event)))
+        soft = False
+        for index, event in enumerate(history):
+            if _is(event, "soft"):
+                soft = soft or len(self.counted(index)) >= threshold
+            elif _is(event, "release") and "soft_bounce_threshold" in self.lifts(index):
+                soft = len(self.counted(index)) >= threshold
+            elif _is(event, "delivered") and self.policy.delivery_clears_soft_bounces:
+                soft = False
+        if soft:
+            out.add(("soft_bounce_threshold", ""))
+        return out
 
 
 def active(history: list[NormalizedEvent], policy: Policy) -> set[tuple[str, str]]:
     """The active (reason, scope) pairs after a sorted history."""
-    last = len(history) - 1
-    out: set[tuple[str, str]] = set()
-    for reason, kind in _EVIDENCE.items():
-        if any(_is(e, kind) and not _released(history, i, last) for i, e in enumerate(history)):
-            out.add((reason, ""))
-    for i, event in enumerate(history):
-        if not _is(event, "unsubscribe") or _released(history, i, last):
-            continue
-        answered = any(
-            _is(later, "resubscribe") and _where(later) == _where(event) for later in history[i:]
-        )
-        if not answered:
-            out.add(("unsubscribe", _where(event)))
-    soft = False
-    for index, event in enumerate(history):
-        if _is(event, "soft"):
-            soft = soft or len(_counted(history, index, policy)) >= policy.soft_bounce_threshold
-        elif _is(event, "release"):
-            soft = len(_counted(history, index, policy)) >= policy.soft_bounce_threshold
-        elif _is(event, "delivered") and policy.delivery_clears_soft_bounces:
-            soft = False
-    if soft:
-        out.add(("soft_bounce_threshold", ""))
-    return out
+    return Reference(history, policy).active()
 
 
 def check_against_reference(
@@ -194,8 +266,9 @@ def check_against_reference(
         assert state == RecipientState(email=EMAIL)
         return
     assert state.position == (history[-1].at, history[-1].seq, history[-1].ord)
-    assert {(c.reason, c.scope) for c in state.causes} == active(history, policy)
-    counted = _counted(history, len(history) - 1, policy)
+    reference = Reference(history, policy)
+    assert {(c.reason, c.scope) for c in state.causes} == reference.active()
+    counted = reference.counted(len(history) - 1)
     assert [(c.at, c.seq) for c in state.soft_bounces] == [
         (history[i].at, history[i].seq) for i in counted
     ]
@@ -369,3 +442,44 @@ def test_a_resubscribe_never_lifts_an_unsubscribe_from_another_source_or_list(
         EMAIL, [*no_releases, optout, make("resubscribe", after_all, seq + 99, where)], policy
     )
     assert ("unsubscribe", _where(optout)) not in {(c.reason, c.scope) for c in answered.causes}
+
+
+# -- a release lifts only what the operator saw and named (issue 18, N2 and N9) ------------------
+
+
+@SETTINGS
+@given(events=histories(), policy=POLICIES, named=st.sampled_from(LIFTS[:-1]))
+def test_a_release_never_lifts_a_cause_it_does_not_name(
+    events: list[NormalizedEvent], policy: Policy, named: tuple[str, ...]
+) -> None:
+    before = replay(EMAIL, events, policy)
+    last = max((e.at for e in events), default=0)
+    release = make("release", last + 1, len(events) + 1, lifts=named)
+    after = replay(EMAIL, [*events, release], policy)
+    kept = {(c.reason, c.scope) for c in before.causes if c.reason not in named}
+    assert {(c.reason, c.scope) for c in after.causes} == kept
+
+
+@SETTINGS
+@given(
+    events=histories(),
+    policy=POLICIES,
+    named=st.sampled_from(LIFTS[:-1]),
+    data=st.data(),
+)
+def test_a_release_never_lifts_evidence_newer_than_what_the_operator_saw(
+    events: list[NormalizedEvent], policy: Policy, named: tuple[str, ...], data: st.DataObject
+) -> None:
+    seen = data.draw(st.integers(0, len(events)))
+    last = max((e.at for e in events), default=0)
+    release = make("release", last + 1, len(events) + 1, lifts=named, seen=seen)
+    after = replay(EMAIL, [*events, release], policy)
+    for cause in replay(EMAIL, events, policy).causes:
+        # evidence the operator did not see keeps its cause (the soft-bounce threshold is
+        # counted afresh from the soft bounces after `seen` instead)
+        newer = [c for c in cause.support if c.seq > seen]
+        if cause.reason in named and cause.reason != "soft_bounce_threshold" and newer:
+            (kept,) = [
+                c for c in after.causes if (c.reason, c.scope) == (cause.reason, cause.scope)
+            ]
+            assert [c.seq for c in kept.support] == [c.seq for c in newer]

@@ -122,6 +122,121 @@ def test_a_refusal_by_mailgun_is_evidence_of_the_reason_it_names(
     assert mailgun.DEFAULT_MAPPING[raw_kind] == kind
 
 
+APPLE = "5.7.1 [CS01] Message rejected due to local policy. Please visit https://support.apple.com/en-us/HT204137"
+
+
+def espblock(**fields: Any) -> dict[str, Any]:
+    """Issue 18, N8: Apple refusing the sender, as review 2 reproduced it through Mailgun."""
+    data = event_data("hard_bounce.json") | {"reason": "espblock", **fields}
+    data["recipient"] = "icloud.user@icloud.com"
+    data["delivery-status"] = {"code": 554, "message": APPLE}
+    return data
+
+
+def test_an_espblock_is_its_own_raw_kind_and_a_sender_side_refusal() -> None:
+    fact = facts_of(espblock())
+    assert fact.raw_kind == "espblock"
+    assert fact.bounce_class == "hard"  # Mailgun's call: permanent
+    assert fact.refusal == "sender"
+    assert mailgun.DEFAULT_MAPPING["espblock"] == "bounce"
+    event = only(mapped("mailgun", mailgun_body(espblock())))
+    assert isinstance(event, Ignored)
+    assert event.reason.startswith("sender-side refusal")
+
+
+def test_an_espblock_counts_as_soft_or_as_the_policy_maps_it() -> None:
+    soft = parse_policy(b'sender_side_bounces = "soft"', known_sources=frozenset(PROVIDERS))
+    event = only(mapped("mailgun", mailgun_body(espblock()), policy=soft))
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "soft"
+    hard = parse_policy(
+        b'[providers.mailgun]\nespblock = "hard_bounce"\n', known_sources=frozenset(PROVIDERS)
+    )
+    event = only(mapped("mailgun", mailgun_body(espblock()), policy=hard))
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "raw_kind", "refusal"),
+    [
+        # the enhanced code (or the one the message starts with) says what was refused
+        ("generic", {"code": 554, "message": APPLE}, "permanent_fail", "sender"),
+        (
+            "generic",
+            {"code": 550, "enhanced-code": "5.7.1", "message": "rejected"},
+            "permanent_fail",
+            "sender",
+        ),
+        (
+            "bounce",
+            {"code": 550, "enhanced-code": "5.7.26", "message": "DMARC"},
+            "permanent_fail",
+            "sender",
+        ),
+        (
+            "bounce",
+            {"code": 550, "enhanced-code": "5.1.1", "message": "no such user"},
+            "permanent_fail",
+            "no_mailbox",
+        ),
+        ("bounce", {"code": 550, "message": "5.1.10 null MX"}, "permanent_fail", "no_mailbox"),
+        (
+            "bounce",
+            {"code": 550, "enhanced-code": "5.2.1", "message": "disabled"},
+            "permanent_fail",
+            None,
+        ),
+        # an espblock saying the mailbox does not exist: the missing mailbox wins
+        (
+            "espblock",
+            {"code": 550, "enhanced-code": "5.1.1", "message": "x"},
+            "espblock",
+            "no_mailbox",
+        ),
+        # a refusal of Mailgun's own list keeps today's handling
+        (
+            "suppress-bounce",
+            {"code": 605, "message": "Not delivering to previously bounced address"},
+            "suppress_bounce",
+            None,
+        ),
+    ],
+)
+def test_the_delivery_status_code_states_the_refusal(
+    reason: str, status: dict[str, Any], raw_kind: str, refusal: str | None
+) -> None:
+    data = event_data("hard_bounce.json") | {"reason": reason, "delivery-status": status}
+    fact = facts_of(data)
+    assert (fact.raw_kind, fact.refusal) == (raw_kind, refusal)
+
+
+def test_a_temporary_espblock_is_still_deferred() -> None:
+    fact = facts_of(espblock(severity="temporary"))
+    assert fact.raw_kind == "temporary_fail"
+    assert isinstance(
+        only(mapped("mailgun", mailgun_body(espblock(severity="temporary")))), Deferred
+    )
+
+
+def test_a_no_such_user_failure_inside_an_exclusion_window_still_suppresses() -> None:
+    # Issue 18, N6: the enhanced code, not only the text, says the mailbox does not exist.
+    data = event_data("hard_bounce.json")
+    data["delivery-status"] = {
+        "code": 550,
+        "enhanced-code": "5.1.1",
+        "message": "No Such User Here",
+    }
+    policy = parse_policy(
+        b'[[exclude]]\nsource = "mailgun"\nstart = 2026-05-04T00:00:00Z\n'
+        b"end = 2026-05-05T00:00:00Z\n",
+        known_sources=frozenset(PROVIDERS),
+    )
+    event = only(mapped("mailgun", mailgun_body(data), policy=policy))
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
+
+
 def test_an_unsubscribe_from_a_tagged_message_is_scoped_to_its_tags() -> None:
     # L1: maybe only a tag unsubscribe; it still unsubscribes by default.
     fact = facts_of(event_data("unsubscribed.json") | {"tags": ["newsletter", "weekly"]})

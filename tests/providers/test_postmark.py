@@ -21,7 +21,8 @@ from projections.events import (
     ProviderSuppressed,
     Unsubscribe,
 )
-from projections.providers import postmark
+from projections.policy import parse_policy
+from projections.providers import PROVIDERS, postmark
 from tests.conftest import AUTH, fixture_bytes, settle
 from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
 from tests.providers.signing import POSTMARK_PASSWORD, basic, fixture_json
@@ -149,6 +150,54 @@ def record_facts(name: str, **fields: Any) -> Any:
     record = fixture_json("postmark", name) | fields
     [fact] = postmark.facts(postmark.decode(json.dumps(record).encode())[0])
     return fact
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        # Issue 18, N6: the bounce type says the mailbox does not exist, whatever Details says
+        ({"Type": "BadEmailAddress", "TypeCode": 100000, "Details": "Invalid email address"},
+         "no_mailbox"),
+        ({"Type": None, "TypeCode": 100000, "Details": "Invalid email address"}, "no_mailbox"),
+        ({"Type": "HardBounce", "Details": "smtp;550 No Such User Here"}, None),
+        ({"Type": "SoftBounce", "Details": "smtp;452 4.2.2 mailbox full"}, None),
+    ],
+)  # fmt: skip
+def test_a_bad_email_address_bounce_states_that_the_mailbox_does_not_exist(
+    fields: dict[str, Any], refusal: str | None
+) -> None:
+    assert record_facts("hard_bounce.json", **fields).refusal == refusal
+
+
+@pytest.mark.parametrize(
+    ("details", "refusal"),
+    [
+        ("smtp;550 5.1.1 The email account that you tried to reach does not exist.", "no_mailbox"),
+        ("smtp;554 5.7.1 Service unavailable; client host blocked using Spamhaus", "sender"),
+    ],
+)
+def test_the_details_text_is_the_fallback(details: str, refusal: str) -> None:
+    record = fixture_json("postmark", "hard_bounce.json") | {"Details": details}
+    [keyed] = placed("postmark", json.dumps(record).encode())
+    assert keyed.fact.refusal == refusal
+
+
+def test_a_bad_email_address_inside_an_exclusion_window_still_suppresses() -> None:
+    record = fixture_json("postmark", "hard_bounce.json") | {
+        "Type": "BadEmailAddress",
+        "TypeCode": 100000,
+        "Details": "Invalid email address",
+    }
+    policy = parse_policy(
+        b'[[exclude]]\nsource = "postmark"\nstart = 2026-05-04T00:00:00Z\n'
+        b"end = 2026-05-05T00:00:00Z\n",
+        known_sources=frozenset(PROVIDERS),
+    )
+    event = only(mapped("postmark", json.dumps(record).encode(), policy=policy))
+    assert isinstance(event, Bounce)
+    assert event.bounce_class == "hard"
+    record["Type"], record["TypeCode"] = "HardBounce", 1  # no field, no code: excluded
+    assert isinstance(only(mapped("postmark", json.dumps(record).encode(), policy=policy)), Ignored)
 
 
 def test_a_subscribe_bounce_is_kept_but_never_a_resubscribe() -> None:

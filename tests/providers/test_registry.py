@@ -77,6 +77,12 @@ NAMEABLE = {
         "suppression_added",
         "suppression.added",
         "suppression.removed",
+        # issue 18, N4: contact events
+        "contact_updated",
+        "contact.updated",
+        "contact.created",
+        "contact_deleted",
+        "contact_unsubscribed",
     ],
     "mailgun": [
         "permanent_fail",
@@ -85,6 +91,7 @@ NAMEABLE = {
         "suppress_bounce",
         "suppress-complaint",
         "suppress_unsubscribe",
+        "espblock",  # issue 18, N8
     ],
     "sendgrid": [
         "blocked",
@@ -97,7 +104,7 @@ NAMEABLE = {
         "bounce_frequency",
         "group_unsubscribe",
     ],
-    "smtp2go": ["unsubscribe", "unsubscribed", "processed"],
+    "smtp2go": ["unsubscribe", "unsubscribed", "processed", "reject", "rejected"],
 }
 
 

@@ -16,7 +16,8 @@ from api.settings import SettingsInvalid, SigningKey, load_settings, parse_svix_
 from api.signatures import SignatureInvalid, verify_svix
 from projections import DecodeFailed
 from projections.errors import PolicyInvalid
-from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored
+from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored, Unsubscribe
+from projections.facts import read
 from projections.mapping import check_event_names
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS, resend
@@ -203,6 +204,158 @@ def test_the_policy_names_resend_suppression_events_in_either_spelling() -> None
                 known_sources=frozenset(PROVIDERS),
             )
         )
+
+
+def test_a_complaint_naming_several_addresses_suppresses_each_flagged_shared() -> None:
+    # Issue 18, N3: the complainer must not be mailed again; the co-recipient is
+    # suppressed too, flagged, so an operator can release them with the evidence shown.
+    document = fixture_json("resend", "complained.json")
+    document["data"]["to"] = ["complainer@example.org", "colleague@example.org"]
+    got = mapped("resend", json.dumps(document).encode(), headers={"svix-id": "msg_cpl"})
+    assert [e.recipient for e in got] == ["complainer@example.org", "colleague@example.org"]
+    assert all(isinstance(e, Complaint) for e in got)
+    assert all("names 2 recipients and not which one it is about" in e.flags for e in got)
+
+
+def test_a_delivery_naming_several_addresses_still_heals_nobody() -> None:
+    document = fixture_json("resend", "delivered.json")
+    document["data"]["to"] = ["a@example.org", "b@example.org"]
+    got = mapped("resend", json.dumps(document).encode())
+    assert all(isinstance(e, Ignored) and "not applied as delivered" in e.reason for e in got)
+
+
+@pytest.mark.parametrize(
+    ("sub_type", "refusal"),
+    [
+        ("NoEmail", "no_mailbox"),
+        ("ContentRejected", "sender"),
+        ("AttachmentRejected", "sender"),
+        ("General", None),
+        ("MailboxFull", None),
+        ("OnAccountSuppressionList", None),
+    ],
+)
+def test_the_bounce_subtype_states_the_refusal(sub_type: str, refusal: str | None) -> None:
+    # Issue 18, N6/N8: Resend's subtypes mirror SES's.
+    document = fixture_json("resend", "hard_bounce.json")
+    document["data"]["bounce"]["subType"] = sub_type
+    [fact] = resend_facts(document)
+    assert fact.refusal == refusal
+    [keyed] = placed("resend", json.dumps(document).encode())
+    assert keyed.fact.refusal == refusal
+
+
+def test_a_bounce_message_with_an_enhanced_code_is_read_as_the_fallback() -> None:
+    document = fixture_json("resend", "hard_bounce.json")
+    document["data"]["bounce"]["message"] = "554 5.7.1 [CS01] Message rejected due to local policy"
+    [fact] = resend_facts(document)
+    assert fact.refusal is None  # Resend's own fields say nothing …
+    [keyed] = placed("resend", json.dumps(document).encode())
+    assert keyed.fact.refusal == "sender"  # … the text does
+    assert isinstance(only(mapped("resend", json.dumps(document).encode())), Ignored)
+
+
+def contact(kind: str, **data: Any) -> dict[str, Any]:
+    """A Resend contact event, as resend.com/docs/webhooks/contacts/updated shows it."""
+    return {
+        "type": kind,
+        "created_at": "2026-05-04T10:15:02.481Z",
+        "data": {
+            "id": "e169aa45-1ecf-4183-9955-b1499d5701d3",
+            "audience_id": "78261eea-8f8b-4381-83c6-79fa7120f1cf",
+            "created_at": "2024-10-10T15:11:54.110Z",
+            "updated_at": "2026-05-04T10:15:02.481Z",
+            "email": "Left.Broadcast@example.org",
+            "first_name": "Steve",
+            "last_name": "W",
+            **data,
+        },
+    }
+
+
+AUDIENCE = "78261eea-8f8b-4381-83c6-79fa7120f1cf"
+
+
+@pytest.mark.parametrize("event_type", ["contact.updated", "contact.created"])
+def test_a_contact_unsubscribed_from_an_audience_is_an_unsubscribe_scoped_to_it(
+    event_type: str,
+) -> None:
+    # Issue 18, N4: Resend's broadcast unsubscribe.
+    document = contact(event_type, unsubscribed=True)
+    [fact] = resend_facts(document)
+    assert fact.raw_kind == "contact_unsubscribed"
+    assert fact.recipient == "Left.Broadcast@example.org"
+    assert fact.scope == AUDIENCE
+    assert fact.at == micros("2026-05-04T10:15:02.481Z")
+    assert fact.event_id == "msg_1"
+    assert fact.shared == 0
+    assert resend.DEFAULT_MAPPING[fact.raw_kind] == "unsubscribe"
+    event = only(mapped("resend", json.dumps(document).encode(), headers={"svix-id": "m"}))
+    assert isinstance(event, Unsubscribe)
+    assert event.recipient == "left.broadcast@example.org"
+    assert event.scope == AUDIENCE
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "raw_kind"),
+    [
+        ("contact.updated", {"unsubscribed": False}, "contact_updated"),
+        ("contact.updated", {}, "contact_updated"),
+        ("contact.updated", {"unsubscribed": "true"}, "contact_updated"),  # not the boolean
+        ("contact.created", {"unsubscribed": False}, "contact_created"),
+        ("contact.deleted", {"unsubscribed": True}, "contact_deleted"),
+        ("contact.deleted", {}, "contact_deleted"),
+    ],
+)
+def test_other_contact_events_are_kept_but_ignored_and_never_a_resubscribe(
+    event_type: str, data: dict[str, Any], raw_kind: str
+) -> None:
+    document = contact(event_type, **data)
+    [fact] = resend_facts(document)
+    assert fact.raw_kind == raw_kind
+    assert fact.scope == AUDIENCE
+    assert resend.DEFAULT_MAPPING[raw_kind] == "ignore"
+    assert isinstance(only(mapped("resend", json.dumps(document).encode())), Ignored)
+
+
+def test_a_contact_event_without_an_email_is_counted_as_unattributed() -> None:
+    document = contact("contact.updated", unsubscribed=True)
+    del document["data"]["email"]
+    reading = read(resend, resend.decode(json.dumps(document).encode()))
+    assert reading.events == []
+    assert reading.unattributed == ["contact_unsubscribed"]
+    assert placed("resend", json.dumps(document).encode()) == []
+
+
+def test_a_known_email_event_without_to_is_counted_as_unattributed() -> None:
+    document = fixture_json("resend", "complained.json")
+    del document["data"]["to"]
+    reading = read(resend, resend.decode(json.dumps(document).encode()))
+    assert (reading.events, reading.unattributed) == ([], ["complained"])
+    # an event of a kind this build does not know (domain.*) is not about a recipient
+    domain = {"type": "domain.updated", "created_at": "2026-05-04T10:15:02Z", "data": {}}
+    assert read(resend, resend.decode(json.dumps(domain).encode())).unattributed == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "contact_updated",
+        "contact.updated",
+        "contact_created",
+        "contact.deleted",
+        "contact_unsubscribed",
+    ],
+)
+def test_a_policy_may_map_resend_contact_events(name: str) -> None:
+    policy = parse_policy(
+        f'[providers.resend]\n"{name}" = "unsubscribe"\n'.encode(),
+        known_sources=frozenset(PROVIDERS),
+    )
+    check_event_names(policy)
+    updated = contact("contact.updated", unsubscribed=False)
+    got = only(mapped("resend", json.dumps(updated).encode(), policy=policy))
+    assert isinstance(got, Unsubscribe) is (name in ("contact_updated", "contact.updated"))
 
 
 def test_the_svix_id_header_is_read_case_insensitively_and_deduplicates_retries() -> None:

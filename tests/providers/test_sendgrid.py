@@ -19,7 +19,7 @@ from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored, 
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS, sendgrid
 from tests.conftest import AUTH, fixture_bytes, settle
-from tests.providers.helpers import mapped, placed, state, stored, webhook
+from tests.providers.helpers import mapped, only, placed, state, stored, webhook
 from tests.providers.signing import (
     flipped,
     reserialised,
@@ -145,11 +145,85 @@ def test_blocked_is_kept_but_ignored_by_default() -> None:
 def test_sender_side_bounce_classifications_are_their_own_ignored_kinds(
     classification: str, raw_kind: str, bounce_type: str | None
 ) -> None:
+    # Issue 18, N8: soft bounces that are sender-side refusals, so ignored by default like
+    # every provider's (and soft under `sender_side_bounces = "soft"`).
     typed = {} if bounce_type is None else {"type": bounce_type}
-    fact = sendgrid_fact(event="bounce", bounce_classification=classification, **typed)
+    fields = {"event": "bounce", "bounce_classification": classification, **typed}
+    fact = sendgrid_fact(**fields)
     assert fact.raw_kind == raw_kind
     assert fact.bounce_class == "soft"
-    assert sendgrid.DEFAULT_MAPPING[raw_kind] == "ignore"
+    assert fact.refusal == "sender"
+    assert sendgrid.DEFAULT_MAPPING[raw_kind] == "bounce"
+    body = msgspec.json.encode([{"email": "x@example.org", "timestamp": 1777990000, **fields}])
+    ignored = only(mapped("sendgrid", body))
+    assert isinstance(ignored, Ignored)
+    assert ignored.reason.startswith("sender-side refusal")
+    soft = only(mapped("sendgrid", body, policy=Policy(sender_side_bounces="soft")))
+    assert isinstance(soft, Bounce)
+    assert soft.bounce_class == "soft"
+    # a policy naming the raw kind decides alone, as before
+    named = Policy(providers={"sendgrid": {raw_kind: "ignore"}})
+    assert isinstance(only(mapped("sendgrid", body, policy=named)), Ignored)
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        # N6: the status field or the classification says the mailbox does not exist,
+        # whatever words the receiving MTA used in `reason`
+        ({"status": "5.1.1", "bounce_classification": "Invalid Address"}, "no_mailbox"),
+        ({"status": "5.1.1"}, "no_mailbox"),
+        ({"status": "5.1.10"}, "no_mailbox"),
+        ({"status": "5.0.0", "bounce_classification": "Invalid Address"}, "no_mailbox"),
+        # N8: the sender's classifications and a 5.7.x status are sender-side
+        ({"status": "5.7.1"}, "sender"),
+        ({"status": "5.0.0", "bounce_classification": "Reputation"}, "sender"),
+        # a missing mailbox wins over a sender-side field
+        ({"status": "5.1.1", "bounce_classification": "Content"}, "no_mailbox"),
+        ({"status": "5.0.0", "bounce_classification": "Mailbox Unavailable"}, None),
+        ({"status": "4.7.1"}, None),
+        ({}, None),
+    ],
+)
+def test_the_refusal_is_read_from_status_and_classification_first(
+    fields: dict[str, str], refusal: str | None
+) -> None:
+    reason = "550 Requested action not taken: mailbox unavailable"
+    event = {"event": "bounce", "type": "bounce", "reason": reason, **fields}
+    assert sendgrid_fact(**event).refusal == refusal
+    [keyed] = placed("sendgrid", msgspec.json.encode([{"email": "x@example.org", **event}]))
+    assert keyed.fact.refusal == refusal
+
+
+def test_the_reason_text_is_the_fallback_and_the_provider_fields_win_over_it() -> None:
+    def refusal(**fields: str) -> str | None:
+        event = {"email": "x@example.org", "event": "bounce", "type": "bounce", **fields}
+        [keyed] = placed("sendgrid", msgspec.json.encode([event]))
+        return keyed.fact.refusal
+
+    assert refusal(reason="550 5.7.1 client host blocked using Spamhaus") == "sender"
+    assert refusal(reason="550 5.1.1 no such user") == "no_mailbox"
+    assert refusal(reason="550 5.7.1 blocked", bounce_classification="Invalid Address") == (
+        "no_mailbox"
+    )
+    assert refusal(reason="550 5.1.1 no such user", status="5.7.1") == "sender"
+
+
+def test_an_invalid_address_bounce_in_the_mta_s_own_words_is_hard() -> None:
+    # the event SendGrid documents (reference: bounce_classification "Invalid Address")
+    event = {
+        "email": "nouser@example.org",
+        "timestamp": 1777990000,
+        "event": "bounce",
+        "type": "bounce",
+        "status": "5.1.1",
+        "reason": "550 Requested action not taken: mailbox unavailable",
+        "bounce_classification": "Invalid Address",
+        "sg_event_id": "n6",
+    }
+    got = only(mapped("sendgrid", msgspec.json.encode([event])))
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
 
 
 def test_a_technical_failure_stays_a_soft_bounce() -> None:

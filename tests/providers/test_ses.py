@@ -218,6 +218,132 @@ def test_engagement_events_fanning_out_to_destinations_are_not_marked_shared() -
     assert [(fact.shared, fact.scope) for fact in ses_facts(message)] == [(0, None), (0, None)]
 
 
+@pytest.mark.parametrize("direction", ["unsubscribe_all", "resubscribe_all"])
+def test_a_shared_subscription_change_unsubscribes_everyone_but_resubscribes_nobody(
+    direction: str,
+) -> None:
+    # Issue 18, N3: an opt-out naming several addresses suppresses each of them; a
+    # resubscribe naming several lifts nobody's opt-out.
+    message = fixture_json("ses", "unsubscribe.json")
+    sub = message["subscription"]
+    if direction == "resubscribe_all":
+        sub["newTopicPreferences"], sub["oldTopicPreferences"] = (
+            sub["oldTopicPreferences"],
+            sub["newTopicPreferences"],
+        )
+    message["mail"]["destination"] = ["carol@example.com", "cc.colleague@example.com"]
+    got = mapped("ses", body_of(message))
+    assert [e.recipient for e in got] == ["carol@example.com", "cc.colleague@example.com"]
+    want = Unsubscribe if direction == "unsubscribe_all" else Ignored
+    assert all(isinstance(e, want) for e in got)
+    assert all(e.scope == "newsletter" for e in got)
+    assert all(any("names 2 recipients" in flag for flag in e.flags) for e in got)
+
+
+def shared_complaint(*addresses: str, feedback: str = "abuse") -> dict[str, Any]:
+    message: dict[str, Any] = fixture_json("ses", "complaint.json")
+    message["complaint"]["complainedRecipients"] = [{"emailAddress": a} for a in addresses]
+    message["complaint"]["complaintFeedbackType"] = feedback
+    message["mail"]["destination"] = list(addresses)
+    return message
+
+
+def test_a_complaint_naming_several_recipients_is_shared_and_suppresses_each() -> None:
+    # Issue 18, N3: SES lists the recipients that *may* have complained; like Resend,
+    # every listed address is suppressed, flagged as shared.
+    message = shared_complaint("complainer@example.org", "colleague@example.org")
+    facts = ses_facts(message)
+    assert [(fact.recipient, fact.shared) for fact in facts] == [
+        ("complainer@example.org", 2),
+        ("colleague@example.org", 2),
+    ]
+    got = mapped("ses", body_of(message))
+    assert all(isinstance(e, Complaint) for e in got)
+    assert all("names 2 recipients and not which one it is about" in e.flags for e in got), got
+    # not-spam reports naming several stay ignored, and are marked shared too
+    not_spam = ses_facts(shared_complaint("a@example.org", "b@example.org", feedback="not-spam"))
+    assert [(fact.raw_kind, fact.shared) for fact in not_spam] == [
+        ("complaint_not_spam", 2),
+        ("complaint_not_spam", 2),
+    ]
+
+
+def test_a_complaint_naming_one_recipient_is_not_shared() -> None:
+    [fact] = ses_facts(fixture_json("ses", "complaint.json"))
+    assert fact.shared == 0
+
+
+def ses_bounce_fact(bounce_type: str, sub_type: str, status: str, diagnostic: str) -> Any:
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceType"] = bounce_type
+    message["bounce"]["bounceSubType"] = sub_type
+    entry = message["bounce"]["bouncedRecipients"][0]
+    entry["status"], entry["diagnosticCode"] = status, diagnostic
+    [keyed] = placed("ses", body_of(message))
+    return keyed.fact
+
+
+UNAVAILABLE = "smtp; 550 Requested action not taken: mailbox unavailable"
+
+
+@pytest.mark.parametrize(
+    ("bounce_type", "sub_type", "status", "diagnostic", "refusal"),
+    [
+        # N6: the subtype or the recipient's status says so, whatever the text says
+        ("Permanent", "NoEmail", "5.0.0", UNAVAILABLE, "no_mailbox"),
+        ("Permanent", "General", "5.1.1", UNAVAILABLE, "no_mailbox"),
+        ("Permanent", "General", "5.1.10", UNAVAILABLE, "no_mailbox"),
+        ("Permanent", "General", "5.0.0", "smtp; 550 5.1.1 user unknown", "no_mailbox"),
+        # N8: the message or the sender was refused
+        ("Transient", "ContentRejected", "5.0.0", "smtp; 550 message content rejected", "sender"),
+        ("Transient", "AttachmentRejected", "5.0.0", "smtp; 552 attachment refused", "sender"),
+        ("Permanent", "General", "5.7.1", UNAVAILABLE, "sender"),
+        ("Permanent", "General", "5.0.0", "smtp; 554 5.7.1 rejected by policy", "sender"),
+        # NoEmail wins over a 5.7.x status; fields win over the text
+        ("Permanent", "NoEmail", "5.7.1", UNAVAILABLE, "no_mailbox"),
+        ("Permanent", "General", "5.7.1", "smtp; 550 5.1.1 user unknown", "sender"),
+        ("Transient", "MailboxFull", "4.2.2", "smtp; 452 4.2.2 mailbox full", None),
+        ("Permanent", "Suppressed", "5.0.0", "Amazon SES has suppressed sending", None),
+    ],
+)
+def test_the_refusal_is_read_from_the_subtype_and_status_first(
+    bounce_type: str, sub_type: str, status: str, diagnostic: str, refusal: str | None
+) -> None:
+    assert ses_bounce_fact(bounce_type, sub_type, status, diagnostic).refusal == refusal
+
+
+def test_a_content_rejected_bounce_is_ignored_by_default_and_soft_when_the_policy_says() -> None:
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceType"] = "Transient"
+    message["bounce"]["bounceSubType"] = "ContentRejected"
+    entry = message["bounce"]["bouncedRecipients"][0]
+    entry["status"], entry["diagnosticCode"] = "5.0.0", "smtp; 550 content rejected"
+    ignored = only(mapped("ses", body_of(message)))
+    assert isinstance(ignored, Ignored)
+    assert "sender-side refusal" in ignored.reason
+    policy = parse_policy(b'sender_side_bounces = "soft"', known_sources=frozenset(PROVIDERS))
+    soft = only(mapped("ses", body_of(message), policy=policy))
+    assert isinstance(soft, Bounce)
+    assert soft.bounce_class == "soft"
+
+
+def test_a_no_email_bounce_inside_an_exclusion_window_still_suppresses() -> None:
+    # Issue 18, N6: the exclusion's unknown-mailbox carve-out reads SES's own field.
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceSubType"] = "NoEmail"
+    entry = message["bounce"]["bouncedRecipients"][0]
+    entry["status"], entry["diagnosticCode"] = "5.0.0", UNAVAILABLE
+    policy = parse_policy(
+        b'[[exclude]]\nsource = "ses"\nstart = 2026-05-04T00:00:00Z\nend = 2026-05-05T00:00:00Z\n',
+        known_sources=frozenset(PROVIDERS),
+    )
+    got = only(mapped("ses", body_of(message), policy=policy))
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+    message["bounce"]["bounceSubType"] = "General"  # the same text, no field: excluded
+    assert isinstance(only(mapped("ses", body_of(message), policy=policy)), Ignored)
+
+
 def test_an_account_suppression_list_bounce_names_no_reason() -> None:
     message = fixture_json("ses", "hard_bounce.json")
     message["bounce"]["bounceSubType"] = "OnAccountSuppressionList"

@@ -89,8 +89,22 @@ class History:
     def suppress(self, hours: float, seq: int | None = None) -> NormalizedEvent:
         return OperatorSuppress(actor="ops", note="asked by phone", **self._common(hours, seq))
 
-    def release(self, hours: float, seq: int | None = None) -> NormalizedEvent:
-        return OperatorRelease(actor="ops", note="fixed mailbox", **self._common(hours, seq))
+    def release(
+        self,
+        hours: float,
+        seq: int | None = None,
+        *,
+        lifts: tuple[str, ...] | None = None,
+        seen: int | None = None,
+    ) -> NormalizedEvent:
+        """A release; `lifts` None is one recorded before releases named their causes."""
+        return OperatorRelease(
+            actor="ops",
+            note="fixed mailbox",
+            lifts=lifts,  # type: ignore[arg-type]
+            seen=seen,
+            **self._common(hours, seq),
+        )
 
 
 def counted(state: RecipientState) -> tuple[int, ...]:
@@ -386,14 +400,60 @@ def test_an_unsubscribe_after_a_resubscribe_suppresses_again(h: History) -> None
     assert state.since == at(3)
 
 
-def test_an_operator_release_lifts_every_reason(h: History) -> None:
+def test_a_release_that_names_every_reason_lifts_every_reason(h: History) -> None:
     policy = Policy(soft_bounce_threshold=1)
     events = [h.complaint(1), h.hard(2), h.suppress(3), h.unsubscribe(4), h.soft(5)]
-    state = run([*events, h.release(6)], policy)
+    state = run([*events, h.release(6, lifts=RANKING)], policy)
     assert not state.suppressed
     assert state.causes == ()
     assert state.since is None
     assert state.soft_bounces == ()
+
+
+def test_a_release_lifts_only_the_causes_it_names(h: History) -> None:
+    """Issue 18, finding N2: a bounce clean-up lifts bounces, never an opt-out."""
+    policy = Policy(soft_bounce_threshold=1)
+    events = [h.complaint(1), h.hard(2), h.suppress(3), h.unsubscribe(4), h.soft(5)]
+    bounces = run([*events, h.release(6, lifts=("hard_bounce", "soft_bounce_threshold"))], policy)
+    assert [c.reason for c in bounces.causes] == ["complaint", "manual", "unsubscribe"]
+    assert bounces.soft_bounces == ()
+    assert bounces.since == at(1)
+    also = ("hard_bounce", "soft_bounce_threshold", "unsubscribe")
+    assert [c.reason for c in run([*events, h.release(6, lifts=also)], policy).causes] == [
+        "complaint",
+        "manual",
+    ]
+
+
+def test_a_release_written_before_releases_named_causes_lifts_what_every_view_showed(
+    h: History,
+) -> None:
+    """Issue 18, finding N2: a release recorded by older code lifts the bounce-class
+    causes and the one reason the views showed then (the strongest), not the opt-outs
+    hidden behind it."""
+    policy = Policy(soft_bounce_threshold=1)
+    hidden = run([h.unsubscribe(1), h.hard(2), h.soft(3), h.release(4)], policy)
+    assert [c.reason for c in hidden.causes] == ["unsubscribe"]
+    shown = run([h.unsubscribe(5), h.suppress(6), h.release(7)], policy)
+    assert [c.reason for c in shown.causes] == ["unsubscribe"]  # manual was shown: lifted
+
+
+def test_a_release_lifts_no_evidence_newer_than_what_the_operator_saw(h: History) -> None:
+    """Issue 18, finding N2: `seen` bounds what a release lifts, even for evidence that
+    was in the ledger before the release itself."""
+    first, second = h.hard(1), h.hard(2)
+    state = run([first, second, h.release(3, lifts=("hard_bounce",), seen=first.seq)])
+    assert state.reason == "hard_bounce"
+    assert [c.seq for c in state.causes[0].support] == [second.seq]
+    assert state.since == at(2)
+
+
+def test_a_release_that_lifts_nothing_leaves_the_state_as_it_was(h: History) -> None:
+    complaint = h.complaint(1)
+    before = run([complaint])
+    release = h.release(2, lifts=("hard_bounce", "soft_bounce_threshold"))
+    after = fold(before, release, DEFAULT_POLICY)
+    assert after == replace(before, position=release.position, events=2)
 
 
 def test_a_hard_bounce_after_a_release_suppresses_again(h: History) -> None:

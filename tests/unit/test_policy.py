@@ -28,11 +28,14 @@ from projections.events import (
     NormalizedEvent,
     Unsubscribe,
 )
+from projections.facts import Fact
 from projections.policy import ClassifyRule, Exclusion, parse_policy
 from tests.conftest import fixture_bytes
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BLOCKED = "550 5.7.1 Service unavailable; client host [203.0.113.9] blocked using zen.spamhaus.org"
+# A refusal with no enhanced code: neither a missing mailbox nor a sender-side refusal.
+REFUSED = "550 Service unavailable; client host [203.0.113.9] blocked"
 
 
 def parse(text: str) -> Policy:
@@ -390,8 +393,14 @@ def test_a_matching_hard_bounce_classified_ignore_becomes_an_ignored_event() -> 
     assert "5\\.7\\.1 .*blocked" in got.reason
     assert got.diagnostic == BLOCKED
     assert not replay(got.recipient, [got], policy).suppressed
-    # without the rule the same bounce suppresses
-    assert replay(got.recipient, mapped(bounce(BLOCKED), DEFAULT_POLICY), DEFAULT_POLICY).suppressed
+    # without the rule the same bounce is ignored too, by the sender-side default (5.7.1)
+    default = only(bounce(BLOCKED), DEFAULT_POLICY)
+    assert isinstance(default, Ignored)
+    assert "sender-side refusal" in default.reason
+    # and a hard bounce without an enhanced code suppresses unless a rule ignores it
+    rule = parse("[[classify]]\npattern = 'blocked'\nbounce = \"ignore\"\n")
+    assert isinstance(only(bounce(REFUSED), rule), Ignored)
+    assert replay(got.recipient, mapped(bounce(REFUSED), DEFAULT_POLICY), DEFAULT_POLICY).suppressed
 
 
 def test_a_classification_rule_matches_case_insensitively_anywhere_in_the_text() -> None:
@@ -399,6 +408,7 @@ def test_a_classification_rule_matches_case_insensitively_anywhere_in_the_text()
         bounce("Remote said: 550 5.7.1 Client host BLOCKED by policy"), parse(IGNORE_BLOCKED)
     )
     assert isinstance(got, Ignored)
+    assert got.reason.startswith("classified by policy")
 
 
 def test_a_hard_bounce_not_matching_any_rule_stays_hard() -> None:
@@ -427,7 +437,9 @@ def test_a_rule_reads_the_context_when_there_is_no_message() -> None:
         {"event": "bounce", "bounce": "hard", "id": "b", "rcpt": "x@example.com",
          "context": BLOCKED}
     )  # fmt: skip
-    assert isinstance(only(body, parse(IGNORE_BLOCKED)), Ignored)
+    got = only(body, parse(IGNORE_BLOCKED))
+    assert isinstance(got, Ignored)
+    assert got.reason.startswith("classified by policy")
 
 
 def test_the_first_matching_rule_wins() -> None:
@@ -442,15 +454,15 @@ def test_the_first_matching_rule_wins() -> None:
 
 def test_a_rule_limited_to_smtp2go_applies_to_smtp2go() -> None:
     policy = parse(IGNORE_BLOCKED + 'source = "smtp2go"\n')
-    assert isinstance(only(bounce(BLOCKED), policy), Ignored)
+    got = only(bounce(BLOCKED), policy)
+    assert isinstance(got, Ignored)
+    assert got.reason.startswith("classified by policy")
 
 
 def test_a_rule_limited_to_another_source_does_not_apply_to_smtp2go() -> None:
     # Built directly: the parser refuses sources this build has no decoder for.
-    policy = Policy(
-        classify=[ClassifyRule(pattern=r"5\.7\.1 .*blocked", bounce="ignore", source="ses")]
-    )
-    got = only(bounce(BLOCKED), policy)
+    policy = Policy(classify=[ClassifyRule(pattern=r"blocked", bounce="ignore", source="ses")])
+    got = only(bounce(REFUSED), policy)
     assert isinstance(got, Bounce)
     assert got.bounce_class == "hard"
 
@@ -500,7 +512,7 @@ def test_an_event_outside_an_exclusion_is_read_as_usual(time: str) -> None:
 def test_an_exclusion_goes_by_event_time_not_receipt_time() -> None:
     policy = parse(EXCLUDE)
     inside = micros(datetime(2026, 5, 4, 10, 30, tzinfo=UTC))
-    outside_event = bounce(BLOCKED, time="2026-05-04T09:00:00Z")
+    outside_event = bounce(REFUSED, time="2026-05-04T09:00:00Z")
     assert isinstance(only(outside_event, policy, received_at=inside), Bounce)
     # with no event time, the receipt time is the event time, and it is inside
     no_time = msgspec.json.encode({"event": "bounce", "bounce": "hard", "rcpt": "x@example.com"})
@@ -562,3 +574,125 @@ def test_an_exclusion_for_another_source_does_not_apply_to_smtp2go() -> None:
         ]
     )
     assert isinstance(only(bounce("550", time="2026-05-04T10:30:00Z"), policy), Bounce)
+
+
+# -- sender-side refusals (issue 18, finding N8) ------------------------------------------------
+
+
+def test_sender_side_bounces_is_read_and_defaults_to_ignore() -> None:
+    assert DEFAULT_POLICY.sender_side_bounces == "ignore"
+    assert parse('sender_side_bounces = "soft"').sender_side_bounces == "soft"
+    assert policy_hash(parse('sender_side_bounces = "ignore"')) == policy_hash(DEFAULT_POLICY)
+    assert policy_hash(parse('sender_side_bounces = "soft"')) != policy_hash(DEFAULT_POLICY)
+
+
+@pytest.mark.parametrize("value", ['"hard"', '"Ignore"', "true", '""'])
+def test_sender_side_bounces_refuses_anything_but_ignore_or_soft(value: str) -> None:
+    assert "sender_side_bounces" in refused(f"sender_side_bounces = {value}")
+
+
+def test_a_sender_side_refusal_is_ignored_by_default_and_says_why() -> None:
+    got = only(bounce(BLOCKED), DEFAULT_POLICY)
+    assert isinstance(got, Ignored)
+    assert got.reason.startswith("sender-side refusal")
+    assert not replay(got.recipient, [got], DEFAULT_POLICY).suppressed
+
+
+def test_a_sender_side_refusal_counts_as_soft_when_the_policy_says_so() -> None:
+    policy = parse('sender_side_bounces = "soft"')
+    got = only(bounce(BLOCKED), policy)  # SMTP2GO called it hard
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "soft"
+
+
+def test_a_matching_classify_rule_wins_over_the_sender_side_default() -> None:
+    policy = parse("[[classify]]\npattern = 'spamhaus'\nbounce = \"hard\"\n")
+    got = only(bounce(BLOCKED), policy)
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+def test_a_policy_mapping_of_the_raw_kind_wins_over_the_sender_side_default() -> None:
+    got = only(bounce(BLOCKED), parse('[providers.smtp2go]\nbounce = "soft_bounce"\n'))
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "soft"
+
+
+def test_a_missing_mailbox_wins_over_a_sender_side_code_in_the_same_text() -> None:
+    got = only(bounce("550 5.1.1 user unknown (5.7.1 relaying denied)"), DEFAULT_POLICY)
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+@pytest.mark.parametrize(
+    "text", ["451 4.7.1 greylisted, try again", "550 5.7.1000", "250 2.5.7.1 ok", "15.7.1 x"]
+)
+def test_only_a_permanent_5_7_code_of_its_own_is_a_sender_side_refusal(text: str) -> None:
+    got = only(bounce(text), DEFAULT_POLICY)
+    assert isinstance(got, Bounce)
+    assert got.bounce_class == "hard"
+
+
+# -- events naming several recipients (issue 18, finding N3) -------------------------------------
+
+
+def shared_fact(raw_kind: str, source: str = "resend", **fields: Any) -> Fact:
+    return Fact(
+        source=source,
+        raw_kind=raw_kind,
+        recipient="one.of.two@example.org",
+        at=RECEIVED - 1,
+        seq=1,
+        ord=0,
+        event_id="e-shared",
+        shared=2,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "raw_kind", "kind"),
+    [
+        ("resend", "complained", "complaint"),
+        ("ses", "complaint", "complaint"),
+        ("ses", "unsubscribe_all", "unsubscribe"),
+    ],
+)
+def test_a_shared_complaint_or_unsubscribe_acts_for_every_listed_address(
+    source: str, raw_kind: str, kind: str
+) -> None:
+    mapper = Mapper(DEFAULT_POLICY)
+    fact = shared_fact(raw_kind, source)
+    assert mapper.decide(fact) == (kind, None)
+    assert replay(fact.recipient, [mapper.map_fact(fact)], DEFAULT_POLICY).reason == kind
+
+
+@pytest.mark.parametrize(
+    ("source", "raw_kind"),
+    [("resend", "delivered"), ("ses", "resubscribe_all"), ("resend", "suppressed")],
+)
+def test_a_shared_delivery_resubscribe_or_provider_refusal_acts_for_nobody(
+    source: str, raw_kind: str
+) -> None:
+    kind, reason = Mapper(DEFAULT_POLICY).decide(shared_fact(raw_kind, source))
+    assert kind == "ignored"
+    assert reason is not None
+    assert "names 2 recipients and not which one" in reason
+
+
+def test_a_shared_bounce_is_soft_even_when_hard_or_saying_the_mailbox_does_not_exist() -> None:
+    fact = shared_fact("bounced", bounce_class="hard", refusal="no_mailbox")
+    assert Mapper(DEFAULT_POLICY).decide(fact) == ("bounce", "soft")
+
+
+# -- the unknown-mailbox fact and exclusions (issue 18, finding N6) ------------------------------
+
+
+def test_an_exclusion_keeps_a_bounce_whose_fact_says_the_mailbox_does_not_exist() -> None:
+    # the text has no 5.1.1: the provider's own field said so (as SES NoEmail does)
+    inside = micros(datetime(2026, 5, 4, 10, 30, tzinfo=UTC))
+    base = shared_fact("bounce", "smtp2go", bounce_class="hard", diagnostic="550 no such user")
+    fact = msgspec.structs.replace(base, shared=0, at=inside)
+    mapper = Mapper(parse(EXCLUDE))
+    assert mapper.decide(msgspec.structs.replace(fact, refusal="no_mailbox")) == ("bounce", "hard")
+    assert mapper.decide(fact)[0] == "ignored"

@@ -3,7 +3,8 @@
 The rules are those of the upstream pull request (seeds/000) and the provider notes
 (reference/providers.md §1): `delivered` heals soft bounces, `bounce` is hard or soft by
 its `bounce` field (missing or unknown counts as soft), `spam` is a complaint, and
-`reject`, `open`, `click`, `unsubscribe`, `resubscribe`, `processed` are kept but ignored.
+`open`, `click`, `unsubscribe`, `resubscribe`, `processed` are kept but ignored. `reject`
+(SMTP2GO's own suppression list refused the send) is `provider_suppressed` (issue 18).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from projections.events import (
     Delivered,
     Ignored,
     NormalizedEvent,
+    ProviderSuppressed,
     Unsubscribe,
 )
+from projections.facts import derive
 from projections.mapping import Placed
 from projections.providers import smtp2go
 from tests.conftest import fixture_bytes
@@ -200,9 +203,7 @@ def test_spam_is_a_complaint() -> None:
     assert replay(got.recipient, [got], DEFAULT_POLICY).reason == "complaint"
 
 
-@pytest.mark.parametrize(
-    "name", ["reject", "open", "click", "unsubscribe", "resubscribe", "processed"]
-)
+@pytest.mark.parametrize("name", ["open", "click", "unsubscribe", "resubscribe", "processed"])
 def test_event_is_kept_as_ignored_with_a_reason_by_default(name: str) -> None:
     got = only(event(name, rcpt="Kept@Example.com"))
     assert isinstance(got, Ignored)
@@ -213,6 +214,39 @@ def test_event_is_kept_as_ignored_with_a_reason_by_default(name: str) -> None:
     state = replay(got.recipient, [got], DEFAULT_POLICY)
     assert not state.suppressed
     assert state.events == 1
+
+
+@pytest.mark.parametrize("name", ["reject", "rejected"])
+def test_a_reject_is_smtp2go_refusing_an_address_on_its_own_suppression_list(name: str) -> None:
+    # Issue 18, finding N5: "a recipient that has previously hard-bounced, made a spam
+    # complaint, or unsubscribed"; SMTP2GO does not say which, so provider_suppressed.
+    got = only(event(name, rcpt="Rejected@Example.org", message="Recipient address suppressed"))
+    assert isinstance(got, ProviderSuppressed)
+    assert got.raw_kind == "reject"
+    assert got.recipient == "rejected@example.org"
+    assert smtp2go.DEFAULT_MAPPING["reject"] == "provider_suppressed"
+    assert replay(got.recipient, [got], DEFAULT_POLICY).reason == "provider_suppressed"
+    # a policy can still say otherwise
+    ignored = only(event(name), Policy(providers={"smtp2go": {"reject": "ignore"}}))
+    assert isinstance(ignored, Ignored)
+
+
+@pytest.mark.parametrize(
+    ("message", "refusal"),
+    [
+        ("550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown", "no_mailbox"),
+        ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found", "no_mailbox"),
+        ("554 5.7.1 Service unavailable; client host blocked using Spamhaus", "sender"),
+        ("552 5.2.2 mailbox full", None),
+        (None, None),
+    ],
+)
+def test_a_bounce_refusal_is_read_from_the_enhanced_code_in_the_message(
+    message: str | None, refusal: str | None
+) -> None:
+    # Issue 18, findings N6/N8: SMTP2GO has no field of its own; facts.place reads the text.
+    [item] = derive(receipt(event("bounce", bounce="hard", message=message)))
+    assert item.fact.refusal == refusal
 
 
 def test_an_unsubscribe_from_smtp2go_does_not_suppress_by_default() -> None:
