@@ -13,18 +13,18 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
-from api.console import console_router, template_config
+from api.console import console_router, signouts, template_config
 from api.fastpath import FastWebhooks, webhook_provider
 from api.health import healthz, metrics, readyz
-from api.logs import access_log, escape_controls
+from api.logs import REFUSALS, Refusal, access_log, escape_controls, refused
 from api.metrics import OTHER, UNKNOWN
-from api.paths import ADDRESS_PREFIXES, routable
+from api.paths import ADDRESS_PREFIXES, loggable, routable
 from api.quarantine import get_quarantined, list_quarantine, replay_quarantined
 from api.runtime import Runtime
 from api.settings import Settings
@@ -39,7 +39,7 @@ from api.suppressions import (
 )
 from api.throttle import FailureCounter, throttle_middleware
 from api.webhooks import receive_webhook
-from ledger import LedgerError, StoreUnavailable
+from ledger import LedgerError, StoreUnavailable, ValueRefused
 from projections import DecodeFailed, Policy, PolicyMismatch
 from projections.errors import ProjectionBehind, ReleaseRefused
 from projections.providers import PROVIDERS
@@ -86,7 +86,41 @@ def _problem(
     )
 
 
+def _note_refusal(request: Request[Any, Any, Any], exc: HTTPException) -> None:
+    """Note a 400 that refuses a query or path value, for the request's refusal line
+    (`http_edge`): the parameters litestar's checks name (its `extra`), or the one a
+    handler's message starts with (`since: not a time …`)."""
+    noted = REFUSALS.get()
+    if noted is None or exc.status_code != 400 or not isinstance(exc, ValidationException):
+        return
+    query, path = request.query_params, request.scope.get("path_params") or {}
+    if isinstance(exc.extra, list) and exc.extra:
+        for item in exc.extra:
+            if isinstance(item, dict) and item.get("source") in ("query", "path"):
+                key = _public_name(request, str(item.get("key")))
+                value = query.get(key) if item["source"] == "query" else path.get(key)
+                noted.append((key, str(item.get("message", "")), _text(value)))
+        return
+    name, colon, why = str(exc.detail).partition(": ")
+    if colon and (name in query or name in path):
+        noted.append((name, why, _text(query.get(name, path.get(name)))))
+
+
+def _public_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name a client gives a parameter litestar's checks call by its Python name
+    (`all_` is `?all=`)."""
+    handler = request.scope.get("route_handler")
+    field = handler.parsed_fn_signature.parameters.get(key) if handler is not None else None
+    name = getattr(getattr(field, "kwarg_definition", None), "name", None)
+    return name if isinstance(name, str) and name else key
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    _note_refusal(request, exc)
     _count(request, exc.status_code)
     body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra:
@@ -97,6 +131,22 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 _RETRY = {"Retry-After": "5"}
+
+
+def _value_refused(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A value the database cannot hold or compare (a number past 64 bits, a NUL in
+    text) that no check refused before: the request's fault, so 400, never a 500 or a
+    503 that asks for a retry. The database's message is not repeated: it may quote
+    the value."""
+    why = (
+        "a number in the request is out of range"
+        if isinstance(exc, OverflowError)
+        else "a value in the request cannot be stored or compared by the database"
+    )
+    noted = REFUSALS.get()
+    if noted is not None:
+        noted.append((None, f"{why} ({type(exc).__name__})", None))
+    return _problem(request, 400, why)
 
 
 def _release_refused(request: Request[Any, Any, Any], exc: ReleaseRefused) -> Response[Any]:
@@ -115,6 +165,9 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ReleaseRefused: _release_refused,
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
+    # backstops: every query and path value is range-checked before it reaches a database
+    ValueRefused: _value_refused,
+    OverflowError: _value_refused,
     # a request body nested deeper than the JSON decoder follows
     RecursionError: lambda r, _: _problem(r, 400, "request body is nested too deeply"),
     BasicAuthRequired: lambda r, exc: _problem(
@@ -182,11 +235,14 @@ def _read_deadline(receive: Receive, seconds: float) -> Receive:
 
 def http_edge(app: ASGIApp, read_timeout: float, fast: FastWebhooks | None = None) -> ASGIApp:
     """What wraps every HTTP request, routed or not (404 and 405 included): the body read
-    deadline, the security headers, and one access-log line: method, path (escaped; never
-    the query: it may hold a token), status, time, peer. Webhook deliveries go to `fast`
-    (api/fastpath.py), which answers the accepted ones and hands the rest to `app`.
-    An address in the path (under api/paths.py's prefixes) is escaped into one segment
-    before routing; the access log and the headers see the path as the server gave it."""
+    deadline, the security headers, and one access-log line: method, path (escaped, every
+    address replaced by `<email>`: api/paths.py `loggable`; never the query: it may hold
+    a token), status, time, peer. A 400 that refused a query or path value adds one line
+    on `bounceledger.refusals`: the route, the parameter, why (api/logs.py `refused`).
+    Webhook deliveries go to `fast` (api/fastpath.py), which answers the accepted ones
+    and hands the rest to `app`. An address in the path (under api/paths.py's prefixes)
+    is escaped into one segment before routing; the headers see the path as the server
+    gave it."""
 
     async def edge(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -207,22 +263,30 @@ def http_edge(app: ASGIApp, read_timeout: float, fast: FastWebhooks | None = Non
             await send(message)
 
         provider = webhook_provider(scope) if fast is not None else None
+        noted: list[Refusal] = []
         try:
             if provider is not None and fast is not None:
                 await fast(scope, _read_deadline(receive, read_timeout), send_wrapper, provider)
             else:
                 if path.startswith(ADDRESS_PREFIXES):
                     scope["path"] = routable(path)
-                await app(scope, _read_deadline(receive, read_timeout), send_wrapper)
+                token = REFUSALS.set(noted)
+                try:
+                    await app(scope, _read_deadline(receive, read_timeout), send_wrapper)
+                finally:
+                    REFUSALS.reset(token)
         finally:
             client = scope.get("client")
+            shown = escape_controls(loggable(path))
             access_log.request(
                 scope["method"],
-                escape_controls(path),
+                shown,
                 status,
                 round((time.perf_counter() - started) * 1000, 2),
                 client[0] if client else None,
             )
+            if noted and status == 400:
+                refused(scope["method"], shown, *noted[0])
 
     return edge
 
@@ -240,6 +304,7 @@ def create_app(
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         try:
             await runtime.start()
+            await signouts.ensure(runtime.store)  # the console's sign-outs, every instance
         except Exception as exc:
             log.error("cannot start: %s", exc)
             await runtime.stop()
@@ -268,7 +333,7 @@ def create_app(
             healthz,
             readyz,
             metrics,
-            console_router(settings),
+            console_router(),
         ],
         template_config=template_config(),
         state=State({"runtime": runtime}),

@@ -41,6 +41,13 @@ class RawOrJson(Operation):
             }
 
 
+# A receipt's source, as a query value: a door's or a writer's name (the providers,
+# `operator`, `policy`, `import`), so letters, digits, `_`, `.` and `-` only.
+MAX_SOURCE = 80  # characters of a `source` query value, spaces around it included
+SOURCE_PATTERN = r"^\s*[A-Za-z0-9_.-]{0,64}\s*$"
+MAX_TIME = 64  # characters of a time in a query: longer than any ISO-8601 time
+
+
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -70,9 +77,28 @@ async def list_receipts(
         int, QueryParameter(ge=0, le=MAX_SEQ, description="the `next` of the previous page")
     ] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    source: Annotated[str | None, QueryParameter()] = None,
-    since: Annotated[str | None, QueryParameter(description="received at or after")] = None,
-    until: Annotated[str | None, QueryParameter(description="received before")] = None,
+    source: Annotated[
+        str | None,
+        QueryParameter(
+            description="only receipts from this source: a provider, operator, policy, import",
+            max_length=MAX_SOURCE,
+            pattern=SOURCE_PATTERN,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        QueryParameter(
+            description="received at or after (ISO-8601, or epoch seconds; years 1 to 9999)",
+            max_length=MAX_TIME,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        QueryParameter(
+            description="received before (ISO-8601, or epoch seconds; years 1 to 9999)",
+            max_length=MAX_TIME,
+        ),
+    ] = None,
 ) -> ReceiptPage:
     receipts = await _runtime(request).store.list_receipts(
         after_seq=after,

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line; request lines carry no body, query or secret.
+"""Structured logs: one JSON object per line; request lines carry no body, query, secret
+or email address (an address in a path is logged as `<email>`, api/paths.py `loggable`).
 
 A record is one line whatever it holds: control characters (C0, DEL, C1, and the Unicode
 line and paragraph separators) in any field, a URL path included, are escaped, so text
@@ -12,6 +13,7 @@ import logging
 import re
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -71,7 +73,8 @@ ACCESS = logging.getLogger("bounceledger.access")
 
 
 class AccessLog:
-    """One line per HTTP request: method, path, status, milliseconds, peer.
+    """One line per HTTP request: method, path (addresses replaced by `<email>`, never the
+    query), status, milliseconds, peer.
 
     Through `logging` it costs a LogRecord, the handler chain and a formatter that walks
     the record's attributes: ~4 % of the event loop's samples under load (issue 11's
@@ -133,6 +136,58 @@ class AccessLog:
 
 _NO_LOCK = contextlib.nullcontext()
 access_log = AccessLog()
+
+refusals_log = logging.getLogger("bounceledger.refusals")
+# The refusals of the request being served, as (parameter, why, value a log may show):
+# api/app.py's `http_edge` gives each request a list here and logs what was refused in
+# one line; the error handlers, and pages that answer a 400 themselves, add to it (`note`).
+Refusal = tuple[str | None, str, str | None]
+REFUSALS: ContextVar[list[Refusal] | None] = ContextVar("bounceledger_refusals", default=None)
+
+
+def note(param: str | None, why: str, value: str | None = None) -> None:
+    """Note that the request being served refuses a query or path value (logged once,
+    by `http_edge`, when the answer is a 400)."""
+    noted = REFUSALS.get()
+    if noted is not None:
+        noted.append((param, why, value))
+
+
+# A refused value is shown only when it cannot be an address or a secret: a number, a
+# day or a time (a cursor's number, without its address), and never beyond 40 characters.
+_SHOWABLE = re.compile(r"[-+0-9.:TZ ]{1,200}")
+# A value as a message quotes it (repr, or a validator's 'x'): from the first quote to the
+# last, whatever quotes the value itself holds.
+_QUOTED = re.compile(r"['\"].*['\"]", re.DOTALL)
+_ADDRESS = re.compile(r"\S*@\S*")
+SHOWN = 40
+
+
+def shown_value(value: str | None) -> str | None:
+    """What a refusal line may show of a refused value: a number, a day or a time (at
+    most 40 characters), or nothing."""
+    if value is None or not _SHOWABLE.fullmatch(value):
+        return None
+    return value[:SHOWN] + ("…" if len(value) > SHOWN else "")
+
+
+def refused(method: str, path: str, param: str | None, why: str, value: str | None = None) -> None:
+    """One line saying a request's query or path value was refused (400): the route
+    (`path` escaped, addresses already replaced), the parameter, and why — the reason's
+    quoted text and anything holding an `@` elided, as is a value that could be an address
+    or a secret (`shown_value`)."""
+    reason = _ADDRESS.sub("<email>", _QUOTED.sub("…", why))[:200]
+    name = param if param is not None else "a value"
+    value = shown_value(value)
+    refusals_log.info(
+        "%s %s: refused %s: %s%s",
+        method,
+        path,
+        name,
+        escape_controls(reason),
+        "" if value is None else f" ({value})",
+        extra={"method": method, "path": path, "param": param, "why": reason, "value": value},
+    )
 
 
 def configure(level: str = "info", *, json: bool = True) -> None:

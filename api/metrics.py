@@ -137,6 +137,12 @@ class Metrics:
             "(BOUNCELEDGER_MAX_PROJECTION_LAG): lookups answer 503",
             registry=r,
         )
+        self.lease_stalled = Gauge(
+            "bounceledger_projector_lease_stalled",
+            "1 while this instance folds without the projector lease, because its holder "
+            "(another instance, or another role of the database) does not",
+            registry=r,
+        )
         self.set_aside = Counter(
             "bounceledger_projection_set_aside",
             "Receipts the projector could not fold and set aside (see the log and the receipt)",
@@ -214,10 +220,12 @@ class Metrics:
         """The projector's on_set_aside hook."""
         self.set_aside.inc()
 
-    def record_lag(self, seconds: float, *, behind: bool) -> None:
-        """The projection's lag, as the runtime's watch measured it."""
+    def record_lag(self, seconds: float, *, behind: bool, stalled: bool) -> None:
+        """The projection's lag, as the runtime's watch measured it, and whether this
+        instance folds without the lease."""
         self.lag_seconds.set(seconds)
         self.behind.set(1 if behind else 0)
+        self.lease_stalled.set(1 if stalled else 0)
 
     def refuse(self, source: str, reason: str) -> None:
         """Count a refusal; a source or reason outside the fixed sets is `unknown`/`other`."""

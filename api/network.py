@@ -64,3 +64,18 @@ def client_address(
         if not within(address, trusted):
             break
     return address
+
+
+def arrived_over_tls(
+    scheme: str, peer: str | None, forwarded_proto: list[str], trusted: tuple[Network, ...]
+) -> bool:
+    """Whether a request arrived over TLS: its own scheme is `https`, or the peer is a
+    trusted proxy whose `X-Forwarded-Proto` (the value of the hop nearest to us) says
+    so. The header is believed from trusted proxies only, as `X-Forwarded-For` is."""
+    if scheme in ("https", "wss"):
+        return True
+    address = _address(peer)
+    if address is None or not forwarded_proto or not within(address, trusted):
+        return False
+    nearest = ",".join(forwarded_proto).split(",")[-1].strip().lower()
+    return nearest == "https"

@@ -45,3 +45,24 @@ def routable(path: str) -> str:
 def address(segment: str) -> str:
     """The address an `{email}` path segment carries: undoes `routable`'s escaping."""
     return unquote(segment)
+
+
+# What an address is logged as (api/logs.py): a log line carries no address.
+EMAIL = "<email>"
+
+
+def loggable(path: str) -> str:
+    """`path` (decoded, as in `scope["path"]`) as a log line may show it: the address
+    after an address prefix (the segment `routable` finds, `/` and `%` included) and any
+    other path segment holding an `@` replaced by `<email>`; a path without an address
+    unchanged (`/v1/suppressions`, `/v1/suppressions/check`)."""
+    if "@" not in path:
+        return path
+    if path.startswith(ADDRESS_PREFIXES):
+        start = next(len(prefix) for prefix in ADDRESS_PREFIXES if path.startswith(prefix))
+        at = path.rfind("@", start)
+        end = path.find("/", at)
+        if end < 0:
+            end = len(path)
+        return path[:start] + EMAIL + path[end:]
+    return "/".join(EMAIL if "@" in segment else segment for segment in path.split("/"))

@@ -77,6 +77,8 @@ class Runtime:
             settings.db, pool_min=settings.pg_pool_min, pool_max=settings.pg_pool_max
         )
         store.on_commit = self.metrics.record_commit
+        for warning in await store.exposure():
+            log.warning("%s", warning)
         projector = self._projector = Projector(store)
         try:
             await projector.start()
@@ -91,7 +93,9 @@ class Runtime:
         # from here on: what arrives while serving (not the backlog folded at start)
         projector.on_step = self.metrics.record_projection
         projector.on_set_aside = self.metrics.record_set_aside
-        self._task = asyncio.create_task(projector.run(), name="projector")
+        # a lease holder that does not fold is taken over well before lookups answer 503
+        takeover = settings.max_projection_lag / 2
+        self._task = asyncio.create_task(projector.run(takeover_after=takeover), name="projector")
         self._watch_task = asyncio.create_task(self._watch(), name="projection watch")
 
     async def _put_into_effect(self, policy: Policy) -> None:
@@ -204,7 +208,9 @@ class Runtime:
         503 and /readyz fails, and a log line and a metric name the cause."""
         oldest = await oldest_unprojected(self.store)
         lag = 0.0 if oldest is None else max(0.0, time.time() - oldest[1] / 1e6)
-        self.metrics.record_lag(lag, behind=lag > self.settings.max_projection_lag)
+        self.metrics.record_lag(
+            lag, behind=lag > self.settings.max_projection_lag, stalled=self.projector.stalled
+        )
         if lag <= self.settings.max_projection_lag:
             if self.behind is not None:
                 log.warning("the projection caught up: lookups are answered again")
@@ -214,7 +220,10 @@ class Runtime:
         if projector.error is not None:
             cause = f"the projector here is paused: {projector.error}"
         elif not projector.leading:
-            cause = "another instance holds the projector lease and is not folding"
+            cause = (
+                "another instance, or another role connected to the database, holds the "
+                "projector lease and is not folding"
+            )
         else:
             cause = "the projector folds more slowly than receipts arrive"
         waiting = oldest[0] if oldest else 0

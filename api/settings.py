@@ -121,6 +121,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # holds the projector's lease, lookups answer 503 (not a stale "not suppressed") and
     # /readyz fails (BOUNCELEDGER_MAX_PROJECTION_LAG).
     max_projection_lag: float = DEFAULT_MAX_PROJECTION_LAG
+    # Console cookies without `Secure` (and without the `__Host-` prefix) on requests that
+    # did not arrive over TLS: for plain-HTTP use other than on localhost, which browsers
+    # treat as secure (BOUNCELEDGER_CONSOLE_PLAIN_HTTP=on). Off: always Secure.
+    console_plain_http: bool = False
 
 
 class SettingsInvalid(ValueError):
@@ -284,6 +288,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ses_cert_cache=Path(cert_cache) if cert_cache else data_dir / "sns-certs",
         ses_fetch=fetch,
         ses_require_v2=_flag(environ, "SES_SNS_REQUIRE_V2", default=False),
+        console_plain_http=_flag(environ, "BOUNCELEDGER_CONSOLE_PLAIN_HTTP", default=False),
         allowed_ips=allowed,
         trusted_proxies=_networks(environ, "BOUNCELEDGER_TRUSTED_PROXIES"),
         auth_failures=_count(environ, "BOUNCELEDGER_AUTH_FAILURES", DEFAULT_AUTH_FAILURES),

@@ -13,6 +13,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from api import paths
 from api.freshness import FRESH
+from api.logs import note
 from api.runtime import Runtime
 from api.schemas import (
     BEHIND,
@@ -55,7 +56,8 @@ async def get_suppression(
         str | None,
         QueryParameter(
             description="what the service answered at this time: the receipts received by "
-            "then, under the policy in force then"
+            "then, under the policy in force then",
+            max_length=64,
         ),
     ] = None,
 ) -> Response[Status]:
@@ -133,13 +135,16 @@ async def release(
     data: JSONBody[ReleaseRequest | None] = None,
     note: Annotated[
         str | None,
-        QueryParameter(description="why, when the client cannot send a body with DELETE"),
+        QueryParameter(
+            description="why, when the client cannot send a body with DELETE", max_length=2000
+        ),
     ] = None,
     also: Annotated[
         str | None,
         QueryParameter(
             description="causes to lift beyond the bounces, comma-separated: complaint, "
-            "unsubscribe, manual, provider_suppressed, or all"
+            "unsubscribe, manual, provider_suppressed, or all",
+            max_length=200,
         ),
     ] = None,
     expect: Annotated[
@@ -150,6 +155,7 @@ async def release(
         str | None,
         HeaderParameter(
             name="If-Match",
+            max_length=64,
             description='the status\'s ETag (`"N"`): the newest evidence receipt you saw',
         ),
     ] = None,
@@ -200,19 +206,24 @@ async def release(
 async def list_suppressions(
     request: Request[Any, Any, Any],
     after: Annotated[
-        str | None, QueryParameter(description="the `next` of the previous page")
+        str | None,
+        QueryParameter(description="the `next` of the previous page", max_length=1024),
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
     reason: Annotated[Reason | None, QueryParameter(description="only this reason")] = None,
     provider: Annotated[
         str | None,
-        QueryParameter(description="only evidence from this source: a provider, or operator"),
+        QueryParameter(
+            description="only evidence from this source: a provider, or operator", max_length=64
+        ),
     ] = None,
     since: Annotated[
-        str | None, QueryParameter(description="suppressed on or after this day (YYYY-MM-DD)")
+        str | None,
+        QueryParameter(description="suppressed on or after this day (YYYY-MM-DD)", max_length=32),
     ] = None,
     until: Annotated[
-        str | None, QueryParameter(description="suppressed on or before this day (YYYY-MM-DD)")
+        str | None,
+        QueryParameter(description="suppressed on or before this day (YYYY-MM-DD)", max_length=32),
     ] = None,
     q: Annotated[
         str | None, QueryParameter(description="text the address contains", max_length=320)
@@ -228,6 +239,7 @@ async def list_suppressions(
             runtime.store, runtime.projector.policy_hash, wanted, after=after, limit=limit
         )
     except search.BadFilter as exc:
+        note(exc.param, exc.why, exc.shown)  # what a log line may show of the value
         raise ValidationException(str(exc)) from exc
     return SuppressionPage(items=found.items, next=found.next)
 

@@ -247,6 +247,31 @@ class PostgresStore(GroupCommitted):
             )
         return len(rows)
 
+    async def exposure(self) -> list[str]:
+        """What lets others interfere with this ledger: roles other than this one (and
+        the superusers) that may connect to its database — any of them can take the
+        projector's lease (an advisory lock needs no privilege), among other things."""
+        rows = await self._fetch(
+            "SELECT has_database_privilege('public', current_database(), 'CONNECT'), "
+            "current_database(), ARRAY(SELECT rolname FROM pg_roles WHERE rolcanlogin "
+            "AND NOT rolsuper AND rolname <> current_user AND has_database_privilege("
+            "oid, current_database(), 'CONNECT') ORDER BY rolname)"
+        )
+        public, database, others = rows[0]
+        warnings = []
+        if public:
+            warnings.append(
+                f"every role of the server may connect to database {database!r} (PUBLIC has "
+                f"CONNECT): any of them can take the projector's lease and other locks; "
+                f'run REVOKE CONNECT ON DATABASE "{database}" FROM PUBLIC (README: Security)'
+            )
+        elif others:
+            warnings.append(
+                f"roles other than this one may connect to database {database!r}: "
+                f"{', '.join(others[:10])}; only bounceledger's own role should (README: Security)"
+            )
+        return warnings
+
     async def recheck_writable(self) -> bool:
         """After a failed commit: try a real (empty) append transaction again, and clear
         `write_error` if it succeeds."""
@@ -307,6 +332,8 @@ class PostgresStore(GroupCommitted):
             async with self._pool.acquire() as conn:
                 rows: list[asyncpg.Record] = await conn.fetch(query, *args)
                 return rows
+        except _DATA_ERRORS as exc:
+            raise ValueRefused(f"the database refused a value: {exc}") from exc
         except _DB_ERRORS as exc:
             raise StoreUnavailable(f"ledger read failed: {exc}") from exc
 

@@ -184,6 +184,11 @@ class SQLiteStore(GroupCommitted):
         )
         return len(rows)
 
+    async def exposure(self) -> list[str]:
+        """What lets others interfere with this ledger: nothing the store can see (the
+        file's permissions are the machine's business)."""
+        return []
+
     async def recheck_writable(self) -> bool:
         """After a failed commit: try the append path and a real one-row write (outside
         the chain) again, and clear `write_error` if both succeed."""

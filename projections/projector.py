@@ -78,6 +78,9 @@ class Projector:
         self.on_step: Callable[[list[int]], None] | None = None
         # Hears of each receipt set aside (its seq, and why): for a metric. Must not raise.
         self.on_set_aside: Callable[[int, str], None] | None = None
+        # Whether it folds without the lease because the holder does not (see run).
+        self.stalled = False
+        self._stalled_since: float | None = None
 
     def _adopt(self, policy: Policy) -> None:
         self.policy = policy
@@ -268,27 +271,35 @@ class Projector:
             await asyncio.sleep(0.005)
         return True
 
-    async def run(self, idle: float = 0.5, coalesce: float = 0.1) -> None:
+    async def run(
+        self, idle: float = 0.5, coalesce: float = 0.1, takeover_after: float | None = None
+    ) -> None:
         """Tail the ledger until cancelled; wakes on every commit it hears of (this
         instance's, or another's on PostgreSQL), polls every `idle` seconds otherwise.
 
-        Steps only while holding the store's projector lease (and follows the checkpoint
-        otherwise). After a wake-up it waits `coalesce` seconds so that one step folds
-        what a burst appended, instead of contending with every group commit: a step
-        holds the write lock, and under load (issue 11, wrk -c32) steps every 20 ms held
-        it often enough to queue group commits behind them (1.4-2.8 ms of lock wait per
-        commit); every 100 ms, fewer and larger steps cost less per receipt in all
-        (server CPU per webhook ~590 -> ~510 µs) and the projection still trails the
-        ledger by well under a second.
+        Steps while holding the store's projector lease, and follows the checkpoint
+        otherwise — but when the checkpoint has not moved for `takeover_after` seconds
+        while receipts wait, whoever holds the lease (a dead instance, or any role that
+        can connect to the database and took the lock), it steps without it: correctness
+        never rested on the lease (a step re-checks the checkpoint under a row lock), so
+        nothing acknowledged waits on it. `stalled` says so while it lasts.
+
+        After a wake-up it waits `coalesce` seconds so that one step folds what a burst
+        appended, instead of contending with every group commit: a step holds the write
+        lock, and under load (issue 11, wrk -c32) steps every 20 ms held it often enough
+        to queue group commits behind them (1.4-2.8 ms of lock wait per commit); every
+        100 ms, fewer and larger steps cost less per receipt in all (server CPU per
+        webhook ~590 -> ~510 µs) and the projection still trails the ledger by well under
+        a second.
         """
         while True:
             try:
                 self.leading = await self.store.projector_lease()
                 if self.leading:
+                    self._stalled_since, self.stalled = None, False
                     count = await self.step()
                 else:
-                    await self.follow()
-                    count = 0
+                    count = await self._follow_or_take_over(takeover_after)
                 self.error = None
             except (PolicyMismatch, StoreUnavailable) as exc:
                 if self.error != str(exc):
@@ -302,3 +313,31 @@ class Projector:
             if count == 0:
                 await self.store.wait_for_appends(idle)
             await asyncio.sleep(coalesce if count < _STEP else 0)
+
+    async def _follow_or_take_over(self, takeover_after: float | None) -> int:
+        """Follow the lease holder's checkpoint; step without the lease once it has not
+        moved for `takeover_after` seconds while receipts wait."""
+        before = self.projected_seq
+        await self.follow()
+        waiting = self.projected_seq < await self.store.last_seq()
+        now = time.monotonic()
+        if not waiting or self.projected_seq != before or takeover_after is None:
+            if self.stalled:
+                log.warning("the projector lease holder folds again")
+            self._stalled_since, self.stalled = None, False
+            return 0
+        if self._stalled_since is None:
+            self._stalled_since = now
+        if now - self._stalled_since < takeover_after:
+            return 0
+        if not self.stalled:
+            log.error(
+                "the projector lease holder has not folded for %.0f s while receipts wait "
+                "(receipt %d): folding without the lease. Another instance stopped, or a "
+                "role other than bounceledger's connected to the database and holds the "
+                "lock: see the README, Security (database roles)",
+                now - self._stalled_since,
+                self.projected_seq + 1,
+            )
+            self.stalled = True
+        return await self.step()

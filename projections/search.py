@@ -38,6 +38,8 @@ REASONS: tuple[str, ...] = tuple(sorted(REASON_RANK))
 # The sources a suppression's evidence can come from: every provider, and operators.
 PROVIDER_NAMES: tuple[str, ...] = (*sorted(PROVIDERS), OPERATOR)
 MAX_QUERY = 320  # characters of `q`: longer than any address
+MAX_CURSOR = 1024  # characters of `after`: a number, `/` and an address, with room to spare
+INT64 = (-(2**63), 2**63 - 1)  # what either database holds in a BIGINT / INTEGER
 NARROW = 2000  # rows of a `since` range below which SQLite sorts it (see _plan)
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -53,7 +55,13 @@ _TWO = tuple(f"{n:02d}" for n in range(100))
 
 
 class BadFilter(ValueError):
-    """A filter, sort or cursor that cannot be read (the message names which)."""
+    """A filter, sort or cursor that cannot be read: `param` names which, `why` says why
+    (for the client: it may quote the value); `shown` is what a log line may show of the
+    value (a number or a day, never an address)."""
+
+    def __init__(self, param: str, why: str, shown: str | None = None) -> None:
+        super().__init__(f"{param}: {why}")
+        self.param, self.why, self.shown = param, why, shown
 
 
 class Filter(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,7 +116,7 @@ def _day(text: str, name: str) -> date:
             return date.fromisoformat(text)
     except ValueError:
         pass
-    raise BadFilter(f"{name}: not a day: {text[:40]!r} (use YYYY-MM-DD)")
+    raise BadFilter(name, f"not a day: {text[:40]!r} (use YYYY-MM-DD)", text[:40])
 
 
 def parse_filter(
@@ -124,16 +132,18 @@ def parse_filter(
     `until` are days, YYYY-MM-DD in UTC, `until` included. BadFilter names a bad one."""
     reason = (reason or "").strip() or None
     if reason is not None and reason not in REASONS:
-        raise BadFilter(f"reason: {reason[:40]!r} is not one of {', '.join(REASONS)}")
+        raise BadFilter("reason", f"{reason[:40]!r} is not one of {', '.join(REASONS)}")
     provider = (provider or "").strip().lower() or None
     if provider is not None and provider not in PROVIDER_NAMES:
-        raise BadFilter(f"provider: {provider[:40]!r} is not one of {', '.join(PROVIDER_NAMES)}")
+        raise BadFilter("provider", f"{provider[:40]!r} is not one of {', '.join(PROVIDER_NAMES)}")
     chosen = (sort or "").strip() or "email"
     if chosen not in SORTS:
-        raise BadFilter(f"sort: {chosen[:40]!r} is not one of {', '.join(SORTS)}")
+        raise BadFilter("sort", f"{chosen[:40]!r} is not one of {', '.join(SORTS)}")
     contains = (q or "").strip().lower() or None
     if contains is not None and len(contains) > MAX_QUERY:
-        raise BadFilter(f"q: at most {MAX_QUERY} characters")
+        raise BadFilter("q", f"at most {MAX_QUERY} characters")
+    if contains is not None and "\x00" in contains:
+        raise BadFilter("q", "holds a NUL character, which no address holds")
     return Filter(
         reason=reason,
         provider=provider,
@@ -150,13 +160,26 @@ def cursor(entry: Entry, since: int, sort: Sort) -> str:
 
 
 def _after(text: str, sort: Sort) -> tuple[Any, ...]:
-    """A cursor's keyset values: the address (by address), or `since/address`."""
+    """A cursor's keyset values: the address (by address), or `since/address`, where
+    `since` is a 64-bit integer (microseconds); BadFilter for anything else, before any
+    database sees it."""
+    if len(text) > MAX_CURSOR:
+        raise BadFilter("after", f"not a cursor: longer than {MAX_CURSOR} characters")
+    if "\x00" in text:
+        raise BadFilter("after", "not a cursor: it holds a NUL character")
     if sort == "email":
         return (text,)
     micros, slash, email = text.partition("/")
-    if not slash or not re.fullmatch(r"-?\d{1,19}", micros):
-        raise BadFilter(f"after: not a cursor of a list sorted by {sort}")
-    return (int(micros), email)
+    if not slash or not re.fullmatch(r"-?[0-9]{1,40}", micros):
+        raise BadFilter("after", f"not a cursor of a list sorted by {sort} (since/address)")
+    number = int(micros)
+    if not INT64[0] <= number <= INT64[1]:
+        raise BadFilter(
+            "after",
+            f"not a cursor of a list sorted by {sort}: its time is outside a 64-bit integer",
+            micros,
+        )
+    return (number, email)
 
 
 def _like(text: str) -> str:

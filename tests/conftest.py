@@ -26,6 +26,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret-0123456789"
 API_KEY = "test-api-key-abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+BASE_URL = "https://testserver.local"
 # The fields of a status answer, as the issues name them (HTTP and `status --json`):
 # every active cause and the newest evidence since issue 18.
 STATUS_FIELDS = {
@@ -103,10 +104,11 @@ def settings(db_path: Path) -> Settings:
 def make_client(
     settings: Settings,
 ) -> Callable[..., Any]:
-    """`async with make_client(settings=..., policy=...) as client:` — a started app."""
+    """`async with make_client(settings=..., policy=...) as client:` — a started app,
+    reached over https as a deployment behind TLS is (the console's cookies are Secure)."""
 
     def make(settings: Settings = settings, policy: Policy | None = DEFAULT_POLICY) -> Any:
-        return AsyncTestClient(app=create_app(settings, policy))
+        return AsyncTestClient(app=create_app(settings, policy), base_url=BASE_URL)
 
     return make
 

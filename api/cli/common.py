@@ -12,7 +12,7 @@ import click
 
 from api.settings import DEFAULT_DB
 from ledger import LedgerError, Store, as_target, is_url, open_store
-from ledger.store import redact
+from ledger.store import redact, url_problem
 from projections import Policy, PolicyInvalid, ProjectionError, Projector, read_policy
 from projections.recipients import parse_time
 
@@ -35,6 +35,10 @@ class StoreAddress(click.ParamType):  # type: ignore[type-arg]
             self.fail(
                 f"not a PostgreSQL URL: {where(text)} (postgresql://USER@HOST:PORT/DB)", param, ctx
             )
+        problem = url_problem(text) if is_url(text) else None
+        if problem is not None:
+            # refused before the driver reads it: its error could quote the password
+            self.fail(f"not a readable PostgreSQL URL: {problem}: {where(text)}", param, ctx)
         target = as_target(text)
         if isinstance(target, Path) and target.is_dir():
             self.fail(f"{text} is a directory: give the ledger's file", param, ctx)
@@ -101,7 +105,8 @@ def require_ledger(db: Path | str) -> None:
 
 
 def where(db: Path | str) -> str:
-    """The ledger's address for messages (a URL without its password)."""
+    """The ledger's address for messages: a file's path, or a URL without its password
+    or any other credential (`ledger.store.redact`, the one way a URL is shown)."""
     return redact(db) if isinstance(db, str) else str(db)
 
 

@@ -1,10 +1,12 @@
 """The operator console: server-rendered pages under /console, each beside the JSON API.
 
 Signed in with an API key exchanged for a session cookie (api/console/session.py); every
-form carries a CSRF token, checked on the console's routes only (the webhook doors and
-the JSON API, which take no cookies, are not affected); a Content-Security-Policy allows
-only the console's own stylesheet and script. Every page works without JavaScript; the
-one small script (static/console.js) only adds local times on hover.
+form carries a token bound to that session, and every form post must come from the
+console's own origin (api/console/forms.py) — checked on the console's routes only (the
+webhook doors and the JSON API, which take no cookies, are not affected); a
+Content-Security-Policy allows only the console's own stylesheet and script. Every page
+works without JavaScript; the one small script (static/console.js) only adds local times
+on hover.
 
 Bodies of receipts are attacker-controlled: templates are autoescaped and never mark
 stored text safe.
@@ -13,19 +15,17 @@ stored text safe.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from litestar import Router
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import ResponseHeader
-from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from api.console import actions, ledger_pages, pages, policy_pages, suppression_pages
+from api.console.forms import check_form
 from api.console.guard import require_session
-from api.console.session import csrf_secret
-from api.settings import Settings
+from api.console.render import address_path
 
 HERE = Path(__file__).parent
 CSP = (
@@ -34,21 +34,20 @@ CSP = (
 )
 
 
+def _filters(engine: Any) -> None:
+    engine.engine.filters["address_path"] = address_path
+
+
 def template_config() -> TemplateConfig:  # type: ignore[type-arg]
     from litestar.plugins.jinja import JinjaTemplateEngine
 
-    return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
-
-
-def console_router(settings: Settings) -> Router:
-    """Every console route, behind the session guard and the console's CSRF check."""
-    csrf = CSRFConfig(
-        secret=csrf_secret(settings.api_keys),
-        cookie_name="bl_csrf",
-        cookie_path="/console",
-        cookie_samesite="strict",
-        cookie_httponly=True,
+    return TemplateConfig(
+        directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_filters
     )
+
+
+def console_router() -> Router:
+    """Every console route, behind the session guard and the check of its forms."""
     static = create_static_files_router(
         path="/static", directories=[HERE / "static"], opt={"public": True}, name="console-static"
     )
@@ -63,7 +62,7 @@ def console_router(settings: Settings) -> Router:
             *ledger_pages.HANDLERS,
         ],
         guards=[require_session],
-        middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
+        before_request=check_form,
         opt={"console": True},
         response_headers=[
             ResponseHeader(name="Content-Security-Policy", value=CSP),

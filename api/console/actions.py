@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from litestar import Request, post
 from litestar.params import FromPath
@@ -17,7 +16,7 @@ from litestar.response import Redirect
 
 from api import paths
 from api.console.pages import FORM
-from api.console.render import back, operator, runtime
+from api.console.render import address_path, back, operator, runtime
 from projections import operator as operator_actions
 from projections import releases
 from projections.recipients import normalize_recipient
@@ -26,7 +25,7 @@ from projections.recipients import normalize_recipient
 def _where(email: str) -> tuple[str, str]:
     """The address, normalised, and its console page."""
     address = normalize_recipient(email) or email
-    return address, f"/console/address/{quote(address, safe='@')}"
+    return address, f"/console/address/{address_path(address)}"
 
 
 @post("/address/{email:str}/suppress", status_code=303)
@@ -36,14 +35,14 @@ async def suppress(
     address, where = _where(paths.address(email))
     note = data.get("note", "").strip()
     if not note:
-        return back(where, "nothing done: a suppress needs a note saying why")
+        return back(request, where, "nothing done: a suppress needs a note saying why")
     rt = runtime(request)
     seq = await operator_actions.record(
         rt.store, "suppress", address, actor=operator(request), note=note,
         at=time.time_ns() // 1000,
     )  # fmt: skip
     await rt.projector.wait_until(seq, timeout=2.0)
-    return back(where, f"suppressed by {operator(request)}, recorded as receipt {seq}")
+    return back(request, where, f"suppressed by {operator(request)}, recorded as receipt {seq}")
 
 
 @post("/address/{email:str}/release", status_code=303)
@@ -52,14 +51,16 @@ async def release(email: FromPath[str], request: Request[Any, Any, Any]) -> Redi
     form = await request.form()
     note = str(form.get("note", "")).strip()
     if not note:
-        return back(where, "nothing done: a release needs a note saying why")
+        return back(request, where, "nothing done: a release needs a note saying why")
     expect = str(form.get("expect", "")).strip()
     if not expect.isdigit():  # the page always sends what it showed
-        return back(where, "nothing released: the page did not say what it showed; look again")
+        return back(
+            request, where, "nothing released: the page did not say what it showed; look again"
+        )
     try:
         also = releases.parse_also([str(value) for value in form.getall("also", [])])
     except ValueError as exc:
-        return back(where, f"nothing released: {exc}")
+        return back(request, where, f"nothing released: {exc}")
     rt = runtime(request)
     (outcome,) = await releases.release_many(
         rt.store,
@@ -72,10 +73,12 @@ async def release(email: FromPath[str], request: Request[Any, Any, Any]) -> Redi
         settle=lambda seq: rt.projector.wait_until(seq, timeout=2.0),
     )
     if outcome.refused is not None:
-        return back(where, outcome.refused)
+        return back(request, where, outcome.refused)
     if outcome.receipt is None:
-        return back(where, "nothing released: the address is not suppressed")
-    return back(where, f"released by {operator(request)}, recorded as receipt {outcome.receipt}")
+        return back(request, where, "nothing released: the address is not suppressed")
+    return back(
+        request, where, f"released by {operator(request)}, recorded as receipt {outcome.receipt}"
+    )
 
 
 HANDLERS = [suppress, release]

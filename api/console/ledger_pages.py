@@ -15,6 +15,7 @@ from litestar import Request, get, post
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
+from api.audit import MAX_SOURCE, SOURCE_PATTERN
 from api.console.render import back, page, runtime
 from api.schemas import MAX_SEQ
 from projections import operator, policies
@@ -45,7 +46,9 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
 @get("/ledger", name="console-ledger")
 async def ledger_page(
     request: Request[Any, Any, Any],
-    source: Annotated[str | None, QueryParameter()] = None,
+    source: Annotated[
+        str | None, QueryParameter(max_length=MAX_SOURCE, pattern=SOURCE_PATTERN)
+    ] = None,
     before: Annotated[int | None, QueryParameter(ge=1, le=MAX_SEQ)] = None,
 ) -> Template:
     rt = runtime(request)
@@ -94,7 +97,7 @@ async def verify(request: Request[Any, Any, Any]) -> Redirect:
         notice = f"chain intact: {count} receipt{'' if count == 1 else 's'} checked"
     else:
         notice = f"chain broken at receipt {broken} ({count} receipts before it verified)"
-    return back("/console/ledger", notice)
+    return back(request, "/console/ledger", notice)
 
 
 @post("/quarantine/{qid:int}/replay", status_code=303)
@@ -116,7 +119,7 @@ async def replay_quarantined(
         notice = f"quarantined delivery {qid} replayed: now receipt {outcome.seq}"
         if outcome.seq is not None:
             await rt.projector.wait_until(outcome.seq, timeout=2.0)
-    return back("/console/ledger", notice)
+    return back(request, "/console/ledger", notice)
 
 
 HANDLERS = [ledger_page, verify, replay_quarantined]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
@@ -13,8 +12,9 @@ from litestar.response import Redirect, Template
 
 from api import paths
 from api.auth import find_api_key
-from api.console.render import back, operator, page, runtime
-from api.console.session import COOKIE, LIFETIME, issue
+from api.console import cookies, signouts
+from api.console.render import address_path, back, operator, page, runtime
+from api.console.session import COOKIE, LOGIN_COOKIE, Session, issue
 from api.freshness import FRESH
 from api.schemas import MAX_SEQ
 from projections import queries
@@ -37,7 +37,14 @@ def _safe_next(target: str | None) -> str:
 async def login_page(
     request: Request[Any, Any, Any], next: Annotated[str | None, QueryParameter()] = None
 ) -> Template:
-    return page(request, "login.html", "login", next=_safe_next(next), error=None)
+    return page(
+        request,
+        "login.html",
+        "login",
+        next=_safe_next(next),
+        error=None,
+        transport=cookies.plain_http_warning(request),
+    )
 
 
 @post("/login", opt={"public": True}, status_code=303)
@@ -53,24 +60,29 @@ async def login(
             if not keys
             else "that is not a valid API key"
         )
-        return page(request, "login.html", "login", status_code=401, next=target, error=error)
+        return page(
+            request,
+            "login.html",
+            "login",
+            status_code=401,
+            next=target,
+            error=error,
+            transport=cookies.plain_http_warning(request),
+        )
     response = Redirect(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        issue(key),
-        path="/console",
-        max_age=LIFETIME,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    cookies.set_session(response, request, issue(key))  # a fresh nonce: a new session
+    cookies.clear(response, request, LOGIN_COOKIE)  # the sign-in form's token is spent
     return response
 
 
 @post("/logout", status_code=303)
 async def logout(request: Request[Any, Any, Any]) -> Redirect:
+    """End this session on every instance (its nonce is kept as signed out until it
+    would have expired), and clear its cookie."""
+    session: Session = request.state.session
+    await signouts.sign_out(runtime(request).store, session.nonce, session.expires)
     response = Redirect("/console/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/console")
+    cookies.clear(response, request, COOKIE)
     return response
 
 
@@ -106,7 +118,7 @@ async def address(email: FromPath[str], request: Request[Any, Any, Any]) -> Temp
         "lookup",
         email=normalize_recipient(email) or email,
         why=explanation,
-        quoted=quote(normalize_recipient(email) or email, safe="@"),
+        quoted=address_path(normalize_recipient(email) or email),
         named=named_causes([explanation.status]),
     )
 

@@ -277,7 +277,9 @@ async def _apply(request: Request[Any, Any, Any], candidate: Candidate, note: st
     actor = operator(request)
     current = await active_policy(rt.store)
     if candidate.policy == current:
-        return back("/console/policy", "nothing changed: that is already the active policy")
+        return back(
+            request, "/console/policy", "nothing changed: that is already the active policy"
+        )
     change: NewReceipt = policies.change_receipt(
         candidate.policy,
         candidate.text,
@@ -301,7 +303,7 @@ async def _apply(request: Request[Any, Any, Any], candidate: Candidate, note: st
     )
     if not followed:
         notice += " (this instance is still switching over: reload in a moment)"
-    return back("/console/policy", notice)
+    return back(request, "/console/policy", notice)
 
 
 HANDLERS = [policy_page, preview, preview_csv, apply]

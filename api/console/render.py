@@ -1,13 +1,32 @@
-"""What every console page shares: the runtime, the signed-in operator, rendering, times."""
+"""What every console page shares: the runtime, the signed-in operator, rendering, the
+forms' token, and the notices a redirect carries.
+
+A notice (post/redirect/get: "released by ops, recorded as receipt 9") travels in the
+query string with a signature and an expiry (HMAC under the deployment's keys): a page
+shows only a notice the console itself wrote in the last minutes, never text a link
+chose.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request
 from litestar.response import Redirect, Template
+from markupsafe import Markup, escape
 
+from api.console import cookies
+from api.console.forms import FIELD, expected_token
+from api.console.session import login_nonce, login_token
 from api.runtime import Runtime
+from api.settings import ApiKey
+
+NOTICE_LIFETIME = 600  # seconds a notice link shows its notice
+_NOTICE = b"bounceledger console notice\0"
 
 NAV = (
     ("lookup", "/console", "Lookup"),
@@ -15,6 +34,12 @@ NAV = (
     ("policy", "/console/policy", "Policy"),
     ("ledger", "/console/ledger", "Ledger"),
 )
+
+
+def address_path(email: str) -> str:
+    """An address as one segment of a console URL: every character quoted but `@`, so an
+    address holding `/`, `?`, `#` or `%` links to its own page (api/paths.py)."""
+    return quote(email, safe="@")
 
 
 def runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -34,20 +59,58 @@ def page(
     status_code: int = 200,
     **context: Any,
 ) -> Template:
-    """A full page: the template with the navigation, the operator and the notice."""
-    return Template(
+    """A full page: the template with the navigation, the operator, the notice and the
+    token its forms carry (`form_token`). A page shown before sign-in gets a sign-in
+    form token, with the pre-session cookie it is bound to when there is none yet."""
+    nonce = None
+    token = expected_token(request)
+    if token is None:
+        nonce = login_nonce()
+        token = login_token(runtime(request).settings.api_keys, nonce)
+    rendered = Template(
         template,
         context={
             "nav": NAV,
             "section": section,
             "operator": operator(request),
-            "notice": request.query_params.get("done"),
+            "notice": notice_of(request),
+            "form_token": Markup('<input type="hidden" name="{}" value="{}">').format(
+                FIELD, escape(token)
+            ),
             **context,
         },
         status_code=status_code,
     )
+    if nonce is not None:
+        cookies.set_login(rendered, request, nonce)
+    return rendered
 
 
-def back(path: str, notice: str | None = None) -> Redirect:
-    """Post/redirect/get: a 303 to `path`, with a one-line notice shown there."""
-    return Redirect(path, status_code=303, query_params={"done": notice} if notice else None)
+def _notice_mac(keys: tuple[ApiKey, ...], text: str, expires: int) -> str:
+    digest = hashlib.sha256(_NOTICE)
+    for key in sorted(keys, key=lambda k: k.name):
+        digest.update(key.secret.sign(_NOTICE))
+    message = f"{expires}|{text}".encode()
+    return hmac.new(digest.digest(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def notice_of(request: Request[Any, Any, Any]) -> str | None:
+    """The notice of the link that led here, when the console signed it and it has not
+    expired; None otherwise (a link's own words are never shown)."""
+    text, sig = request.query_params.get("done"), request.query_params.get("sig")
+    if not text or not sig or "." not in sig:
+        return None
+    stamp, mac = sig.split(".", 1)
+    if not stamp.isdigit() or int(stamp) < time.time():
+        return None
+    expected = _notice_mac(runtime(request).settings.api_keys, text, int(stamp))
+    return text if hmac.compare_digest(mac.encode(), expected.encode()) else None
+
+
+def back(request: Request[Any, Any, Any], path: str, notice: str | None = None) -> Redirect:
+    """Post/redirect/get: a 303 to `path`, with a one-line notice shown there (signed)."""
+    if not notice:
+        return Redirect(path, status_code=303)
+    expires = int(time.time()) + NOTICE_LIFETIME
+    mac = _notice_mac(runtime(request).settings.api_keys, notice, expires)
+    return Redirect(path, status_code=303, query_params={"done": notice, "sig": f"{expires}.{mac}"})

@@ -26,6 +26,7 @@ from litestar.response import Redirect, Stream, Template
 from api.console.pages import named_causes
 from api.console.render import back, operator, page, runtime
 from api.freshness import FRESH
+from api.logs import note
 from projections import queries, releases, search
 from projections.recipients import normalize_recipient
 from projections.state import Reason
@@ -86,6 +87,7 @@ async def suppressions(
             rt.store, rt.projector.policy_hash, wanted, after=after or None, limit=PAGE
         )
     except search.BadFilter as exc:
+        note(exc.param, exc.why, exc.shown)
         error = str(exc)
         given_sort = given_sort if given_sort in search.SORTS else "email"
     return page(
@@ -123,6 +125,7 @@ async def suppressions_csv(
     try:
         wanted = search.parse_filter(**given, sort=sort)
     except search.BadFilter as exc:
+        note(exc.param, exc.why, exc.shown)
         return Response(f"{exc}\n", status_code=400, media_type="text/plain")
     rt = runtime(request)
     # checked before the first byte too, so that a mismatch is an error answer (503)
@@ -227,7 +230,7 @@ async def release_selected(request: Request[Any, Any, Any]) -> Response[Any]:
     """Step one: show every cause of the addresses ticked on the list, and ask why."""
     selection = await _selected(request)
     if not selection.emails:
-        return back(LIST, "nothing released: no address was selected")
+        return back(request, LIST, "nothing released: no address was selected")
     count = len(selection.emails)
     error = _too_many(count) if count > MAX_RELEASE else None
     return await _confirm_page(request, selection.emails, error)
@@ -240,10 +243,10 @@ async def release_confirmed(request: Request[Any, Any, Any]) -> Response[Any]:
     try:
         selection = await _selected(request)
     except ValueError as exc:
-        return back(LIST, f"nothing released: {exc}")
+        return back(request, LIST, f"nothing released: {exc}")
     emails, note = selection.emails, selection.note
     if not emails:
-        return back(LIST, "nothing released: no address was selected")
+        return back(request, LIST, "nothing released: no address was selected")
     if len(emails) > MAX_RELEASE:
         return await _confirm_page(request, emails, _too_many(len(emails)))
     if not note:
@@ -285,7 +288,7 @@ async def _release(request: Request[Any, Any, Any], selection: Selection) -> Red
             f"; {len(refused)} not released, nothing recorded for them "
             f"(first: {first.email}: {first.refused})"
         )
-    return back(LIST, notice)
+    return back(request, LIST, notice)
 
 
 HANDLERS = [suppressions, suppressions_csv, release_selected, release_confirmed]

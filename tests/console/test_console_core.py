@@ -30,7 +30,7 @@ async def test_every_console_page_asks_to_sign_in_first(client: Any) -> None:
     assert (await client.get("/console", headers=AUTH, follow_redirects=False)).status_code == 303
 
 
-async def test_sign_in_sets_a_strict_http_only_session_cookie(client: Any) -> None:
+async def test_sign_in_sets_a_strict_http_only_secure_host_session_cookie(client: Any) -> None:
     refused = await sign_in(client, key="not-the-key-0123456789")
     assert refused.status_code == 401
     assert "not a valid API key" in refused.text
@@ -38,11 +38,11 @@ async def test_sign_in_sets_a_strict_http_only_session_cookie(client: Any) -> No
     accepted = await sign_in(client)
     assert accepted.status_code == 303
     cookie = accepted.headers["set-cookie"]
-    assert cookie.startswith(f"{session.COOKIE}=")
-    for attribute in ("HttpOnly", "SameSite=strict", "Path=/console"):
+    assert cookie.startswith(f"__Host-{session.COOKIE}=")
+    for attribute in ("HttpOnly", "SameSite=strict", "Path=/;", "Secure"):
         assert attribute in cookie
+    assert "Domain" not in cookie
     assert API_KEY not in cookie  # the key is never in the cookie
-    assert "Secure" not in cookie  # plain http here; over https it is Secure
     home = await client.get("/console")
     assert home.status_code == 200
     assert "signed in as <strong>ops</strong>" in home.text
@@ -158,7 +158,9 @@ async def test_sign_in_goes_back_to_the_page_asked_for_never_elsewhere(client: A
 def test_a_session_ends_with_its_key_or_its_time() -> None:
     ops = ApiKey("ops", Secret("k" * 20))
     cookie = session.issue(ops, now=1000.0)
-    assert session.verify((ops,), cookie, now=1001.0) == "ops"
+    found = session.verify((ops,), cookie, now=1001.0)
+    assert found is not None
+    assert (found.name, found.expires) == ("ops", 1000 + session.LIFETIME)
     assert session.verify((ops,), cookie, now=1000.0 + session.LIFETIME + 1) is None
     assert session.verify((ApiKey("ops", Secret("j" * 20)),), cookie, now=1001.0) is None
     assert session.verify((), cookie, now=1001.0) is None
@@ -178,9 +180,10 @@ async def test_the_same_keys_accept_a_session_on_another_instance(
             "BOUNCELEDGER_API_KEYS": f"ops:{API_KEY}",
         }
     )
+    name = f"__Host-{session.COOKIE}"
     async with make_client(settings=settings) as first:
         await sign_in(first)
-        cookie = first.cookies.get(session.COOKIE)
+        cookie = first.cookies.get(name)
     async with make_client(settings=settings) as second:
-        second.cookies.set(session.COOKIE, cookie)
+        second.cookies.set(name, cookie)
         assert (await second.get("/console", follow_redirects=False)).status_code == 200

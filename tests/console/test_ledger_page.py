@@ -195,7 +195,7 @@ async def test_operator_actions_are_listed_with_who_and_why(client: Any) -> None
     row = re.search(r"<tr><td><time.*?</tr>", section)
     assert row is not None
     assert "<td>release</td>" in row.group(0)
-    assert '<a href="/console/address/a%40example.org">a@example.org</a>' in row.group(0)
+    assert '<a href="/console/address/a@example.org">a@example.org</a>' in row.group(0)
     assert "<td>ops</td>" in row.group(0)
     assert "<td>asked by phone &lt;script&gt;window.__pwned=1&lt;/script&gt;</td>" in row.group(0)
     assert '<a href="/console/receipts/2">#2</a>' in row.group(0)

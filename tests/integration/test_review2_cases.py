@@ -19,6 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.settings import load_settings
+from ledger import StoreUnavailable
 from projections import DEFAULT_POLICY
 from tests.conftest import AUTH, settle
 from tests.integration.doors import (
@@ -251,9 +252,10 @@ async def test_as_of_answers_what_the_ledger_had_received_then(app: Any) -> None
 async def test_lookups_answer_503_while_the_projection_is_behind(
     db_path: Path, tmp_path: Path
 ) -> None:
-    """Issue 18, finding N1: when no projector folds (here: this instance is told it
-    does not hold the lease) and the oldest unprojected receipt is older than the bound,
-    lookups answer 503, /readyz fails, and the metric says so; folding again ends it."""
+    """Issue 18, finding N1: when no projector folds (here: every step of this instance's
+    projector fails as if the database refused it) and the oldest unprojected receipt is
+    older than the bound, lookups answer 503, /readyz fails naming the cause, and the
+    metric says so; folding again ends it."""
     settings = load_settings(
         {
             **provider_environment(tmp_path),
@@ -262,22 +264,23 @@ async def test_lookups_answer_503_while_the_projection_is_behind(
         }
     )
     async with AsyncTestClient(app=create_app(settings, DEFAULT_POLICY)) as client:
-        runtime = client.app.state.runtime
-        store = runtime.store
-        leading = store.projector_lease
+        projector = client.app.state.runtime.projector
+        folding = projector.step
 
-        async def never() -> bool:
-            return False
+        async def failing(limit: int = 1000) -> int:
+            raise StoreUnavailable("ledger write failed: the disk is full")
 
-        store.projector_lease = never
+        projector.step = failing
         await post_sendgrid(
             client, sendgrid_batch(sg_event("spamreport", "late@example.org", epoch(NOW), "l1"))
         )
         deadline = time.monotonic() + 10
-        while (await client.get("/readyz")).status_code == 200:
+        while lookup := await client.get("/v1/suppressions/late@example.org", headers=AUTH):
+            if lookup.status_code != 200:
+                break
+            assert lookup.json()["suppressed"] is False  # not folded yet: never a verdict
             assert time.monotonic() < deadline, "the service never noticed it was behind"
             await asyncio.sleep(0.1)
-        lookup = await client.get("/v1/suppressions/late@example.org", headers=AUTH)
         assert lookup.status_code == 503, lookup.text
         assert "behind" in lookup.json()["detail"]
         assert lookup.headers["retry-after"]
@@ -286,15 +289,16 @@ async def test_lookups_answer_503_while_the_projection_is_behind(
         )
         assert checked.status_code == 503
         ready = (await client.get("/readyz", headers=AUTH)).json()
-        assert ready["failing"] == "projector_caught_up"
+        assert ready["ready"] is False
         assert (
-            "another instance holds the projector lease" in ready["problems"]["projector_caught_up"]
+            "the projector here is paused: ledger write failed: the disk is full"
+            in (ready["problems"]["projector_caught_up"])
         )
         assert (
             "bounceledger_projection_behind 1.0"
             in (await client.get("/metrics", headers=AUTH)).text
         )
-        store.projector_lease = leading
+        projector.step = folding
         deadline = time.monotonic() + 10
         while (await client.get("/readyz")).status_code != 200:
             assert time.monotonic() < deadline, "the service never caught up"

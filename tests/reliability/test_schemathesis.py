@@ -7,6 +7,13 @@ the API key, and checks: no 5xx, the status code, content type, headers and body
 as the schema documents them. Explicit calls with the seeded addresses make sure the
 populated answers (not only the empty ones) are checked too.
 
+The query parameters (the list's filters and cursor, the audit and quarantine pages'
+cursors, limits, sources and times, `as_of`, `expect`) are fuzzed outside the schema as
+well (second review, N8): schemathesis's negative mode sends values the schema rules
+out, the out-of-range values of tests/security/test_review2_params.py are sent as
+explicit cases, and the keyset cursor of a list sorted by time gets any integer — each
+answered as documented, 400 for a refusal, never a 5xx.
+
 BOUNCELEDGER_FUZZ_EXAMPLES sets the number of generated requests per operation.
 """
 
@@ -23,6 +30,8 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -211,3 +220,102 @@ def test_integers_past_64_bits_conform_to_the_schema(
         parameters = {"seq": 1, "qid": 1} if "{seq}" in path or "{qid}" in path else {}
         case = operation.Case(query={name: value}, path_parameters=parameters or None)
     case.call_and_validate(base_url=api.base, headers=AUTH, checks=CHECKS)
+
+
+# -- query parameters outside the schema (second review, N8) ----------------------------
+
+
+def _query_operations() -> list[tuple[str, str]]:
+    """(METHOD, path) of every GET operation that takes query parameters."""
+    app = create_app(load_settings({}), DEFAULT_POLICY)
+    document = app.openapi_schema.to_schema()
+    return sorted(
+        ("GET", path)
+        for path, item in document["paths"].items()
+        if not path.startswith(WEBHOOK_PREFIX)
+        and any(p["in"] == "query" for p in item.get("get", {}).get("parameters", []))
+    )
+
+
+QUERY_OPERATIONS = _query_operations()
+NEGATIVE_EXAMPLES = max(EXAMPLES // 3, 1)
+PATH_PARAMETERS = {"{email}": {"email": "nobody@example.org"}, "{seq}": {"seq": 1}}
+
+
+def test_the_query_operations_are_the_list_audit_and_quarantine_ones() -> None:
+    assert {"/v1/suppressions", "/v1/audit/receipts", "/v1/quarantine"} <= {
+        path for _, path in QUERY_OPERATIONS
+    }
+
+
+@pytest.mark.parametrize(("method", "path"), QUERY_OPERATIONS)
+def test_query_values_the_schema_rules_out_are_refused_as_documented(
+    api: Api, method: str, path: str
+) -> None:
+    operation = api.schema[path][method]
+    fixed = next((v for k, v in PATH_PARAMETERS.items() if k in path), None)
+
+    @settings(
+        max_examples=NEGATIVE_EXAMPLES,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(case=operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed))
+    def check(case: Any) -> None:
+        case.call_and_validate(base_url=api.base, headers=AUTH, checks=CHECKS)
+
+    check()
+
+
+BIG = ["9223372036854775808", "99999999999999999999", "-9223372036854775809"]
+OUT_OF_RANGE: dict[str, dict[str, list[str]]] = {
+    "/v1/suppressions": {
+        "after": ["9999999999999999999/x", *(f"{n}/a@example.org" for n in BIG), "abc/x"],
+        "limit": ["0", "10001", *BIG],
+        "since": ["99999-01-01", "0000-00-00", "2026-02-30"],
+        "until": ["99999-01-01", "0000-00-00"],
+        "q": ["x" * 321, "a\x00"],
+    },
+    "/v1/suppressions/{email}": {"as_of": ["99999-01-01", "0000-00-00", *BIG, "1e400"]},
+    "/v1/audit/receipts": {
+        "after": ["-1", *BIG],
+        "limit": ["0", "1001", *BIG],
+        "source": ["\x00", "a@example.org", "x" * 81],
+        "since": ["99999-01-01", "0000-00-00", *BIG],
+        "until": ["99999-01-01", "0000-00-00", *BIG],
+    },
+    "/v1/quarantine": {"after": ["-1", *BIG], "limit": ["0", "1001", *BIG]},
+}
+
+
+@pytest.mark.parametrize("path", sorted(OUT_OF_RANGE))
+def test_out_of_range_query_values_are_documented_400s(api: Api, path: str) -> None:
+    operation = api.schema[path]["GET"]
+    fixed = next((v for k, v in PATH_PARAMETERS.items() if k in path), None)
+    for name, values in OUT_OF_RANGE[path].items():
+        for value in values:
+            query = {name: value}
+            if path == "/v1/suppressions" and name == "after":
+                query["sort"] = "since"
+            case = operation.Case(query=query, path_parameters=fixed)
+            response = case.call_and_validate(base_url=api.base, headers=AUTH, checks=CHECKS)
+            assert response.status_code == 400, (path, query, response.text[:300])
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None)
+@given(
+    number=st.integers(-(2**70), 2**70)
+    | st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1]),
+    sort=st.sampled_from(["since", "-since"]),
+    email=st.sampled_from(["", "x", "nobody@example.org", "a/b%c@example.org"]),
+)
+def test_any_cursor_number_pages_or_is_refused(
+    api: Api, number: int, sort: str, email: str
+) -> None:
+    operation = api.schema["/v1/suppressions"]["GET"]
+    case = operation.Case(query={"sort": sort, "after": f"{number}/{email}", "limit": 2})
+    response = case.call_and_validate(base_url=api.base, headers=AUTH, checks=CHECKS)
+    in_range = -(2**63) <= number < 2**63
+    assert response.status_code == (200 if in_range else 400), response.text[:300]
