@@ -26,7 +26,7 @@ from api.logs import REFUSALS, Refusal, access_log, escape_controls, refused
 from api.metrics import OTHER, UNKNOWN
 from api.paths import ADDRESS_PREFIXES, loggable, routable
 from api.quarantine import get_quarantined, list_quarantine, replay_quarantined
-from api.runtime import Runtime
+from api.runtime import RUNTIME, Runtime
 from api.settings import Settings
 from api.signatures import BasicAuthRequired, SignatureInvalid, SignatureUnverifiable
 from api.suppressions import (
@@ -69,6 +69,8 @@ def _count(request: Request[Any, Any, Any], status: int) -> None:
     provider = request.scope.get("path_params", {}).get("provider")
     source = "api" if provider is None else provider if provider in PROVIDERS else UNKNOWN
     reason = _REASONS.get(status, "error" if status >= 500 else OTHER)
+    # Not runtime_of: an app built around these handlers without create_app (a test) has
+    # no runtime, and nothing to count.
     runtime = request.app.state.get("runtime")
     if runtime is not None:
         runtime.metrics.refuse(source, reason)
@@ -336,7 +338,8 @@ def create_app(
             console_router(),
         ],
         template_config=template_config(),
-        state=State({"runtime": runtime}),
+        state=State({"runtime": runtime}),  # read by api.runtime.runtime_of
+        dependencies={"runtime": RUNTIME},
         lifespan=[lifespan],
         guards=[require_api_key],
         exception_handlers=EXCEPTION_HANDLERS,

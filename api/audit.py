@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import (
     OpenAPIFormat,
@@ -22,7 +23,7 @@ from api import paths
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ, ReceiptPage, ReceiptView, not_found, parse_when
 from projections.audit import TimelineEntry, timeline
-from projections.policies import PolicyHistory, history_view
+from projections.policy_history import PolicyHistory, history_view
 
 
 @dataclass
@@ -48,31 +49,24 @@ SOURCE_PATTERN = r"^\s*[A-Za-z0-9_.-]{0,64}\s*$"
 MAX_TIME = 64  # characters of a time in a query: longer than any ISO-8601 time
 
 
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 @get("/v1/audit/recipients/{email:str}/events", summary="Every event for an address")
 async def recipient_events(
-    email: FromPath[str], request: Request[Any, Any, Any]
+    email: FromPath[str], runtime: NamedDependency[Runtime]
 ) -> list[TimelineEntry]:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
-    runtime = _runtime(request)
     return await timeline(
         runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
     )
 
 
 @get("/v1/audit/policies", summary="Every policy put into effect: when, by whom, why")
-async def policy_history(request: Request[Any, Any, Any]) -> PolicyHistory:
-    runtime = _runtime(request)
+async def policy_history(runtime: NamedDependency[Runtime]) -> PolicyHistory:
     return await history_view(runtime.store, runtime.policy)
 
 
 @get("/v1/audit/receipts", summary="Receipts in ledger order (keyset pages)")
 async def list_receipts(
-    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     after: Annotated[
         int, QueryParameter(ge=0, le=MAX_SEQ, description="the `next` of the previous page")
     ] = 0,
@@ -100,7 +94,7 @@ async def list_receipts(
         ),
     ] = None,
 ) -> ReceiptPage:
-    receipts = await _runtime(request).store.list_receipts(
+    receipts = await runtime.store.list_receipts(
         after_seq=after,
         limit=limit,
         source=source,
@@ -119,10 +113,10 @@ async def list_receipts(
 )
 async def get_receipt(
     seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)],
-    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     raw: Annotated[bool, QueryParameter()] = False,
 ) -> Response[Any]:
-    receipt = await _runtime(request).store.get(seq)
+    receipt = await runtime.store.get(seq)
     if receipt is None:
         raise NotFoundException(f"no receipt {seq}")
     if raw:

@@ -14,6 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from api.runtime import runtime_of
 from api.settings import ApiKey, Secret
 
 
@@ -67,7 +68,7 @@ async def require_api_key(
     """
     if handler.opt.get("webhook") or handler.opt.get("console"):
         return  # a provider's own secret (api/authenticators.py); a console session
-    keys: tuple[ApiKey, ...] = connection.app.state.runtime.settings.api_keys
+    keys = runtime_of(connection).settings.api_keys
     if handler.opt.get("probe"):  # open, with more detail for a valid key (api/health.py)
         scheme, value = _authorization(connection)
         key = find_api_key(keys, value) if scheme == "bearer" and value else None

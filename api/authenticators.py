@@ -91,7 +91,7 @@ async def _mailgun(request: AnyRequest, body: bytes, settings: Settings) -> None
     if not isinstance(signature, dict):
         raise SignatureInvalid("body has no Mailgun `signature` object")
     # The signature covers timestamp + token only: the token is single-use, kept durably
-    # by the ledger (api/replays.py), where the same token with other bytes is refused.
+    # by the ledger (api/door_identity.py), where the same token with other bytes is refused.
     verify_mailgun(signature, _configured(settings.mailgun_signing_key), now=time.time())
 
 

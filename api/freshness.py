@@ -13,12 +13,13 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from api.runtime import runtime_of
 from projections.errors import ProjectionBehind
 
 
 def require_fresh(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Refuse (ProjectionBehind: 503) while the projection is behind."""
-    behind = connection.app.state.runtime.behind
+    behind = runtime_of(connection).behind
     if behind is not None:
         raise ProjectionBehind(behind)
 

@@ -11,16 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 
 from api.runtime import Runtime
 from api.schemas import Health, Readiness
 
 PROBE = {"probe": True}  # open route: the API-key guard lets it through (api/auth.py)
-
-
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _keyed(request: Request[Any, Any, Any]) -> bool:
@@ -29,10 +25,9 @@ def _keyed(request: Request[Any, Any, Any]) -> bool:
 
 
 @get("/healthz", summary="Liveness: the process answers (open; counts with an API key)", opt=PROBE)
-async def healthz(request: Request[Any, Any, Any]) -> Health:
+async def healthz(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Health:
     if not _keyed(request):
         return Health(status="ok")  # alive: no database round trip, nothing revealed
-    runtime = _runtime(request)
     receipts = await runtime.store.last_seq()
     projector = runtime.projector
     return Health(
@@ -49,8 +44,10 @@ async def healthz(request: Request[Any, Any, Any]) -> Health:
     "with an API key)",
     opt=PROBE,
 )
-async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
-    problems = await _runtime(request).readiness()
+async def readyz(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Readiness]:
+    problems = await runtime.readiness()
     failing = next((name for name, problem in problems.items() if problem), None)
     status = 503 if failing else 200
     if not _keyed(request):
@@ -61,6 +58,5 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
 
 
 @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
-async def metrics(request: Request[Any, Any, Any]) -> bytes:
-    runtime = _runtime(request)
+async def metrics(runtime: NamedDependency[Runtime]) -> bytes:
     return await runtime.metrics.render(runtime)

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from projections.audit import Explanation, ReceiptView, TimelineEntry
-from projections.policies import PolicyHistory
-from projections.quarantine import Kept, KeptBody, Replay
+from projections.policy_history import PolicyHistory
+from projections.quarantine_replay import Kept, KeptBody, Replay
 from projections.queries import Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
 

@@ -3,21 +3,17 @@ bodies), show one with its body, replay one."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, get, post
+from litestar import get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ, not_found
-from projections.quarantine import Kept, KeptBody, Replay, item, listing, replay
-
-
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+from projections.quarantine_replay import Kept, KeptBody, Replay, item, listing, replay_kept
 
 
 class QuarantinePage(msgspec.Struct, frozen=True):
@@ -33,14 +29,14 @@ class QuarantinePage(msgspec.Struct, frozen=True):
     summary="Deliveries refused as undecodable after authentication (keyset pages)",
 )
 async def list_quarantine(
-    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     all_: Annotated[bool, QueryParameter(name="all", description="include replayed")] = False,
     after: Annotated[
         int, QueryParameter(ge=0, le=MAX_SEQ, description="the `next` of the previous page")
     ] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> QuarantinePage:
-    items = await listing(_runtime(request).store, include_replayed=all_, after=after, limit=limit)
+    items = await listing(runtime.store, include_replayed=all_, after=after, limit=limit)
     return QuarantinePage(items=items, next=items[-1].id if len(items) == limit else None)
 
 
@@ -50,9 +46,9 @@ async def list_quarantine(
     responses=not_found("quarantined delivery"),
 )
 async def get_quarantined(
-    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], runtime: NamedDependency[Runtime]
 ) -> KeptBody:
-    found = await item(_runtime(request).store, qid)
+    found = await item(runtime.store, qid)
     if found is None:
         raise NotFoundException(f"no quarantined delivery {qid}")
     return found
@@ -65,9 +61,9 @@ async def get_quarantined(
     responses=not_found("quarantined delivery"),
 )
 async def replay_quarantined(
-    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], runtime: NamedDependency[Runtime]
 ) -> Replay:
-    outcome = await replay(_runtime(request).store, qid)
-    if outcome.error == "no such quarantined delivery":
+    outcome = await replay_kept(runtime.store, qid)
+    if outcome is None:
         raise NotFoundException(f"no quarantined delivery {qid}")
     return outcome

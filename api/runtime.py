@@ -8,6 +8,11 @@ import socket
 import time
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
 
 from api.metrics import Metrics
 from api.settings import Settings
@@ -17,8 +22,8 @@ from projections import (
     PolicyConflict,
     PolicyMismatch,
     Projector,
-    policies,
     policy_hash,
+    policy_history,
     read_policy,
     rebuild,
 )
@@ -100,7 +105,7 @@ class Runtime:
 
     async def _put_into_effect(self, policy: Policy) -> None:
         """The expected policy, on a ledger without a policy history: recorded, rebuilt."""
-        history = await policies.history(self.store)
+        history = await policy_history.history(self.store)
         if history:
             last = history[-1].change
             given = self.settings.policy or "the policy given"
@@ -113,7 +118,7 @@ class Runtime:
             )
         origin = self.settings.policy
         toml = Path(origin).read_text() if origin else ""
-        change = policies.change_receipt(
+        change = policy_history.change_receipt(
             policy,
             toml,
             actor=f"serve@{socket.gethostname()}",
@@ -235,3 +240,22 @@ class Runtime:
             log.error("%s; lookups answer 503 until it catches up", message)
         self.behind = message
         return lag
+
+
+def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+    """The app's runtime, which create_app keeps in the app's state.
+
+    Route handlers take it as their `runtime` dependency (RUNTIME); this is for what
+    litestar gives no dependencies: the guards, the console's before_request, and the
+    helpers its pages and cookies share."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
+def _provide_runtime(request: Request[Any, Any, Any]) -> Runtime:
+    return runtime_of(request)
+
+
+# The `runtime` dependency (create_app): a route handler asks for it with a parameter
+# `runtime: NamedDependency[Runtime]`.
+RUNTIME = Provide(_provide_runtime, sync_to_thread=False)

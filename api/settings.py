@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key, lo
 
 from api.network import Network, NetworksInvalid, parse_networks
 from api.signatures_sns import Fetch, fetch_https
-from ledger.store import as_target
+from ledger.backends import as_target
 from projections.providers import PROVIDERS
 
 DEFAULT_DB = Path("data/ledger.db")

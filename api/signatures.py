@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -171,29 +170,3 @@ def verify_basic_password(authorization: str | None, secret: Secret) -> None:
     _, sep, password = decoded.partition(":")
     if not sep or not secret.matches(password):
         raise SignatureInvalid("wrong webhook password")
-
-
-class TokenLedger:
-    """Single-use Mailgun tokens: a token seen again with a different body is refused.
-
-    A byte-identical redelivery (same token, same body) passes: the ledger acknowledges
-    it as a duplicate. Entries expire after twice the tolerance, when the timestamp
-    check refuses the token anyway.
-    """
-
-    def __init__(self, ttl: float = 2 * TOLERANCE, limit: int = 100_000) -> None:
-        self._seen: dict[str, tuple[bytes, float]] = {}
-        self._ttl = ttl
-        self._limit = limit
-
-    def use(self, token: str, body_digest: bytes, *, now: float | None = None) -> None:
-        """Record `token` for `body_digest`; SignatureInvalid if it came with another body."""
-        now = time.time() if now is None else now
-        seen = self._seen.get(token)
-        if seen is not None and seen[1] > now and not hmac.compare_digest(seen[0], body_digest):
-            raise SignatureInvalid("Mailgun token reused with a different body (replay?)")
-        if len(self._seen) >= self._limit:
-            self._seen = {t: v for t, v in self._seen.items() if v[1] > now}
-            while len(self._seen) >= self._limit:
-                self._seen.pop(next(iter(self._seen)))
-        self._seen[token] = (body_digest, now + self._ttl)

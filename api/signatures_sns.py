@@ -329,38 +329,6 @@ def fetch_certificate(url: str, cache_dir: Path, fetch: Fetch) -> x509.Certifica
     return certificate
 
 
-def load_certificate(url: str, cache_dir: Path, fetch: Fetch | None) -> x509.Certificate:
-    """The signing certificate: from the cache, else fetched (when allowed) and cached."""
-    certificate = cached_certificate(url, cache_dir)
-    if certificate is not None:
-        return certificate
-    if fetch is None:
-        raise _unavailable(
-            "%s is not in %s and outbound fetching is off (SES_SNS_FETCH)", url, cache_dir
-        )
-    try:
-        return fetch_certificate(url, cache_dir, fetch)
-    except Exception as exc:
-        raise _unavailable("fetching %s failed: %s: %s", url, type(exc).__name__, exc) from exc
-
-
-def verify_sns(
-    message: Mapping[str, Any],
-    *,
-    topics: frozenset[str],
-    cache_dir: Path,
-    fetch: Fetch | None,
-    now: float,
-    tolerance: float = SNS_TOLERANCE,
-    require_v2: bool = False,
-) -> None:
-    """Raise SignatureInvalid unless `message` is a fresh, correctly signed SNS message
-    from an accepted topic; SignatureUnverifiable when the certificate is unavailable;
-    EnvelopeMalformed when its fields have the wrong types."""
-    url = check_message(message, topics=topics, now=now, tolerance=tolerance, require_v2=require_v2)
-    check_signature(message, load_certificate(url, cache_dir, fetch))
-
-
 class CertificateSource:
     """Signing certificates for requests that are not authenticated yet, so every fetch
     they trigger is bounded: the cache directory first; else at most one fetch per URL

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
@@ -33,11 +34,6 @@ from projections.audit import Explanation, explain, status_as_of
 from projections.state import Reason
 
 
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 @get(
     "/v1/suppressions/{email:str}",
     summary="Is this address suppressed, and why?",
@@ -51,7 +47,7 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
 )
 async def get_suppression(
     email: FromPath[str],
-    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     as_of: Annotated[
         str | None,
         QueryParameter(
@@ -62,7 +58,6 @@ async def get_suppression(
     ] = None,
 ) -> Response[Status]:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
-    runtime = _runtime(request)
     when = parse_when(as_of, "as_of")
     if when is not None:
         found = await status_as_of(
@@ -79,9 +74,10 @@ async def get_suppression(
     guards=FRESH,
     responses=BEHIND,
 )
-async def explain_suppression(email: FromPath[str], request: Request[Any, Any, Any]) -> Explanation:
+async def explain_suppression(
+    email: FromPath[str], runtime: NamedDependency[Runtime]
+) -> Explanation:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
-    runtime = _runtime(request)
     return await explain(
         runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
     )
@@ -93,10 +89,12 @@ def _actor(request: Request[Any, Any, Any]) -> str:
 
 @put("/v1/suppressions/{email:str}", summary="Suppress an address by hand (reason `manual`)")
 async def suppress(
-    email: FromPath[str], data: JSONBody[OperatorNote], request: Request[Any, Any, Any]
+    email: FromPath[str],
+    data: JSONBody[OperatorNote],
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
 ) -> Status:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
-    runtime = _runtime(request)
     try:
         seq = await operator.record(
             runtime.store,
@@ -132,6 +130,7 @@ async def suppress(
 async def release(
     email: FromPath[str],
     request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     data: JSONBody[ReleaseRequest | None] = None,
     note: Annotated[
         str | None,
@@ -171,7 +170,6 @@ async def release(
     seen = data.expect if data is not None and data.expect is not None else expect
     if seen is None:
         seen = if_match(precondition)
-    runtime = _runtime(request)
     try:
         return await releases.release(
             runtime.store,
@@ -204,7 +202,7 @@ async def release(
     ),
 )
 async def list_suppressions(
-    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     after: Annotated[
         str | None,
         QueryParameter(description="the `next` of the previous page", max_length=1024),
@@ -230,7 +228,6 @@ async def list_suppressions(
     ] = None,
     sort: Annotated[search.Sort, QueryParameter(description="the order of the list")] = "email",
 ) -> SuppressionPage:
-    runtime = _runtime(request)
     try:
         wanted = search.parse_filter(
             reason=reason, provider=provider, since=since, until=until, q=q, sort=sort
@@ -252,9 +249,8 @@ async def list_suppressions(
     responses=BEHIND,
 )
 async def check_suppressions(
-    data: JSONBody[CheckRequest], request: Request[Any, Any, Any]
+    data: JSONBody[CheckRequest], runtime: NamedDependency[Runtime]
 ) -> CheckResult:
-    runtime = _runtime(request)
     found = await queries.check(runtime.store, runtime.projector.policy_hash, data.emails)
     # Each suppressed address comes back as it was given, so the caller can match it
     # against its own list without normalizing (the verdict is case-insensitive).

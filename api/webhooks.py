@@ -16,10 +16,11 @@ import time
 from typing import Any
 
 from litestar import Request, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 
-from api import replays
+from api import door_identity
 from api.authenticators import DOORS, Door
 from api.network import client_address, forwarded_for, within
 from api.runtime import Runtime
@@ -71,9 +72,8 @@ def _check_source(request: Request[Any, Any, Any], provider: str, settings: Sett
     ),
 )
 async def receive_webhook(
-    provider: FromPath[str], request: Request[Any, Any, Any]
+    provider: FromPath[str], request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
 ) -> WebhookAccepted:
-    runtime: Runtime = request.app.state.runtime
     module, door = endpoint(runtime, provider, request)
     body = await request.body()
     return await accept(runtime, provider, module, door, request, body)
@@ -116,7 +116,7 @@ async def accept(
         body=body,
         headers=headers,
         peer=request.client.host if request.client else None,
-        identity=replays.identity(provider, body),
+        identity=door_identity.identity(provider, body),
     )
     try:
         raws = module.decode(body, content_type, headers)

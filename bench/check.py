@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.reads import Client, _pct, _timed, hello
 from bench.report import Results, Row
 from bench.service import bounceledger
-from ledger import SQLiteStore
+from ledger.sqlite import SQLiteStore
 from projections import DEFAULT_POLICY, Projector, views
 from projections.state import Cause, Reason, RecipientState
 
@@ -46,8 +46,13 @@ def unknown(k: int) -> str:
 
 async def build(path: Path, rows: int) -> None:
     """The projector creates the tables and records the default policy; the states are
-    written with `views.write_states` (sync on a sqlite3 connection, or async on the store's
-    writer or, newer, its `writing()` transaction: whichever the code measured has)."""
+    written with `views.write_states` over the store's `writing()` transaction.
+
+    For measuring old commits only: this module is also run on checkouts older than
+    `dda8d90` (to put a figure beside an earlier one), where `write_states` took the
+    store's `write()` connection (before `d726273`) or was sync over a sqlite3 connection
+    (`d726273` up to `dda8d90`). On this tree `writing` exists and `write_states` is a
+    coroutine: the `store.write` fallback and the sqlite3 branch below never run here."""
     store = await SQLiteStore.open(path)
     try:
         await Projector(store, DEFAULT_POLICY).start()
@@ -59,6 +64,7 @@ async def build(path: Path, rows: int) -> None:
             return
     finally:
         await store.close()
+    # Old commits only (`d726273` up to `dda8d90`): sync `write_states` on sqlite3.
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         for states in _states(rows):

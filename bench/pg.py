@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger import open_store
-from ledger.store import redact
+from ledger.urls import redact
 
 if TYPE_CHECKING:
     import asyncpg

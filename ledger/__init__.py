@@ -1,5 +1,10 @@
-"""The ledger: receipts kept verbatim in an append-only, hash-chained log."""
+"""The ledger: receipts kept verbatim in an append-only, hash-chained log.
 
+The interface (ledger/store.py) and everything above the backends import no database
+driver; a backend is chosen by its address (ledger/backends.py) and imported then.
+"""
+
+from ledger.backends import as_target, is_database_url, open_store
 from ledger.errors import (
     AppendRejected,
     ChainBroken,
@@ -8,26 +13,25 @@ from ledger.errors import (
     ValueRefused,
 )
 from ledger.records import AppendResult, NewReceipt, Receipt
-from ledger.sqlite import SQLiteStore
-from ledger.store import Store, as_target, is_url, open_store
-from ledger.transfer import Migration, export_receipts, import_receipts, migrate
+from ledger.store import Store
+from ledger.transfer import Exported, Migration, export_ledger, import_receipts, migrate
 
 __all__ = [
     "AppendRejected",
     "AppendResult",
     "ChainBroken",
+    "Exported",
     "LedgerError",
     "Migration",
     "NewReceipt",
     "Receipt",
-    "SQLiteStore",
     "Store",
     "StoreUnavailable",
     "ValueRefused",
     "as_target",
-    "export_receipts",
+    "export_ledger",
     "import_receipts",
-    "is_url",
+    "is_database_url",
     "migrate",
     "open_store",
 ]

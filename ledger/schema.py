@@ -1,70 +1,97 @@
-"""DDL for the receipts table (append-only, enforced by the database itself), the door
-identities kept beside it, and the quarantine."""
+"""The ledger's tables, as data every backend fills in with its own words (`Tx.types`) and
+extends with what only it needs (ledger/sqlite.py: the append-only triggers; ledger/
+postgres.py: the head row, its triggers, the unique digest), and the schema version
+both keep in the same table.
 
-PRAGMAS = (
-    # First: every statement after it, the switch to WAL included, waits for a lock held
-    # by another connection (another instance opening the same file) instead of failing.
-    "PRAGMA busy_timeout=10000",
-    "PRAGMA journal_mode=WAL",
-    # FULL: the WAL is synced at every commit, so an acknowledged receipt survives an
-    # OS crash or power loss, not only a process crash. Group commit pays for it.
-    "PRAGMA synchronous=FULL",
-    "PRAGMA foreign_keys=ON",
-    # A rebuild's copy of the fact index is one large transaction: the WAL grows by the
-    # table's size. Once a checkpoint has reset it, it is truncated back to 64 MiB
-    # rather than keeping that size on disk until the last connection closes.
-    "PRAGMA journal_size_limit=67108864",
+- `receipts`: the log itself, append-only (each backend refuses UPDATE and DELETE in the
+  database itself);
+- `door_ids`: door identities (an SNS MessageId, a Mailgun token) -> the receipt that
+  first carried one, and its body's digest: the same identity with other bytes is a
+  replay, refused; written in the receipt's own transaction, outside the chain;
+- `quarantine`: deliveries refused as undecodable after authentication
+  (ledger/quarantine.py), kept aside, outside the chain, until replayed;
+- `bl_schema`: the layout's version; a database laid out by newer code is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ledger.errors import StoreUnavailable
+from ledger.sql import Tx, fetchrow, statements
+
+# The layout this code reads and writes. 2: the quarantine. A SQLite ledger laid out
+# before SQLite kept the version table is at version 2 (the tables are the same).
+VERSION = 2
+# Serializes creating the schema between instances starting at once.
+LOCK = 0x626C5F736368656D  # "bl_schem"
+
+# A delivery's own fields, as a receipt and a quarantined delivery both keep them.
+_DELIVERY = """
+        received_at  {int}  NOT NULL,
+        source       TEXT   NOT NULL,
+        content_type TEXT   NOT NULL,
+        headers      TEXT   NOT NULL,
+        peer         TEXT,
+        body         {blob} NOT NULL,
+        body_sha256  {blob} NOT NULL"""
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS bl_schema (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS receipts (\n        seq {int} PRIMARY KEY,"
+    + _DELIVERY
+    + ",\n        chain_hash {blob} NOT NULL{receipts_constraints}\n    )",
+    "CREATE INDEX IF NOT EXISTS receipts_by_digest ON receipts (body_sha256)",
+    """CREATE TABLE IF NOT EXISTS door_ids (
+        source      TEXT   NOT NULL,
+        identity    TEXT   NOT NULL,
+        seq         {int}  NOT NULL,
+        body_sha256 {blob} NOT NULL,
+        PRIMARY KEY (identity, source)
+    ){table}""",
+    "CREATE TABLE IF NOT EXISTS quarantine (\n        id {identity},"
+    + _DELIVERY
+    + """,
+        reason       TEXT    NOT NULL,
+        seen         INTEGER NOT NULL DEFAULT 1,
+        replayed_seq {int}
+    )""",
+    "CREATE INDEX IF NOT EXISTS quarantine_by_digest ON quarantine (body_sha256)",
+    "CREATE INDEX IF NOT EXISTS quarantine_by_source ON quarantine (source, replayed_seq)",
 )
 
-RECEIPTS = """
-CREATE TABLE IF NOT EXISTS receipts (
-    seq          INTEGER PRIMARY KEY,
-    received_at  INTEGER NOT NULL,
-    source       TEXT    NOT NULL,
-    content_type TEXT    NOT NULL,
-    headers      TEXT    NOT NULL,
-    peer         TEXT,
-    body         BLOB    NOT NULL,
-    body_sha256  BLOB    NOT NULL,
-    chain_hash   BLOB    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS receipts_by_digest ON receipts (body_sha256);
-CREATE TRIGGER IF NOT EXISTS receipts_refuse_update BEFORE UPDATE ON receipts
-BEGIN
-    SELECT RAISE(ABORT, 'receipts are append-only: UPDATE refused');
-END;
-CREATE TRIGGER IF NOT EXISTS receipts_refuse_delete BEFORE DELETE ON receipts
-BEGIN
-    SELECT RAISE(ABORT, 'receipts are append-only: DELETE refused');
-END;
--- Door identities (SNS MessageId, Mailgun token) -> the receipt that first carried one,
--- and its body's digest: the same identity with other bytes is a replay and refused.
--- Written in the receipt's own transaction (ledger/writer.py), outside the chain.
-CREATE TABLE IF NOT EXISTS door_ids (
-    source      TEXT    NOT NULL,
-    identity    TEXT    NOT NULL,
-    seq         INTEGER NOT NULL,
-    body_sha256 BLOB    NOT NULL,
-    PRIMARY KEY (identity, source)
-) WITHOUT ROWID;
-"""
 
-# Deliveries refused as undecodable after authentication (ledger/quarantine.py): kept
-# aside, outside the chain, until replayed.
-QUARANTINE = """
-CREATE TABLE IF NOT EXISTS quarantine (
-    id           INTEGER PRIMARY KEY,
-    received_at  INTEGER NOT NULL,
-    source       TEXT    NOT NULL,
-    content_type TEXT    NOT NULL,
-    headers      TEXT    NOT NULL,
-    peer         TEXT,
-    body         BLOB    NOT NULL,
-    body_sha256  BLOB    NOT NULL,
-    reason       TEXT    NOT NULL,
-    seen         INTEGER NOT NULL DEFAULT 1,
-    replayed_seq INTEGER
-);
-CREATE INDEX IF NOT EXISTS quarantine_by_digest ON quarantine (body_sha256);
-CREATE INDEX IF NOT EXISTS quarantine_by_source ON quarantine (source, replayed_seq);
-"""
+async def ensure(
+    tx: Tx, where: str, extra: Sequence[str] = (), receipts_constraints: str = ""
+) -> None:
+    """Create the ledger's tables (and a backend's `extra` statements) on first use, in
+    the caller's write transaction; refuse a database whose layout is newer than VERSION
+    (StoreUnavailable naming `where`)."""
+    await tx.lock(LOCK)
+    if await tx.has_table("bl_schema"):
+        row = await fetchrow(tx, "SELECT version FROM bl_schema WHERE id = 1")
+        version = int(row[0]) if row else None
+        if version is not None and version > VERSION:
+            raise StoreUnavailable(
+                f"{where}: the database's schema is version {version}, newer than this "
+                f"bounceledger knows ({VERSION}); upgrade bounceledger"
+            )
+        if version == VERSION:
+            return
+    for statement in _all(tx, extra, receipts_constraints):
+        await tx.execute(statement)
+    await tx.execute(
+        "INSERT INTO bl_schema VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = ?",
+        VERSION,
+        VERSION,
+    )
+
+
+def _all(tx: Tx, extra: Iterable[str], receipts_constraints: str) -> list[str]:
+    return [
+        *statements(TABLES, tx.types, receipts_constraints=receipts_constraints),
+        *extra,
+    ]

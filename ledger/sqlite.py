@@ -1,4 +1,4 @@
-"""The SQLite ledger store: one write connection, group commit, append-only receipts.
+"""The SQLite backend (aiosqlite): one file, one write connection, group commit.
 
 Every write in the process — receipt appends and the projector's view updates — goes
 through the one write connection, serialized by an asyncio lock. That keeps SQLite's
@@ -6,7 +6,9 @@ single-writer rule inside the process (and away from the WAL-reset race of SQLit
 before 3.51.3, which needs two connections writing or checkpointing at once).
 
 Appends are group-committed (ledger/group.py), each batch in one transaction committed
-with `synchronous=FULL` before any of its requests hears back.
+with `synchronous=FULL` before any of its requests hears back, run on the writer's
+thread in one hop (ledger/writer.py). What the SQL backends share is in
+ledger/sqlstore.py.
 """
 
 from __future__ import annotations
@@ -14,33 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Concatenate
 
 import aiosqlite
-import msgspec
 
 from ledger import schema
-from ledger.chain import GENESIS, ChainRow, IdentityRow, verbatim_chunks, verify_chain
+from ledger.chain import GENESIS, IdentityRow
 from ledger.errors import StoreUnavailable, ValueRefused
-from ledger.group import MAX_BATCH, CommitReport, GroupCommit, GroupCommitted
-from ledger.records import AppendResult, NewReceipt, Receipt
-from ledger.sql import SQLiteTx, Tx
-from ledger.store import Identify
-from ledger.writer import (
-    RECEIPT_COLUMNS,
-    P,
-    T,
-    append_rows,
-    in_transaction,
-    on_thread,
-)
+from ledger.group import CommitReport, GroupCommit
+from ledger.records import AppendResult, NewReceipt
+from ledger.sql import Row, Tx, fetchrow
+from ledger.sqlstore import SqlStore
+from ledger.writer import P, T, append_rows, in_transaction, on_thread
 
-_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
-
-__all__ = ["CommitReport", "SQLiteStore"]
+__all__ = ["CommitReport", "SQLiteStore", "SQLiteTx", "open_at"]
 
 _OPEN_TRIES = 5
 # Every write transaction on the one write connection states its own level first, so a
@@ -48,22 +39,151 @@ _OPEN_TRIES = 5
 _DURABLE = "PRAGMA synchronous=FULL"
 _RELAXED = "PRAGMA synchronous=NORMAL"
 
+PRAGMAS = (
+    # First: every statement after it, the switch to WAL included, waits for a lock held
+    # by another connection (another instance opening the same file) instead of failing.
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA journal_mode=WAL",
+    # FULL: the WAL is synced at every commit, so an acknowledged receipt survives an
+    # OS crash or power loss, not only a process crash. Group commit pays for it.
+    _DURABLE,
+    "PRAGMA foreign_keys=ON",
+    # A rebuild's copy of the fact index is one large transaction: the WAL grows by the
+    # table's size. Once a checkpoint has reset it, it is truncated back to 64 MiB
+    # rather than keeping that size on disk until the last connection closes.
+    "PRAGMA journal_size_limit=67108864",
+)
+# What only SQLite's ledger needs: the database itself refuses to change a receipt.
+APPEND_ONLY = (
+    """CREATE TRIGGER IF NOT EXISTS receipts_refuse_update BEFORE UPDATE ON receipts
+    BEGIN SELECT RAISE(ABORT, 'receipts are append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER IF NOT EXISTS receipts_refuse_delete BEFORE DELETE ON receipts
+    BEGIN SELECT RAISE(ABORT, 'receipts are append-only: DELETE refused'); END""",
+)
+TYPES = {
+    "int": "INTEGER",
+    "blob": "BLOB",
+    "text": "",
+    "table": " WITHOUT ROWID",
+    "identity": "INTEGER PRIMARY KEY",
+}
 
-def _receipt(row: Sequence[Any]) -> Receipt:
-    return Receipt(
-        seq=row[0],
-        received_at=row[1],
-        source=row[2],
-        content_type=row[3],
-        headers=_decode_headers(row[4]),
-        peer=row[5],
-        body=row[6],
-        body_sha256=row[7],
-        chain_hash=row[8],
-    )
+
+class SQLiteTx:
+    """A transaction on one aiosqlite connection, each round trip one hop to its thread.
+
+    Writes are queued and sent with the next read, or with the COMMIT (`finish`): a
+    write transaction of a read and some writes costs two hops, however many statements
+    it holds — under load every hop waits its turn on the event loop, with the write
+    lock held. `begin` is sent before the first statement (nothing: already begun).
+    """
+
+    dialect = "sqlite"
+    types = TYPES
+    for_update = ""  # the one writer already holds every row it reads
+    plans_ranges = False  # SQLite keeps no statistics: a query may steer it
+
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        begin: Sequence[str] = (),
+        *,
+        readonly: bool = False,
+        durable: bool = True,
+    ) -> None:
+        self.durable = durable  # False: commits without waiting for the disk (derived data)
+        self._db = db
+        self._begin = tuple(begin)
+        self._readonly = readonly
+        self._pending: list[tuple[str, Any, bool]] = []
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        rows: list[Row] = await on_thread(self._db, self._fetch, sql, args)
+        return rows
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        self._queue(sql, args, False)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._queue(sql, list(rows), True)
+
+    async def has_table(self, name: str) -> bool:
+        row = await fetchrow(
+            self, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name
+        )
+        return bool(row and row[0])
+
+    async def columns(self, table: str) -> set[str]:
+        return {
+            str(row[0]) for row in await self.fetch("SELECT name FROM pragma_table_info(?)", table)
+        }
+
+    async def rename_table(self, old: str, new: str) -> None:
+        await self.execute(f"ALTER TABLE {old} RENAME TO {new}")  # its indexes follow
+
+    async def lock(self, key: int) -> None:
+        """Nothing to do: the one write connection is held for the whole transaction."""
+
+    def _queue(self, sql: str, params: Any, many: bool) -> None:
+        if self._readonly:  # a read snapshot is never committed: the write would vanish
+            raise sqlite3.ProgrammingError("a write inside a read transaction")
+        self._pending.append((sql, params, many))
+
+    async def call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`fn(connection, …)` on the connection's thread, after what is queued."""
+        return await on_thread(self._db, self._call, fn, *args)
+
+    def _call(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        self._flush(conn)
+        return fn(conn, *args)
+
+    async def finish(self, end: str) -> None:
+        """Send what is queued, then `end` (COMMIT), in one hop."""
+        await on_thread(self._db, self._finish, end)
+
+    def _fetch(self, conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
+        self._flush(conn)
+        return conn.execute(sql, args).fetchall()
+
+    def _finish(self, conn: sqlite3.Connection, end: str) -> None:
+        self._flush(conn)
+        conn.execute(end)
+
+    def _flush(self, conn: sqlite3.Connection) -> None:
+        for statement in self._begin:
+            conn.execute(statement)
+        self._begin = ()
+        pending, self._pending = self._pending, []
+        for sql, params, many in pending:
+            if many:
+                conn.executemany(sql, params)
+            else:
+                conn.execute(sql, params)
 
 
-class SQLiteStore(GroupCommitted):
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """The driver's errors as the ledger's: a value refused (ValueRefused), anything else
+    StoreUnavailable."""
+    try:
+        yield
+    except sqlite3.DataError as exc:
+        raise ValueRefused(f"the database refused a value: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"ledger {what} failed: {exc}") from exc
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    """Run on the writer's thread after what is queued: nothing more."""
+
+
+async def open_at(target: str | Path, *, pool_min: int = 2, pool_max: int = 10) -> SQLiteStore:
+    """The backends' registry entry (ledger/backends.py): the file at `target` (SQLite
+    has no pool: the sizes are not used)."""
+    return await SQLiteStore.open(Path(target))
+
+
+class SQLiteStore(SqlStore):
     """The ledger on one SQLite file (WAL mode)."""
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
@@ -75,8 +195,8 @@ class SQLiteStore(GroupCommitted):
         self._group = GroupCommit(lambda batch: self._write_batch(batch))
 
     @classmethod
-    async def open(cls, path: str | Path, *, schema_scripts: Iterable[str] = ()) -> SQLiteStore:
-        """Open (creating if needed) the ledger at `path`, plus any extra schema.
+    async def open(cls, path: str | Path) -> SQLiteStore:
+        """Open (creating if needed) the ledger at `path`.
 
         Another process (or instance) opening the same new file at the same moment can
         make the switch to WAL or the schema's creation find the file locked before the
@@ -85,8 +205,8 @@ class SQLiteStore(GroupCommitted):
         path = Path(path)
         for attempt in range(_OPEN_TRIES):
             try:
-                return await cls._open(path, schema_scripts)
-            except sqlite3.OperationalError as exc:
+                return await cls._open(path)
+            except (sqlite3.OperationalError, StoreUnavailable) as exc:
                 if "locked" not in str(exc) or attempt == _OPEN_TRIES - 1:
                     raise StoreUnavailable(f"cannot open ledger at {path}: {exc}") from exc
                 await asyncio.sleep(0.05 * (attempt + 1))
@@ -95,30 +215,26 @@ class SQLiteStore(GroupCommitted):
         raise AssertionError("unreachable")  # pragma: no cover
 
     @classmethod
-    async def _open(cls, path: Path, schema_scripts: Iterable[str]) -> SQLiteStore:
+    async def _open(cls, path: Path) -> SQLiteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await aiosqlite.connect(path, isolation_level=None)
+        reader = None
         try:
-            for pragma in schema.PRAGMAS:
+            for pragma in PRAGMAS:
                 await writer.execute(pragma)
-            await writer.executescript(schema.RECEIPTS)
-            await writer.executescript(schema.QUARANTINE)
-            for script in schema_scripts:
-                await writer.executescript(script)
             reader = await aiosqlite.connect(path, isolation_level=None)
-        except BaseException:
-            await writer.close()
-            raise
-        try:
             await reader.execute("PRAGMA busy_timeout=10000")
+            store = cls(path, writer, reader)
+            async with store.writing() as tx:
+                await schema.ensure(tx, str(path), APPEND_ONLY)
         except BaseException:
-            await reader.close()
+            if reader is not None:
+                await reader.close()
             await writer.close()
             raise
-        return cls(path, writer, reader)
+        return store
 
     async def close(self) -> None:
-        """Finish queued appends, then close (reader first, so the writer checkpoints)."""
         await self._group.drain()
         await self._reader.close()
         await self._writer.close()
@@ -131,121 +247,43 @@ class SQLiteStore(GroupCommitted):
     async def transact(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """`fn(connection, …)` in one write transaction, all of it on the writer's thread.
-
-        The hot paths (group commits, projector steps) use this rather than `write()`: a
-        transaction that is one hop holds the write lock for its SQL alone.
-        """
+        """`fn(connection, …)` in one durable write transaction, all of it on the writer's
+        thread: the group commit's path, which holds the write lock for its SQL alone."""
         async with self._write_lock:
             try:
                 return await on_thread(self._writer, in_transaction, fn, *args, **kwargs)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"ledger write failed: {exc}") from exc
 
-    async def append_verbatim(
-        self,
-        receipts: Iterable[Receipt],
-        progress: Callable[[int], None] | None = None,
-        identify: Identify | None = None,
-    ) -> int:
-        """Append already-chained receipts (an import), checking each continues the chain.
-
-        All in one transaction: raises AppendRejected naming the first receipt that does
-        not continue the chain (or whatever `receipts` raises), and nothing is written then.
-        `progress` hears the running count after each chunk; `identify` gives the door
-        identities to record beside them (ledger/chain.py, verbatim_chunks).
-        """
-        async with self.write() as db:
-            async with db.execute(
-                "SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1"
-            ) as cursor:
-                head = await cursor.fetchone()
-            seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
-            count = 0
-            for chunk in verbatim_chunks(receipts, seq, prev_hash, identify, MAX_BATCH):
-                count += await self._insert(db, chunk.rows, chunk.identities)
-                if progress and chunk.rows:
-                    progress(count)
+    async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
+        if not isinstance(tx, SQLiteTx) or not tx.durable:
+            raise TypeError("append_in needs this store's own durable write transaction")
+        results = await tx.call(append_rows, [receipt])
         self._group.appended.set()
-        return count
+        return results[0]
 
-    @staticmethod
-    async def _insert(
-        db: aiosqlite.Connection,
-        rows: list[tuple[Any, ...]],
-        identities: list[IdentityRow],
-    ) -> int:
-        await db.executemany(
-            f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
-        )
-        await db.executemany(
-            "INSERT OR IGNORE INTO door_ids (source, identity, seq, body_sha256) VALUES (?,?,?,?)",
-            identities,
-        )
-        return len(rows)
+    async def _head(self, tx: Tx) -> tuple[int, bytes]:
+        head = await fetchrow(tx, "SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1")
+        return (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
 
-    async def exposure(self) -> list[str]:
-        """What lets others interfere with this ledger: nothing the store can see (the
-        file's permissions are the machine's business)."""
-        return []
+    async def _insert(self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow]) -> None:
+        await super()._insert(tx, rows, ids)
+        if isinstance(tx, SQLiteTx):
+            await tx.call(_nothing)  # send the chunk now, not all of an import at the commit
 
-    async def recheck_writable(self) -> bool:
-        """After a failed commit: try the append path and a real one-row write (outside
-        the chain) again, and clear `write_error` if both succeed."""
-        try:
-            await self._write_batch([])
-            async with self.write() as db:
-                await db.execute(
-                    "CREATE TABLE IF NOT EXISTS write_probe "
-                    "(id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)"
-                )
-                await db.execute(
-                    "INSERT OR REPLACE INTO write_probe VALUES (1, ?)", (time.time_ns() // 1000,)
-                )
-        except Exception as exc:  # still failing: keep reporting it
-            self.write_error = str(exc) or type(exc).__name__
-            return False
-        self.write_error = None
-        return True
-
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT) on the single write connection.
-
-        Rolled back on any error; SQLite errors surface as StoreUnavailable.
-        """
-        async with self._write_lock:
-            db = self._writer
-            try:
-                await db.execute(_DURABLE)
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                    await db.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        await db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"ledger write failed: {exc}") from exc
+    # -- transactions ----------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def writing(self, *, durable: bool = True) -> AsyncIterator[SQLiteTx]:
-        """One write transaction as a `Tx` (ledger/sql.py): queued writes and the COMMIT
-        go to the writer's thread together. Rolled back on any error; SQLite errors
-        surface as StoreUnavailable.
-
-        `durable=False` (derived data only: the projector's steps, a rebuild's chunks)
-        commits without waiting for the disk (`synchronous=NORMAL` for this transaction):
-        in WAL mode the commit stays atomic and in order, and the next durable commit
-        syncs it with its own; a power cut may take back the last such commits, which
-        are re-derived from the ledger. The projector's fsync held the write lock ~8 ms
-        a step under load, and every group commit queued behind it (issue 11).
-        """
+        """On the one write connection: queued writes and the COMMIT go to the writer's
+        thread together. `durable=False` commits with `synchronous=NORMAL` for this
+        transaction: in WAL mode the commit stays atomic and in order, and the next
+        durable commit syncs it with its own. An fsync per projector step would hold the
+        write lock while every group commit queued behind it."""
         begin = (_DURABLE if durable else _RELAXED, "BEGIN IMMEDIATE")
         async with self._write_lock:
             tx = SQLiteTx(self._writer, begin=begin, durable=durable)
-            try:
+            with _translated("write"):
                 try:
                     yield tx
                     await tx.finish("COMMIT")
@@ -253,124 +291,15 @@ class SQLiteStore(GroupCommitted):
                     with contextlib.suppress(sqlite3.Error):
                         await self._writer.execute("ROLLBACK")
                     raise
-            except sqlite3.DataError as exc:
-                raise ValueRefused(f"the database refused a value: {exc}") from exc
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"ledger write failed: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[SQLiteTx]:
-        """A read transaction as a `Tx`: every statement sees the same committed state."""
-        async with self.snapshot() as db:
-            yield SQLiteTx(db, readonly=True)
-
-    async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
-        """Append one receipt inside a `writing()` transaction (it commits with it)."""
-        if not isinstance(tx, SQLiteTx) or not tx.durable:
-            raise TypeError("append_in needs this store's own durable write transaction")
-        results = await tx.call(append_rows, [receipt])
-        self._group.appended.set()
-        return results[0]
-
-    async def projector_lease(self) -> bool:
-        """Whether this process may run the projector: always (a step that finds the
-        checkpoint moved by another process writes nothing, so no lease is needed)."""
-        return True
-
-    # -- reads -----------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A read transaction: every statement inside sees the same committed state."""
+        """On the read connection (one reader at a time, beside the writer)."""
         async with self._read_lock:
             db = self._reader
-            try:
+            with _translated("read"):
                 await db.execute("BEGIN")
                 try:
-                    yield db
+                    yield SQLiteTx(db, readonly=True)
                 finally:
                     await db.execute("COMMIT")
-            except sqlite3.DataError as exc:
-                raise ValueRefused(f"the database refused a value: {exc}") from exc
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"ledger read failed: {exc}") from exc
-
-    async def read(self, after_seq: int = 0, limit: int = 1000) -> list[Receipt]:
-        """Receipts with seq > after_seq, in order, at most `limit`."""
-        async with (
-            self.snapshot() as db,
-            db.execute(
-                f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ) as cursor,
-        ):
-            return [_receipt(row) for row in await cursor.fetchall()]
-
-    async def arrivals(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, int]]:
-        """(seq, received_at) of the receipts with seq > after_seq, in order, at most
-        `limit`: what the projector needs of receipts whose facts it was handed."""
-        async with (
-            self.snapshot() as db,
-            db.execute(
-                "SELECT seq, received_at FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ) as cursor,
-        ):
-            return [(row[0], row[1]) for row in await cursor.fetchall()]
-
-    async def list_receipts(
-        self,
-        *,
-        after_seq: int = 0,
-        limit: int = 100,
-        source: str | None = None,
-        since: int | None = None,
-        until: int | None = None,
-    ) -> list[Receipt]:
-        """Receipts in sequence order, filtered by source and received time [since, until)."""
-        async with (
-            self.snapshot() as db,
-            db.execute(
-                f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq > ? "
-                "AND (? IS NULL OR source = ?) AND received_at >= ? AND received_at < ? "
-                "ORDER BY seq LIMIT ?",
-                (after_seq, source, source, since or 0, until or 2**62, limit),
-            ) as cursor,
-        ):
-            return [_receipt(row) for row in await cursor.fetchall()]
-
-    async def get(self, seq: int) -> Receipt | None:
-        """One receipt by sequence number."""
-        async with (
-            self.snapshot() as db,
-            db.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq = ?", (seq,)) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return _receipt(row) if row else None
-
-    async def last_seq(self) -> int:
-        """The sequence number of the newest receipt (0 when empty)."""
-        async with self.snapshot() as db, db.execute("SELECT MAX(seq) FROM receipts") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0] or 0) if row else 0
-
-    async def wait_for_appends(self, timeout: float) -> None:
-        """Wait until something was appended by this process, or `timeout` seconds."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._group.appended.wait(), timeout)
-        self._group.appended.clear()
-
-    async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
-        """Recompute the chain: (receipts checked, first broken seq or None)."""
-
-        async def rows_after(seq: int) -> list[ChainRow]:
-            async with (
-                self.snapshot() as db,
-                db.execute(
-                    f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (seq, chunk),
-                ) as cursor,
-            ):
-                return [ChainRow(*row) for row in await cursor.fetchall()]
-
-        return await verify_chain(rows_after)

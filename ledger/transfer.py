@@ -51,11 +51,6 @@ async def export_ledger(store: Store, out: BinaryIO, progress: Progress | None =
     return Exported(count, last.seq if last else 0, last.chain_hash if last else None)
 
 
-async def export_receipts(store: Store, out: BinaryIO, progress: Progress | None = None) -> int:
-    """Write every receipt to `out` as JSON lines; returns how many."""
-    return (await export_ledger(store, out, progress)).count
-
-
 # Header names that carry credentials: never in a receipt, whatever the rules allow.
 NEVER_STORED = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 EARLIEST = 946_684_800_000_000  # 2000-01-01T00:00:00Z, in microseconds
@@ -144,7 +139,7 @@ async def migrate(
     was interrupted is resumed): anything else is refused, and nothing is written. Each
     chunk is its own transaction, so an interruption leaves a prefix to resume from.
     `identify` gives the door identities to record beside the receipts (replay
-    protection, api/replays.py), which a copy of the receipts alone would lose.
+    protection, api/door_identity.py), which a copy of the receipts alone would lose.
     """
     head, start = await source.last_seq(), await target.last_seq()
     if start > head:

@@ -1,5 +1,5 @@
-"""Writing on the writer's own thread: one hop per transaction, and the group commit's
-batch append (chain, de-duplicate, insert) that runs there.
+"""SQLite's writing on the writer's own thread: one hop per transaction, and the group
+commit's batch append (chain, de-duplicate, insert) that runs there.
 
 Under load every separate `await db.execute(…)` queues behind the requests waiting on
 the event loop; a write transaction made of many of them holds the write lock that long.
@@ -15,11 +15,8 @@ from typing import Concatenate, ParamSpec, TypeVar
 import aiosqlite
 
 from ledger.chain import GENESIS, KnownIdentities, batch_identities, body_digest, link_batch
+from ledger.receipts import COLUMNS
 from ledger.records import AppendResult, NewReceipt
-
-RECEIPT_COLUMNS = (
-    "seq, received_at, source, content_type, headers, peer, body, body_sha256, chain_hash"
-)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -75,9 +72,7 @@ def append_rows(conn: sqlite3.Connection, batch: list[NewReceipt]) -> list[Appen
     digests = [body_digest(receipt.body) for receipt in batch]
     known_ids = known_identities(conn, batch_identities(batch))
     linked = link_batch(batch, digests, known_digests(conn, digests), seq, prev_hash, known_ids)
-    conn.executemany(
-        f"INSERT INTO receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", linked.rows
-    )
+    conn.executemany(f"INSERT INTO receipts ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", linked.rows)
     conn.executemany(
         "INSERT OR IGNORE INTO door_ids (source, identity, seq, body_sha256) VALUES (?,?,?,?)",
         linked.identities,

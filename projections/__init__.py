@@ -1,6 +1,6 @@
 """What the ledger means: decoding, mapping, the policy, the pure fold and its views."""
 
-from projections import policies
+from projections import policy_history
 from projections.errors import (
     DecodeFailed,
     PolicyConflict,
@@ -32,8 +32,8 @@ __all__ = [
     "RecipientState",
     "fold",
     "load_policy",
-    "policies",
     "policy_hash",
+    "policy_history",
     "read_policy",
     "rebuild",
     "replay",

@@ -12,8 +12,8 @@ from collections import Counter
 
 import msgspec
 
-from ledger import Receipt, Store
-from projections import policies
+from ledger import Receipt, Store, receipts
+from projections import policy_history, views
 from projections.events import (
     Bounce,
     Ignored,
@@ -22,7 +22,7 @@ from projections.events import (
     OperatorSuppress,
     kind_of,
 )
-from projections.facts import Fact, decode_fact, read
+from projections.facts import Fact, read
 from projections.fold import fold
 from projections.mapping import Mapper
 from projections.policy import DEFAULT_POLICY, Policy
@@ -162,14 +162,10 @@ async def _rows(
     the facts of receipts received by then."""
     async with store.reading() as tx:
         await require_policy(tx, policy_hash)
-        rows = await tx.fetch(
-            "SELECT f.fact, r.received_at FROM recipient_facts f "
-            "JOIN receipts r ON r.seq = f.seq WHERE f.email = ? AND r.received_at <= ? "
-            "ORDER BY f.at, f.seq, f.ord",
-            normalize_recipient(email),
-            received_by if received_by is not None else 2**62,
-        )
-    return [(decode_fact(blob), received_at) for blob, received_at in rows]
+        facts = await views.load_facts(tx, normalize_recipient(email))
+        arrived = await receipts.received(tx, {fact.seq for fact in facts})
+    last = received_by if received_by is not None else 2**62
+    return [(fact, arrived[fact.seq]) for fact in facts if arrived.get(fact.seq, last + 1) <= last]
 
 
 async def _history(
@@ -227,7 +223,7 @@ async def status_as_of(
 
 
 async def _policy_at(store: Store, moment: int, current: Mapper) -> Mapper:
-    recorded = await policies.history(store)
+    recorded = await policy_history.history(store)
     if not recorded:
         return current
     before = [item for item in recorded if item.received_at <= moment]

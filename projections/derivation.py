@@ -2,8 +2,8 @@
 worker processes.
 
 Deriving a receipt's facts is Python through and through (decode the body, read the
-provider's fields, normalize the address, parse the times, hash the dedup key): ~29 µs an
-SMTP2GO form receipt, the bound of a cold rebuild once writing overlapped it (issue 11).
+provider's fields, normalize the address, parse the times, hash the dedup key): the bound
+of a cold rebuild once writing overlapped it (bench/README.md, "Measured reasons").
 Above `PARALLEL_FROM` receipts, chunks are derived by a pool of processes, one per CPU,
 in order of submission: the results are the same rows, taken in the same order (tests/
 unit/test_derivation.py), so "the first copy of a key wins" holds as before. Workers are

@@ -19,7 +19,7 @@ from ledger import Receipt
 from projections import operator
 from projections.errors import DecodeFailed
 from projections.policy import DERIVATION_VERSION
-from projections.providers import PROVIDERS, Facts, Provider
+from projections.providers import PROVIDERS, Provider, ProviderEvent
 from projections.providers.common import Refusal, text_refusal
 from projections.recipients import format_time, normalize_recipient
 from projections.state import Reason
@@ -144,7 +144,7 @@ class Reading(msgspec.Struct, frozen=True):
     """What a provider's raw events say: the events about a recipient (with the
     address normalized), and the kinds of those that name none (engagement aside)."""
 
-    events: list[tuple[str, Facts]]
+    events: list[tuple[str, ProviderEvent]]
     unattributed: list[str]
 
     @property
@@ -155,7 +155,7 @@ class Reading(msgspec.Struct, frozen=True):
 
 def read(provider: Provider, raws: list[dict[str, Any]]) -> Reading:
     """The provider's reading of decoded raw events (pure; no ledger position yet)."""
-    events: list[tuple[str, Facts]] = []
+    events: list[tuple[str, ProviderEvent]] = []
     unattributed: list[str] = []
     for raw in raws:
         for seen in provider.facts(raw):

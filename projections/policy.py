@@ -20,7 +20,7 @@ from projections.errors import PolicyInvalid
 # Bumped whenever the fold, a default mapping or the projection's tables change, so that
 # a projection built by older code is rebuilt rather than served. 3: `suppressions`
 # gained `source` and `last_event` and the indexes of the list's filters and sorts.
-# 4 (issue 18): a release lifts only the causes it names, up to the evidence it saw;
+# 4: a release lifts only the causes it names, up to the evidence it saw;
 # shared complaints and unsubscribes act; a shared bounce is weighed against the
 # deliveries of its message (states count `shared_bounces`); `suppressions` lists every
 # active reason; receipts the projector cannot fold are set aside in a table of their own.
@@ -28,7 +28,7 @@ PROJECTION_VERSION = "4"
 # Bumped whenever decoding or a provider's field reading changes, or the fact index's
 # layout: stored facts are then re-derived from the receipts by the next rebuild. 4: the
 # key's uniqueness is an index of its own, built after the rows (projections/views.py).
-# 5 (issue 18): facts gained `refusal` (no_mailbox / sender, from each provider's fields
+# 5: facts gained `refusal` (no_mailbox / sender, from each provider's fields
 # and the diagnostic's enhanced code), Resend `contact.*` events name `data.email`, SES
 # complaints naming several recipients are shared, Mailgun `espblock` is its own kind;
 # recipients are normalised anew (control characters and over-long addresses refused,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from ledger import Store, StoreUnavailable
 from ledger.sql import Tx
-from projections import policies, views
+from projections import policy_history, views
 from projections.errors import PolicyMismatch
 from projections.facts import Keyed, derive
 from projections.mapping import Mapper
@@ -46,16 +46,14 @@ def _reason() -> str:
 
 
 async def ensure_schema(tx: Tx) -> None:
-    """Create the projection tables; drop a SQLite layout older than this code's (it is
-    all derived data, rebuilt from the ledger)."""
-    if tx.dialect == "postgresql":
-        await tx.execute(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
-    else:
-        columns = {row[1] for row in await tx.fetch("PRAGMA table_info(projection_meta)")}
-        if columns and "derivation" not in columns:
-            for table in ("projection_meta", "recipient_events", *views.STATE_TABLES):
-                await tx.execute(f"DROP TABLE IF EXISTS {table}")
-    for statement in views.schema(tx.dialect):
+    """Create the projection tables (one instance at a time); drop a layout older than the
+    fact index (it is all derived data, rebuilt from the ledger)."""
+    await tx.lock(_SCHEMA_LOCK)
+    columns = await tx.columns("projection_meta")
+    if columns and "derivation" not in columns:
+        for table in ("projection_meta", "recipient_events", *views.STATE_TABLES):
+            await tx.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in views.schema(tx.types):
         await tx.execute(statement)
 
 
@@ -99,7 +97,7 @@ class Projector:
         if meta is None and not self.pinned:
             # a new projection (a migrated or restored ledger): the latest policy the
             # ledger recorded, if it has one — looked up only now, as it reads the ledger
-            recorded = await policies.latest(self.store)
+            recorded = await policy_history.latest(self.store)
             if recorded is not None:
                 self._adopt(recorded)
         async with self.store.writing() as tx:
@@ -216,7 +214,7 @@ class Projector:
         """The facts of the next receipts and their (seq, received_at). Facts handed over
         by the door are taken as they are; the bodies are read (and decoded) only when
         some receipt's facts were not handed over — under load, reading every body back
-        cost the reader's thread ~25 µs a webhook (issue 11)."""
+        was a large share of the reader's thread (bench/README.md, "Measured reasons")."""
         arrived = await self.store.arrivals(after, limit)
         handed = self._handed
         if all(seq in handed for seq, _ in arrived):
@@ -286,15 +284,13 @@ class Projector:
 
         After a wake-up it waits `coalesce` seconds so that one step folds what a burst
         appended, instead of contending with every group commit: a step holds the write
-        lock, and under load (issue 11, wrk -c32) steps every 20 ms held it often enough
-        to queue group commits behind them (1.4-2.8 ms of lock wait per commit); every
-        100 ms, fewer and larger steps cost less per receipt in all (server CPU per
-        webhook ~590 -> ~510 µs) and the projection still trails the ledger by well under
-        a second.
+        lock, and frequent small steps queued group commits behind them; fewer, larger
+        steps cost less per receipt in all, and the projection still trails the ledger by
+        well under a second (bench/README.md, "Measured reasons").
         """
         while True:
             try:
-                self.leading = await self.store.projector_lease()
+                self.leading = await self.store.leader_lease()
                 if self.leading:
                     self._stalled_since, self.stalled = None, False
                     count = await self.step()

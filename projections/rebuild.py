@@ -19,7 +19,7 @@ import msgspec
 
 from ledger import NewReceipt, Receipt, Store
 from ledger.sql import Tx
-from projections import policies, views
+from projections import policy_history, views
 from projections.derivation import Row, deriver
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper
@@ -74,7 +74,7 @@ async def rebuild(
     record: NewReceipt | None = None,
 ) -> RebuildReport:
     """Re-read all of history under `policy`; see the module docstring. `record` (the
-    policy change, projections/policies.py) is appended in the swap's transaction, so
+    policy change, projections/policy_history.py) is appended in the swap's transaction, so
     the ledger's policy history and the live projection never disagree."""
     mapper = Mapper(policy)
     upto, groups = await _sources(store, dry_run, progress)
@@ -126,7 +126,7 @@ async def active_policy(store: Store) -> Policy:
         meta = await views.read_meta(tx) if await views.exists(tx) else None
     if meta is not None:
         return meta.policy
-    return await policies.latest(store) or DEFAULT_POLICY
+    return await policy_history.latest(store) or DEFAULT_POLICY
 
 
 Groups = AsyncIterator[tuple[str, list[Fact]]]
@@ -232,15 +232,15 @@ async def _rederive(store: Store, upto: int, progress: Progress | None) -> None:
     processes, projections/derivation.py), and appending the last ones' facts to a
     staging table without any index (the writer's thread). Then one statement copies
     the first copy of each key into the fact index in its own order, and the key index
-    is built by sorting (views.facts_from_staged). Issue 11's profile of a cold rebuild
-    had the main thread idle 47 % of the time, waiting for inserts of random keys into
-    two B-trees. All of it is derived data, committed without waiting for the disk.
+    is built by sorting (views.facts_from_staged): inserting random keys into two B-trees
+    one by one left the main thread idle, waiting (bench/README.md, "Measured reasons").
+    All of it is derived data, committed without waiting for the disk.
     """
     async with store.writing() as tx:
         await tx.execute("DROP TABLE IF EXISTS recipient_facts")
         await tx.execute("DROP TABLE IF EXISTS recipient_facts_staged")
         await tx.execute("DELETE FROM projection_set_aside")  # derived afresh: tried again
-        for statement in views.staged_facts_schema(tx.dialect):
+        for statement in views.staged_facts_schema(tx.types):
             await tx.execute(statement)
 
     def read_after(seq: int) -> asyncio.Task[list[Receipt]]:
@@ -283,7 +283,7 @@ async def _rederive(store: Store, upto: int, progress: Progress | None) -> None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
     async with store.writing(durable=False) as tx:
-        for statement in views.facts_from_staged(tx.dialect):
+        for statement in views.facts_from_staged(tx.types):
             await tx.execute(statement)
 
 
@@ -291,7 +291,7 @@ async def _create_shadow(store: Store) -> None:
     async with store.writing() as tx:
         for table in views.STATE_TABLES:
             await tx.execute(f"DROP TABLE IF EXISTS {table}_next")
-        for statement in views.state_schema(tx.dialect, "_next"):
+        for statement in views.state_schema(tx.types, "_next"):
             await tx.execute(statement)
 
 
@@ -366,9 +366,7 @@ async def _swap(
         live = meta.seq if meta is not None else upto
         for table in views.STATE_TABLES:
             await tx.execute(f"DROP TABLE {table}")
-            await tx.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
-            if tx.dialect == "postgresql":  # the primary key's index keeps its old name
-                await tx.execute(f"ALTER INDEX {table}_next_pkey RENAME TO {table}_pkey")
+            await tx.rename_table(f"{table}_next", table)
         # The tail. Facts of receipts (upto, live] were indexed (and folded under the old
         # policy) while the rebuild read: refold those recipients from their history.
         # Receipts after `live` are derived and applied as the projector would. The

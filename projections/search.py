@@ -40,7 +40,7 @@ PROVIDER_NAMES: tuple[str, ...] = (*sorted(PROVIDERS), OPERATOR)
 MAX_QUERY = 320  # characters of `q`: longer than any address
 MAX_CURSOR = 1024  # characters of `after`: a number, `/` and an address, with room to spare
 INT64 = (-(2**63), 2**63 - 1)  # what either database holds in a BIGINT / INTEGER
-NARROW = 2000  # rows of a `since` range below which SQLite sorts it (see _plan)
+NARROW = 2000  # rows of a `since` range below which it is sorted (see _plan)
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Each sort: the keyset condition after a cursor, and the ORDER BY it follows.
@@ -194,7 +194,8 @@ def _query(
     wanted: Filter, after: str | None, plan: Plan = None, columns: str = _COLUMNS
 ) -> tuple[str, list[Any]]:
     """The SELECT (its LIMIT left as the last `?`) and its arguments. `plan` steers
-    SQLite, which keeps no statistics, for a `since` range listed by address: `narrow`
+    a database that keeps no statistics (SQLite), for a `since` range listed by address:
+    `narrow`
     keeps the keyset and the order off the primary key (the range is read on its index
     and sorted), `wide` keeps the range off its index (addresses are read in order and
     filtered). A unary `+` keeps a term off every index and changes no value."""
@@ -227,13 +228,13 @@ def _query(
 
 
 async def _plan(tx: Tx, wanted: Filter) -> Plan:
-    """How SQLite should read a `since` range listed by address: a range of fewer than
-    NARROW rows (counted on its index, NARROW at most) is read on the index and sorted;
-    a wider one is found in address order, where one row in NARROW or more matches — so
-    a page reads a few thousand rows at most either way (PostgreSQL plans this itself,
-    from its statistics)."""
+    """How a database without statistics (SQLite) should read a `since` range listed by
+    address: a range of fewer than NARROW rows (counted on its index, NARROW at most) is
+    read on the index and sorted; a wider one is found in address order, where one row in
+    NARROW or more matches — so a page reads a few thousand rows at most either way (a
+    database that plans ranges itself, `Tx.plans_ranges`, is left to it)."""
     ranged = wanted.since_from is not None or wanted.since_before is not None
-    if tx.dialect != "sqlite" or wanted.sort != "email" or not ranged:
+    if tx.plans_ranges or wanted.sort != "email" or not ranged:
         return None
     probe = msgspec.structs.replace(wanted, contains=None, sort="since")
     sql, args = _query(probe, None, columns="email")

@@ -20,11 +20,12 @@ them: keyset pages and the rebuild's merge rely on one order.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from ledger.sql import Dialect, Tx, fetchrow
+from ledger import receipts
+from ledger.sql import Tx, fetchrow, statements
 from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, encode_fact
 from projections.mapping import Mapper
 from projections.policy import Policy
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS recipient_facts (
 # The de-duplication key's uniqueness is an index of its own, not part of the table: a
 # re-derivation (projections/rebuild.py) writes all the rows first, in key order-free
 # appends, then copies them in address order and builds this index once, by sorting —
-# rather than inserting a million random keys into two B-trees one by one (4.5x faster).
+# rather than inserting a million random keys into two B-trees one by one (far slower:
+# bench/README.md, "Measured reasons").
 _FACTS_KEY = """
 CREATE UNIQUE INDEX IF NOT EXISTS recipient_facts_key ON recipient_facts (key);
 """
@@ -112,37 +114,29 @@ CREATE TABLE IF NOT EXISTS projection_set_aside (
 );
 """
 
-_TYPES: dict[Dialect, dict[str, str]] = {
-    "sqlite": {"int": "INTEGER", "blob": "BLOB", "text": "", "table": " WITHOUT ROWID"},
-    "postgresql": {"int": "BIGINT", "blob": "BYTEA", "text": 'COLLATE "C"', "table": ""},
-}
 _CHUNK = 500
 
 
-def _statements(script: str, dialect: Dialect, suffix: str = "") -> list[str]:
-    text = script.format(suffix=suffix, **_TYPES[dialect])
-    return [part.strip() for part in text.split(";") if part.strip()]
+def _statements(script: str, types: Mapping[str, str], suffix: str = "") -> list[str]:
+    """A script's statements, filled in with a backend's DDL words (`Tx.types`)."""
+    parts = [part for part in script.split(";") if part.strip()]
+    return statements(parts, types, suffix=suffix)
 
 
-def schema(dialect: Dialect) -> list[str]:
+def schema(types: Mapping[str, str]) -> list[str]:
     """DDL for every projection table."""
-    return _statements(_META + _FACTS + _STATE + _SET_ASIDE, dialect)
+    return _statements(_META + _FACTS + _STATE + _SET_ASIDE, types)
 
 
-def facts_schema(dialect: Dialect) -> list[str]:
-    """DDL for the fact index alone (a re-derivation drops and recreates it)."""
-    return _statements(_FACTS, dialect)
-
-
-def staged_facts_schema(dialect: Dialect) -> list[str]:
+def staged_facts_schema(types: Mapping[str, str]) -> list[str]:
     """DDL for the table a re-derivation appends facts to (no index at all)."""
-    return _statements(_FACTS_STAGED, dialect)
+    return _statements(_FACTS_STAGED, types)
 
 
 INSERT_STAGED = "INSERT INTO recipient_facts_staged VALUES (?, ?, ?, ?, ?, ?)"
 
 
-def facts_from_staged(dialect: Dialect) -> list[str]:
+def facts_from_staged(types: Mapping[str, str]) -> list[str]:
     """Fill a new fact index from the staged facts: the first copy (by seq, ord) of each
     key, in the table's own order, then the key index, then the staging table gone."""
     copy = (
@@ -152,16 +146,16 @@ def facts_from_staged(dialect: Dialect) -> list[str]:
         "FROM recipient_facts_staged) AS staged WHERE copy = 1 ORDER BY email, at, seq, ord"
     )
     return [
-        *_statements(_FACTS_TABLE, dialect),
+        *_statements(_FACTS_TABLE, types),
         copy,
-        *_statements(_FACTS_KEY, dialect),
+        *_statements(_FACTS_KEY, types),
         "DROP TABLE recipient_facts_staged",
     ]
 
 
-def state_schema(dialect: Dialect, suffix: str) -> list[str]:
+def state_schema(types: Mapping[str, str], suffix: str) -> list[str]:
     """DDL for the state tables, with a suffix for a rebuild's shadow copies."""
-    return _statements(_STATE, dialect, suffix)
+    return _statements(_STATE, types, suffix)
 
 
 def fact_row(keyed: Keyed) -> tuple[str, int, int, int, bytes, bytes]:
@@ -172,10 +166,24 @@ def fact_row(keyed: Keyed) -> tuple[str, int, int, int, bytes, bytes]:
 INSERT_FACTS = "INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
 
-async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "") -> None:
-    """Upsert states; keep the suppressions table in step with them."""
+def evidence(states: Iterable[RecipientState]) -> set[int]:
+    """The receipts whose source the suppressions table shows beside these states."""
+    return {state.causes[0].seq for state in states if state.causes}
+
+
+async def write_states(
+    tx: Tx,
+    states: Iterable[RecipientState],
+    suffix: str = "",
+    sources: Mapping[int, str] | None = None,
+) -> None:
+    """Upsert states; keep the suppressions table in step with them. `sources` holds the
+    source of each evidence receipt (`evidence`), when the caller read them already."""
+    states = list(states)
+    if sources is None:
+        sources = await receipts.sources(tx, evidence(states))
     state_out: list[tuple[str, bytes]] = []
-    suppressed: list[tuple[str, str, int, int, int, int, str]] = []
+    suppressed: list[tuple[str, str, int, int, str, int, str]] = []
     released: list[tuple[str]] = []
     for state in states:
         state_out.append((state.email, encode_state(state)))
@@ -187,7 +195,7 @@ async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "
                 cause.reason,
                 state.since,
                 cause.seq,
-                cause.seq,
+                sources.get(cause.seq, ""),
                 state.position[0],
                 reasons,
             )
@@ -201,11 +209,10 @@ async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "
             state_out,
         )
     if suppressed:
-        # the provider: the source of the evidence receipt, looked up in the same statement
         await tx.executemany(
             f"INSERT INTO suppressions{suffix} "
             "(email, reason, since, seq, source, last_event, reasons) "
-            "VALUES (?, ?, ?, ?, COALESCE((SELECT source FROM receipts WHERE seq = ?), ''), ?, ?) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, since = excluded.since, "
             "seq = excluded.seq, source = excluded.source, last_event = excluded.last_event, "
             "reasons = excluded.reasons",
@@ -216,10 +223,12 @@ async def write_states(tx: Tx, states: Iterable[RecipientState], suffix: str = "
 
 
 class Plan(msgspec.Struct):
-    """What folding a batch of facts will write: the new fact rows and the new states."""
+    """What folding a batch of facts will write: the new fact rows, the new states, and
+    the source of each state's evidence receipt."""
 
     rows: list[tuple[str, int, int, int, bytes, bytes]]
     states: list[RecipientState]
+    sources: dict[int, str]
 
 
 async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
@@ -251,14 +260,15 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
             indexed = await load_facts(tx, email)
             facts, state = sorted([*indexed, *facts], key=lambda fact: fact.position), None
         updated.append(mapper.fold_facts(email, facts, state))
-    return Plan(rows=[fact_row(item) for item in fresh], states=updated)
+    sources = await receipts.sources(tx, evidence(updated))
+    return Plan(rows=[fact_row(item) for item in fresh], states=updated, sources=sources)
 
 
 async def write_plan(tx: Tx, planned: Plan) -> None:
     """Write a plan inside the caller's write transaction."""
     if planned.rows:
         await tx.executemany(INSERT_FACTS, planned.rows)
-    await write_states(tx, planned.states)
+    await write_states(tx, planned.states, sources=planned.sources)
 
 
 async def apply(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> None:
@@ -333,30 +343,13 @@ class Meta(msgspec.Struct, frozen=True):
 
 async def exists(tx: Tx) -> bool:
     """Whether the projection's tables exist (a ledger never projected has none)."""
-    if tx.dialect == "postgresql":
-        row = await fetchrow(tx, "SELECT to_regclass('projection_meta') IS NOT NULL")
-    else:
-        row = await fetchrow(
-            tx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-            "projection_meta",
-        )  # fmt: skip
-    return bool(row and row[0])
+    return await tx.has_table("projection_meta")
 
 
 async def lists_reasons(tx: Tx) -> bool:
     """Whether the live `suppressions` table lists every active reason (a projection
     folded by a version before PROJECTION_VERSION 4 holds only the strongest)."""
-    if tx.dialect == "postgresql":
-        row = await fetchrow(
-            tx,
-            "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
-            "current_schema() AND table_name = 'suppressions' AND column_name = 'reasons'",
-        )
-    else:
-        row = await fetchrow(
-            tx, "SELECT count(*) FROM pragma_table_info('suppressions') WHERE name = 'reasons'"
-        )
-    return bool(row and row[0])
+    return "reasons" in await tx.columns("suppressions")
 
 
 async def read_checkpoint(tx: Tx, *, lock: bool = False) -> tuple[int, str] | None:

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.settings import Settings, load_settings
-from ledger import SQLiteStore
+from ledger.sqlite import SQLiteStore
 from projections import DEFAULT_POLICY, Policy
 from tests import pg
 from tests.pg import pg_database, pg_fresh_url, pg_url  # noqa: F401  (fixtures for PostgreSQL)

@@ -405,7 +405,7 @@ def test_serve_real_process(tmp_path: Path) -> None:
     env.pop("BOUNCELEDGER_DB", None)
     log_path = tmp_path / "serve.log"
     log = log_path.open("wb")
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments
+    process = subprocess.Popen(
         [bounceledger_script(), "serve", "--port", str(port), "--db", db],
         env=env,
         stdout=log,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from api.cli.audit import audit
-from api.cli.ledger import export_command, import_command, migrate_command, verify
-from api.cli.operator import release, suppress
+from api.cli.ledger import export_command, import_command, migrate_command, verify_command
+from api.cli.operator import release_command, suppress_command
 from api.cli.quarantine import quarantine
-from api.cli.queries import explain_command, status, suppressions
+from api.cli.queries import explain_command, status_command, suppressions_command
 from api.cli.rebuild import rebuild_command
-from api.cli.serve import serve
+from api.cli.serve import serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -28,16 +28,19 @@ def cli() -> None:
     """
 
 
+# Each command's function is `<name>_command` with its name given (`import` cannot be a
+# function's name, and `rebuild`, `explain` would shadow what they call); the groups
+# (`cli`, `audit`, `quarantine`) keep their bare names, as their subcommands hang off them.
 for command in (
-    serve,
-    status,
-    suppressions,
+    serve_command,
+    status_command,
+    suppressions_command,
     explain_command,
     rebuild_command,
-    suppress,
-    release,
+    suppress_command,
+    release_command,
     audit,
-    verify,
+    verify_command,
     export_command,
     import_command,
     migrate_command,

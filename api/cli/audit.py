@@ -20,7 +20,7 @@ from api.cli.common import (
 )
 from ledger import Receipt
 from projections.audit import ReceiptView, TimelineEntry, timeline
-from projections.policies import PolicyHistory, history_view
+from projections.policy_history import PolicyHistory, history_view
 from projections.rebuild import active_policy
 
 
@@ -37,10 +37,10 @@ def audit() -> None:
     """
 
 
-@audit.command()
+@audit.command(name="policies")
 @db_option
 @json_option
-def policies(db: Path | str, as_json: bool) -> None:
+def policies_command(db: Path | str, as_json: bool) -> None:
     """Every policy that was put into effect: when, its hash, who set it and why.
 
     A change is recorded by `bounceledger rebuild --policy FILE --note WHY` (and by the
@@ -59,12 +59,12 @@ def policies(db: Path | str, as_json: bool) -> None:
     output.emit(run(go()), as_json, output.policies_table)
 
 
-@audit.command()
+@audit.command(name="recipient")
 @click.argument("email")
 @db_option
 @policy_option
 @json_option
-def recipient(email: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
+def recipient_command(email: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
     """Every event for EMAIL in event-time order, with its receipt and what the policy made of it.
 
     \b
@@ -80,12 +80,12 @@ def recipient(email: str, db: Path | str, policy: Path | None, as_json: bool) ->
     output.emit(run(go()), as_json, output.timeline_table)
 
 
-@audit.command()
+@audit.command(name="receipt")
 @click.argument("seq", type=int)
 @click.option("--raw", is_flag=True, help="Write the stored body to stdout, byte for byte.")
 @db_option
 @json_option
-def receipt(seq: int, raw: bool, db: Path | str, as_json: bool) -> None:
+def receipt_command(seq: int, raw: bool, db: Path | str, as_json: bool) -> None:
     """Show receipt SEQ: its metadata and body; --raw writes the body exactly as received.
 
     \b
@@ -108,14 +108,14 @@ def receipt(seq: int, raw: bool, db: Path | str, as_json: bool) -> None:
     output.emit(ReceiptView.full(found), as_json, output.receipt_text)
 
 
-@audit.command()
+@audit.command(name="receipts")
 @click.option("--source", help="Only receipts from this source (smtp2go, operator, …).")
 @click.option("--since", metavar="TIME", help="Received at or after this time.")
 @click.option("--until", metavar="TIME", help="Received before this time.")
 @click.option("--limit", type=int, default=None, help="At most this many.")
 @db_option
 @json_option
-def receipts(
+def receipts_command(
     source: str | None,
     since: str | None,
     until: str | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,13 +12,23 @@ from typing import Any, TypeVar
 import click
 
 from api.settings import DEFAULT_DB
-from ledger import LedgerError, Store, as_target, is_url, open_store
-from ledger.store import redact, url_problem
+from ledger import LedgerError, Store, as_target, is_database_url, open_store
+from ledger.urls import redact, url_problem
 from projections import Policy, PolicyInvalid, ProjectionError, Projector, read_policy
 from projections.recipients import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+def local_user() -> str:
+    """Who runs this command, for what it records: the login name, or "unknown" where
+    there is none (`getpass.getuser()` raises in a container without a passwd entry or
+    $USER, and a command must not fail for that)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 class StoreAddress(click.ParamType):  # type: ignore[type-arg]
@@ -31,11 +42,11 @@ class StoreAddress(click.ParamType):  # type: ignore[type-arg]
         text = str(value).strip()
         if not text:
             self.fail("empty: give a SQLite file's path or a postgresql:// URL", param, ctx)
-        if text.lower().startswith(("postgres:", "postgresql:")) and not is_url(text):
+        if text.lower().startswith(("postgres:", "postgresql:")) and not is_database_url(text):
             self.fail(
                 f"not a PostgreSQL URL: {where(text)} (postgresql://USER@HOST:PORT/DB)", param, ctx
             )
-        problem = url_problem(text) if is_url(text) else None
+        problem = url_problem(text) if is_database_url(text) else None
         if problem is not None:
             # refused before the driver reads it: its error could quote the password
             self.fail(f"not a readable PostgreSQL URL: {problem}: {where(text)}", param, ctx)
@@ -106,7 +117,7 @@ def require_ledger(db: Path | str) -> None:
 
 def where(db: Path | str) -> str:
     """The ledger's address for messages: a file's path, or a URL without its password
-    or any other credential (`ledger.store.redact`, the one way a URL is shown)."""
+    or any other credential (`ledger.urls.redact`, the one way a URL is shown)."""
     return redact(db) if isinstance(db, str) else str(db)
 
 

@@ -11,7 +11,7 @@ import msgspec
 
 from api import output
 from api.cli.common import StoreAddress, db_option, json_option, opened, require_ledger, run, where
-from api.replays import identity
+from api.door_identity import identity
 from ledger import (
     Migration,
     import_receipts,
@@ -27,7 +27,7 @@ def import_rules() -> ImportRules:
     from api.authenticators import DOORS  # the doors, only when importing
     from api.webhooks import AUDIT_HEADERS
     from projections.operator import SOURCE as OPERATOR
-    from projections.policies import SOURCE as POLICY
+    from projections.policy_history import SOURCE as POLICY
     from projections.providers import PROVIDERS
 
     headers = {*AUDIT_HEADERS, *(name for door in DOORS.values() for name in door.headers)}
@@ -48,10 +48,10 @@ class Verification(msgspec.Struct, frozen=True):
     head_chain_hash: str | None = None
 
 
-@click.command()
+@click.command(name="verify")
 @db_option
 @json_option
-def verify(db: Path | str, as_json: bool) -> None:
+def verify_command(db: Path | str, as_json: bool) -> None:
     """Recompute the hash chain; exit 1 naming the first receipt that does not match.
 
     \b

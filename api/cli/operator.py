@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import getpass
 import time
 from pathlib import Path
 
 import click
 
 from api import output
-from api.cli.common import db_option, json_option, load, policy_option, projection, run
+from api.cli.common import (
+    db_option,
+    json_option,
+    load,
+    local_user,
+    policy_option,
+    projection,
+    run,
+)
 from projections import operator, queries, releases
 from projections.state import Reason
 
 
 def _actor() -> str:
-    return f"local:{getpass.getuser()}"
+    """Who suppresses or releases, as the ledger records it: `local:USER`."""
+    return f"local:{local_user()}"
 
 
 def _suppress(email: str, note: str, db: Path | str, policy: Path | None) -> queries.Status:
@@ -27,7 +35,7 @@ def _suppress(email: str, note: str, db: Path | str, policy: Path | None) -> que
             await operator.record(
                 store, "suppress", email, actor=_actor(), note=note, at=time.time_ns() // 1000
             )
-            await projector.catch_up()  # folds everything up to the head, `seq` included
+            await projector.catch_up()  # folds everything up to the head, this suppression included
             return await queries.status(store, email, projector.policy_hash)
 
     return run(go())
@@ -77,13 +85,15 @@ _note = click.option(
 )
 
 
-@click.command()
+@click.command(name="suppress")
 @click.argument("email")
 @_note
 @db_option
 @policy_option
 @json_option
-def suppress(email: str, note: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
+def suppress_command(
+    email: str, note: str, db: Path | str, policy: Path | None, as_json: bool
+) -> None:
     """Suppress EMAIL by hand (reason `manual`), recorded in the ledger with who and why.
 
     \b
@@ -93,7 +103,7 @@ def suppress(email: str, note: str, db: Path | str, policy: Path | None, as_json
     output.emit(_suppress(email, note, db, policy), as_json, output.status_text)
 
 
-@click.command()
+@click.command(name="release")
 @click.argument("email")
 @_note
 @click.option(
@@ -113,7 +123,7 @@ def suppress(email: str, note: str, db: Path | str, policy: Path | None, as_json
 @db_option
 @policy_option
 @json_option
-def release(
+def release_command(
     email: str,
     note: str,
     also: tuple[Reason, ...],

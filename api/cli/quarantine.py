@@ -8,7 +8,7 @@ import click
 
 from api import output
 from api.cli.common import db_option, json_option, opened, run
-from projections.quarantine import Kept, KeptBody, Replay, item, listing, replay
+from projections.quarantine_replay import Kept, KeptBody, Replay, item, listing, replay_kept
 
 
 @click.group(invoke_without_command=True)
@@ -66,6 +66,11 @@ def show_command(ctx: click.Context, qid: int, as_json: bool) -> None:
     output.emit(found, as_json, output.kept_text)
 
 
+def _not_kept(qid: int) -> Replay:
+    """An ID with no quarantined delivery, reported among the outcomes (exit 1)."""
+    return Replay(id=qid, error="no such quarantined delivery")
+
+
 @quarantine.command(name="replay")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "every", is_flag=True, help="Replay every delivery not yet replayed.")
@@ -89,7 +94,7 @@ def replay_command(ctx: click.Context, ids: tuple[int, ...], every: bool, as_jso
     async def go() -> list[Replay]:
         async with opened(db) as store:
             chosen = list(ids) or [item.id for item in await listing(store)]
-            return [await replay(store, qid) for qid in chosen]
+            return [await replay_kept(store, qid) or _not_kept(qid) for qid in chosen]
 
     outcomes = run(go())
     output.emit(outcomes, as_json, output.replay_text)

@@ -12,7 +12,7 @@ from projections import queries
 from projections.audit import Explanation, explain, status_as_of
 
 
-@click.command()
+@click.command(name="status")
 @click.argument("email")
 @click.option(
     "--as-of",
@@ -24,7 +24,7 @@ from projections.audit import Explanation, explain, status_as_of
 @db_option
 @policy_option
 @json_option
-def status(
+def status_command(
     email: str, as_of: str | None, db: Path | str, policy: Path | None, as_json: bool
 ) -> None:
     """Is EMAIL suppressed? Why, since when, on which receipt's evidence?
@@ -47,11 +47,11 @@ def status(
     output.emit(run(go()), as_json, output.status_text)
 
 
-@click.command()
+@click.command(name="suppressions")
 @db_option
 @policy_option
 @json_option
-def suppressions(db: Path | str, policy: Path | None, as_json: bool) -> None:
+def suppressions_command(db: Path | str, policy: Path | None, as_json: bool) -> None:
     """List every suppressed address with its reason and since when.
 
     \b

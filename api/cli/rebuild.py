@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import socket
 import sys
 import time
@@ -11,19 +10,15 @@ from pathlib import Path
 import click
 
 from api import output
-from api.cli.common import db_option, json_option, load, opened, policy_option, run
+from api.cli.common import db_option, json_option, load, local_user, opened, policy_option, run
 from ledger import NewReceipt
-from projections import RebuildReport, policies, rebuild
+from projections import RebuildReport, policy_history, rebuild
 from projections.rebuild import active_policy
 
 
 def default_actor() -> str:
     """Who runs this command, for the policy history: user@host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{local_user()}@{socket.gethostname()}"
 
 
 @click.command(name="rebuild")
@@ -82,7 +77,7 @@ def rebuild_command(
                         "this rebuild changes the active policy: say why with --note "
                         '(e.g. --note "threshold 2 from today")'
                     )
-                change = policies.change_receipt(
+                change = policy_history.change_receipt(
                     target,
                     text,
                     actor=actor or default_actor(),

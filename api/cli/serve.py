@@ -31,7 +31,7 @@ def connection_limit(wanted: int) -> int:
     return max(1, min(wanted, soft - FD_HEADROOM))
 
 
-@click.command()
+@click.command(name="serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @db_option
@@ -49,7 +49,7 @@ def connection_limit(wanted: int) -> int:
     type=click.Choice(["json", "text"]),
     help="One JSON object per line, or plain text.",
 )
-def serve(
+def serve_command(
     host: str, port: int, db: Path | str, policy: Path | None, log_level: str, log_format: str
 ) -> None:
     """Run the HTTP service: webhooks in, suppression queries out.

@@ -11,12 +11,14 @@ import time
 from typing import Annotated, Any
 
 from litestar import Request, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect
 
 from api import paths
 from api.console.pages import FORM
-from api.console.render import address_path, back, operator, runtime
+from api.console.render import address_path, back, operator
+from api.runtime import Runtime
 from projections import operator as operator_actions
 from projections import releases
 from projections.recipients import normalize_recipient
@@ -30,23 +32,27 @@ def _where(email: str) -> tuple[str, str]:
 
 @post("/address/{email:str}/suppress", status_code=303)
 async def suppress(
-    email: FromPath[str], request: Request[Any, Any, Any], data: Annotated[dict[str, str], FORM]
+    email: FromPath[str],
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    data: Annotated[dict[str, str], FORM],
 ) -> Redirect:
     address, where = _where(paths.address(email))
     note = data.get("note", "").strip()
     if not note:
         return back(request, where, "nothing done: a suppress needs a note saying why")
-    rt = runtime(request)
     seq = await operator_actions.record(
-        rt.store, "suppress", address, actor=operator(request), note=note,
+        runtime.store, "suppress", address, actor=operator(request), note=note,
         at=time.time_ns() // 1000,
     )  # fmt: skip
-    await rt.projector.wait_until(seq, timeout=2.0)
+    await runtime.projector.wait_until(seq, timeout=2.0)
     return back(request, where, f"suppressed by {operator(request)}, recorded as receipt {seq}")
 
 
 @post("/address/{email:str}/release", status_code=303)
-async def release(email: FromPath[str], request: Request[Any, Any, Any]) -> Redirect:
+async def release(
+    email: FromPath[str], request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Redirect:
     address, where = _where(paths.address(email))
     form = await request.form()
     note = str(form.get("note", "")).strip()
@@ -61,16 +67,15 @@ async def release(email: FromPath[str], request: Request[Any, Any, Any]) -> Redi
         also = releases.parse_also([str(value) for value in form.getall("also", [])])
     except ValueError as exc:
         return back(request, where, f"nothing released: {exc}")
-    rt = runtime(request)
     (outcome,) = await releases.release_many(
-        rt.store,
-        rt.projector.policy_hash,
+        runtime.store,
+        runtime.projector.policy_hash,
         [releases.Asked(address, int(expect))],
         actor=operator(request),
         note=note,
         also=also,
         now=time.time_ns() // 1000,
-        settle=lambda seq: rt.projector.wait_until(seq, timeout=2.0),
+        settle=lambda seq: runtime.projector.wait_until(seq, timeout=2.0),
     )
     if outcome.refused is not None:
         return back(request, where, outcome.refused)

@@ -16,11 +16,12 @@ from litestar.response import Response
 
 from api.console.session import COOKIE, LIFETIME, LOGIN_COOKIE, LOGIN_LIFETIME, cookie_name
 from api.network import arrived_over_tls
+from api.runtime import runtime_of
 
 
 def over_tls(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     """Whether the request arrived over TLS (directly, or as a trusted proxy says)."""
-    settings = connection.app.state.runtime.settings
+    settings = runtime_of(connection).settings
     client = connection.scope.get("client")
     return arrived_over_tls(
         connection.scope.get("scheme", "http"),
@@ -32,7 +33,7 @@ def over_tls(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
 
 def secure(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     """Whether this request's cookies are Secure (and `__Host-` named)."""
-    return over_tls(connection) or not connection.app.state.runtime.settings.console_plain_http
+    return over_tls(connection) or not runtime_of(connection).settings.console_plain_http
 
 
 _LOCAL = ("localhost", "127.", "[::1]")

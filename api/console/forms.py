@@ -24,6 +24,7 @@ from litestar import Request, Response
 
 from api.console import cookies
 from api.console.session import LOGIN_COOKIE, Session, form_token, login_token, tokens_match
+from api.runtime import runtime_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FIELD = "_csrf_token"
@@ -55,7 +56,7 @@ def expected_token(request: Request[Any, Any, Any]) -> str | None:
     nonce = cookies.read(request, LOGIN_COOKIE)
     if not nonce:
         return None
-    return login_token(request.app.state.runtime.settings.api_keys, nonce)
+    return login_token(runtime_of(request).settings.api_keys, nonce)
 
 
 async def check_form(request: Request[Any, Any, Any]) -> Response[str] | None:

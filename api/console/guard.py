@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from api.console import cookies, signouts
 from api.console.session import COOKIE, verify
+from api.runtime import runtime_of
 
 
 class SignInRequired(HTTPException):
@@ -29,7 +30,7 @@ async def require_session(
     signed-out one — to the sign-in page, with where they were going."""
     if handler.opt.get("public"):
         return
-    runtime = connection.app.state.runtime
+    runtime = runtime_of(connection)
     session = verify(runtime.settings.api_keys, cookies.read(connection, COOKIE))
     if session is None or await signouts.signed_out(runtime.store, session.nonce):
         target = connection.url.path

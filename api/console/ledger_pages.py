@@ -12,21 +12,23 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from api.audit import MAX_SOURCE, SOURCE_PATTERN
-from api.console.render import back, page, runtime
+from api.console.render import back, page
+from api.runtime import Runtime
 from api.schemas import MAX_SEQ
-from projections import operator, policies
+from projections import operator, policy_history
 from projections.newest import newest_operator_actions, newest_receipts
 from projections.providers import PROVIDERS
-from projections.quarantine import listing, replay
+from projections.quarantine_replay import listing, replay_kept
 from projections.recipients import format_time
 
 PAGE = 50  # receipts, and operator actions, on the page
 QUARANTINE_SHOWN = 100  # pending deliveries listed (the JSON API pages through them all)
-SOURCES = (*sorted(PROVIDERS), operator.SOURCE, policies.SOURCE)
+SOURCES = (*sorted(PROVIDERS), operator.SOURCE, policy_history.SOURCE)
 _LAST_VERIFICATION = "console_last_verification"  # key in app.state
 
 
@@ -46,23 +48,23 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
 @get("/ledger", name="console-ledger")
 async def ledger_page(
     request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     source: Annotated[
         str | None, QueryParameter(max_length=MAX_SOURCE, pattern=SOURCE_PATTERN)
     ] = None,
     before: Annotated[int | None, QueryParameter(ge=1, le=MAX_SEQ)] = None,
 ) -> Template:
-    rt = runtime(request)
     chosen = source.strip() if source and source.strip() else None
-    received = await newest_receipts(rt.store, before=before, source=chosen, limit=PAGE)
-    pending = await listing(rt.store, limit=QUARANTINE_SHOWN)
-    actions = await newest_operator_actions(rt.store, limit=PAGE)
+    received = await newest_receipts(runtime.store, before=before, source=chosen, limit=PAGE)
+    pending = await listing(runtime.store, limit=QUARANTINE_SHOWN)
+    actions = await newest_operator_actions(runtime.store, limit=PAGE)
     sources = SOURCES if chosen is None or chosen in SOURCES else (*SOURCES, chosen)
     return page(
         request,
         "ledger.html",
         "ledger",
         verification=request.app.state.get(_LAST_VERIFICATION),
-        head=await rt.store.last_seq(),
+        head=await runtime.store.last_seq(),
         receipts=received,
         source=chosen or "",
         sources=sources,
@@ -76,9 +78,9 @@ async def ledger_page(
 
 
 @post("/ledger/verify", status_code=303)
-async def verify(request: Request[Any, Any, Any]) -> Redirect:
+async def verify(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Redirect:
     """Recompute the hash chain (as `bounceledger verify` does); keep the result."""
-    store = runtime(request).store
+    store = runtime.store
     started = time.perf_counter()
     at = format_time(time.time_ns() // 1000 // 1_000_000 * 1_000_000) or ""
     count, broken = await store.verify()
@@ -102,14 +104,15 @@ async def verify(request: Request[Any, Any, Any]) -> Redirect:
 
 @post("/quarantine/{qid:int}/replay", status_code=303)
 async def replay_quarantined(
-    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+    qid: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)],
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
 ) -> Redirect:
     """Append a quarantined delivery if today's decoder reads it; the outcome as a notice."""
-    rt = runtime(request)
-    outcome = await replay(rt.store, qid)
-    if outcome.error == "no such quarantined delivery":
+    outcome = await replay_kept(runtime.store, qid)
+    if outcome is None:
         notice = f"there is no quarantined delivery {qid}"
-    elif outcome.error == "already replayed":
+    elif outcome.already_replayed:
         notice = f"quarantined delivery {qid} was already replayed, as receipt {outcome.seq}"
     elif outcome.error is not None:
         notice = f"quarantined delivery {qid} not replayed: {outcome.error}"
@@ -118,7 +121,7 @@ async def replay_quarantined(
     else:
         notice = f"quarantined delivery {qid} replayed: now receipt {outcome.seq}"
         if outcome.seq is not None:
-            await rt.projector.wait_until(outcome.seq, timeout=2.0)
+            await runtime.projector.wait_until(outcome.seq, timeout=2.0)
     return back(request, "/console/ledger", notice)
 
 

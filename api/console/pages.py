@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, Parameter, QueryParameter
@@ -13,9 +14,10 @@ from litestar.response import Redirect, Template
 from api import paths
 from api.auth import find_api_key
 from api.console import cookies, signouts
-from api.console.render import address_path, back, operator, page, runtime
+from api.console.render import address_path, back, operator, page
 from api.console.session import COOKIE, LOGIN_COOKIE, Session, issue
 from api.freshness import FRESH
+from api.runtime import Runtime
 from api.schemas import MAX_SEQ
 from projections import queries
 from projections.audit import ReceiptView, explain
@@ -49,9 +51,11 @@ async def login_page(
 
 @post("/login", opt={"public": True}, status_code=303)
 async def login(
-    request: Request[Any, Any, Any], data: Annotated[dict[str, str], FORM]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    data: Annotated[dict[str, str], FORM],
 ) -> Response[Any]:
-    keys = runtime(request).settings.api_keys
+    keys = runtime.settings.api_keys
     key = find_api_key(keys, data.get("key", "").strip()) if keys else None
     target = _safe_next(data.get("next"))
     if key is None:
@@ -76,11 +80,11 @@ async def login(
 
 
 @post("/logout", status_code=303)
-async def logout(request: Request[Any, Any, Any]) -> Redirect:
+async def logout(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Redirect:
     """End this session on every instance (its nonce is kept as signed out until it
     would have expired), and clear its cookie."""
     session: Session = request.state.session
-    await signouts.sign_out(runtime(request).store, session.nonce, session.expires)
+    await signouts.sign_out(runtime.store, session.nonce, session.expires)
     response = Redirect("/console/login", status_code=303)
     cookies.clear(response, request, COOKIE)
     return response
@@ -89,29 +93,32 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 @get("/", name="console-lookup", guards=FRESH)
 async def lookup(
     request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     q: Annotated[str | None, QueryParameter()] = None,
     emails: Annotated[str | None, QueryParameter()] = None,
 ) -> Template:
     """One address (`q`), or a pasted list (`emails`: one per line, or comma-separated)."""
-    rt = runtime(request)
     if q and q.strip():
-        found = await queries.status(rt.store, q.strip(), rt.projector.policy_hash)
+        found = await queries.status(runtime.store, q.strip(), runtime.projector.policy_hash)
         return page(request, "lookup.html", "lookup", q=q, one=found, many=None, emails="")
     if emails and emails.strip():
         given = [part.strip() for part in emails.replace(",", "\n").splitlines() if part.strip()]
         given = given[:MAX_LOOKUP]
-        hits = await queries.check(rt.store, rt.projector.policy_hash, given)
+        hits = await queries.check(runtime.store, runtime.projector.policy_hash, given)
         rows = [(email, hits.get(email)) for email in given]
         return page(request, "lookup.html", "lookup", q="", one=None, many=rows, emails=emails)
     return page(request, "lookup.html", "lookup", q="", one=None, many=None, emails="")
 
 
 @get("/address/{email:str}", name="console-address", guards=FRESH)
-async def address(email: FromPath[str], request: Request[Any, Any, Any]) -> Template:
+async def address(
+    email: FromPath[str], request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Template:
     """One address: verdict, the explain table (every event, what it did), actions."""
     email = paths.address(email)  # escaped into one path segment by api/paths.py
-    rt = runtime(request)
-    explanation = await explain(rt.store, email, rt.projector.mapper, rt.projector.policy_hash)
+    explanation = await explain(
+        runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
+    )
     return page(
         request,
         "address.html",
@@ -132,10 +139,12 @@ def named_causes(statuses: list[queries.Status | None]) -> list[str]:
 
 @get("/receipts/{seq:int}", name="console-receipt")
 async def receipt(
-    seq: Annotated[int, Parameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+    seq: Annotated[int, Parameter(ge=1, le=MAX_SEQ)],
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
 ) -> Template:
     """One receipt: metadata, chain position, headers, the body as text, its events."""
-    store = runtime(request).store
+    store = runtime.store
     found = await store.get(seq)
     if found is None:
         raise NotFoundException(f"no receipt {seq}")
@@ -145,10 +154,10 @@ async def receipt(
 
 @get("/receipts/{seq:int}/raw", name="console-receipt-raw")
 async def receipt_raw(
-    seq: Annotated[int, Parameter(ge=1, le=MAX_SEQ)], request: Request[Any, Any, Any]
+    seq: Annotated[int, Parameter(ge=1, le=MAX_SEQ)], runtime: NamedDependency[Runtime]
 ) -> Response[bytes]:
     """The body's exact bytes, as a download (never rendered: it is the sender's)."""
-    found = await runtime(request).store.get(seq)
+    found = await runtime.store.get(seq)
     if found is None:
         raise NotFoundException(f"no receipt {seq}")
     return Response(

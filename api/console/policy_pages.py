@@ -25,11 +25,13 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
-from api.console.render import back, operator, page, runtime
+from api.console.render import back, operator, page
+from api.runtime import Runtime
 from ledger import NewReceipt, StoreUnavailable
-from projections import PolicyInvalid, PolicyMismatch, policies, rebuild
+from projections import PolicyInvalid, PolicyMismatch, policy_history, rebuild
 from projections.mapping import KNOWN_SOURCES, check_event_names
 from projections.policy import Policy, parse_policy, policy_hash
 from projections.rebuild import Change, RebuildReport, Verdict, active_policy
@@ -121,11 +123,10 @@ def parse_candidate(text: str) -> Candidate:
     return Candidate(text, policy, policy_hash(policy))
 
 
-async def _overview(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def _overview(runtime: Runtime) -> dict[str, Any]:
     """What the policy page shows: the active policy and the history."""
-    rt = runtime(request)
-    active = rt.policy
-    history = await policies.history_view(rt.store, active)
+    active = runtime.policy
+    history = await policy_history.history_view(runtime.store, active)
     current = history.changes[-1] if history.recorded and history.changes else None
     return {
         "active": active,
@@ -137,9 +138,13 @@ async def _overview(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 async def _policy_page(
-    request: Request[Any, Any, Any], text: str | None, error: str | None, status_code: int
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    text: str | None,
+    error: str | None,
+    status_code: int,
 ) -> Template:
-    overview = await _overview(request)
+    overview = await _overview(runtime)
     if text is None:  # a fresh page: the active policy's recorded text, to edit
         text = overview["active_toml"] or ""
     return page(
@@ -155,13 +160,13 @@ async def _policy_page(
 
 async def _preview_page(
     request: Request[Any, Any, Any],
+    runtime: Runtime,
     candidate: Candidate,
     error: str | None = None,
     status_code: int = 200,
     note: str = "",
 ) -> Template:
-    rt = runtime(request)
-    report = await rebuild(rt.store, candidate.policy, dry_run=True)
+    report = await rebuild(runtime.store, candidate.policy, dry_run=True)
     transitions = Counter(
         (verdict_text(change.before), verdict_text(change.after)) for change in report.changed
     )
@@ -171,8 +176,8 @@ async def _preview_page(
         "policy",
         status_code=status_code,
         candidate=candidate,
-        same=candidate.policy == rt.policy,
-        active_hash=rt.projector.policy_hash,
+        same=candidate.policy == runtime.policy,
+        active_hash=runtime.projector.policy_hash,
         report=report,
         transitions=sorted(transitions.items(), key=lambda item: (-item[1], item[0])),
         rows=[
@@ -186,12 +191,14 @@ async def _preview_page(
 
 
 @get("/policy", name="console-policy")
-async def policy_page(request: Request[Any, Any, Any]) -> Template:
-    return await _policy_page(request, None, None, 200)
+async def policy_page(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Template:
+    return await _policy_page(request, runtime, None, None, 200)
 
 
 @post("/policy/preview", status_code=200)
-async def preview(request: Request[Any, Any, Any]) -> Template:
+async def preview(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Template:
     form = await request.form()
     text = form.get("toml")
     kept = _lf(text) if isinstance(text, str) else ""
@@ -199,26 +206,32 @@ async def preview(request: Request[Any, Any, Any]) -> Template:
         kept = await _given_text(form)
         candidate = parse_candidate(kept)
     except CandidateError as exc:
-        return await _policy_page(request, kept, str(exc), 400)
-    return await _preview_page(request, candidate)
+        return await _policy_page(request, runtime, kept, str(exc), 400)
+    return await _preview_page(request, runtime, candidate)
 
 
-async def _candidate(request: Request[Any, Any, Any], form: Any) -> Candidate | Response[Any]:
+async def _candidate(
+    request: Request[Any, Any, Any], runtime: Runtime, form: Any
+) -> Candidate | Response[Any]:
     """The candidate policy a form carries, or the policy page with why it is refused."""
     try:
         return parse_candidate(await _given_text(form))
     except CandidateError as exc:
         text = form.get("toml")
-        return await _policy_page(request, text if isinstance(text, str) else "", str(exc), 400)
+        return await _policy_page(
+            request, runtime, text if isinstance(text, str) else "", str(exc), 400
+        )
 
 
 @post("/policy/preview.csv", status_code=200)
-async def preview_csv(request: Request[Any, Any, Any]) -> Response[Any]:
+async def preview_csv(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Any]:
     form = await request.form()
-    candidate = await _candidate(request, form)
+    candidate = await _candidate(request, runtime, form)
     if isinstance(candidate, Response):
         return candidate
-    report = await rebuild(runtime(request).store, candidate.policy, dry_run=True)
+    report = await rebuild(runtime.store, candidate.policy, dry_run=True)
     return Response(
         changes_csv(report.changed).encode(),
         media_type="text/csv; charset=utf-8",
@@ -231,9 +244,9 @@ async def preview_csv(request: Request[Any, Any, Any]) -> Response[Any]:
     )
 
 
-async def _adopted(request: Request[Any, Any, Any], digest: str) -> bool:
+async def _adopted(runtime: Runtime, digest: str) -> bool:
     """Wait until this instance's projector follows policy `digest` (False on timeout)."""
-    projector = runtime(request).projector
+    projector = runtime.projector
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ADOPT_TIMEOUT
     while projector.policy_hash != digest:
@@ -247,9 +260,11 @@ async def _adopted(request: Request[Any, Any, Any], digest: str) -> bool:
 
 
 @post("/policy/apply", status_code=303)
-async def apply(request: Request[Any, Any, Any]) -> Response[Any]:
+async def apply(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Any]:
     form = await request.form()
-    candidate = await _candidate(request, form)
+    candidate = await _candidate(request, runtime, form)
     if isinstance(candidate, Response):
         return candidate
     raw_note = form.get("note")
@@ -257,30 +272,36 @@ async def apply(request: Request[Any, Any, Any]) -> Response[Any]:
     if not note:
         return await _preview_page(
             request,
+            runtime,
             candidate,
             "nothing applied: say why the policy changes (the note is recorded with your name)",
             400,
         )
     if len(note) > MAX_NOTE:
         return await _preview_page(
-            request, candidate, f"nothing applied: the note is too long (at most {MAX_NOTE})", 400
+            request,
+            runtime,
+            candidate,
+            f"nothing applied: the note is too long (at most {MAX_NOTE})",
+            400,
         )
     lock = request.app.state.get(_APPLYING)
     if lock is None:
         lock = request.app.state[_APPLYING] = asyncio.Lock()
     async with lock:
-        return await _apply(request, candidate, note)
+        return await _apply(request, runtime, candidate, note)
 
 
-async def _apply(request: Request[Any, Any, Any], candidate: Candidate, note: str) -> Redirect:
-    rt = runtime(request)
+async def _apply(
+    request: Request[Any, Any, Any], runtime: Runtime, candidate: Candidate, note: str
+) -> Redirect:
     actor = operator(request)
-    current = await active_policy(rt.store)
+    current = await active_policy(runtime.store)
     if candidate.policy == current:
         return back(
             request, "/console/policy", "nothing changed: that is already the active policy"
         )
-    change: NewReceipt = policies.change_receipt(
+    change: NewReceipt = policy_history.change_receipt(
         candidate.policy,
         candidate.text,
         actor=actor,
@@ -288,13 +309,13 @@ async def _apply(request: Request[Any, Any, Any], candidate: Candidate, note: st
         at=time.time_ns() // 1000,
         origin="console",
     )
-    report: RebuildReport = await rebuild(rt.store, candidate.policy, record=change)
-    recorded = await policies.history(rt.store)
+    report: RebuildReport = await rebuild(runtime.store, candidate.policy, record=change)
+    recorded = await policy_history.history(runtime.store)
     seq = next(
         (item.seq for item in reversed(recorded) if item.change.policy_hash == report.policy_hash),
         None,
     )
-    followed = await _adopted(request, report.policy_hash)
+    followed = await _adopted(runtime, report.policy_hash)
     count = len(report.changed)
     notice = (
         f"policy {report.policy_hash[:12]} applied by {actor}"

@@ -1,5 +1,5 @@
-"""What every console page shares: the runtime, the signed-in operator, rendering, the
-forms' token, and the notices a redirect carries.
+"""What every console page shares: the signed-in operator, rendering, the forms' token,
+and the notices a redirect carries.
 
 A notice (post/redirect/get: "released by ops, recorded as receipt 9") travels in the
 query string with a signature and an expiry (HMAC under the deployment's keys): a page
@@ -22,7 +22,7 @@ from markupsafe import Markup, escape
 from api.console import cookies
 from api.console.forms import FIELD, expected_token
 from api.console.session import login_nonce, login_token
-from api.runtime import Runtime
+from api.runtime import runtime_of
 from api.settings import ApiKey
 
 NOTICE_LIFETIME = 600  # seconds a notice link shows its notice
@@ -40,11 +40,6 @@ def address_path(email: str) -> str:
     """An address as one segment of a console URL: every character quoted but `@`, so an
     address holding `/`, `?`, `#` or `%` links to its own page (api/paths.py)."""
     return quote(email, safe="@")
-
-
-def runtime(request: Request[Any, Any, Any]) -> Runtime:
-    found: Runtime = request.app.state.runtime
-    return found
 
 
 def operator(request: Request[Any, Any, Any]) -> str:
@@ -66,7 +61,7 @@ def page(
     token = expected_token(request)
     if token is None:
         nonce = login_nonce()
-        token = login_token(runtime(request).settings.api_keys, nonce)
+        token = login_token(runtime_of(request).settings.api_keys, nonce)
     rendered = Template(
         template,
         context={
@@ -103,7 +98,7 @@ def notice_of(request: Request[Any, Any, Any]) -> str | None:
     stamp, mac = sig.split(".", 1)
     if not stamp.isdigit() or int(stamp) < time.time():
         return None
-    expected = _notice_mac(runtime(request).settings.api_keys, text, int(stamp))
+    expected = _notice_mac(runtime_of(request).settings.api_keys, text, int(stamp))
     return text if hmac.compare_digest(mac.encode(), expected.encode()) else None
 
 
@@ -112,5 +107,5 @@ def back(request: Request[Any, Any, Any], path: str, notice: str | None = None) 
     if not notice:
         return Redirect(path, status_code=303)
     expires = int(time.time()) + NOTICE_LIFETIME
-    mac = _notice_mac(runtime(request).settings.api_keys, notice, expires)
+    mac = _notice_mac(runtime_of(request).settings.api_keys, notice, expires)
     return Redirect(path, status_code=303, query_params={"done": notice, "sig": f"{expires}.{mac}"})

@@ -14,19 +14,18 @@ from ledger import Store
 from ledger.sql import fetchrow
 
 _TABLE = "console_signouts"
+_LOCK = 0x626C5F7369676E  # "bl_sign": instances starting at once create the table in turn
 
 
-def _schema(dialect: str) -> str:
-    integer = "BIGINT" if dialect == "postgresql" else "INTEGER"
-    return (
-        f"CREATE TABLE IF NOT EXISTS {_TABLE} (nonce TEXT PRIMARY KEY, expires {integer} NOT NULL)"
-    )
+# DDL a backend fills in with its own words (`Tx.types`).
+_SCHEMA = f"CREATE TABLE IF NOT EXISTS {_TABLE} (nonce TEXT PRIMARY KEY, expires {{int}} NOT NULL)"
 
 
 async def ensure(store: Store) -> None:
-    """Create the table (at the service's start)."""
+    """Create the table (at the service's start; one instance at a time)."""
     async with store.writing() as tx:
-        await tx.execute(_schema(tx.dialect))
+        await tx.lock(_LOCK)
+        await tx.execute(_SCHEMA.format(**tx.types))
 
 
 async def sign_out(store: Store, nonce: str, expires: int) -> None:

@@ -20,13 +20,15 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import Redirect, Stream, Template
 
 from api.console.pages import named_causes
-from api.console.render import back, operator, page, runtime
+from api.console.render import back, operator, page
 from api.freshness import FRESH
 from api.logs import note
+from api.runtime import Runtime
 from projections import queries, releases, search
 from projections.recipients import normalize_recipient
 from projections.state import Reason
@@ -67,6 +69,7 @@ def _url(base: str, given: dict[str, str], sort: str, after: str | None = None) 
 @get("/suppressions", name="console-suppressions", guards=FRESH)
 async def suppressions(
     request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     reason: FromQuery[str | None] = None,
     provider: FromQuery[str | None] = None,
     since: FromQuery[str | None] = None,
@@ -82,9 +85,8 @@ async def suppressions(
     result = search.Page(items=[], next=None)
     try:
         wanted = search.parse_filter(**given, sort=given_sort)
-        rt = runtime(request)
         result = await search.search(
-            rt.store, rt.projector.policy_hash, wanted, after=after or None, limit=PAGE
+            runtime.store, runtime.projector.policy_hash, wanted, after=after or None, limit=PAGE
         )
     except search.BadFilter as exc:
         note(exc.param, exc.why, exc.shown)
@@ -113,6 +115,7 @@ async def suppressions(
 @get("/suppressions.csv", name="console-suppressions-csv")
 async def suppressions_csv(
     request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     reason: FromQuery[str | None] = None,
     provider: FromQuery[str | None] = None,
     since: FromQuery[str | None] = None,
@@ -127,11 +130,10 @@ async def suppressions_csv(
     except search.BadFilter as exc:
         note(exc.param, exc.why, exc.shown)
         return Response(f"{exc}\n", status_code=400, media_type="text/plain")
-    rt = runtime(request)
     # checked before the first byte too, so that a mismatch is an error answer (503)
-    await search.check_policy(rt.store, rt.projector.policy_hash)
+    await search.check_policy(runtime.store, runtime.projector.policy_hash)
     return Stream(
-        _csv(search.stream(rt.store, rt.projector.policy_hash, wanted, chunk=CSV_CHUNK)),
+        _csv(search.stream(runtime.store, runtime.projector.policy_hash, wanted, chunk=CSV_CHUNK)),
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
     )
@@ -195,13 +197,16 @@ async def _selected(request: Request[Any, Any, Any]) -> Selection:
 
 
 async def _confirm_page(
-    request: Request[Any, Any, Any], emails: list[str], error: str | None, status: int = 200
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    emails: list[str],
+    error: str | None,
+    status: int = 200,
 ) -> Template:
     too_many = len(emails) > MAX_RELEASE
     rows: list[tuple[str, queries.Status | None]] = []
     if not too_many:
-        rt = runtime(request)
-        found = await queries.statuses(rt.store, emails, rt.projector.policy_hash)
+        found = await queries.statuses(runtime.store, emails, runtime.projector.policy_hash)
         rows = [(email, found.get(email)) for email in emails]
     return page(
         request,
@@ -226,18 +231,22 @@ def _too_many(count: int) -> str:
 
 
 @post("/suppressions/release", status_code=200, guards=FRESH)
-async def release_selected(request: Request[Any, Any, Any]) -> Response[Any]:
+async def release_selected(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Any]:
     """Step one: show every cause of the addresses ticked on the list, and ask why."""
     selection = await _selected(request)
     if not selection.emails:
         return back(request, LIST, "nothing released: no address was selected")
     count = len(selection.emails)
     error = _too_many(count) if count > MAX_RELEASE else None
-    return await _confirm_page(request, selection.emails, error)
+    return await _confirm_page(request, runtime, selection.emails, error)
 
 
 @post("/suppressions/release/confirm", status_code=303, guards=FRESH)
-async def release_confirmed(request: Request[Any, Any, Any]) -> Response[Any]:
+async def release_confirmed(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Any]:
     """Step two: one operator release per address, with the note and the operator's name,
     each checked against the evidence the confirmation page showed."""
     try:
@@ -248,34 +257,43 @@ async def release_confirmed(request: Request[Any, Any, Any]) -> Response[Any]:
     if not emails:
         return back(request, LIST, "nothing released: no address was selected")
     if len(emails) > MAX_RELEASE:
-        return await _confirm_page(request, emails, _too_many(len(emails)))
+        return await _confirm_page(request, runtime, emails, _too_many(len(emails)))
     if not note:
         return await _confirm_page(
-            request, emails, "nothing released: a release needs a note saying why", 400
+            request, runtime, emails, "nothing released: a release needs a note saying why", 400
         )
     if len(note) > MAX_NOTE:
         return await _confirm_page(
-            request, emails, f"nothing released: a note holds at most {MAX_NOTE} characters", 400
+            request,
+            runtime,
+            emails,
+            f"nothing released: a note holds at most {MAX_NOTE} characters",
+            400,
         )
     if any(seen is None for seen in selection.expects.values()):
         return await _confirm_page(
-            request, emails, "nothing released: confirm on this page, which shows every cause", 400
+            request,
+            runtime,
+            emails,
+            "nothing released: confirm on this page, which shows every cause",
+            400,
         )
-    return await _release(request, selection)
+    return await _release(request, runtime, selection)
 
 
-async def _release(request: Request[Any, Any, Any], selection: Selection) -> Redirect:
-    rt = runtime(request)
+async def _release(
+    request: Request[Any, Any, Any], runtime: Runtime, selection: Selection
+) -> Redirect:
     actor = operator(request)
     outcomes = await releases.release_many(
-        rt.store,
-        rt.projector.policy_hash,
+        runtime.store,
+        runtime.projector.policy_hash,
         [releases.Asked(email, selection.expects[email]) for email in selection.emails],
         actor=actor,
         note=selection.note,
         also=selection.also,
         now=time.time_ns() // 1000,
-        settle=lambda seq: rt.projector.wait_until(seq, timeout=5.0),
+        settle=lambda seq: runtime.projector.wait_until(seq, timeout=5.0),
     )
     seqs = [outcome.receipt for outcome in outcomes if outcome.receipt is not None]
     refused = [outcome for outcome in outcomes if outcome.refused is not None]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from projections.providers import mailgun, mailtura, postmark, resend, sendgrid, ses, smtp2go
-from projections.providers.facts import Facts, Provider
+from projections.providers.events import Provider, ProviderEvent
 
 PROVIDERS: dict[str, Provider] = {
     smtp2go.NAME: smtp2go,
@@ -15,4 +15,4 @@ PROVIDERS: dict[str, Provider] = {
     mailtura.NAME: mailtura,
 }
 
-__all__ = ["PROVIDERS", "Facts", "Provider"]
+__all__ = ["PROVIDERS", "Provider", "ProviderEvent"]

@@ -3,7 +3,7 @@
 `urllib.parse.unquote_plus` is general: a regex split into ASCII runs, a bytes round
 trip, a table lookup per escape. SMTP2GO's bodies escape ASCII punctuation (`%40`, `%3A`,
 `%3C`) two dozen times each, and that generality was most of a webhook's decode time
-(58 µs a body, issue 11). Here an escape of an ASCII byte is one dict lookup on the
+(bench/README.md, "Measured reasons"). Here an escape of an ASCII byte is one dict lookup on the
 string itself; anything else (an escape of a byte above 0x7F, which UTF-8 decoding must
 see as bytes, or a malformed one) is left to `unquote_plus`, so the result is always
 exactly the standard library's (tests/properties/test_forms.py).

@@ -40,7 +40,7 @@ from projections.providers.common import (
     stronger,
     text,
 )
-from projections.providers.facts import Facts
+from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
 NAME = "mailgun"
@@ -132,8 +132,8 @@ def _refusal(kind: str, raw: Raw, status: Raw) -> Refusal | None:
     return stronger(status_refusal(code), SENDER if kind == "espblock" else None)
 
 
-def facts(raw: Raw) -> list[Facts]:
-    """One Facts: a Mailgun event names one recipient."""
+def facts(raw: Raw) -> list[ProviderEvent]:
+    """One ProviderEvent: a Mailgun event names one recipient."""
     kind, bounce_class = _kind_and_class(raw)
     tags = _tags(raw) if kind == "unsubscribed" else []
     if tags:
@@ -145,7 +145,7 @@ def facts(raw: Raw) -> list[Facts]:
     event_id = text(raw.get("id"))
     status = obj(raw.get("delivery-status"))
     return [
-        Facts(
+        ProviderEvent(
             raw_kind=kind,
             recipient=recipient,
             at=parse_time(timestamp),

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from projections.errors import DecodeFailed
 from projections.policy import Kind
 from projections.providers.common import Raw, derived_id, json_object, obj, text
-from projections.providers.facts import Facts
+from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
 NAME = "mailtura"
@@ -60,8 +60,8 @@ def decode(
     return [document]
 
 
-def facts(raw: Raw) -> list[Facts]:
-    """One Facts: a Mailtura event names one recipient."""
+def facts(raw: Raw) -> list[ProviderEvent]:
+    """One ProviderEvent: a Mailtura event names one recipient."""
     kind = canonical_kind(event_name(raw) or "")
     data = obj(raw.get("data"))
 
@@ -74,7 +74,7 @@ def facts(raw: Raw) -> list[Facts]:
     bounce = (field("bounceType", "bounce_type") or "").lower()
     reason = " ".join(part for part in (field("diagnosticCode"), field("reason")) if part)
     return [
-        Facts(
+        ProviderEvent(
             raw_kind=kind,
             recipient=recipient,
             at=parse_time(when),

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from projections.errors import DecodeFailed
 from projections.policy import Kind
 from projections.providers.common import NO_MAILBOX, Raw, derived_id, json_object, snake, text
-from projections.providers.facts import Facts
+from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
 NAME = "postmark"
@@ -162,8 +162,8 @@ def _raw_kind(raw: Raw) -> str:
 _TIME_FIELDS = ("BouncedAt", "DeliveredAt", "ReceivedAt", "ChangedAt")
 
 
-def facts(raw: Raw) -> list[Facts]:
-    """One Facts: a Postmark record names one recipient (`Email` or `Recipient`)."""
+def facts(raw: Raw) -> list[ProviderEvent]:
+    """One ProviderEvent: a Postmark record names one recipient (`Email` or `Recipient`)."""
     kind = _raw_kind(raw)
     record = text(raw.get("RecordType"))
     recipient = text(raw.get("Email")) or text(raw.get("Recipient"))
@@ -177,7 +177,7 @@ def facts(raw: Raw) -> list[Facts]:
     )
     bounce_class = "hard" if kind in _HARD else "soft" if kind in _SOFT else None
     return [
-        Facts(
+        ProviderEvent(
             raw_kind=kind,
             recipient=recipient,
             at=parse_time(when),

@@ -11,8 +11,8 @@ exist (`no_mailbox`); `ContentRejected` / `AttachmentRejected` refuse the messag
 (`sender`).
 
 `data.to` is an array with no marker of which recipient an event is about: every listed
-address gets the event, and when there are several each Facts carries `shared` (how
-many): the mapping never heals anyone from it, a complaint suppresses every listed
+address gets the event, and when there are several each ProviderEvent carries `shared`
+(how many): the mapping never heals anyone from it, a complaint suppresses every listed
 address, and such a bounce is left unclassified (soft), because a hard bounce must not
 suppress the addresses that did not bounce.
 
@@ -47,7 +47,7 @@ from projections.providers.common import (
     obj,
     text,
 )
-from projections.providers.facts import Facts
+from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
 NAME = "resend"
@@ -131,8 +131,8 @@ def _contact_kind(kind: str, data: Raw) -> str:
     return kind
 
 
-def facts(raw: Raw) -> list[Facts]:
-    """One Facts per address in `data.to` (`data.email` for suppression-list and
+def facts(raw: Raw) -> list[ProviderEvent]:
+    """One ProviderEvent per address in `data.to` (`data.email` for suppression-list and
     contact events)."""
     kind = canonical_kind(str(raw["type"]))
     data = obj(raw.get("data"))
@@ -167,7 +167,7 @@ def facts(raw: Raw) -> list[Facts]:
         or text(data.get("reason"))
     )
     return [
-        Facts(
+        ProviderEvent(
             raw_kind=kind,
             recipient=recipient,
             at=parse_time(created),

@@ -42,7 +42,7 @@ from projections.providers.common import (
     stronger,
     text,
 )
-from projections.providers.facts import Facts
+from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
 NAME = "sendgrid"
@@ -166,8 +166,8 @@ def _refusal(kind: str, raw: Raw) -> Refusal | None:
     return stronger(stated, status_refusal(text(raw.get("status"))))
 
 
-def facts(raw: Raw) -> list[Facts]:
-    """One Facts per event: SendGrid events are already one per recipient."""
+def facts(raw: Raw) -> list[ProviderEvent]:
+    """One ProviderEvent per event: SendGrid events are already one per recipient."""
     kind = _raw_kind(raw)
     recipient = text(raw.get("email"))
     timestamp = text(raw.get("timestamp"))
@@ -176,7 +176,7 @@ def facts(raw: Raw) -> list[Facts]:
         message_id, kind, timestamp, recipient=recipient
     )
     return [
-        Facts(
+        ProviderEvent(
             raw_kind=kind,
             recipient=recipient,
             at=parse_time(timestamp),

@@ -2,8 +2,9 @@
 
 Both SES styles are read: feedback notifications (`notificationType`) and event
 publishing (`eventType`). One SES event may name several recipients (a bounce's
-`bouncedRecipients`, a delivery's `recipients`): each gets its own Facts. The event id is
-the SNS `MessageId` (stable across SNS retries); the mapping adds the recipient.
+`bouncedRecipients`, a delivery's `recipients`): each gets its own ProviderEvent. The
+event id is the SNS `MessageId` (stable across SNS retries); the mapping adds the
+recipient.
 `bounceType` Permanent is hard, Transient soft, Undetermined unclassified (soft). A
 bounce with `bounceSubType: OnAccountSuppressionList` is SES refusing an address on
 the account's own list without saying whether a bounce or a complaint put it there
@@ -17,11 +18,11 @@ says the mailbox does not exist (`no_mailbox`); `ContentRejected` /
 the sender (`sender`).
 
 A complaint's `complainedRecipients` are the recipients that *may* have complained:
-with several, every Facts carries `shared` (how many). List-management `Subscription`
-events name no address: the recipients are `mail.destination`, and with several every
-Facts carries `shared` likewise. A shared complaint or unsubscribe still suppresses
-every listed address (see projections.mapping). Their scope is
-`subscription.contactList`.
+with several, every ProviderEvent carries `shared` (how many). List-management
+`Subscription` events name no address: the recipients are `mail.destination`, and with
+several every ProviderEvent carries `shared` likewise. A shared complaint or
+unsubscribe still suppresses every listed address (see projections.mapping). Their
+scope is `subscription.contactList`.
 
 SNS subscription handshakes and SES's plain-text "Successfully validated SNS topic"
 notification hold no events. The signature is verified at the door.
@@ -50,7 +51,7 @@ from projections.providers.common import (
     stronger,
     text,
 )
-from projections.providers.facts import Facts
+from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
 NAME = "ses"
@@ -160,8 +161,8 @@ def _subscription_kind(subscription: Raw) -> str:
     return "subscription"
 
 
-def facts(raw: Raw) -> list[Facts]:
-    """One Facts per recipient the SES event names."""
+def facts(raw: Raw) -> list[ProviderEvent]:
+    """One ProviderEvent per recipient the SES event names."""
     message: Raw = raw["message"]
     name = text(message.get("eventType")) or text(message.get("notificationType")) or "unknown"
     kind = canonical_kind(name)
@@ -200,7 +201,7 @@ def facts(raw: Raw) -> list[Facts]:
     if kind in _SUBSCRIPTION_KINDS or kind in _COMPLAINT_KINDS:
         shared = len(recipients) if len(recipients) > 1 else 0
     return [
-        Facts(
+        ProviderEvent(
             raw_kind=kind,
             recipient=address,
             at=parse_time(when),

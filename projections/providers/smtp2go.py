@@ -22,7 +22,7 @@ import msgspec
 from projections.errors import DecodeFailed
 from projections.policy import Kind
 from projections.providers.common import JSON_ERRORS
-from projections.providers.facts import Facts
+from projections.providers.events import ProviderEvent
 from projections.providers.forms import form_pairs
 from projections.recipients import normalize_recipient, parse_time, split_recipients
 
@@ -36,7 +36,7 @@ Raw = dict[str, Any]
 # ignored as upstream documents it (a policy maps `unsubscribe = "unsubscribe"`).
 # `reject` is SMTP2GO refusing to send to an address on its own suppression list (it
 # hard-bounced, complained or unsubscribed, SMTP2GO does not say which): a provider-side
-# suppression, as SES / Resend `OnAccountSuppressionList` (issue 18).
+# suppression, as SES / Resend `OnAccountSuppressionList`.
 DEFAULT_MAPPING: dict[str, Kind] = {
     "delivered": "delivered",
     "bounce": "bounce",
@@ -156,8 +156,8 @@ def _recipients(raw: Raw) -> list[str | None]:
     return found or [None]
 
 
-def facts(raw: Raw) -> list[Facts]:
-    """One Facts per recipient the raw event names."""
+def facts(raw: Raw) -> list[ProviderEvent]:
+    """One ProviderEvent per recipient the raw event names."""
     kind = canonical_kind(str(raw["event"]))
     time = _text(raw, "time")
     event_id = _text(raw, "id")
@@ -166,7 +166,7 @@ def facts(raw: Raw) -> list[Facts]:
     for recipient in _recipients(raw):
         identity = event_id or _derived_id(raw, kind, recipient, time)
         out.append(
-            Facts(
+            ProviderEvent(
                 raw_kind=kind,
                 recipient=recipient,
                 at=parse_time(time),

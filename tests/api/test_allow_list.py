@@ -76,7 +76,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     }
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+        process = subprocess.Popen(
             [bounceledger_script(), "serve", "--port", str(port), "--db", tmp_path / "l.db"],
             env=env,
             stdout=log,

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from api.settings import Settings, SettingsInvalid, load_settings
-from ledger import SQLiteStore
+from ledger.sqlite import SQLiteStore
 from tests.api.helpers import (
     FORM,
     WEBHOOK,

@@ -19,7 +19,8 @@ import msgspec
 from click.testing import CliRunner, Result
 
 from api.cli import cli as bounceledger
-from ledger import NewReceipt, SQLiteStore
+from ledger import NewReceipt
+from ledger.sqlite import SQLiteStore
 from projections.recipients import parse_time
 from tests.conftest import AUTH, SECRET
 

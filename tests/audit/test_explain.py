@@ -192,7 +192,7 @@ async def test_explain_reports_the_configured_policy_values(
     }
     assert explanation["policy"] == expected_policy
     assert explanation["status"]["reason"] == "soft_bounce_threshold"
-    # receipt 1 records the policy this instance was started with (projections/policies.py)
+    # receipt 1 records the policy this instance was started with (projections/policy_history.py)
     assert [s["event"]["receipt"] for s in explanation["evidence"]] == [4, 5]
     assert explanation["steps"][1]["effect"] == "delivered: no change"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from projections import KNOWN_SOURCES, load_policy
 from projections.recipients import format_time, to_micros
@@ -292,6 +295,28 @@ def test_cli_suppress_records_the_local_user_and_the_note(tmp_path: Path) -> Non
         f"local:{LOCAL_USER}",
         "asked by phone",
     )
+
+
+@pytest.mark.parametrize("error", [KeyError("getpwuid(): uid not found"), OSError("no login")])
+def test_cli_actions_without_a_login_name_record_an_unknown_local_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    # a container without a passwd entry or $USER: getpass.getuser() raises
+    def no_user() -> str:
+        raise error
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    db = tmp_path / "ledger.db"
+    _seed(db)
+    result = invoke("suppress", BOB, "--note", "asked by phone", "--db", db)
+    assert result.exit_code == 0, result.output
+    result = invoke("release", BOB, "--also", "manual", "--note", "fixed", "--db", db)
+    assert result.exit_code == 0, result.output
+    actors = [
+        json.loads(invoke("audit", "receipt", str(seq), "--raw", "--db", db).stdout_bytes)["actor"]
+        for seq in (2, 3)
+    ]
+    assert actors == ["local:unknown", "local:unknown"]
 
 
 def test_cli_refuses_an_action_without_a_note_and_appends_nothing(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ async def test_http_timeline_names_a_policy_exclusion(
         await post(client, as_form(LATE_BOUNCE), FORM)
         await settle(client)
         entries = await get_json(client, f"/v1/audit/recipients/{ALICE}/events")
-    # receipt 1 records the policy this instance was started with (projections/policies.py)
+    # receipt 1 records the policy this instance was started with (projections/policy_history.py)
     assert [(e["receipt"], e["kind"], e["ignored"]) for e in entries] == [
         (2, "ignored", True),
         (3, "bounce", False),

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 
 from api.settings import Settings, load_settings
-from ledger import NewReceipt, SQLiteStore, export_receipts
+from ledger import NewReceipt, export_ledger
+from ledger.sqlite import SQLiteStore
 from tests.audit.helpers import (
     FORM,
     append_sync,
@@ -275,7 +276,7 @@ def test_a_refused_import_writes_nothing_even_past_the_first_chunk(tmp_path: Pat
                 )
             )
             sink = io.BytesIO()
-            assert await export_receipts(store, sink) == count
+            assert (await export_ledger(store, sink)).count == count
             return sink.getvalue()
         finally:
             await store.close()

@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from api.console import suppression_pages
-from ledger import SQLiteStore, open_store
+from ledger import open_store
+from ledger.sqlite import SQLiteStore
 from projections import DEFAULT_POLICY, Projector, rebuild, search
 from projections.recipients import _EARLIEST, _LATEST, format_time
 from tests.api.helpers import event, post_webhook

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import SQLiteStore, Store
+from ledger import Store
+from ledger.sqlite import SQLiteStore
 from tests import pg
 
 

@@ -21,7 +21,7 @@ from projections import (
     Policy,
     PolicyMismatch,
     Projector,
-    policies,
+    policy_history,
     queries,
     rebuild,
 )
@@ -54,7 +54,7 @@ async def append_all(store: Store, receipts: list[NewReceipt]) -> list[int]:
 
 
 def change(policy: Policy, note: str = "stricter from today") -> NewReceipt:
-    return policies.change_receipt(
+    return policy_history.change_receipt(
         policy, "soft_bounce_threshold = 1\n", actor="ops@host", note=note, at=1_780_000_100_000_000
     )
 
@@ -161,11 +161,11 @@ class ProjectionContract:
 
         dry = await rebuild(cli, STRICT, dry_run=True)
         assert [c.email for c in dry.changed] == ["soft@example.org"]
-        assert await policies.history(cli) == []  # a dry run writes nothing
+        assert await policy_history.history(cli) == []  # a dry run writes nothing
 
         report = await rebuild(cli, STRICT, record=change(STRICT))
         assert [c.email for c in report.changed] == ["soft@example.org"]
-        recorded = await policies.history(server)
+        recorded = await policy_history.history(server)
         assert [(r.change.actor, r.change.note, r.change.policy) for r in recorded] == [
             ("ops@host", "stricter from today", STRICT)
         ]
@@ -262,14 +262,14 @@ class TestSQLiteProjection(OnSQLite, ProjectionContract):
 
 @pytest.mark.postgres
 class TestPostgresProjection(OnPostgres, ProjectionContract):
-    async def test_one_instance_holds_the_projector_lease_until_it_closes(
+    async def test_one_instance_holds_the_leader_lease_until_it_closes(
         self, ledgers: Ledgers
     ) -> None:
         one, two = await ledgers.open("a"), await ledgers.open("a")
-        assert await one.projector_lease() is True
-        assert await two.projector_lease() is False
-        assert await one.projector_lease() is True  # held, not taken twice
+        assert await one.leader_lease() is True
+        assert await two.leader_lease() is False
+        assert await one.leader_lease() is True  # held, not taken twice
         other_ledger = await ledgers.open("b")  # another schema: a lease of its own
-        assert await other_ledger.projector_lease() is True
+        assert await other_ledger.leader_lease() is True
         await ledgers.close(one)
-        assert await two.projector_lease() is True
+        assert await two.leader_lease() is True

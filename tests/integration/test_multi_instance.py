@@ -61,7 +61,7 @@ class Instance:
             "BOUNCELEDGER_PG_POOL_MAX": "4",
         }
         self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 (our own script, fixed arguments)
+        self.process = subprocess.Popen(
             [str(bounceledger_script()), "serve", "--port", str(self.port)],
             cwd=tmp_path,
             env=env,

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ledger import NewReceipt, SQLiteStore
+from ledger import NewReceipt
+from ledger.sqlite import SQLiteStore
 from projections import Policy, Projector, queries, rebuild
 from projections.policy import policy_hash
 from tests.properties.test_invariants import dump

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import NewReceipt, SQLiteStore, StoreUnavailable
+from ledger import NewReceipt, StoreUnavailable
+from ledger.sqlite import SQLiteStore
 
 
 def receipt(n: int, *, body: bytes | None = None) -> NewReceipt:
@@ -181,8 +182,8 @@ async def test_failed_commit_fails_every_waiter_and_writes_nothing(
     original = SQLiteStore._write_batch
 
     async def failing(self: SQLiteStore, batch: list[NewReceipt]) -> object:
-        async with self.write() as db:
-            await db.executemany(
+        async with self.writing() as tx:
+            await tx.executemany(
                 "INSERT INTO receipts (seq, received_at, source, content_type, headers, peer, "
                 "body, body_sha256, chain_hash) VALUES (?, 0, 'smtp2go', '', '{}', NULL, ?, ?, ?)",
                 [(100 + i, new.body, bytes(32), bytes(32)) for i, new in enumerate(batch)],

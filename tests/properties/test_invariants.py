@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ledger import NewReceipt, Receipt, SQLiteStore
+from ledger import NewReceipt, Receipt
+from ledger.sqlite import SQLiteStore
 from projections import (
     Policy,
     PolicyMismatch,
@@ -77,10 +78,9 @@ _DUMP_QUERIES = {
 async def dump(store: SQLiteStore) -> Dump:
     """The projection's tables, canonically ordered, byte for byte."""
     out: Dump = {}
-    async with store.snapshot() as db:
+    async with store.reading() as tx:
         for name, sql in _DUMP_QUERIES.items():
-            async with db.execute(sql) as cur:
-                out[name] = [tuple(row) for row in await cur.fetchall()]
+            out[name] = [tuple(row) for row in await tx.fetch(sql)]
     return out
 
 

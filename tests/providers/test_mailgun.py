@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from api.settings import SigningKey
-from api.signatures import SignatureInvalid, TokenLedger, verify_mailgun
+from api.signatures import SignatureInvalid, verify_mailgun
 from projections import DecodeFailed
 from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored, Unsubscribe
 from projections.policy import parse_policy
@@ -77,7 +76,7 @@ def test_a_refusal_of_an_address_on_the_bounce_list_is_a_hard_bounce() -> None:
 
 
 def facts_of(data: dict[str, Any]) -> Any:
-    """The one Facts Mailgun's module reads from an `event-data` object."""
+    """The one ProviderEvent Mailgun's module reads from an `event-data` object."""
     [fact] = mailgun.facts(mailgun.decode(mailgun_body(data))[0])
     return fact
 
@@ -369,25 +368,6 @@ def test_a_stale_timestamp_is_refused(skew: int) -> None:
 def test_incomplete_signatures_are_refused(signature: dict[str, str]) -> None:
     with pytest.raises(SignatureInvalid):
         verify_mailgun(signature, KEY, now=1.0)
-
-
-def test_a_token_is_single_use_unless_the_body_is_identical() -> None:
-    tokens = TokenLedger()
-    one_body, other = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
-    tokens.use("tok", one_body, now=100.0)
-    tokens.use("tok", one_body, now=101.0)  # a byte-identical redelivery
-    with pytest.raises(SignatureInvalid, match="reused"):
-        tokens.use("tok", other, now=102.0)
-    tokens.use("tok", other, now=100.0 + 601)  # long expired: the timestamp check refuses it
-
-
-def test_the_token_ledger_stays_bounded() -> None:
-    tokens = TokenLedger(limit=10)
-    for n in range(50):
-        tokens.use(f"t{n}", b"d", now=float(n))
-    tokens.use("t49", b"d", now=50.0)
-    with pytest.raises(SignatureInvalid):
-        tokens.use("t49", b"e", now=50.0)
 
 
 # Through the door.

@@ -146,7 +146,7 @@ def test_subscription_changes_mirror_postmark_suppressions(
 
 
 def record_facts(name: str, **fields: Any) -> Any:
-    """The one Facts Postmark's module reads from a fixture record with `fields` changed."""
+    """The one ProviderEvent Postmark's module reads from a fixture record with `fields` changed."""
     record = fixture_json("postmark", name) | fields
     [fact] = postmark.facts(postmark.decode(json.dumps(record).encode())[0])
     return fact

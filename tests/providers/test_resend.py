@@ -89,7 +89,7 @@ def test_every_listed_recipient_gets_the_event_but_an_unattributed_bounce_is_sof
 
 
 def resend_facts(document: dict[str, Any], msg_id: str = "msg_1") -> list[Any]:
-    """The Facts Resend's module reads from one event body."""
+    """The ProviderEvents Resend's module reads from one event body."""
     body = json.dumps(document).encode()
     return [
         fact

@@ -118,7 +118,7 @@ def test_policy_overrides_the_sendgrid_mapping() -> None:
 
 
 def sendgrid_fact(**fields: Any) -> Any:
-    """The one Facts SendGrid's module reads from one event with these fields."""
+    """The one ProviderEvent SendGrid's module reads from one event with these fields."""
     event = {"email": "x@example.org", "timestamp": 1777990000, "sg_event_id": "e1", **fields}
     [fact] = sendgrid.facts(sendgrid.decode(msgspec.json.encode([event]))[0])
     return fact

@@ -16,7 +16,13 @@ from msgspec.structs import replace
 
 from api.settings import Settings
 from api.signatures import SignatureInvalid, SignatureUnverifiable
-from api.signatures_sns import cert_file_name, check_subscribe_url, verify_sns
+from api.signatures_sns import (
+    CertificateSource,
+    cert_file_name,
+    check_message,
+    check_signature,
+    check_subscribe_url,
+)
 from projections import DecodeFailed
 from projections.events import (
     Bounce,
@@ -151,7 +157,7 @@ def test_subscription_events_split_into_global_and_topic_changes() -> None:
 
 
 def ses_facts(message: dict[str, Any]) -> list[Any]:
-    """The Facts SES's module reads from one SES message inside an SNS envelope."""
+    """The ProviderEvents SES's module reads from one SES message inside an SNS envelope."""
     return [fact for raw in ses.decode(body_of(message)) for fact in ses.facts(raw)]
 
 
@@ -420,24 +426,19 @@ def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
         ses.decode(body)
 
 
-# The SNS signature, as a pure function.
+# The SNS signature, checked as the SES door composes it (api/authenticators.py): the
+# message first, then its certificate from a CertificateSource, then the signature.
 
 
-def verify(
+async def verify(
     envelope: dict[str, Any],
     cache: Path,
     *,
     fetch: Any = None,
-    now: float | None = None,
     topics: frozenset[str] = frozenset({TOPIC}),
 ) -> None:
-    verify_sns(
-        envelope,
-        topics=topics,
-        cache_dir=cache,
-        fetch=fetch,
-        now=time.time() if now is None else now,
-    )
+    url = check_message(envelope, topics=topics, now=time.time())
+    check_signature(envelope, await CertificateSource(cache, fetch).get(url))
 
 
 def never(url: str) -> bytes:
@@ -445,13 +446,17 @@ def never(url: str) -> bytes:
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
-def test_signature_versions_1_and_2_verify_from_the_cache(cert_cache: Path, version: str) -> None:
-    verify(sns_notification(HARD, version=version), cert_cache, fetch=never)
-    verify(sns_notification(HARD, version=version, subject="Amazon SES Email Event"), cert_cache)
-    verify(sns_confirmation(), cert_cache, fetch=never)
+async def test_signature_versions_1_and_2_verify_from_the_cache(
+    cert_cache: Path, version: str
+) -> None:
+    await verify(sns_notification(HARD, version=version), cert_cache, fetch=never)
+    await verify(
+        sns_notification(HARD, version=version, subject="Amazon SES Email Event"), cert_cache
+    )
+    await verify(sns_confirmation(), cert_cache, fetch=never)
 
 
-def test_a_changed_field_is_refused(cert_cache: Path) -> None:
+async def test_a_changed_field_is_refused(cert_cache: Path) -> None:
     envelope = sns_notification(HARD)
     for key, value in [
         ("Message", envelope["Message"].replace("nobody@", "nobodx@")),
@@ -459,21 +464,21 @@ def test_a_changed_field_is_refused(cert_cache: Path) -> None:
         ("Timestamp", envelope["Timestamp"].replace(".", ",")),
     ]:
         with pytest.raises(SignatureInvalid):
-            verify({**envelope, key: value}, cert_cache)
+            await verify({**envelope, key: value}, cert_cache)
 
 
-def test_an_sns_signature_is_over_fields_so_reserialising_the_envelope_is_harmless(
+async def test_an_sns_signature_is_over_fields_so_reserialising_the_envelope_is_harmless(
     cert_cache: Path,
 ) -> None:
     envelope = sns_notification(HARD)
-    verify(json.loads(json.dumps(envelope, indent=3, sort_keys=True)), cert_cache)
+    await verify(json.loads(json.dumps(envelope, indent=3, sort_keys=True)), cert_cache)
 
 
-def test_a_signature_version_cannot_be_downgraded_or_invented(cert_cache: Path) -> None:
+async def test_a_signature_version_cannot_be_downgraded_or_invented(cert_cache: Path) -> None:
     envelope = sns_notification(HARD, version="2")
     for version in ("1", "3", None):
         with pytest.raises(SignatureInvalid):
-            verify({**envelope, "SignatureVersion": version}, cert_cache)
+            await verify({**envelope, "SignatureVersion": version}, cert_cache)
 
 
 @pytest.mark.parametrize(
@@ -492,14 +497,14 @@ def test_a_signature_version_cannot_be_downgraded_or_invented(cert_cache: Path) 
         "https://sqs.eu-west-1.amazonaws.com/SimpleNotificationService-test0123456789.pem",
     ],
 )
-def test_a_certificate_url_off_sns_is_refused_before_anything_is_read(
+async def test_a_certificate_url_off_sns_is_refused_before_anything_is_read(
     cert_cache: Path, url: str
 ) -> None:
     # The stand-in certificate is in the cache under the file name: only the URL check
     # can refuse it, and nothing is fetched.
     envelope = sns_notification(HARD, cert_url=url)
     with pytest.raises(SignatureInvalid):
-        verify(envelope, cert_cache, fetch=never)
+        await verify(envelope, cert_cache, fetch=never)
 
 
 def test_sns_hosts_of_every_region_are_accepted() -> None:
@@ -509,25 +514,25 @@ def test_sns_hosts_of_every_region_are_accepted() -> None:
         )
 
 
-def test_an_unconfigured_topic_is_refused(cert_cache: Path) -> None:
+async def test_an_unconfigured_topic_is_refused(cert_cache: Path) -> None:
     envelope = sns_notification(HARD, topic="arn:aws:sns:eu-west-1:999999999999:theirs")
     with pytest.raises(SignatureInvalid, match="topic"):
-        verify(envelope, cert_cache)
+        await verify(envelope, cert_cache)
 
 
 @pytest.mark.parametrize("hours", [-9, 9])
-def test_a_publish_time_outside_eight_hours_is_refused(cert_cache: Path, hours: int) -> None:
+async def test_a_publish_time_outside_eight_hours_is_refused(cert_cache: Path, hours: int) -> None:
     at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
     with pytest.raises(SignatureInvalid, match="tolerance"):
-        verify(sns_notification(HARD, at=at), cert_cache)
+        await verify(sns_notification(HARD, at=at), cert_cache)
 
 
-def test_a_retry_within_the_hour_is_accepted(cert_cache: Path) -> None:
+async def test_a_retry_within_the_hour_is_accepted(cert_cache: Path) -> None:
     at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=59)
-    verify(sns_notification(HARD, at=at), cert_cache)
+    await verify(sns_notification(HARD, at=at), cert_cache)
 
 
-def test_a_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
+async def test_a_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -551,10 +556,10 @@ def test_a_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
         cert.public_bytes(serialization.Encoding.PEM)
     )
     with pytest.raises(SignatureInvalid, match="does not match"):
-        verify(sns_notification(HARD), tmp_path)
+        await verify(sns_notification(HARD), tmp_path)
 
 
-def test_an_uncached_certificate_is_fetched_once_and_cached(tmp_path: Path) -> None:
+async def test_an_uncached_certificate_is_fetched_once_and_cached(tmp_path: Path) -> None:
     cache = tmp_path / "new-cache"
     fetched: list[str] = []
 
@@ -562,24 +567,24 @@ def test_an_uncached_certificate_is_fetched_once_and_cached(tmp_path: Path) -> N
         fetched.append(url)
         return sns_identity()[1]
 
-    verify(sns_notification(HARD), cache, fetch=fetch)
-    verify(sns_notification(HARD, message_id="second"), cache, fetch=fetch)
+    await verify(sns_notification(HARD), cache, fetch=fetch)
+    await verify(sns_notification(HARD, message_id="second"), cache, fetch=fetch)
     assert fetched == [CERT_URL]
     assert (cache / "SimpleNotificationService-test0123456789.pem").read_bytes() == (
         sns_identity()[1]
     )
 
 
-def test_an_uncached_certificate_without_fetching_is_unverifiable(
+async def test_an_uncached_certificate_without_fetching_is_unverifiable(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.raises(SignatureUnverifiable, match=r"^signing certificate unavailable"):
-        verify(sns_notification(HARD), tmp_path / "empty", fetch=None)
+        await verify(sns_notification(HARD), tmp_path / "empty", fetch=None)
     assert "outbound fetching is off" in caplog.text  # the specifics are for the log
 
 
 @pytest.mark.parametrize("answer", [b"<html>not a certificate</html>", OSError("unreachable")])
-def test_a_failed_certificate_fetch_is_unverifiable_and_not_cached(
+async def test_a_failed_certificate_fetch_is_unverifiable_and_not_cached(
     tmp_path: Path, answer: Any
 ) -> None:
     def fetch(url: str) -> bytes:
@@ -588,7 +593,7 @@ def test_a_failed_certificate_fetch_is_unverifiable_and_not_cached(
         return bytes(answer)
 
     with pytest.raises(SignatureUnverifiable):
-        verify(sns_notification(HARD), tmp_path, fetch=fetch)
+        await verify(sns_notification(HARD), tmp_path, fetch=fetch)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -750,8 +755,8 @@ async def test_the_endpoint_does_not_exist_without_topics(client: Any) -> None:
     assert (await post(client, sns_notification(HARD))).status_code == 404
 
 
-def test_the_topic_is_part_of_the_signed_string(cert_cache: Path) -> None:
+async def test_the_topic_is_part_of_the_signed_string(cert_cache: Path) -> None:
     envelope = sns_notification(HARD)
     wrong = sns_sign({k: v for k, v in envelope.items() if k != "TopicArn"})
     with pytest.raises(SignatureInvalid):
-        verify({**wrong, "TopicArn": TOPIC}, cert_cache)
+        await verify({**wrong, "TopicArn": TOPIC}, cert_cache)

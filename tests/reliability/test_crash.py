@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.crash import crash_round
+from tests.reliability.crashing import crash_round
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import ledger.sqlite as ledger_sqlite
-from ledger import SQLiteStore
+from ledger.sqlite import SQLiteStore
 from tests.api.helpers import hard_bounce, post_webhook, receipts, status
 from tests.conftest import AUTH, settle
 
@@ -56,15 +56,15 @@ def inject(monkeypatch: pytest.MonkeyPatch, where: str) -> Fault:
 
         monkeypatch.setattr(SQLiteStore, "_write_batch", failing_batch)
     else:
-        original_write = SQLiteStore.write
+        original_writing = SQLiteStore.writing
 
         @contextlib.asynccontextmanager
-        async def failing_write(self: SQLiteStore) -> AsyncIterator[Any]:
-            async with original_write(self) as db:
-                yield db
+        async def failing_writing(self: SQLiteStore, *, durable: bool = True) -> AsyncIterator[Any]:
+            async with original_writing(self, durable=durable) as tx:
+                yield tx
                 fault.fire()  # the statements ran; the commit fails
 
-        monkeypatch.setattr(SQLiteStore, "write", failing_write)
+        monkeypatch.setattr(SQLiteStore, "writing", failing_writing)
         # the hot paths (group commits, projector steps) run their whole transaction on
         # the writer's thread: fail those after their statements ran, too
         original_transaction = ledger_sqlite.in_transaction

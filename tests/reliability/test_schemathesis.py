@@ -42,8 +42,8 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from api.settings import load_settings
-from bench.crash import AUTH, SECRET, Server
 from projections import DEFAULT_POLICY
+from tests.reliability.crashing import AUTH, SECRET, Server
 
 EXAMPLES = int(os.environ.get("BOUNCELEDGER_FUZZ_EXAMPLES", "60")) // 2 or 1
 CHECKS = [

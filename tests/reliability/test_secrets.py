@@ -31,7 +31,6 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.settings import load_settings
-from bench.crash import bounceledger, free_port
 from projections import DEFAULT_POLICY
 from tests.api.helpers import all_logs_at_debug, basic, bearer
 from tests.conftest import API_KEY, AUTH, SECRET, settle
@@ -52,6 +51,7 @@ from tests.providers.signing import (
     sns_notification,
     svix_headers,
 )
+from tests.reliability.crashing import bounceledger, free_port
 from tests.reliability.helpers import provider_environment
 from tests.serving import stop
 
@@ -295,7 +295,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     log_path = tmp_path / "serve.log"
     command = [bounceledger(), "serve", "--port", str(port), "--db", str(db)]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+        process = subprocess.Popen(
             [*command, "--log-level", "debug"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:

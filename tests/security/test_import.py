@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
-from ledger import NewReceipt, SQLiteStore
+from ledger import NewReceipt
 from ledger.chain import GENESIS, encode_headers, link_hash
+from ledger.sqlite import SQLiteStore
 
 
 def _invoke(*args: Any) -> Any:

@@ -15,7 +15,8 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.settings import load_settings
-from ledger import NewReceipt, SQLiteStore, open_store
+from ledger import NewReceipt, open_store
+from ledger.sqlite import SQLiteStore
 from projections import DEFAULT_POLICY
 from tests.conftest import API_KEY, settle
 from tests.providers.helpers import state, stored, webhook

@@ -32,13 +32,13 @@ from hypothesis import strategies as st
 
 from api.console.render import address_path
 from api.paths import EMAIL, loggable
-from bench.crash import bounceledger, free_port
-from ledger.store import HIDDEN, is_credential, redact, url_problem
+from ledger.urls import HIDDEN, is_credential, redact, url_problem
 from projections.recipients import normalize_recipient
 from tests import pg
 from tests.api.helpers import all_logs_at_debug, hard_bounce, post_webhook
 from tests.conftest import API_KEY, AUTH, SECRET, settle
 from tests.console.helpers import post_form, sign_in
+from tests.reliability.crashing import bounceledger, free_port
 from tests.serving import stop, wait_healthy
 
 PASSWORD = "S3cret-XYZ-7f3a"
@@ -204,7 +204,7 @@ def _missing_database_urls() -> list[str]:
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, **(env or {})}
     environment.pop("BOUNCELEDGER_DB", None)
-    return subprocess.run(  # noqa: S603 - fixed arguments
+    return subprocess.run(
         [bounceledger(), *args], capture_output=True, text=True, timeout=60, env=environment
     )
 
@@ -261,7 +261,7 @@ def test_a_url_the_driver_would_misread_is_refused_without_its_password(url: str
 
 @pytest.mark.parametrize("url", _missing_database_urls()[:2])
 def test_serve_failing_to_start_logs_no_password(url: str, tmp_path: Path) -> None:
-    process = subprocess.run(  # noqa: S603 - fixed arguments
+    process = subprocess.run(
         [bounceledger(), "serve", "--port", str(free_port()), "--db", url],
         capture_output=True,
         text=True,
@@ -409,7 +409,7 @@ def test_a_real_server_logs_no_address(tmp_path: Path) -> None:
     command = [bounceledger(), "serve", "--port", str(port), "--db", str(tmp_path / "l.db"),
                "--log-level", "debug"]  # fmt: skip
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_healthy(base, process, log_path, timeout=20)
             with httpx.Client(base_url=base, headers=AUTH, timeout=10) as http:

@@ -55,7 +55,7 @@ def _serve(
         str(tmp_path / "l.db"),
     ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+        process = subprocess.Popen(
             [*command, *args],
             env=env,
             stdout=log,

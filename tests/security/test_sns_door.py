@@ -304,11 +304,12 @@ def test_certificate_subjects_sns_really_uses(
             check_subject(certificate, url)
 
 
-def test_a_fetched_certificate_not_naming_sns_is_not_cached(tmp_path: Path) -> None:
-    from api.signatures_sns import load_certificate
+async def test_a_fetched_certificate_not_naming_sns_is_not_cached(tmp_path: Path) -> None:
+    from api.signatures_sns import CertificateSource
 
+    source = CertificateSource(tmp_path, lambda url: sns_certificate("impostor.example"))
     with pytest.raises(SignatureUnverifiable):
-        load_certificate(CERT_URL, tmp_path, lambda url: sns_certificate("impostor.example"))
+        await source.get(CERT_URL)
     assert list(tmp_path.iterdir()) == []
 
 

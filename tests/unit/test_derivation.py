@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ledger import NewReceipt, SQLiteStore
+from ledger import NewReceipt
+from ledger.sqlite import SQLiteStore
 from projections import DEFAULT_POLICY, derivation, rebuild
 
 FORM = "application/x-www-form-urlencoded"

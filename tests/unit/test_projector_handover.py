@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ledger import NewReceipt, Receipt, SQLiteStore
+from ledger import NewReceipt, Receipt
+from ledger.sqlite import SQLiteStore
 from projections import Projector, views
 from projections.facts import derive
 from projections.queries import suppression_counts

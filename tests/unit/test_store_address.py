@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import is_url
-from ledger.store import redact
+from ledger import is_database_url
+from ledger.urls import redact
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,7 @@ from ledger.store import redact
 def test_a_url_selects_postgresql_and_anything_else_is_a_sqlite_path(
     target: str | Path, url: bool
 ) -> None:
-    assert is_url(target) is url
+    assert is_database_url(target) is url
 
 
 @pytest.mark.parametrize(

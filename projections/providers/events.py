@@ -1,4 +1,8 @@
-"""What a provider module extracts from one raw event, before the policy reads it."""
+"""What a provider module extracts from one raw event, before the policy reads it.
+
+(This module was `providers/facts.py`, its event `Facts`: one letter from
+`projections.facts.Fact`, which is this event once placed in the ledger.)
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from projections.policy import Kind
 from projections.providers.common import Refusal
 
 
-class Facts(msgspec.Struct, frozen=True, kw_only=True):
-    """One provider event about one recipient, in the provider's own terms.
+class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One provider event about one recipient, in the provider's own terms (placed in
+    the ledger by `projections.facts.place`, it becomes a `Fact`).
 
     `raw_kind` is the provider's event name after its spelling synonyms are folded;
     `bounce_class` is the provider's own hard/soft call, None when it made none;
@@ -49,5 +54,5 @@ class Provider(Protocol):
     def decode(
         self, body: bytes, content_type: str = "", headers: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]: ...
-    def facts(self, raw: dict[str, Any]) -> list[Facts]: ...
+    def facts(self, raw: dict[str, Any]) -> list[ProviderEvent]: ...
     def canonical_kind(self, name: str) -> str: ...

@@ -6,6 +6,9 @@ policy record and the live projection's policy never disagree, and every instanc
 serving the projection follows it without a restart. The fold ignores these receipts
 (no recipient); `history` lists them, and a projection started afresh on a ledger that
 has them (a migration, a restore) takes the latest.
+
+(Called `policy_history`, not `policies`, beside `projections/policy.py`: that module is
+the policy itself; this one is the record of its changes.)
 """
 
 from __future__ import annotations

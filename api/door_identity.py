@@ -7,6 +7,9 @@ signs only timestamp + token, not `event-data`. Byte-identical redeliveries are 
 ledger's duplicates (200, the first copy's seq); the same identity with other bytes is
 refused with 403. The store keeps (source, identity) -> (seq, digest) beside the
 receipts, written in the receipt's own transaction (ledger/writer.py, ledger/postgres.py).
+
+(This module was `api/replays.py`; "replay" already names folding events,
+`projections.fold.replay`, and re-appending a quarantined body.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Replay quarantined deliveries into the ledger once their decoder reads them."""
+"""Replay quarantined deliveries into the ledger once their decoder reads them, and list
+them for that.
+
+(Named `quarantine_replay`, not `quarantine` like the storage in `ledger/quarantine.py`
+and the routes in `api/`; and `replay_kept`, because `projections.fold.replay` is the
+other replay: folding events. `Replay` keeps its name: it is the HTTP API's schema.)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from projections.errors import DecodeFailed
 from projections.providers import PROVIDERS
 from projections.recipients import format_time
 
+ALREADY_REPLAYED = "already replayed"
+
 
 class Replay(msgspec.Struct, frozen=True, kw_only=True):
     """What replaying one kept delivery did: the receipt it became, or why it did not."""
@@ -19,15 +27,21 @@ class Replay(msgspec.Struct, frozen=True, kw_only=True):
     duplicate: bool = False
     error: str | None = None
 
+    @property
+    def already_replayed(self) -> bool:
+        """Replayed before, as receipt `seq`: nothing was appended this time."""
+        return self.error == ALREADY_REPLAYED
 
-async def replay(store: Store, qid: int) -> Replay:
+
+async def replay_kept(store: Store, qid: int) -> Replay | None:
     """Decode a kept delivery with today's decoder; append it (received time, headers and
-    peer as they were) when it now reads, and mark it replayed."""
+    peer as they were) when it now reads, and mark it replayed. None when no delivery
+    `qid` is kept."""
     item = await kept.get(store, qid)
     if item is None:
-        return Replay(id=qid, error="no such quarantined delivery")
+        return None
     if item.replayed_seq is not None:
-        return Replay(id=qid, seq=item.replayed_seq, error="already replayed")
+        return Replay(id=qid, seq=item.replayed_seq, error=ALREADY_REPLAYED)
     receipt = item.receipt
     provider = PROVIDERS.get(receipt.source)
     if provider is None:

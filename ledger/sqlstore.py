@@ -1,0 +1,157 @@
+"""What every SQL backend's store does the same way, written once over `Tx`.
+
+A backend supplies its transactions (`reading`, `writing`, and `statement` for a read
+that needs no snapshot), its group commit's batch append (`_write_batch`, `append_in`:
+the hot path, shaped by its driver), and three hooks of the verbatim append: the head
+(`_head`), the insert (`_insert`) and moving the head (`_advance`). Everything else — the
+receipt reads, the chain check, tailing, the write probe — is here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from ledger import receipts as receipt_sql
+from ledger.chain import ChainRow, IdentityRow, verbatim_chunks, verify_chain
+from ledger.group import MAX_BATCH, GroupCommitted
+from ledger.records import AppendResult, NewReceipt, Receipt
+from ledger.sql import Tx
+from ledger.store import Identify
+
+
+class SqlStore(GroupCommitted):
+    """The shared half of a SQL store (see the module docstring); the methods' contracts
+    are written on the protocols of ledger/store.py."""
+
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        raise NotImplementedError
+
+    def writing(self, *, durable: bool = True) -> AbstractAsyncContextManager[Tx]:
+        raise NotImplementedError
+
+    async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
+        """Chain, de-duplicate and commit one group commit's batch (durably)."""
+        raise NotImplementedError
+
+    def statement(self) -> AbstractAsyncContextManager[Tx]:
+        """A `Tx` for one read that needs no snapshot of its own (the backend may run it
+        outside an explicit transaction); by default a snapshot."""
+        return self.reading()
+
+    # -- the verbatim append's hooks -------------------------------------------
+
+    async def _head(self, tx: Tx) -> tuple[int, bytes]:
+        """The last sequence number and chain hash, held against other appenders to the
+        end of the transaction."""
+        raise NotImplementedError
+
+    async def _insert(self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow]) -> None:
+        """Insert chained receipt rows and their door identities."""
+        await tx.executemany(
+            f"INSERT INTO receipts ({receipt_sql.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        await tx.executemany(
+            "INSERT INTO door_ids (source, identity, seq, body_sha256) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            ids,
+        )
+
+    async def _advance(self, tx: Tx, seq: int, chain_hash: bytes, appended: int) -> None:
+        """After a verbatim append of `appended` receipts: the head is now `seq`."""
+
+    # -- appends ---------------------------------------------------------------
+
+    async def append_verbatim(
+        self,
+        receipts: Iterable[Receipt],
+        progress: Callable[[int], None] | None = None,
+        identify: Identify | None = None,
+    ) -> int:
+        count = 0
+        async with self.writing() as tx:
+            seq, prev_hash = await self._head(tx)
+            for chunk in verbatim_chunks(receipts, seq, prev_hash, identify, MAX_BATCH):
+                await self._insert(tx, chunk.rows, chunk.identities)
+                count += len(chunk.rows)
+                if progress and chunk.rows:
+                    progress(count)
+                seq, prev_hash = chunk.seq, chunk.chain_hash
+            await self._advance(tx, seq, prev_hash, count)
+        self._group.appended.set()
+        return count
+
+    async def recheck_writable(self) -> bool:
+        try:
+            await self._write_batch([])
+            async with self.writing() as tx:
+                await tx.execute(
+                    "CREATE TABLE IF NOT EXISTS write_probe "
+                    "(id INTEGER PRIMARY KEY CHECK (id = 1), at {int} NOT NULL)".format(**tx.types)
+                )
+                await tx.execute(
+                    "INSERT INTO write_probe VALUES (1, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                    time.time_ns() // 1000,
+                )
+        except Exception as exc:  # still failing: keep reporting it
+            self.write_error = str(exc) or type(exc).__name__
+            return False
+        self.write_error = None
+        return True
+
+    # -- reads -----------------------------------------------------------------
+
+    async def read(self, after_seq: int = 0, limit: int = 1000) -> list[Receipt]:
+        async with self.statement() as tx:
+            return await receipt_sql.after(tx, after_seq, limit)
+
+    async def arrivals(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, int]]:
+        async with self.statement() as tx:
+            return await receipt_sql.arrivals(tx, after_seq, limit)
+
+    async def list_receipts(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        source: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[Receipt]:
+        async with self.statement() as tx:
+            return await receipt_sql.listing(
+                tx, after_seq=after_seq, limit=limit, source=source, since=since, until=until
+            )
+
+    async def get(self, seq: int) -> Receipt | None:
+        async with self.statement() as tx:
+            return await receipt_sql.one(tx, seq)
+
+    async def last_seq(self) -> int:
+        async with self.statement() as tx:
+            return await receipt_sql.last_seq(tx)
+
+    async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
+        async def rows_after(seq: int) -> list[ChainRow]:
+            async with self.statement() as tx:
+                return await receipt_sql.chain_rows(tx, seq, chunk)
+
+        return await verify_chain(rows_after)
+
+    # -- tailing ---------------------------------------------------------------
+
+    async def wait_for_appends(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._group.appended.wait(), timeout)
+        self._group.appended.clear()
+
+    async def leader_lease(self) -> bool:
+        return True
+
+    async def exposure(self) -> list[str]:
+        return []
