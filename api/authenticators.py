@@ -1,7 +1,7 @@
 """One door per provider: is its endpoint enabled, how is a delivery authenticated, and
 which of its headers are kept in the receipt for audit and decoding.
 
-The checks themselves are pure functions in api.signatures / api.signatures_sns; a door
+The checks themselves are pure functions in api.signatures / api.sns_messages; a door
 only reads them out of the request. `Authorization` is never among the kept headers.
 """
 
@@ -29,8 +29,8 @@ from api.signatures import (
     verify_sendgrid,
     verify_svix,
 )
-from api.signatures_sns import (
-    CertificateSource,
+from api.sns_certificates import CertificateSource
+from api.sns_messages import (
     EnvelopeMalformed,
     check_message,
     check_signature,

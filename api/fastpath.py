@@ -1,9 +1,9 @@
 """The webhook route's accepted deliveries, answered without the framework in the way.
 
-Under load (wrk -t2 -c32, SMTP2GO forms; issue 11) litestar's request pipeline — the
-exception middleware, routing, the throttle as route middleware, guards, the signature
-model, the response object — was about a third of the event loop's time per webhook,
-more than appending it. A delivery that is accepted needs none of it: read the body,
+Under load litestar's request pipeline — the exception middleware, routing, the
+throttle as route middleware, guards, the signature model, the response object — took
+more of the event loop's time per webhook than appending it (bench/README.md, "Measured
+reasons"). A delivery that is accepted needs none of it: read the body,
 authenticate, decode, append, answer 200 after the commit. That is what this path does,
 with the route's own code (api/webhooks.py: `endpoint`, `accept`).
 

@@ -77,12 +77,13 @@ class AccessLog:
     query), status, milliseconds, peer.
 
     Through `logging` it costs a LogRecord, the handler chain and a formatter that walks
-    the record's attributes: ~4 % of the event loop's samples under load (issue 11's
-    profile, py-spy --gil). While the JSON handler `configure` installed is the only one, the line
-    is encoded here and written to that handler's stream in one call: the same line
-    JsonFormatter would write for the same record (tests/unit/test_access_log.py).
-    Otherwise — text logs, a handler added since (pytest's caplog), a level above INFO —
-    it goes through `logging` as any other record.
+    the record's attributes, a share of the event loop's time under load worth saving
+    (bench/README.md, "Measured reasons"). While the JSON handler `configure` installed
+    is the only one, the line is encoded here and written to that handler's stream in
+    one call: the same line JsonFormatter would write for the same record
+    (tests/unit/test_access_log.py). Otherwise — text logs, a handler added since
+    (pytest's caplog), a level above INFO — it goes through `logging` as any other
+    record.
     """
 
     def __init__(self) -> None:

@@ -106,7 +106,7 @@ class _ReadDeadline:
 
 
 def read_deadline_protocol(read_timeout: float) -> type[Any]:
-    """The protocol class for uvicorn's `http=`, with this deadline, on httptools (with
-    h11 the service took about 12 % fewer webhooks/s in `python -m bench ingest`)."""
+    """The protocol class for uvicorn's `http=`, with this deadline, on httptools (h11
+    took fewer webhooks/s: bench/README.md, "Measured reasons")."""
     base = type("HttpToolsReadDeadline", (_ReadDeadline, HttpToolsProtocol), {})
     return type("Configured", (base,), {"read_timeout": read_timeout})

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from api.network import Network, NetworksInvalid, parse_networks
-from api.signatures_sns import Fetch, fetch_https
+from api.sns_certificates import Fetch, fetch_https
 from ledger.backends import as_target
 from projections.providers import PROVIDERS
 

@@ -4,7 +4,7 @@ Each function raises SignatureInvalid when the delivery is not authentic or its 
 timestamp is outside the tolerance (replay protection), and returns None otherwise.
 Every comparison is constant-time, and every candidate signature is compared (no
 short-circuit), so timing does not tell which one was close. SNS lives in
-`api.signatures_sns`.
+`api.sns_messages`.
 
 SignatureInvalid is answered 403, BasicAuthRequired 401 with a Basic challenge, and
 SignatureUnverifiable (the door cannot check right now) 503: see api/app.py.
@@ -27,7 +27,7 @@ from projections.providers.common import JSON_ERRORS
 from projections.providers.mailtura import event_time
 from projections.recipients import parse_time
 
-if TYPE_CHECKING:  # api.settings imports this module (through api.signatures_sns)
+if TYPE_CHECKING:  # api.settings imports this module (through api.sns_certificates)
     from api.settings import Secret, SigningKey
 
 TOLERANCE = 300.0  # seconds either way: the Svix libraries' window, used for all HMACs

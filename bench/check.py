@@ -10,10 +10,8 @@ sent must be reported (so a projection the server did not serve is noticed).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import random
-import sqlite3
 import statistics
 import time
 from collections.abc import Iterator
@@ -46,33 +44,16 @@ def unknown(k: int) -> str:
 
 async def build(path: Path, rows: int) -> None:
     """The projector creates the tables and records the default policy; the states are
-    written with `views.write_states` over the store's `writing()` transaction.
-
-    For measuring old commits only: this module is also run on checkouts older than
-    `dda8d90` (to put a figure beside an earlier one), where `write_states` took the
-    store's `write()` connection (before `d726273`) or was sync over a sqlite3 connection
-    (`d726273` up to `dda8d90`). On this tree `writing` exists and `write_states` is a
-    coroutine: the `store.write` fallback and the sqlite3 branch below never run here."""
+    written with `views.write_states` in the store's `writing()` transactions. (To put a
+    figure beside an older commit's, run that commit's own bench.)"""
     store = await SQLiteStore.open(path)
     try:
         await Projector(store, DEFAULT_POLICY).start()
-        if inspect.iscoroutinefunction(views.write_states):
-            writing = getattr(store, "writing", None) or store.write
-            for states in _states(rows):
-                async with writing() as db:
-                    await views.write_states(db, states)  # type: ignore[arg-type,func-returns-value,misc,unused-ignore]
-            return
+        for states in _states(rows):
+            async with store.writing() as tx:
+                await views.write_states(tx, states)
     finally:
         await store.close()
-    # Old commits only (`d726273` up to `dda8d90`): sync `write_states` on sqlite3.
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        for states in _states(rows):
-            conn.execute("BEGIN IMMEDIATE")
-            views.write_states(conn, states)  # type: ignore[arg-type,unused-coroutine,unused-ignore]
-            conn.execute("COMMIT")
-    finally:
-        conn.close()
 
 
 def _states(rows: int) -> Iterator[list[RecipientState]]:

@@ -10,6 +10,7 @@ without regenerating.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shutil
 import sqlite3
@@ -19,6 +20,7 @@ from pathlib import Path
 from api.webhooks import AUDIT_HEADERS
 from bench.payloads import Maker, population
 from ledger import schema
+from ledger import sqlite as sqlite_backend
 from ledger.chain import GENESIS, body_digest, encode_headers, link_hash
 
 HERE = Path(__file__).resolve().parent
@@ -32,10 +34,20 @@ COLUMNS = "seq, received_at, source, content_type, headers, peer, body, body_sha
 def fingerprint() -> str:
     """Changes whenever the stored receipts could differ: their DDL, the headers the door
     keeps, the chain, this generator and its payloads."""
-    digest = hashlib.sha256(repr((schema.PRAGMAS, schema.RECEIPTS, AUDIT_HEADERS)).encode())
+    digest = hashlib.sha256(
+        repr(
+            (sqlite_backend.PRAGMAS, schema.TABLES, sqlite_backend.APPEND_ONLY, AUDIT_HEADERS)
+        ).encode()
+    )
     for path in (HERE.parent / "ledger/chain.py", HERE / "payloads.py", HERE / "gen.py"):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+async def _create(path: Path) -> None:
+    """The store's own schema, created as the store creates it on first open."""
+    store = await sqlite_backend.SQLiteStore.open(path)
+    await store.close()
 
 
 def generate(path: Path, events: int, *, seed: int = SEED, deadline_s: float = 3600) -> float:
@@ -43,12 +55,10 @@ def generate(path: Path, events: int, *, seed: int = SEED, deadline_s: float = 3
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
+    asyncio.run(_create(path))
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        for pragma in schema.PRAGMAS:
-            conn.execute(pragma)
         conn.execute("PRAGMA synchronous=OFF")  # a generated file: no need to fsync
-        conn.executescript(schema.RECEIPTS)
         insert = f"INSERT INTO receipts ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
         prev, rows = GENESIS, list[tuple[object, ...]]()
         for seq, (received, event) in enumerate(

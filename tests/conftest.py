@@ -100,15 +100,63 @@ def settings(db_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def make_client(
-    settings: Settings,
-) -> Callable[..., Any]:
-    """`async with make_client(settings=..., policy=...) as client:` — a started app,
-    reached over https as a deployment behind TLS is (the console's cookies are Secure)."""
+def every_provider_environment(tmp_path: Path, db: Path | str | None = None) -> dict[str, str]:
+    """The environment with every provider's door open, signed with the keys of
+    tests/providers/signing.py: the ledger at `db` (tmp_path/data/ledger.db unless
+    given), the SNS certificate cache at tmp_path/sns-certs holding the stand-in
+    certificate, no outbound fetches."""
+    # imported here, not at the top: tests.providers.signing imports this module
+    from tests.providers.signing import (
+        MAILGUN_KEY,
+        MAILTURA_SECRET,
+        POSTMARK_PASSWORD,
+        SVIX_SECRET,
+        TOPIC,
+        place_certificate,
+        sendgrid_public_b64,
+    )
 
-    def make(settings: Settings = settings, policy: Policy | None = DEFAULT_POLICY) -> Any:
-        return AsyncTestClient(app=create_app(settings, policy), base_url=BASE_URL)
+    cache = tmp_path / "sns-certs"
+    place_certificate(cache)
+    return {
+        "BOUNCELEDGER_DB": str(tmp_path / "data" / "ledger.db" if db is None else db),
+        "BOUNCELEDGER_API_KEYS": f"ops:{API_KEY}",
+        "SMTP2GO_WEBHOOK_SECRET": SECRET,
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_public_b64(),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY,
+        "RESEND_WEBHOOK_SECRET": SVIX_SECRET,
+        "POSTMARK_WEBHOOK_SECRET": POSTMARK_PASSWORD,
+        "MAILTURA_WEBHOOK_SECRET": MAILTURA_SECRET,
+        "SES_SNS_TOPIC_ARNS": f"arn:aws:sns:us-east-1:111122223333:other, {TOPIC}",
+        "SES_SNS_CERT_CACHE": str(cache),
+        "SES_SNS_FETCH": "off",  # tests never reach the network
+        # these tests send wrong credentials by the hundred from one address: the failure
+        # throttle (tests/api/test_throttle_and_keys.py) would answer 429 instead
+        "BOUNCELEDGER_AUTH_FAILURES": "0",
+    }
+
+
+@pytest.fixture
+def provider_settings(db_path: Path, tmp_path: Path) -> Settings:
+    """The settings with every provider's door open, the ledger at `db_path`."""
+    return load_settings(every_provider_environment(tmp_path, db_path))
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Callable[..., Any]:
+    """`async with make_client(settings=..., policy=...) as client:` — a started app,
+    reached over https as a deployment behind TLS is (the console's cookies are Secure).
+    The one way the tests build an app and its client: `base_url` and create_app's own
+    options (`fast_webhooks`) may be given too."""
+
+    def make(
+        settings: Settings = settings,
+        policy: Policy | None = DEFAULT_POLICY,
+        *,
+        base_url: str = BASE_URL,
+        **options: Any,
+    ) -> Any:
+        return AsyncTestClient(app=create_app(settings, policy, **options), base_url=base_url)
 
     return make
 
@@ -116,6 +164,26 @@ def make_client(
 @pytest.fixture
 async def client(make_client: Callable[..., Any]) -> AsyncIterator[Any]:
     async with make_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_pclient(
+    make_client: Callable[..., Any], provider_settings: Settings
+) -> Callable[..., Any]:
+    """`async with make_pclient(settings=..., policy=...) as client:` — make_client with
+    every provider's door open (each call a fresh start of the app on the same ledger)."""
+
+    def make(settings: Settings = provider_settings, policy: Policy = DEFAULT_POLICY) -> Any:
+        return make_client(settings=settings, policy=policy)
+
+    return make
+
+
+@pytest.fixture
+async def pclient(make_pclient: Callable[..., Any]) -> AsyncIterator[Any]:
+    """A started app with every provider's door open."""
+    async with make_pclient() as test_client:
         yield test_client
 
 

@@ -2,7 +2,9 @@
 valid address, and every route that takes one in its path (`/v1/suppressions/{email}`,
 its `/explain`, `/v1/audit/recipients/{email}/events`, `/console/address/{email}` and its
 `/suppress` and `/release`) finds it, sent %-encoded or as it is (api/paths.py). A 404
-there reads as "never seen", and a complainer gets mailed."""
+there reads as "never seen", and a complainer gets mailed. Every link the console builds
+quotes the address (`/`, `?`, `#`, `%`) so that it leads to that address's page (review
+2, N7)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from litestar.testing import transport
 from projections.recipients import normalize_recipient
 from tests.api.helpers import hard_bounce, post_webhook
 from tests.conftest import API_KEY, AUTH, SECRET, settle
-from tests.console.helpers import post_form, sign_in
+from tests.console.helpers import csrf_token, hidden_fields, post_form, sign_in
 from tests.serving import bounceledger_script, free_port, stop, wait_healthy
 
 ADDRESSES = [
@@ -263,3 +265,43 @@ def test_a_real_server_finds_every_such_address(served: str) -> None:
             assert released.status_code == 200, released.text
             after = http.get(f"/v1/suppressions/{encoded}").json()
             assert (after["email"], after["suppressed"]) == (stored, False)
+
+
+# Every link the console builds quotes the address: it leads to that address's page and
+# its actions (second security review, issue 19, N7).
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a/../../receipts/1/raw@example.com",
+        "what?is=this@example.com",
+        "x#y@example.com",
+        "p%q@example.com",
+    ],
+)
+async def test_every_address_links_to_its_own_page_and_its_actions_work(
+    client: Any, address: str
+) -> None:
+    """Review 2, N7: an address holding `/`, `?`, `#` or `%` is quoted in every link the
+    console builds: the link leads to that address's page, never elsewhere, and its
+    release works from there."""
+    await post_webhook(client, hard_bounce(address, "n7"))
+    await settle(client)
+    await sign_in(client)
+    listing = (await client.get("/console/suppressions")).text
+    (href,) = re.findall(r'<a href="(/console/address/[^"]+)">', listing)
+    assert "/" not in href.removeprefix("/console/address/")
+    assert not set("?#") & set(href)
+    page = await client.get(href)
+    assert page.status_code == 200
+    assert f"<h1>{address}</h1>" in page.text.replace("&#34;", '"')
+    action = re.search(r'<form method="post" action="([^"]+/release)"', page.text)
+    assert action is not None
+    fields = {**hidden_fields(page.text, action.group(1)), "note": "works",
+              "_csrf_token": csrf_token(page.text)}  # fmt: skip
+    done = await client.post(action.group(1), data=fields, follow_redirects=False)
+    assert done.status_code == 303
+    check = await client.post("/v1/suppressions/check", json={"emails": [address]}, headers=AUTH)
+    assert check.json()["suppressed"] == []

@@ -5,16 +5,14 @@ headers and body, and leave the same ledger — and the fast path did answer the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from api.settings import load_settings
 from ledger import open_store
-from projections import DEFAULT_POLICY
 from tests.api.helpers import FORM, WEBHOOK, event, hard_bounce
 from tests.conftest import API_KEY, SECRET
 
@@ -46,7 +44,9 @@ REQUESTS: list[tuple[str, str, str | None, dict[str, str], bytes]] = [
 ]
 
 
-async def _answers(db: Path | str, *, fast: bool) -> tuple[list[tuple[Any, ...]], int, int]:
+async def _answers(
+    make_client: Callable[..., Any], db: Path | str, *, fast: bool
+) -> tuple[list[tuple[Any, ...]], int, int]:
     settings = load_settings(
         {
             "BOUNCELEDGER_DB": str(db),
@@ -56,16 +56,15 @@ async def _answers(db: Path | str, *, fast: bool) -> tuple[list[tuple[Any, ...]]
             "BOUNCELEDGER_AUTH_FAILURES": "5",
         }
     )
-    app = create_app(settings, DEFAULT_POLICY, fast_webhooks=fast)
     answers = []
-    async with AsyncTestClient(app=app) as client:
+    async with make_client(settings=settings, fast_webhooks=fast) as client:
         for method, path, token, headers, body in REQUESTS:
             params = {"token": token} if token else None
             response = await client.request(
                 method, path, params=params, headers=headers, content=body or None
             )
             answers.append((response.status_code, response.headers.multi_items(), response.content))
-        answered = app.state.fast_webhooks.answered if fast else 0
+        answered = client.app.state.fast_webhooks.answered if fast else 0
     store = await open_store(db)
     try:
         receipts = await store.last_seq()
@@ -75,7 +74,7 @@ async def _answers(db: Path | str, *, fast: bool) -> tuple[list[tuple[Any, ...]]
 
 
 async def test_the_fast_path_answers_as_the_route_does(
-    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+    make_client: Callable[..., Any], tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     if backend == "postgresql":
         fast_db, route_db = (
@@ -84,8 +83,8 @@ async def test_the_fast_path_answers_as_the_route_does(
         )
     else:
         fast_db, route_db = tmp_path / "fast.db", tmp_path / "route.db"
-    fast, answered, fast_receipts = await _answers(fast_db, fast=True)
-    route, _, route_receipts = await _answers(route_db, fast=False)
+    fast, answered, fast_receipts = await _answers(make_client, fast_db, fast=True)
+    route, _, route_receipts = await _answers(make_client, route_db, fast=False)
     for sent, by_fast, by_route in zip(REQUESTS, fast, route, strict=True):
         assert by_fast == by_route, sent[:3]
     statuses = [status for status, _, _ in fast]

@@ -3,12 +3,11 @@ failures slowed down per source address (issue 13, item 11)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from api.settings import SettingsInvalid, load_settings, parse_api_keys
 from api.throttle import FailureCounter
 from tests.conftest import API_KEY, SECRET
@@ -80,8 +79,10 @@ def _settings(tmp_path: Any, failures: str) -> Any:
     )
 
 
-async def test_repeated_failures_from_one_address_are_answered_429(tmp_path: Any) -> None:
-    async with AsyncTestClient(app=create_app(_settings(tmp_path, "5"))) as client:
+async def test_repeated_failures_from_one_address_are_answered_429(
+    make_client: Callable[..., Any], tmp_path: Any
+) -> None:
+    async with make_client(settings=_settings(tmp_path, "5"), policy=None) as client:
         wrong = {"Authorization": "Bearer not-the-key-at-all"}
         codes = [
             (await client.get("/v1/suppressions", headers=wrong)).status_code for _ in range(5)
@@ -97,12 +98,14 @@ async def test_repeated_failures_from_one_address_are_answered_429(tmp_path: Any
         assert (await client.get("/healthz", headers=wrong)).status_code == 429
 
 
-async def test_successes_never_count_and_zero_disables(tmp_path: Any) -> None:
+async def test_successes_never_count_and_zero_disables(
+    make_client: Callable[..., Any], tmp_path: Any
+) -> None:
     auth = {"Authorization": f"Bearer {API_KEY}"}
-    async with AsyncTestClient(app=create_app(_settings(tmp_path, "2"))) as client:
+    async with make_client(settings=_settings(tmp_path, "2"), policy=None) as client:
         for _ in range(10):
             assert (await client.get("/v1/suppressions", headers=auth)).status_code == 200
-    async with AsyncTestClient(app=create_app(_settings(tmp_path, "0"))) as client:
+    async with make_client(settings=_settings(tmp_path, "0"), policy=None) as client:
         wrong = {"Authorization": "Bearer not-the-key-at-all"}
         codes = {
             (await client.get("/v1/suppressions", headers=wrong)).status_code for _ in range(30)

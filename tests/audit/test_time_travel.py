@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.audit.helpers import (
     FORM,
     append_sync,
@@ -20,6 +22,7 @@ from tests.audit.helpers import (
     smtp2go_event,
 )
 from tests.conftest import AUTH, fixture_bytes, settle
+from tests.doors import epoch, get, post_sendgrid, sendgrid_batch, sg_bounce
 
 NOBODY = "nobody@example.org"
 HARD = fixture_bytes("smtp2go", "hard_bounce.form")  # event time 2026-05-04T10:15:02Z
@@ -124,3 +127,25 @@ def test_cli_as_of_refuses_a_bad_time(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--as-of" in result.stderr
     assert "not a time" in result.stderr
+
+
+# End to end, on SQLite and on PostgreSQL: a bounce dated before a moment but received
+# after it was not in the ledger then.
+
+
+@pytest.mark.both_backends
+async def test_as_of_answers_what_the_ledger_had_received_then(pclient: Any) -> None:
+    """Issue 18, finding N10: a bounce dated two hours ago that arrives now was not in
+    the ledger an hour ago: as of then, the address was not suppressed."""
+    address = "asof@example.org"
+    await post_sendgrid(
+        pclient,
+        sendgrid_batch(sg_bounce(address, epoch(datetime.now(UTC) - timedelta(hours=2)), "a1")),
+    )
+    await settle(pclient)
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    then = await get(pclient, f"/v1/suppressions/{address}?as_of={hour_ago}")
+    assert then["suppressed"] is False
+    later = (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = await get(pclient, f"/v1/suppressions/{address}?as_of={later}")
+    assert (now["suppressed"], now["reason"]) == (True, "hard_bounce")

@@ -6,7 +6,8 @@ import html as markup
 import re
 from typing import Any
 
-from tests.conftest import API_KEY
+from tests.api.helpers import hard_bounce, post_webhook
+from tests.conftest import API_KEY, AUTH, settle
 
 _TOKEN = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
@@ -51,3 +52,30 @@ async def post_form(client: Any, page: str, action: str, data: dict[str, Any]) -
     html = (await client.get(page)).text
     fields = {**hidden_fields(html, action), **data, "_csrf_token": csrf_token(html)}
     return await client.post(action, data=fields, follow_redirects=False)
+
+
+# An address suppressed by a hard bounce, its page and its release form: what a forged
+# or a genuine form acts on.
+VICTIM = "victim@example.org"
+VICTIM_PAGE = f"/console/address/{VICTIM}"
+VICTIM_RELEASE = f"{VICTIM_PAGE}/release"
+
+
+async def suppressed_victim(client: Any) -> None:
+    await post_webhook(client, hard_bounce(VICTIM))
+    await settle(client)
+
+
+async def operator_receipts(client: Any) -> int:
+    page = await client.get("/v1/audit/receipts", params={"source": "operator"}, headers=AUTH)
+    return len(page.json()["items"])
+
+
+async def release_form(client: Any) -> dict[str, str]:
+    """The release form's fields as the signed-in operator's page shows them."""
+    html = (await client.get(VICTIM_PAGE)).text
+    return {
+        **hidden_fields(html, VICTIM_RELEASE),
+        "note": "released",
+        "_csrf_token": csrf_token(html),
+    }

@@ -1,12 +1,16 @@
-"""The console's core (issue 10): signing in and out, the session cookie, CSRF on the
-console's forms only, the CSP, escaping of attacker-controlled bodies, and operator
-actions recorded with the signed-in key's name and the note."""
+"""The console's core (issue 10): signing in and out (a signed-out session ends on every
+instance), the session cookie, CSRF on the console's forms only, the CSP, escaping of
+attacker-controlled bodies, notices that are only ever the console's own, and operator
+actions recorded with the signed-in key's name and the note. CSRF in depth is
+tests/console/test_csrf.py, the cookies' Secure flag tests/console/test_cookies.py."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -14,7 +18,15 @@ from api.console import session
 from api.settings import ApiKey, Secret, load_settings
 from tests.api.helpers import event, hard_bounce, post_webhook
 from tests.conftest import API_KEY, AUTH, SECRET, settle
-from tests.console.helpers import csrf_token, post_form, sign_in
+from tests.console.helpers import (
+    VICTIM_PAGE,
+    VICTIM_RELEASE,
+    csrf_token,
+    post_form,
+    release_form,
+    sign_in,
+    suppressed_victim,
+)
 
 pytestmark = pytest.mark.both_backends
 
@@ -187,3 +199,62 @@ async def test_the_same_keys_accept_a_session_on_another_instance(
     async with make_client(settings=settings) as second:
         second.cookies.set(name, cookie)
         assert (await second.get("/console", follow_redirects=False)).status_code == 200
+
+
+# Sign-out ends the session on every instance; a notice is only ever the console's own
+# (second security review, issue 19: N4 and N6).
+
+HOST_SESSION = f"__Host-{session.COOKIE}"
+
+
+async def test_a_signed_out_cookie_gets_the_sign_in_page_on_every_instance(
+    make_client: Callable[..., Any],
+) -> None:
+    """Review 2, N4: the cookie saved before sign-out is refused afterwards, here and on
+    another instance of the same ledger."""
+    async with make_client() as first:
+        await sign_in(first)
+        saved = first.cookies.get(HOST_SESSION)
+        assert (await first.get("/console/ledger", follow_redirects=False)).status_code == 200
+        home = await first.get("/console")
+        out = await first.post(
+            "/console/logout", data={"_csrf_token": csrf_token(home.text)}, follow_redirects=False
+        )
+        assert out.status_code == 303
+        assert f'{HOST_SESSION}=""' in out.headers["set-cookie"]
+        first.cookies.set(HOST_SESSION, saved)
+        gone = await first.get("/console/ledger", follow_redirects=False)
+        assert gone.status_code == 303
+        assert gone.headers["location"].startswith("/console/login")
+    async with make_client() as second:  # another instance of the same ledger
+        second.cookies.set(HOST_SESSION, saved)
+        assert (await second.get("/console/ledger", follow_redirects=False)).status_code == 303
+        await sign_in(second)  # a new sign-in is a new session
+        assert (await second.get("/console/ledger", follow_redirects=False)).status_code == 200
+
+
+async def test_a_link_cannot_put_words_in_the_consoles_mouth(client: Any) -> None:
+    """Review 2, N6: `?done=` text a link chose is never shown, on the sign-in page or
+    any other; the notice of a real action is shown, and not once forged or expired."""
+    lure = "Security notice: paste your API key at https://bl-support.example.net"
+    for path in ("/console/login", "/console/suppressions"):
+        html = (await client.get(path, params={"done": lure})).text
+        assert 'class="notice"' not in html, path
+    await suppressed_victim(client)
+    await sign_in(client)
+    done = await client.post(
+        VICTIM_RELEASE, data=await release_form(client), follow_redirects=False
+    )
+    location = done.headers["location"]
+    query = parse_qs(urlsplit(location).query)
+    notice, sig = query["done"][0], query["sig"][0]
+    assert notice.startswith("released by ops")
+    assert notice in (await client.get(location)).text
+    for forged in (
+        {"done": lure, "sig": sig},  # another text under a genuine signature
+        {"done": notice, "sig": f"{int(time.time()) + 9999}.{sig.split('.', 1)[1]}"},
+        {"done": notice, "sig": f"{int(time.time()) - 1}.{sig.split('.', 1)[1]}"},
+        {"done": notice, "sig": "garbage"},
+    ):
+        html = (await client.get(VICTIM_PAGE, params=forged)).text
+        assert 'class="notice"' not in html, forged

@@ -9,19 +9,17 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from api.settings import load_settings
-from projections import DEFAULT_POLICY
 from tests import pg
 from tests.api.helpers import hard_bounce, post_webhook
-from tests.conftest import API_KEY, AUTH, BASE_URL, SECRET
+from tests.conftest import API_KEY, AUTH, SECRET
 
 pytestmark = pytest.mark.postgres
 
@@ -36,7 +34,7 @@ def as_role(url: str, role: str) -> str:
 
 
 async def test_a_squatting_role_cannot_stop_suppression(
-    pg_url: str, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Any], pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     role = f"bl_squatter_{secrets.token_hex(4)}"
     schema = parse_qs(urlsplit(pg_url).query)["search_path"][0]
@@ -54,9 +52,7 @@ async def test_a_squatting_role_cannot_stop_suppression(
             }
         )
         with caplog.at_level(logging.WARNING):
-            async with AsyncTestClient(
-                app=create_app(settings, DEFAULT_POLICY), base_url=BASE_URL
-            ) as client:
+            async with make_client(settings=settings) as client:
                 # the squatter may read nothing of the ledger: it only took a lock
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await squatter.fetchval(f"SELECT count(*) FROM {schema}.receipts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored, 
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS, mailgun
 from tests.conftest import AUTH, settle
+from tests.doors import DAY, mailgun_failed, policy, post_mailgun, timeline, verdict
 from tests.providers.helpers import mapped, only, placed, state, stored, webhook
 from tests.providers.signing import (
     MAILGUN_KEY,
@@ -435,3 +437,80 @@ async def test_a_reserialised_first_delivery_is_accepted_since_mailgun_signs_no_
 async def test_the_endpoint_does_not_exist_without_a_key(client: Any) -> None:
     body = mailgun_body(event_data("delivered.json"))
     assert (await client.post(webhook("mailgun"), content=body)).status_code == 404
+
+
+# End to end: posted through the door of the app with every door open, the verdict read
+# back over HTTP, on SQLite and on PostgreSQL.
+
+
+@pytest.mark.both_backends
+async def test_mailgun_retries_given_up_as_temporary_count_as_soft_bounces(pclient: Any) -> None:
+    """Issue 12, item 7 (review H7): `failed` with `severity: temporary, reason: old`
+    (Mailgun gave up retrying, 498 No MX) is a soft bounce: four of them reach the
+    default threshold."""
+    noisy = "no.mx@example.invalid"
+    start = datetime.now(UTC) - 10 * DAY
+    for attempt in range(4):
+        data = mailgun_failed(
+            noisy,
+            (start + attempt * DAY).timestamp(),
+            f"Ol9dR3tR7iE5sE1xH2aU3{attempt}",
+            severity="temporary",
+            reason="old",
+            **{
+                "log-level": "warn",
+                "delivery-status": {
+                    "attempt-no": 8,
+                    "code": 498,
+                    "message": "No MX for example.invalid",
+                    "description": "No MX for example.invalid",
+                },
+            },
+        )
+        await post_mailgun(pclient, data)
+    got = await verdict(pclient, noisy)
+    # all four count (the threshold, 3, was reached at the third)
+    assert (got["suppressed"], got["reason"], got["soft_bounces"]) == (
+        True,
+        "soft_bounce_threshold",
+        4,
+    )
+    assert {(e["kind"], e["bounce_class"]) for e in await timeline(pclient, noisy)} == {
+        ("bounce", "soft")
+    }
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize(
+    ("policy_text", "suppressed"),
+    [
+        pytest.param("", True, id="default"),
+        pytest.param('[providers.mailgun]\ntag_unsubscribed = "ignore"\n', False, id="mapped"),
+    ],
+)
+async def test_a_mailgun_tag_unsubscribe_keeps_its_tags_and_is_mappable(
+    make_pclient: Callable[..., Any], policy_text: str, suppressed: bool
+) -> None:
+    """Issue 12, item 14 (review L1): an `unsubscribed` carrying `tags` is its own raw
+    kind (`tag_unsubscribed`) scoped to the tags: an unsubscribe by default, and a
+    policy can map it alone without touching global Mailgun unsubscribes."""
+    tagged, plain = "tagged@example.org", "plain@example.org"
+    async with make_pclient(policy=policy(policy_text)) as client:
+        for address, tags, event_id in [(tagged, ["newsletter"], "Us5r1"), (plain, [], "Us5r2")]:
+            data = {
+                "event": "unsubscribed",
+                "id": event_id,
+                "timestamp": 1778071269.05,
+                "recipient": address,
+                "tags": tags,
+                "message": {"headers": {"message-id": f"{event_id}@mg.example.com"}},
+            }
+            await post_mailgun(client, data)
+        got = await verdict(client, tagged)
+        assert (got["suppressed"], got["reason"]) == (
+            suppressed,
+            "unsubscribe" if suppressed else None,
+        )
+        (entry,) = await timeline(client, tagged)
+        assert (entry["raw_kind"], entry["scope"]) == ("tag_unsubscribed", "newsletter")
+        assert (await verdict(client, plain))["reason"] == "unsubscribe"

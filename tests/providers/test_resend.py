@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from projections.mapping import check_event_names
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS, resend
 from tests.conftest import AUTH, fixture_bytes, settle
+from tests.doors import iso, policy, post_resend, timeline, verdict
 from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
 from tests.providers.signing import (
     SVIX_KEY,
@@ -499,3 +501,77 @@ async def test_bad_signatures_are_refused_and_nothing_is_stored(pclient: Any, ta
 async def test_the_endpoint_does_not_exist_without_a_secret(client: Any) -> None:
     response = await client.post(webhook("resend"), content=HARD, headers=svix_headers(HARD, "m"))
     assert response.status_code == 404
+
+
+# End to end: posted through the door of the app with every door open, the verdict read
+# back over HTTP, on SQLite and on PostgreSQL.
+
+
+def contact_updated(email: str | None, at: str, *, unsubscribed: bool) -> dict[str, Any]:
+    """Resend's `contact.updated`, as resend.com/docs/webhooks/contacts/updated shows it."""
+    data: dict[str, Any] = {
+        "id": "e169aa45-1ecf-4183-9955-b1499d5701d3",
+        "audience_id": AUDIENCE,
+        "created_at": "2024-10-10T15:11:54.110Z",
+        "updated_at": at,
+        "email": email,
+        "first_name": "Steve",
+        "last_name": "W",
+        "unsubscribed": unsubscribed,
+    }
+    return {
+        "type": "contact.updated",
+        "created_at": at,
+        "data": {key: value for key, value in data.items() if value is not None},
+    }
+
+
+@pytest.mark.both_backends
+async def test_a_resend_contact_unsubscribed_from_an_audience_is_an_unsubscribe(
+    make_pclient: Callable[..., Any],
+) -> None:
+    """Issue 18, finding N4: `contact.updated` with `unsubscribed: true` unsubscribes
+    `data.email`, scoped to `data.audience_id`. A later `unsubscribed: false` (Resend
+    sends `contact.updated` for any change, with no previous value) is kept but ignored:
+    not a resubscribe that lifts the opt-out, and it suppresses nobody by itself. A
+    contact event naming no address is counted as unattributed, and the contact events'
+    names may be mapped in a policy."""
+    now = datetime.now(UTC)
+    left, renamed = "left.broadcast@example.org", "renamed@example.org"
+    async with make_pclient() as client:
+        await post_resend(
+            client,
+            contact_updated(left, iso(now - timedelta(hours=2)), unsubscribed=True),
+            "msg_n4_unsub",
+        )
+        await post_resend(
+            client,
+            contact_updated(left, iso(now - timedelta(hours=1)), unsubscribed=False),
+            "msg_n4_edit",
+        )
+        await post_resend(
+            client,
+            contact_updated(renamed, iso(now - timedelta(hours=1)), unsubscribed=False),
+            "msg_n4_other",
+        )
+        got = await verdict(client, left)
+        assert (got["suppressed"], got["reason"], got["events"]) == (True, "unsubscribe", 2)
+        unsubscribed, edited = await timeline(client, left)
+        assert (unsubscribed["raw_kind"], unsubscribed["kind"]) == (
+            "contact_unsubscribed",
+            "unsubscribe",
+        )
+        assert unsubscribed["scope"] == AUDIENCE
+        assert (edited["raw_kind"], edited["ignored"]) == ("contact_updated", True)
+        got = await verdict(client, renamed)
+        assert (got["suppressed"], got["events"]) == (False, 1)
+
+        nameless = contact_updated(None, iso(now), unsubscribed=True)
+        answer = await post_resend(client, nameless, "msg_n4_nameless")
+        assert (answer["events"], answer["unattributed"]) == (0, 1)
+
+    mapped_off = policy(
+        '[providers.resend]\ncontact_updated = "ignore"\ncontact_unsubscribed = "ignore"\n'
+    )
+    async with make_pclient(policy=mapped_off) as client:
+        assert (await verdict(client, left))["suppressed"] is False

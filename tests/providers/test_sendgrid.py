@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from projections.events import Bounce, Complaint, Deferred, Delivered, Ignored, 
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS, sendgrid
 from tests.conftest import AUTH, fixture_bytes, settle
+from tests.doors import DAY, epoch, post_sendgrid, sendgrid_batch, sg_bounce, sg_event, verdict
 from tests.providers.helpers import mapped, only, placed, state, stored, webhook
 from tests.providers.signing import (
     flipped,
@@ -464,3 +466,42 @@ async def test_the_endpoint_does_not_exist_without_a_key(client: Any) -> None:
         webhook("sendgrid"), content=BATCH, headers=sendgrid_headers(BATCH)
     )
     assert response.status_code == 404
+
+
+# End to end: posted through the door of the app with every door open, the verdict read
+# back over HTTP, on SQLite and on PostgreSQL.
+
+MAY_4 = epoch(datetime(2026, 5, 4, 10, 0, tzinfo=UTC))
+
+
+@pytest.mark.both_backends
+async def test_sendgrid_drops_for_addresses_on_its_own_lists_are_imported(pclient: Any) -> None:
+    """Issue 12, item 12 (review M4): SendGrid `dropped` is split by `reason`: an address
+    on SendGrid's bounce, spam-report or unsubscribe list is evidence of that reason; a
+    content drop stays ignored."""
+    at = epoch(datetime.now(UTC) - DAY)
+    cases = {
+        "Bounced Address": ("dropped.bounce@example.org", "hard_bounce"),
+        "Spam Reporting Address": ("dropped.spam@example.org", "complaint"),
+        "Unsubscribed Address": ("dropped.unsub@example.org", "unsubscribe"),
+        "Invalid SMTPAPI header": ("dropped.header@example.org", None),
+    }
+    events = [
+        sg_event("dropped", address, at, f"m4-{n}", reason=reason)
+        for n, (reason, (address, _)) in enumerate(cases.items())
+    ]
+    await post_sendgrid(pclient, sendgrid_batch(*events))
+    for address, reason in cases.values():
+        got = await verdict(pclient, address)
+        assert (got["suppressed"], got["reason"]) == (reason is not None, reason), address
+
+
+@pytest.mark.both_backends
+async def test_a_legacy_sendgrid_bounce_without_type_is_hard_on_a_5xx_status(pclient: Any) -> None:
+    """Issue 12, item 16 (review L3): a legacy SendGrid `bounce` without `type` and with
+    status 5.1.1 is a hard bounce."""
+    address = "legacy@example.org"
+    event = sg_bounce(address, MAY_4, "l3-legacy", type=None, bounce_classification=None)
+    await post_sendgrid(pclient, sendgrid_batch(event))
+    got = await verdict(pclient, address)
+    assert (got["suppressed"], got["reason"]) == (True, "hard_bounce")

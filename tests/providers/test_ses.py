@@ -16,8 +16,8 @@ from msgspec.structs import replace
 
 from api.settings import Settings
 from api.signatures import SignatureInvalid, SignatureUnverifiable
-from api.signatures_sns import (
-    CertificateSource,
+from api.sns_certificates import CertificateSource
+from api.sns_messages import (
     cert_file_name,
     check_message,
     check_signature,
@@ -36,6 +36,7 @@ from projections.events import (
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS, ses
 from tests.conftest import AUTH, settle
+from tests.doors import post_ses, ses_mail, timeline, verdict
 from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
 from tests.providers.signing import (
     CERT_URL,
@@ -760,3 +761,35 @@ async def test_the_topic_is_part_of_the_signed_string(cert_cache: Path) -> None:
     wrong = sns_sign({k: v for k, v in envelope.items() if k != "TopicArn"})
     with pytest.raises(SignatureInvalid):
         await verify({**wrong, "TopicArn": TOPIC}, cert_cache)
+
+
+# End to end: posted through the door of the app with every door open, the verdict read
+# back over HTTP, on SQLite and on PostgreSQL.
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("feedback_type", ["auth-failure", "virus"])
+async def test_ses_authentication_failure_and_virus_reports_are_not_complaints(
+    pclient: Any, feedback_type: str
+) -> None:
+    """Issue 12, item 9 (review M3): an SES complaint with `complaintFeedbackType`
+    auth-failure or virus is a report about the message, ignored like not-spam."""
+    address = "reader@example.org"
+    message = {
+        "notificationType": "Complaint",
+        "complaint": {
+            "complainedRecipients": [{"emailAddress": address}],
+            "timestamp": "2026-05-05T08:00:11.000Z",
+            "feedbackId": "0102018f-aaaa-bbbb-cccc-000000000003-000000",
+            "complaintSubType": None,
+            "userAgent": "ExampleISP Feedback Loop",
+            "complaintFeedbackType": feedback_type,
+            "arrivalDate": "2026-05-05T07:59:50.000Z",
+        },
+        "mail": ses_mail([address], "0102018f-3333-4444-5555-666677778888-000000"),
+    }
+    await post_ses(pclient, message, f"m3-{feedback_type}")
+    got = await verdict(pclient, address)
+    assert (got["suppressed"], got["events"]) == (False, 1)
+    (entry,) = await timeline(pclient, address)
+    assert entry["ignored"] is True

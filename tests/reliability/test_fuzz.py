@@ -44,7 +44,7 @@ from projections.facts import Fact, decode_fact, derive, encode_fact
 from projections.providers import PROVIDERS
 from projections.recipients import format_time
 from projections.state import decode_state, encode_state
-from tests.conftest import AUTH, FIXTURES, SECRET
+from tests.conftest import AUTH, FIXTURES, SECRET, every_provider_environment
 from tests.providers.signing import (
     POSTMARK_PASSWORD,
     basic,
@@ -55,7 +55,6 @@ from tests.providers.signing import (
     sns_notification,
     svix_headers,
 )
-from tests.reliability.helpers import provider_environment
 
 EXAMPLES = int(os.environ.get("BOUNCELEDGER_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(
@@ -405,7 +404,7 @@ def test_edge_times_through_the_door_leave_the_projection_working(tmp_path: Path
     time that does not fit a SQLite INTEGER did) nor break reads (one past year 9999
     UTC did): later deliveries are still folded, and every read answers."""
     edges = ["9999999999999999", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"]
-    settings_ = load_settings(provider_environment(tmp_path))
+    settings_ = load_settings(every_provider_environment(tmp_path))
     with TestClient(app=create_app(settings_, DEFAULT_POLICY)) as client:
         for n, when in enumerate([*edges, "2026-05-04T10:15:02Z"]):
             event = {"event": "bounce", "bounce": "hard", "id": f"e{n}", "time": when}
@@ -553,7 +552,7 @@ def test_the_door_never_fails_and_never_appends_what_it_refuses(tmp_path: Path, 
     door = DOORS[name]
     path = f"/v1/webhooks/{name}/events"
     outcomes: dict[int, int] = {}
-    settings_ = load_settings(provider_environment(tmp_path))
+    settings_ = load_settings(every_provider_environment(tmp_path))
     with TestClient(app=create_app(settings_, DEFAULT_POLICY)) as client:
 
         @FUZZ
@@ -620,7 +619,7 @@ def test_deeply_nested_json_is_never_a_500_at_any_door(tmp_path: Path, name: str
     """Refused (400, or 403 where the signature cannot be read) and not appended — or,
     for SES, an authentic notification whose Message is not an SES event: accepted with
     no events, like SNS's plain-text test messages."""
-    settings_ = load_settings(provider_environment(tmp_path))
+    settings_ = load_settings(every_provider_environment(tmp_path))
     answers = []
     with TestClient(app=create_app(settings_, DEFAULT_POLICY)) as client:
         for body in DEEP:
@@ -650,7 +649,7 @@ def test_deeply_nested_json_is_never_a_500_at_any_door(tmp_path: Path, name: str
 def test_deeply_nested_json_to_the_api_is_a_400(
     tmp_path: Path, method: str, path: str, wrap: tuple[bytes, bytes]
 ) -> None:
-    settings_ = load_settings(provider_environment(tmp_path))
+    settings_ = load_settings(every_provider_environment(tmp_path))
     with TestClient(app=create_app(settings_, DEFAULT_POLICY)) as client:
         for body in DEEP:
             response = client.request(
@@ -694,7 +693,7 @@ NASTY: list[tuple[bytes, str | None, tuple[int, ...]]] = [
 
 
 def test_memory_stays_flat_over_hundreds_of_bad_requests(tmp_path: Path) -> None:
-    settings_ = load_settings(provider_environment(tmp_path))
+    settings_ = load_settings(every_provider_environment(tmp_path))
     rounds = max(20, EXAMPLES // 3)
     with TestClient(app=create_app(settings_, DEFAULT_POLICY)) as client:
 

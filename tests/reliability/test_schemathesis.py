@@ -10,7 +10,7 @@ populated answers (not only the empty ones) are checked too.
 The query parameters (the list's filters and cursor, the audit and quarantine pages'
 cursors, limits, sources and times, `as_of`, `expect`) are fuzzed outside the schema as
 well (second review, N8): schemathesis's negative mode sends values the schema rules
-out, the out-of-range values of tests/security/test_review2_params.py are sent as
+out, the out-of-range values of tests/security/test_bad_input.py are sent as
 explicit cases, and the keyset cursor of a list sorted by time gets any integer — each
 answered as documented, 400 for a refusal, never a 5xx.
 

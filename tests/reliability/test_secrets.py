@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,10 @@ from urllib.parse import quote, quote_plus
 import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from api.settings import load_settings
-from projections import DEFAULT_POLICY
 from tests.api.helpers import all_logs_at_debug, basic, bearer
-from tests.conftest import API_KEY, AUTH, SECRET, settle
+from tests.conftest import API_KEY, AUTH, SECRET, every_provider_environment, settle
 from tests.providers.signing import (
     MAILGUN_KEY,
     MAILTURA_SECRET,
@@ -52,7 +50,6 @@ from tests.providers.signing import (
     svix_headers,
 )
 from tests.reliability.crashing import bounceledger, free_port
-from tests.reliability.helpers import provider_environment
 from tests.serving import stop
 
 MARKER = "secrets-marker-5c1d"
@@ -240,11 +237,11 @@ EXPECTED = {
 
 
 async def test_no_secret_is_stored_or_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = load_settings(provider_environment(tmp_path))
+    settings = load_settings(every_provider_environment(tmp_path))
     data_dir = settings.db.parent
-    async with AsyncTestClient(app=create_app(settings, DEFAULT_POLICY)) as client:
+    async with make_client(settings=settings) as client:
         with all_logs_at_debug(caplog):
             seen = await exercise_every_door(client)
             seen |= await exercise_the_api(client)
@@ -286,7 +283,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     """A real `bounceledger serve --log-level debug` that took webhooks every way."""
     tmp_path = tmp_path_factory.mktemp("served")
-    environment = provider_environment(tmp_path)
+    environment = every_provider_environment(tmp_path)
     db = Path(environment.pop("BOUNCELEDGER_DB"))
     env = {**os.environ, **environment}
     env.pop("BOUNCELEDGER_POLICY", None)
@@ -387,10 +384,12 @@ def non_webhook_operations(
 
 
 @pytest.mark.parametrize("keys", [f"ops:{API_KEY}", ""], ids=["keys set", "keys unset"])
-async def test_every_non_webhook_route_refuses_without_a_key(tmp_path: Path, keys: str) -> None:
-    environment = {**provider_environment(tmp_path), "BOUNCELEDGER_API_KEYS": keys}
-    settings = load_settings(environment)
-    app = create_app(settings, DEFAULT_POLICY)
+async def test_every_non_webhook_route_refuses_without_a_key(
+    make_client: Callable[..., Any], tmp_path: Path, keys: str
+) -> None:
+    environment = {**every_provider_environment(tmp_path), "BOUNCELEDGER_API_KEYS": keys}
+    client = make_client(settings=load_settings(environment))
+    app = client.app
     operations = non_webhook_operations(app)
     paths = {path for _, path in operations}
     assert {"/v1/suppressions", "/metrics", "/schema/openapi.json"} <= paths
@@ -401,7 +400,7 @@ async def test_every_non_webhook_route_refuses_without_a_key(tmp_path: Path, key
     console = non_webhook_operations(app, console=True)
     assert len(console) >= 10
     refused: dict[str, list[tuple[str, str, int]]] = {}
-    async with AsyncTestClient(app=app) as client:
+    async with client:
         for method, path in operations:
             for name, headers in {
                 "none": {},

@@ -11,44 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from api.app import create_app
-from api.settings import load_settings
 from ledger import NewReceipt, open_store
 from ledger.sqlite import SQLiteStore
-from projections import DEFAULT_POLICY
-from tests.conftest import API_KEY, settle
+from tests.conftest import settle
 from tests.providers.helpers import state, stored, webhook
-from tests.providers.signing import (
-    MAILGUN_KEY,
-    TOPIC,
-    fixture_json,
-    mailgun_signature,
-    place_certificate,
-    sns_headers,
-    sns_notification,
-)
+from tests.providers.signing import fixture_json, mailgun_signature, sns_headers, sns_notification
 
 HARD = fixture_json("ses", "hard_bounce.json")
-
-
-@pytest.fixture
-def make_pclient(db_path: Path, tmp_path: Path) -> Callable[[], Any]:
-    """A started app with the SES and Mailgun doors open; each call is a fresh process."""
-    cache = tmp_path / "sns-certs"
-    place_certificate(cache)
-    settings = load_settings(
-        {
-            "BOUNCELEDGER_DB": str(db_path),
-            "BOUNCELEDGER_API_KEYS": f"ops:{API_KEY}",
-            "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY,
-            "SES_SNS_TOPIC_ARNS": TOPIC,
-            "SES_SNS_CERT_CACHE": str(cache),
-            "SES_SNS_FETCH": "off",
-        }
-    )
-    return lambda: AsyncTestClient(app=create_app(settings, DEFAULT_POLICY))
 
 
 async def _post(client: Any, provider: str, body: bytes, headers: dict[str, str]) -> Any:

@@ -25,7 +25,7 @@ from msgspec.structs import replace
 from api.app import create_app
 from api.settings import Settings, load_settings
 from api.signatures import SignatureInvalid, SignatureUnverifiable
-from api.signatures_sns import cert_file_name
+from api.sns_messages import cert_file_name
 from tests.conftest import API_KEY, AUTH
 from tests.providers.signing import (
     CERT_URL,
@@ -292,7 +292,7 @@ def test_certificate_subjects_sns_really_uses(
 ) -> None:
     from cryptography import x509
 
-    from api.signatures_sns import check_subject
+    from api.sns_messages import check_subject
 
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     url = f"https://sns.{region}.{domain}/SimpleNotificationService-abc.pem"
@@ -305,7 +305,7 @@ def test_certificate_subjects_sns_really_uses(
 
 
 async def test_a_fetched_certificate_not_naming_sns_is_not_cached(tmp_path: Path) -> None:
-    from api.signatures_sns import CertificateSource
+    from api.sns_certificates import CertificateSource
 
     source = CertificateSource(tmp_path, lambda url: sns_certificate("impostor.example"))
     with pytest.raises(SignatureUnverifiable):
@@ -373,7 +373,7 @@ def test_slow_fetches_do_not_starve_verification_of_cached_certificates(
 
 
 async def test_one_fetch_per_url_however_many_requests_wait_for_it(tmp_path: Path) -> None:
-    from api.signatures_sns import CertificateSource
+    from api.sns_certificates import CertificateSource
 
     slow = SlowFetch(sns_certificate("sns.amazonaws.com"))
     source = CertificateSource(tmp_path, slow, wait=5)
@@ -390,7 +390,7 @@ async def test_one_fetch_per_url_however_many_requests_wait_for_it(tmp_path: Pat
 
 
 async def test_a_request_waits_briefly_and_the_event_loop_keeps_running(tmp_path: Path) -> None:
-    from api.signatures_sns import CertificateSource
+    from api.sns_certificates import CertificateSource
 
     slow = SlowFetch()
     source = CertificateSource(tmp_path, slow, wait=0.3)
@@ -417,7 +417,7 @@ async def test_a_request_waits_briefly_and_the_event_loop_keeps_running(tmp_path
 async def test_a_failed_fetch_is_not_retried_for_a_while_and_failures_are_bounded(
     tmp_path: Path,
 ) -> None:
-    from api.signatures_sns import CertificateSource
+    from api.sns_certificates import CertificateSource
 
     calls: list[str] = []
     now = [1000.0]
@@ -444,7 +444,7 @@ async def test_a_failed_fetch_is_not_retried_for_a_while_and_failures_are_bounde
 
 
 async def test_fetches_beyond_the_cap_are_refused_without_fetching(tmp_path: Path) -> None:
-    from api.signatures_sns import CertificateSource
+    from api.sns_certificates import CertificateSource
 
     slow = SlowFetch()
     source = CertificateSource(tmp_path, slow, max_fetches=2, wait=5)
@@ -463,7 +463,7 @@ async def test_fetches_beyond_the_cap_are_refused_without_fetching(tmp_path: Pat
 def test_a_trickling_certificate_server_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
     import urllib.request
 
-    from api import signatures_sns
+    from api import sns_certificates
 
     opened: list[float] = []
 
@@ -488,7 +488,7 @@ def test_a_trickling_certificate_server_is_cut_off(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(urllib.request, "build_opener", lambda *handlers: Opener())
     started = time.monotonic()
     with pytest.raises(TimeoutError):
-        signatures_sns.fetch_https(CERT_URL, deadline=0.3)
+        sns_certificates.fetch_https(CERT_URL, deadline=0.3)
     assert time.monotonic() - started < 2
     assert opened
     assert opened[0] <= 5  # each socket operation is short too

@@ -1,25 +1,20 @@
-"""Every provider's door, as the provider uses it: the real app with every door open,
-payloads with each provider's own field names, signed as each provider signs, and the
-verdict read back over HTTP. Shared by the deliverability reviews' end-to-end cases
-(tests/integration/test_review_cases.py, test_review2_cases.py)."""
+"""Every provider's door, as the provider uses it: payloads with each provider's own
+field names, signed as each provider signs, posted to the running app (the `pclient` and
+`make_pclient` fixtures of tests/conftest.py: every door open), and the verdict read back
+over HTTP — the status, the timeline, `explain`. Shared by the end-to-end cases of the
+provider, fold, audit and storage suites."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-from litestar.testing import AsyncTestClient
-
-from api.app import create_app
-from api.settings import load_settings
-from projections import DEFAULT_POLICY, Policy
+from projections import Policy
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS
 from tests.conftest import AUTH, SECRET, settle
+from tests.providers.helpers import webhook
 from tests.providers.signing import (
     POSTMARK_PASSWORD,
     basic,
@@ -30,30 +25,11 @@ from tests.providers.signing import (
     sns_notification,
     svix_headers,
 )
-from tests.reliability.helpers import provider_environment
 
-MakeClient = Callable[..., Any]
 DAY = timedelta(days=1)
 
 
-# -- the app, every provider's door open ---------------------------------------------
-
-
-@pytest.fixture
-def make_app(db_path: Path, tmp_path: Path) -> MakeClient:
-    """`async with make_app(policy=...) as client:` — the real app, every door enabled."""
-    settings = load_settings({**provider_environment(tmp_path), "BOUNCELEDGER_DB": str(db_path)})
-
-    def make(policy: Policy = DEFAULT_POLICY) -> Any:
-        return AsyncTestClient(app=create_app(settings, policy))
-
-    return make
-
-
-@pytest.fixture
-async def app(make_app: MakeClient) -> AsyncIterator[Any]:
-    async with make_app() as client:
-        yield client
+# -- the policy ---------------------------------------------------------------------------
 
 
 def policy(text: str) -> Policy:
@@ -61,10 +37,6 @@ def policy(text: str) -> Policy:
 
 
 # -- posting, as each provider posts ---------------------------------------------------
-
-
-def webhook(provider: str) -> str:
-    return f"/v1/webhooks/{provider}/events"
 
 
 async def accepted(response: Any) -> dict[str, Any]:
@@ -160,6 +132,11 @@ async def release(client: Any, email: str, note: str, also: tuple[str, ...] = ()
 
 def flags(entry: dict[str, Any]) -> list[str]:
     return list(entry.get("flags") or [])
+
+
+def suppressed_for(got: dict[str, Any]) -> tuple[bool, str | None]:
+    """Whether a status says suppressed, and for what."""
+    return got["suppressed"], got["reason"]
 
 
 # -- payloads with the providers' own field names ----------------------------------------
@@ -321,6 +298,3 @@ def postmark_change(
         "Tag": None,
         "Metadata": {},
     }
-
-
-# == Mails someone who must not be mailed ==============================================

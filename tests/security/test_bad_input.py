@@ -1,14 +1,15 @@
-"""Second review, N8: bad input gets 400, never a 500 or a false 503, and one log line.
+"""Bad input gets 400, never a 500 or a false 503, and one log line.
 
-The review's probe (`?sort=since&after=9999999999999999999/x`: 500 on SQLite, a 503
-"ledger unavailable, retry" on PostgreSQL, no log line) on both backends, through the
-API and the console; then a table of every endpoint's query and path parameters with
-values out of range — numbers past 64 bits, negative, 20 digits, non-numbers, days like
-`99999-01-01` and `0000-00-00`, a NUL — each answered 400, with one INFO line on
-`bounceledger.refusals` naming the route (addresses as `<email>`), the parameter and
-why, never an address. A sweep of every documented query parameter with the same values
-answers no 5xx. And the backstop: a value the database refuses (`ValueRefused`) or an
-integer overflow that no check caught is a 400, not a 500.
+The probe of the second security review (issue 19, N8) —
+`?sort=since&after=9999999999999999999/x`: 500 on SQLite, a 503 "ledger unavailable,
+retry" on PostgreSQL, no log line — on both backends, through the API and the console;
+then a table of every endpoint's query and path parameters with values out of range —
+numbers past 64 bits, negative, 20 digits, non-numbers, days like `99999-01-01` and
+`0000-00-00`, a NUL — each answered 400, with one INFO line on `bounceledger.refusals`
+naming the route (addresses as `<email>`), the parameter and why, never an address. A
+sweep of every documented query parameter with the same values answers no 5xx. And the
+backstop: a value the database refuses (`ValueRefused`) or an integer overflow that no
+check caught is a 400, not a 500.
 """
 
 from __future__ import annotations
@@ -33,20 +34,29 @@ from tests.console.helpers import sign_in
 
 pytestmark = pytest.mark.both_backends
 
-REVIEW_CURSOR = "9999999999999999999/x"
+HUGE_CURSOR = "9999999999999999999/x"
+
+
 ADDRESS = "someone/odd%x@example.org"
+
+
 SEGMENT = quote(ADDRESS, safe="@")
+
+
 BIG = ["9223372036854775808", "99999999999999999999", "-9223372036854775809"]
+
+
 DAYS = ["99999-01-01", "0000-00-00", "2026-13-01", "2026-02-30", "20260101", "abc"]
+
+
 TIMES = ["99999-01-01", "0000-00-00", "99999999999999999999", "-99999999999999999999", "1e400",
          "nan", "inf", "abc", "2026-13-01T00:00:00Z"]  # fmt: skip
 
-# (method, path, parameter, [values]): each answered 400, its refusal line naming `parameter`
-# (a path parameter's values go in the path, where `{}` is).
+
 REFUSED: list[tuple[str, str, str, list[str]]] = [
     ("GET", "/v1/suppressions?sort=since", "after",
-     [REVIEW_CURSOR, *(f"{n}/x@example.org" for n in BIG), "abc/x", "x", "1.5/x", "\x00/x"]),
-    ("GET", "/v1/suppressions?sort=-since", "after", [REVIEW_CURSOR, "-99999999999999999999/x"]),
+     [HUGE_CURSOR, *(f"{n}/x@example.org" for n in BIG), "abc/x", "x", "1.5/x", "\x00/x"]),
+    ("GET", "/v1/suppressions?sort=-since", "after", [HUGE_CURSOR, "-99999999999999999999/x"]),
     ("GET", "/v1/suppressions", "after", ["a\x00b", "x" * 1025]),
     ("GET", "/v1/suppressions", "limit", ["0", "-1", "10001", *BIG, "abc", "1.5"]),
     ("GET", "/v1/suppressions", "reason", ["nope", "hard bounce"]),
@@ -69,7 +79,7 @@ REFUSED: list[tuple[str, str, str, list[str]]] = [
     ("GET", "/v1/quarantine", "all", ["maybe"]),
     ("GET", "/v1/quarantine/{}", "qid", ["0", "-1", *BIG[:2]]),
     ("POST", "/v1/quarantine/{}/replay", "qid", ["0", "-1", *BIG[:2]]),
-    ("GET", "/console/suppressions?sort=since", "after", [REVIEW_CURSOR, "-1e99/x"]),
+    ("GET", "/console/suppressions?sort=since", "after", [HUGE_CURSOR, "-1e99/x"]),
     ("GET", "/console/suppressions", "since", DAYS),
     ("GET", "/console/suppressions", "until", DAYS),
     ("GET", "/console/suppressions", "sort", ["nope"]),
@@ -79,6 +89,8 @@ REFUSED: list[tuple[str, str, str, list[str]]] = [
     ("GET", "/console/ledger", "before", ["0", "-1", *BIG, "abc"]),
     ("GET", "/console/ledger", "source", ["\x00", "a@b.org", "x" * 81]),
 ]  # fmt: skip
+
+
 ROWS = [
     pytest.param(method, path, name, values, id=f"{method} {path} {name}")
     for method, path, name, values in REFUSED
@@ -138,13 +150,13 @@ def _check_line(records: list[logging.LogRecord], method: str, name: str) -> Non
     assert value is None or len(value) <= 41
 
 
-async def test_the_reviews_cursor_is_a_400_with_a_log_line(
+async def test_a_cursor_past_64_bits_is_a_400_with_a_log_line(
     client: Any, refusals: list[logging.LogRecord]
 ) -> None:
     await _populate(client)
     for sort in ("since", "-since"):
         answer = await client.get(
-            "/v1/suppressions", params={"sort": sort, "after": REVIEW_CURSOR}, headers=AUTH
+            "/v1/suppressions", params={"sort": sort, "after": HUGE_CURSOR}, headers=AUTH
         )
         assert answer.status_code == 400, answer.text
         assert "Retry-After" not in answer.headers
@@ -177,9 +189,7 @@ async def test_the_reviews_cursor_is_a_400_with_a_log_line(
 
     refusals.clear()
     assert (await sign_in(client)).status_code == 303
-    page = await client.get(
-        "/console/suppressions", params={"sort": "since", "after": REVIEW_CURSOR}
-    )
+    page = await client.get("/console/suppressions", params={"sort": "since", "after": HUGE_CURSOR})
     assert page.status_code == 400
     assert "64-bit integer" in page.text
     _check_line(refusals, "GET", "after")
@@ -206,7 +216,6 @@ async def test_every_out_of_range_value_is_a_400_with_one_line(
             assert refusals[0].__dict__["path"] == "/v1/suppressions/<email>"
 
 
-# Values tried on every documented query parameter: whatever the parameter, no 5xx.
 NASTY = ["", "-1", "0", *BIG, "1e400", "nan", "abc", "\x00", "99999-01-01", "0000-00-00",
          f"{BIG[0]}/x", "x" * 2000, "a@b.org", "%", "'; select 1 --"]  # fmt: skip
 
@@ -258,9 +267,6 @@ async def test_no_query_value_gets_a_5xx(client: Any) -> None:
                 seen[answer.status_code] = seen.get(answer.status_code, 0) + 1
                 assert answer.status_code < 500, (method, url, params, answer.text[:300])
     assert seen.get(400, 0) > len(QUERY_PARAMETERS)
-
-
-# -- the backstop -------------------------------------------------------------------
 
 
 @get("/refuses/{what:str}", sync_to_thread=False)
