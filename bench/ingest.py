@@ -110,6 +110,8 @@ def run(work: Path, opts: Options, results: Results) -> None:
 def _one(name: str, work: Path, opts: Options, results: Results, label: str) -> Measured:
     work.mkdir(parents=True, exist_ok=True)
     db = work / "bounceledger.db"
+    for suffix in ("", "-wal", "-shm"):  # a --workdir used before: start from an empty ledger
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
     nonce = random.randrange(2**31)
     ours = name == "bounceledger"
     with started(name, work, db) as srv:
