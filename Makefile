@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean pg
+.PHONY: run test lint fmt bench mutate mutate-check clean pg
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Mutation testing of the core (pyproject [tool.mutmut]; .ci/mutation/): every module, or
+# FILES="projections/fold.py ledger/chain.py"; prints each module's score and survivors.
+mutate: $(STAMP)
+	$(BIN)/python .ci/mutation/mutation.py run $(FILES)
+
+# What CI runs: the core modules changed since .ci/mutation/scores.json, and a sample of
+# the recorded kills, must not score below the record.
+mutate-check: $(STAMP)
+	$(BIN)/python .ci/mutation/mutation.py check
 
 # A throwaway PostgreSQL for the tests, for machines without one: a cluster from the
 # installed binaries (Debian's live in /usr/lib/postgresql/*/bin) under /tmp, on port

@@ -7,6 +7,7 @@ new requests queue for the next one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -28,6 +29,10 @@ class CommitReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 WriteBatch = Callable[[list[NewReceipt]], Awaitable[list[AppendResult]]]
+# A queued append: the receipt, its waiter, when it was queued (perf_counter).
+_Queued = tuple[NewReceipt, "asyncio.Future[AppendResult]", float]
+
+log = logging.getLogger("bounceledger.ledger")
 
 
 class GroupCommit:
@@ -35,7 +40,7 @@ class GroupCommit:
 
     def __init__(self, write_batch: WriteBatch) -> None:
         self._write_batch = write_batch
-        self._pending: list[tuple[NewReceipt, asyncio.Future[AppendResult], float]] = []
+        self._pending: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
         self.appended = asyncio.Event()
         # Called after every group commit (for metrics); must not raise.
@@ -59,34 +64,55 @@ class GroupCommit:
             await asyncio.gather(self._flusher, return_exceptions=True)
 
     async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            receipts = [receipt for receipt, _, _ in batch]
-            started = time.perf_counter()
-            try:
-                results = await self._write_batch(receipts)
-            except Exception as exc:  # every waiter must hear of the failure: no 2xx
-                error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
-                self.write_error = str(error)
-                for _, future, _ in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            self.write_error = None
-            if self.on_commit is not None:
-                done = time.perf_counter()
-                self.on_commit(
-                    CommitReport(
-                        receipts=receipts,
-                        results=results,
-                        seconds=done - started,
-                        waits=[done - queued for _, _, queued in batch],
-                    )
+        batch: list[_Queued] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._commit(batch)
+        finally:
+            # Whatever ends the flusher early (a bug, the task cancelled at shutdown), no
+            # waiter is left hanging, in its batch or queued behind it: each hears that
+            # its receipt was not committed (no 2xx; the provider retries).
+            stranded, self._pending = [*batch, *self._pending], []
+            _fail(stranded, StoreUnavailable("the commit did not complete"))
+
+    async def _commit(self, batch: list[_Queued]) -> None:
+        receipts = [receipt for receipt, _, _ in batch]
+        started = time.perf_counter()
+        try:
+            results = await self._write_batch(receipts)
+            if len(results) != len(receipts):  # a backend's bug: answer no one wrongly
+                raise StoreUnavailable(
+                    f"the store answered {len(results)} results for {len(receipts)} receipts"
                 )
-            for (_, future, _), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-            self.appended.set()
+        except Exception as exc:  # every waiter must hear of the failure: no 2xx
+            error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
+            self.write_error = str(error)
+            _fail(batch, error)
+            return
+        self.write_error = None
+        for (_, future, _), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+        self.appended.set()
+        if self.on_commit is not None:
+            done = time.perf_counter()
+            report = CommitReport(
+                receipts=receipts,
+                results=results,
+                seconds=done - started,
+                waits=[done - queued for _, _, queued in batch],
+            )
+            try:
+                self.on_commit(report)
+            except Exception:  # metrics only: the commit stands and its waiters have it
+                log.exception("the commit hook failed")
+
+
+def _fail(batch: list[_Queued], error: StoreUnavailable) -> None:
+    for _, future, _ in batch:
+        if not future.done():
+            future.set_exception(error)
 
 
 class GroupCommitted:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
@@ -21,6 +22,11 @@ from tests.pg import pg_database, pg_fresh_url, pg_url  # noqa: F401  (fixtures 
 # httpx logs request URLs, query tokens included; our own loggers must never do so,
 # and keeping httpx quiet lets the secret-hygiene tests search everything captured.
 logging.getLogger("httpx").setLevel(logging.WARNING)
+
+# `pytest --hypothesis-profile=mutation` (what `make mutate` runs): the same examples on
+# every run and no example database, so a mutant's verdict depends on the code alone —
+# never on a failing example another mutant left behind — and a score can be compared.
+hypothesis_settings.register_profile("mutation", derandomize=True, database=None)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret-0123456789"

@@ -483,3 +483,43 @@ def test_a_release_never_lifts_evidence_newer_than_what_the_operator_saw(
                 c for c in after.causes if (c.reason, c.scope) == (cause.reason, cause.scope)
             ]
             assert [c.seq for c in kept.support] == [c.seq for c in newer]
+
+
+WINDOWS = (None, "1s", "1h", "1d", "7d")  # "1s": the shortest a policy may state
+
+
+@st.composite
+def soft_runs(draw: st.DrawFn) -> tuple[int, list[int]]:
+    """A threshold from 1 to past twice the support kept, and that many soft bounces give
+    or take two (hours apart: mostly none, sometimes a day or three)."""
+    threshold = draw(st.integers(1, 2 * SUPPORT_KEPT + 2))
+    count = draw(st.integers(max(0, threshold - 2), threshold + 2))
+    gaps = draw(st.lists(st.sampled_from((0, 0, 0, 1, 24, 72)), min_size=count, max_size=count))
+    return threshold, gaps
+
+
+@SETTINGS
+@given(run=soft_runs(), window=st.sampled_from(WINDOWS))
+def test_soft_bounces_suppress_once_threshold_of_them_fall_within_one_window(
+    run: tuple[int, list[int]], window: str | None
+) -> None:
+    """Long runs of soft bounces, thresholds on both sides of the support a cause keeps
+    (SUPPORT_KEPT) and windows down to the shortest: suppressed exactly when, at some
+    bounce, `threshold` bounces lie within the window ending there (both ends included),
+    and the count kept is the bounces within the window of the last one, capped at what
+    the threshold needs."""
+    threshold, gaps = run
+    policy = Policy(soft_bounce_threshold=threshold, soft_bounce_window=window)
+    times = [sum(gaps[: n + 1]) * HOUR for n in range(len(gaps))]
+    events = [make("soft", at, seq) for seq, at in enumerate(times, start=1)]
+    span = policy.window_us
+
+    def within(end: int) -> int:
+        return sum(1 for t in times[: end + 1] if span is None or t >= times[end] - span)
+
+    expected = any(within(n) >= threshold for n in range(len(times)))
+    state = replay(EMAIL, events, policy)
+    assert state.suppressed == expected
+    assert state.reason == ("soft_bounce_threshold" if expected else None)
+    if times:
+        assert len(state.soft_bounces) == min(within(len(times) - 1), max(SUPPORT_KEPT, threshold))

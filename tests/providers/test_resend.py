@@ -90,6 +90,37 @@ def test_every_listed_recipient_gets_the_event_but_an_unattributed_bounce_is_sof
     assert all(isinstance(e, Bounce) and e.bounce_class == "soft" for e in got)
 
 
+@pytest.mark.parametrize(
+    "rules",
+    [
+        '[providers.resend]\nbounced = "hard_bounce"\n',
+        '[[classify]]\npattern = "bounced"\nbounce = "hard"\n',
+    ],
+    ids=["mapping", "classify"],
+)
+def test_a_policy_that_makes_a_bounce_hard_never_makes_a_shared_one_hard(rules: str) -> None:
+    """The mutation audit's M2: an event naming several recipients counts as a soft
+    bounce for each, even when the policy maps the kind, or classifies the diagnostic,
+    as hard — a co-recipient that did not bounce is never hard-bounced."""
+    custom = parse_policy(rules, known_sources=frozenset(PROVIDERS))
+    got = mapped(
+        "resend",
+        fixture_bytes("resend", "multi_recipient_bounce.json"),
+        headers={"svix-id": "msg_multi"},
+        policy=custom,
+    )
+    assert [(e.recipient, type(e), getattr(e, "bounce_class", None)) for e in got] == [
+        ("one@example.org", Bounce, "soft"),
+        ("two@example.org", Bounce, "soft"),
+    ]
+    # the same bounce naming one recipient is hard under these rules: they are in force
+    document = fixture_json("resend", "multi_recipient_bounce.json")
+    document["data"]["to"] = ["one@example.org"]
+    single = only(mapped("resend", json.dumps(document).encode(), policy=custom))
+    assert isinstance(single, Bounce)
+    assert single.bounce_class == "hard"
+
+
 def resend_facts(document: dict[str, Any], msg_id: str = "msg_1") -> list[Any]:
     """The ProviderEvents Resend's module reads from one event body."""
     body = json.dumps(document).encode()

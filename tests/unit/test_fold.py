@@ -203,6 +203,19 @@ def test_at_most_a_bounded_number_of_soft_bounces_is_kept(h: History) -> None:
     assert state.soft_bounces[0].at == at(10)  # the newest by event time
 
 
+@pytest.mark.parametrize("threshold", [SUPPORT_KEPT, SUPPORT_KEPT + 1, 2 * SUPPORT_KEPT])
+def test_a_threshold_above_the_support_kept_still_suppresses(h: History, threshold: int) -> None:
+    """The mutation audit's F2: a policy may ask for more soft bounces than a cause keeps
+    as support; the count then keeps as many as the threshold needs, so the threshold-th
+    bounce suppresses and the one before does not."""
+    policy = replace(DEFAULT_POLICY, soft_bounce_threshold=threshold, soft_bounce_window=None)
+    events = [h.soft(n) for n in range(threshold)]
+    assert not run(events[:-1], policy).suppressed
+    state = run(events, policy)
+    assert (state.suppressed, state.reason) == (True, "soft_bounce_threshold")
+    assert len(state.soft_bounces) == threshold
+
+
 def test_a_repeated_hard_bounce_keeps_the_first_evidence(h: History) -> None:
     state = run([h.hard(1), h.hard(5)])
     assert state.since == at(1)

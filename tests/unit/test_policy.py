@@ -340,6 +340,20 @@ def test_the_policy_hash_changes_with_an_added_exclusion() -> None:
     assert policy_hash(parse(excluded)) != policy_hash(parse(COMPACT))
 
 
+@pytest.mark.parametrize("version", ["PROJECTION_VERSION", "DERIVATION_VERSION"])
+def test_the_policy_hash_changes_with_the_code_version(
+    version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mutation audit's P1: a projection built by an older fold (or older derived
+    facts) must not pass for current, so the hash a projection is stored under covers
+    both versions as well as the policy."""
+    import projections.policy
+
+    before = policy_hash(DEFAULT_POLICY)
+    monkeypatch.setattr(projections.policy, version, "next")
+    assert policy_hash(DEFAULT_POLICY) != before
+
+
 # -- mapping overrides --------------------------------------------------------------------------
 
 
@@ -504,9 +518,16 @@ def test_an_event_inside_an_exclusion_is_ignored(time: str) -> None:
     "time", ["2026-05-04T09:59:59.999999Z", "2026-05-04T11:00:00Z", "2026-05-05T10:30:00Z"]
 )
 def test_an_event_outside_an_exclusion_is_read_as_usual(time: str) -> None:
-    got = only(bounce("550 5.1.1 User unknown", time=time), parse(EXCLUDE))
-    assert isinstance(got, Bounce)
-    assert got.bounce_class == "hard"
+    """The window is [start, end): a delivery — which an exclusion discards inside it —
+    exactly at the end or a microsecond before the start is a delivery. (An unknown
+    mailbox bounce would not do: no exclusion discards it, wherever it falls; the
+    mutation audit's M1.)"""
+    policy = parse(EXCLUDE)
+    delivered = msgspec.json.encode(
+        {"event": "delivered", "id": "s", "rcpt": "x@example.com", "time": time}
+    )
+    assert isinstance(only(delivered, policy), Delivered)
+    assert isinstance(only(bounce("550 5.1.1 User unknown", time=time), policy), Bounce)
 
 
 def test_an_exclusion_goes_by_event_time_not_receipt_time() -> None:
