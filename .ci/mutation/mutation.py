@@ -2,6 +2,7 @@
 
     python .ci/mutation/mutation.py run [FILE ...]   # `make mutate [FILES=…]`
     python .ci/mutation/mutation.py report [--record]
+    python .ci/mutation/mutation.py survivors [FILE ...]  # each survivor's diff
     python .ci/mutation/mutation.py check            # CI: `make mutate-check`
 
 The modules mutated and the tests run are in pyproject.toml ([tool.mutmut]); mutmut
@@ -297,6 +298,23 @@ def check(budget: int, sample: int, seed: str) -> int:
     return 1 if failures else 0
 
 
+def survivors(files: list[str]) -> int:
+    """Print the diff of every survivor not listed as equivalent (of FILES, or all)."""
+    known = equivalents()
+    modules = load([str(Path(f)) for f in files] or mutated_files())
+    for module in modules.values():
+        for name in score(module, known).survivors:
+            shown = subprocess.run(
+                [sys.executable, "-m", "mutmut", "show", name],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            print(shown.stdout.strip() or f"# {name}: {state(module.results[name])}", end="\n\n")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +322,8 @@ def main(argv: list[str]) -> int:
     run_parser.add_argument("files", nargs="*", metavar="FILE")
     report_parser = commands.add_parser("report", help="scores of the last run")
     report_parser.add_argument("--record", action="store_true", help="write scores.json")
+    survivors_parser = commands.add_parser("survivors", help="each survivor's diff")
+    survivors_parser.add_argument("files", nargs="*", metavar="FILE")
     check_parser = commands.add_parser("check", help="CI: guard the recorded scores")
     check_parser.add_argument("--budget", type=int, default=300)
     check_parser.add_argument("--sample", type=int, default=60)
@@ -311,6 +331,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.files)
+    if args.command == "survivors":
+        return survivors(args.files)
     if args.command == "report":
         return report(mutated_files(), record=args.record)
     seed = (

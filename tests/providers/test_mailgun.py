@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -319,6 +320,102 @@ def test_the_same_event_id_on_another_day_is_another_event() -> None:
 def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
     with pytest.raises(DecodeFailed):
         mailgun.decode(body)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("complaint", "complained"),
+        ("unsubscribe", "unsubscribed"),
+        ("open", "opened"),
+        ("click", "clicked"),
+        (" Permanent-Fail ", "permanent_fail"),
+        ("delivered", "delivered"),
+    ],
+)
+def test_event_names_are_read_in_mailguns_own_spelling(name: str, kind: str) -> None:
+    assert mailgun.canonical_kind(name) == kind
+
+
+def test_an_event_named_by_a_synonym_is_read_as_mailguns_name() -> None:
+    data = event_data("complained.json") | {"event": "complaint"}
+    assert facts_of(data).raw_kind == "complained"
+    assert isinstance(only(mapped("mailgun", mailgun_body(data))), Complaint)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"signature": {}}', "body has no `event-data` object"),
+        (b'{"event-data": [{"event": "failed"}]}', "body has no `event-data` object"),
+        (b'{"event-data": {"id": "x"}}', "`event-data` has no `event` field"),
+        (b'{"event-data": {"event": " "}}', "`event-data` has no `event` field"),
+    ],
+)
+def test_a_body_without_an_event_is_refused_saying_what_is_missing(
+    body: bytes, message: str
+) -> None:
+    with pytest.raises(DecodeFailed) as refused:
+        mailgun.decode(body)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"code": 554, "message": "Message rejected due to local policy"},
+        {"code": 550, "enhanced-code": "5.0.0", "message": "rejected"},
+        {},
+    ],
+)
+def test_an_espblock_is_a_sender_side_refusal_whatever_its_status_code(
+    status: dict[str, Any],
+) -> None:
+    data = espblock()
+    data["delivery-status"] = status
+    fact = facts_of(data)
+    assert (fact.raw_kind, fact.refusal) == ("espblock", "sender")
+
+
+def derived_from(*parts: str) -> str:
+    """A derived event id, computed independently: SHA-256 over the parts joined by US."""
+    return "derived:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def test_an_event_without_an_id_is_identified_by_message_kind_time_and_recipient() -> None:
+    data = event_data("delivered.json") | {"recipient": "Alice@Example.com"}
+    del data["id"]
+    assert facts_of(data).event_id == derived_from(
+        "20260504101504.ghi789@mg.example.com",
+        "delivered",
+        "1777889705.91",
+        "alice@example.com",  # as addresses are compared: case-insensitively
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic"),
+    [
+        ({"code": 550, "message": "5.1.1 no such user", "description": "x"}, "5.1.1 no such user"),
+        (
+            {"code": 605, "message": "", "description": "Not delivering to a bounced address"},
+            "Not delivering to a bounced address",
+        ),
+        ({"code": 550, "message": " ", "description": ""}, "bounce"),
+        ({}, "bounce"),
+    ],
+)
+def test_the_diagnostic_is_the_status_message_then_its_description_then_the_reason(
+    status: dict[str, Any], diagnostic: str
+) -> None:
+    data = event_data("hard_bounce.json") | {"delivery-status": status}  # reason: bounce
+    assert facts_of(data).diagnostic == diagnostic
+
+
+def test_a_status_description_is_the_diagnostic_even_without_a_reason() -> None:
+    data = event_data("hard_bounce.json") | {"delivery-status": {"description": "mailbox gone"}}
+    del data["reason"]
+    assert facts_of(data).diagnostic == "mailbox gone"
 
 
 # The signature, as a pure function.

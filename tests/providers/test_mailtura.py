@@ -92,6 +92,84 @@ def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
         mailtura.decode(body)
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("email.bounced", "bounced"),
+        ("bounce", "bounced"),
+        ("email.complaint", "complained"),
+        ("open", "opened"),
+        ("Email.Click", "clicked"),
+        ("email.delivery-delayed", "delivery_delayed"),
+    ],
+)
+def test_event_names_are_read_without_prefix_and_with_synonyms_folded(name: str, kind: str) -> None:
+    assert mailtura.canonical_kind(name) == kind
+
+
+def test_an_event_named_by_a_synonym_maps_as_its_spec_name() -> None:
+    document = json.loads(fixture_bytes("mailtura", "bounced_hard.json")) | {"type": "bounce"}
+    event = only(mapped("mailtura", json.dumps(document).encode()))
+    assert isinstance(event, Bounce)
+    assert event.raw_kind == "bounced"
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"data": {}}', b'{"type": "", "event": " "}', b'{"type": ["email.bounced"]}']
+)
+def test_a_body_without_an_event_name_is_refused_saying_so(body: bytes) -> None:
+    with pytest.raises(DecodeFailed) as refused:
+        mailtura.decode(body)
+    assert str(refused.value) == "body has no `type` field"
+
+
+def test_the_flat_shape_gives_its_time_and_message_id() -> None:
+    event = one("flat_bounced.json")
+    assert event.at == micros("2026-05-04T10:15:02Z")
+    assert event.message_id == "msg_01J0Z7Y8"
+
+
+def fact_of(document: dict[str, Any]) -> Any:
+    """The one ProviderEvent Mailtura's module reads from a document."""
+    [fact] = mailtura.facts(mailtura.decode(json.dumps(document).encode())[0])
+    return fact
+
+
+def derived_from(*parts: str) -> str:
+    """A derived event id, computed independently: SHA-256 over the parts joined by US."""
+    return "derived:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def test_an_event_without_an_id_is_identified_by_message_kind_time_and_recipient() -> None:
+    document = json.loads(fixture_bytes("mailtura", "bounced_hard.json"))
+    del document["id"]
+    document["data"]["recipient"] = "Gone@Example.com"
+    assert fact_of(document).event_id == derived_from(
+        "msg_123460",
+        "bounced",
+        "2024-12-30T10:00:10Z",
+        "gone@example.com",  # as addresses are compared: case-insensitively
+    )
+
+
+@pytest.mark.parametrize(
+    ("bounce_type", "bounce_class"),
+    [("hard", "hard"), ("soft", "soft"), ("Soft", "soft"), ("transient", None), ("", None)],
+)
+def test_the_bounce_type_is_mailturas_hard_or_soft_call_and_nothing_else(
+    bounce_type: str, bounce_class: str | None
+) -> None:
+    document = json.loads(fixture_bytes("mailtura", "bounced_hard.json"))
+    document["data"]["bounceType"] = bounce_type
+    assert fact_of(document).bounce_class == bounce_class
+
+
+def test_a_bounce_without_a_bounce_type_states_no_class() -> None:
+    document = json.loads(fixture_bytes("mailtura", "bounced_hard.json"))
+    del document["data"]["bounceType"]
+    assert fact_of(document).bounce_class is None  # the mapping counts it as soft
+
+
 # The signature, as a pure function.
 
 

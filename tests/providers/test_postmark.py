@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,16 @@ from projections.events import (
 from projections.policy import parse_policy
 from projections.providers import PROVIDERS, postmark
 from tests.conftest import AUTH, fixture_bytes, settle
-from tests.providers.helpers import mapped, micros, only, placed, state, stored, webhook
+from tests.providers.helpers import (
+    RECEIVED_AT,
+    mapped,
+    micros,
+    only,
+    placed,
+    state,
+    stored,
+    webhook,
+)
 from tests.providers.signing import POSTMARK_PASSWORD, basic, fixture_json
 
 HARD = fixture_bytes("postmark", "hard_bounce.json")
@@ -290,6 +300,137 @@ def test_a_bounce_and_its_subscription_change_are_both_kept() -> None:
 def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
     with pytest.raises(DecodeFailed):
         postmark.decode(body)
+
+
+@pytest.mark.parametrize("code", [None, 1.0, "1", [1], {"code": 1}])
+def test_a_bounce_whose_type_code_is_missing_or_not_an_integer_is_read_as_unknown(
+    code: Any,
+) -> None:
+    # Only an integer TypeCode is looked up: `1.0` or `"1"` is not Postmark's HardBounce code.
+    fact = record_facts("hard_bounce.json", Type=None, TypeCode=code)
+    assert fact.raw_kind == "unknown"
+    assert fact.bounce_class is None  # Postmark made no hard/soft call
+    assert postmark.DEFAULT_MAPPING[fact.raw_kind] == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("type_name", "bounce_class"),
+    [
+        ("HardBounce", "hard"),
+        ("BadEmailAddress", "hard"),
+        ("SoftBounce", "soft"),
+        ("Transient", "soft"),
+        ("DnsError", "soft"),
+        ("Blocked", "soft"),
+        ("SpamNotification", "soft"),
+        ("Unknown", None),
+        ("AutoResponder", None),
+        ("ManuallyDeactivated", None),
+    ],
+)
+def test_the_bounce_type_states_postmarks_hard_or_soft_call(
+    type_name: str, bounce_class: str | None
+) -> None:
+    assert record_facts("hard_bounce.json", Type=type_name).bounce_class == bounce_class
+
+
+@pytest.mark.parametrize(
+    ("origin", "raw_kind"),
+    [
+        ("Recipient", "subscription_change.unsubscribed"),
+        ("Customer", "subscription_change.manual_suppression"),
+        (None, "subscription_change.manual_suppression"),
+    ],
+)
+def test_a_suppression_without_a_reason_is_a_manual_suppression(
+    origin: str | None, raw_kind: str
+) -> None:
+    fact = record_facts("subscription_change.json", SuppressionReason=None, Origin=origin)
+    assert fact.raw_kind == raw_kind
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("HardBounce", "hard_bounce"),
+        ("SMTPApiError", "smtp_api_error"),
+        ("DMARCPolicy", "dmarc_policy"),
+        ("SubscriptionChange.HardBounce", "subscription_change.hard_bounce"),
+        ("subscription_change.manual_suppression", "subscription_change.manual_suppression"),
+        # each side of the dot is read on its own, blanks around it aside
+        ("SubscriptionChange. HardBounce", "subscription_change.hard_bounce"),
+        (" SubscriptionChange .SpamComplaint ", "subscription_change.spam_complaint"),
+    ],
+)
+def test_record_and_type_names_are_read_in_snake_case(name: str, kind: str) -> None:
+    assert postmark.canonical_kind(name) == kind
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Email": "a@example.org"}',
+        b'{"RecordType": "", "Email": "a@example.org"}',
+        b'{"RecordType": {"name": "Bounce"}, "Email": "a@example.org"}',
+    ],
+)
+def test_a_body_without_a_record_type_is_refused_saying_so(body: bytes) -> None:
+    with pytest.raises(DecodeFailed) as refused:
+        postmark.decode(body)
+    assert str(refused.value) == "body has no `RecordType` field"
+
+
+def test_a_record_without_a_time_is_placed_at_the_receipt_time() -> None:
+    fact = record_facts("delivery.json", DeliveredAt=None)
+    assert fact.at is None
+    record = fixture_json("postmark", "delivery.json")
+    del record["DeliveredAt"]
+    [keyed] = placed("postmark", json.dumps(record).encode())
+    assert keyed.fact.at == RECEIVED_AT
+
+
+def derived_from(*parts: str) -> str:
+    """A derived event id, computed independently: SHA-256 over the parts joined by US."""
+    return "derived:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def test_a_record_without_an_id_is_identified_by_type_kind_message_time_and_recipient() -> None:
+    fact = record_facts("delivery.json", Recipient="Alice@Example.com")
+    assert fact.event_id == derived_from(
+        "Delivery",
+        "delivery",
+        "c3d4e5f6-a7b8-4c9d-0e1f-2a3b4c5d6e7f",
+        "2026-05-04T10:15:05.3000000Z",
+        "alice@example.com",  # as addresses are compared: case-insensitively
+    )
+    complaint = record_facts("spam_complaint.json", ID=None)
+    bounce = record_facts("spam_complaint.json", ID=None, RecordType="Bounce", Type="SpamComplaint")
+    assert complaint.raw_kind == bounce.raw_kind == "spam_complaint"
+    assert complaint.event_id != bounce.event_id  # another record type, another record
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"Recipient": "carol@example.com"},
+        {"MessageID": "0a1b2c3d-0000-4000-8000-000000000000"},
+        {"DeliveredAt": "2026-05-04T11:00:00Z"},
+    ],
+)
+def test_a_record_without_an_id_about_another_recipient_message_or_time_is_another_record(
+    change: dict[str, str],
+) -> None:
+    same = record_facts("delivery.json", Recipient="ALICE@example.com").event_id
+    assert record_facts("delivery.json").event_id == same
+    assert record_facts("delivery.json", **change).event_id != same
+
+
+@pytest.mark.parametrize("details", [None, "", "   "])
+def test_a_bounce_without_details_gives_its_description(details: str | None) -> None:
+    fact = record_facts("hard_bounce.json", Details=details)
+    assert fact.diagnostic == (
+        "The server was unable to deliver your message (ex: unknown user, mailbox not found)."
+    )
 
 
 # Basic auth, as a pure function.

@@ -139,8 +139,8 @@ def test_sending_and_engagement_events_are_ignored_for_every_destination(event_t
     }
     got = mapped("ses", body_of(message))
     assert [e.recipient for e in got] == ["a@example.org", "b@example.org"]
-    assert all(isinstance(e, Ignored) for e in got)
-    assert all("unknown" not in e.reason for e in got)  # known, deliberately ignored
+    # known, deliberately ignored
+    assert all(isinstance(e, Ignored) and "unknown" not in e.reason for e in got)
 
 
 def test_subscription_events_split_into_global_and_topic_changes() -> None:
@@ -395,6 +395,7 @@ def test_the_plain_text_validation_notification_and_handshakes_hold_no_events() 
 def test_raw_message_delivery_is_decoded_without_an_envelope() -> None:
     event = only(mapped("ses", dumps(HARD)))
     assert isinstance(event, Bounce)
+    assert event.event_id is not None
     assert event.event_id.startswith("derived:")
 
 
@@ -793,3 +794,178 @@ async def test_ses_authentication_failure_and_virus_reports_are_not_complaints(
     assert (got["suppressed"], got["events"]) == (False, 1)
     (entry,) = await timeline(pclient, address)
     assert entry["ignored"] is True
+
+
+# Decoding: the edges of SES's formats.
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("DeliveryDelay", "delivery_delay"),
+        ("deliverydelay", "delivery_delay"),
+        ("delivery-delay", "delivery_delay"),
+        ("Rendering Failure", "rendering_failure"),
+        ("RenderingFailure", "rendering_failure"),
+        ("renderingfailure", "rendering_failure"),
+        ("Bounce", "bounce"),
+    ],
+)
+def test_every_spelling_of_an_ses_event_type_names_one_kind(name: str, kind: str) -> None:
+    assert ses.canonical_kind(name) == kind
+
+
+def test_a_body_without_an_sns_envelope_is_the_ses_event_with_no_sns_id_or_time() -> None:
+    assert ses.decode(dumps(HARD)) == [
+        {"sns_message_id": None, "sns_timestamp": None, "message": HARD}
+    ]
+
+
+def test_a_notification_keeps_the_sns_message_id_publish_time_and_topic() -> None:
+    at = dt.datetime(2026, 5, 4, 10, 15, 3, tzinfo=dt.UTC)
+    envelope = sns_notification(HARD, message_id="sns-msg-7", at=at)
+    assert ses.decode(dumps(envelope)) == [
+        {
+            "sns_message_id": "sns-msg-7",
+            "sns_timestamp": "2026-05-04T10:15:03.000Z",
+            "topic_arn": TOPIC,
+            "message": HARD,
+        }
+    ]
+
+
+@pytest.mark.parametrize("message", [None, {"notificationType": "Bounce"}, 42], ids=repr)
+def test_a_notification_without_a_message_string_is_refused_saying_so(message: Any) -> None:
+    envelope = {"Type": "Notification", "MessageId": "sns-msg-8", "TopicArn": TOPIC}
+    if message is not None:
+        envelope["Message"] = message
+    with pytest.raises(DecodeFailed, match=r"^SNS notification has no `Message` string"):
+        ses.decode(dumps(envelope))
+
+
+def send_event(message_id: str = "m-1", event_type: str = "Send") -> dict[str, Any]:
+    """An event-publishing event with no time of its own (SES's `send` object is empty)."""
+    return {
+        "eventType": event_type,
+        event_type.lower(): {},
+        "mail": ses_mail(["alice@example.org"], message_id),
+    }
+
+
+def test_an_event_without_its_own_time_is_dated_when_sns_published_it() -> None:
+    at = dt.datetime(2026, 5, 4, 10, 15, 3, tzinfo=dt.UTC)
+    [fact] = [fact for raw in ses.decode(body_of(send_event(), at=at)) for fact in ses.facts(raw)]
+    assert fact.at == micros("2026-05-04T10:15:03.000Z")  # not the mail's 10:14:58
+
+
+def raw_facts(message: dict[str, Any]) -> list[Any]:
+    """The ProviderEvents of an SES event delivered raw (no SNS envelope)."""
+    return [fact for raw in ses.decode(dumps(message)) for fact in ses.facts(raw)]
+
+
+def test_a_raw_event_without_its_own_time_is_dated_by_the_mail_send_time() -> None:
+    [fact] = raw_facts(send_event())
+    assert fact.at == micros("2026-05-04T10:14:58.000Z")
+
+
+def opened(message_id: str, at: str) -> dict[str, Any]:
+    return {
+        "eventType": "Open",
+        "open": {"ipAddress": "192.0.2.1", "timestamp": at, "userAgent": "Mozilla/5.0"},
+        "mail": ses_mail(["alice@example.org"], message_id),
+    }
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (send_event("m-1"), send_event("m-2")),  # another message, same kind and time
+        (send_event("m-1"), send_event("m-1", "Reject")),  # another kind of event
+        (  # the same message opened twice
+            opened("m-1", "2026-05-04T11:00:00.000Z"),
+            opened("m-1", "2026-05-04T11:05:00.000Z"),
+        ),
+    ],
+    ids=["message", "kind", "time"],
+)
+def test_raw_events_get_ids_that_tell_apart_message_kind_and_time(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    [one], [again], [other] = raw_facts(first), raw_facts(first), raw_facts(second)
+    assert one.event_id == again.event_id  # a redelivery is recognised
+    assert one.event_id != other.event_id
+    assert one.recipient == other.recipient
+
+
+def test_a_bounced_recipient_without_diagnostic_or_status_is_described_by_the_subtype() -> None:
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceSubType"] = "Suppressed"
+    message["bounce"]["bouncedRecipients"] = [{"emailAddress": "nobody@example.org"}]
+    [fact] = ses_facts(message)
+    assert fact.diagnostic == "Suppressed"
+
+
+def test_a_bounce_wide_diagnostic_code_describes_recipients_without_their_own() -> None:
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["diagnosticCode"] = "smtp; 550 mailbox unavailable"
+    message["bounce"]["bouncedRecipients"] = [{"emailAddress": "nobody@example.org"}]
+    [fact] = ses_facts(message)
+    assert fact.diagnostic == "smtp; 550 mailbox unavailable"  # before the subtype
+
+
+def test_a_delivery_delay_defers_only_the_delayed_recipients() -> None:
+    message = fixture_json("ses", "delivery_delay.json")
+    message["mail"]["destination"] = ["slow@example.net", "fast@example.net"]
+    got = ses_facts(message)
+    assert [(fact.raw_kind, fact.recipient) for fact in got] == [
+        ("delivery_delay", "slow@example.net")
+    ]
+    assert got[0].diagnostic == "smtp; 421 4.4.7 try again later"
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    [None, "nobody@example.org", {"emailAddress": "nobody@example.org"}],
+    ids=["missing", "string", "object"],
+)
+def test_a_bounce_whose_recipients_are_not_a_list_names_nobody(recipients: Any) -> None:
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bouncedRecipients"] = recipients
+    assert ses_facts(message) == []
+
+
+def test_a_topic_preference_change_is_a_subscription_change_ignored_on_purpose() -> None:
+    message = fixture_json("ses", "unsubscribe.json")
+    message["subscription"]["newTopicPreferences"]["unsubscribeAll"] = False
+    [fact] = ses_facts(message)
+    assert fact.raw_kind == "subscription"
+    ignored = only(mapped("ses", body_of(message)))
+    assert isinstance(ignored, Ignored)
+    assert "unknown" not in ignored.reason
+
+
+def test_an_event_naming_no_type_is_read_as_unknown_for_each_destination() -> None:
+    message = {"mail": ses_mail(["a@example.org", "b@example.org"], "m-1")}
+    got = ses_facts(message)
+    assert [(fact.raw_kind, fact.recipient) for fact in got] == [
+        ("unknown", "a@example.org"),
+        ("unknown", "b@example.org"),
+    ]
+    got_events = mapped("ses", body_of(message))
+    assert all(isinstance(e, Ignored) and "unknown" in e.reason for e in got_events)
+
+
+def test_an_account_suppression_list_bounce_states_no_refusal_whatever_its_status() -> None:
+    # SES does not say whether a bounce or a complaint put the address on the list: its
+    # 5.1.1 status is not a statement that the mailbox does not exist.
+    message = fixture_json("ses", "hard_bounce.json")
+    message["bounce"]["bounceSubType"] = "OnAccountSuppressionList"
+    entry = message["bounce"]["bouncedRecipients"][0]
+    entry["status"] = "5.1.1"
+    entry["diagnosticCode"] = (
+        "Amazon SES did not send the message to this address because it is on the"
+        " suppression list for your account."
+    )
+    [fact] = ses_facts(message)
+    assert fact.raw_kind == "account_suppressed"
+    assert fact.refusal is None
