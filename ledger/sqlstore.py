@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -24,19 +25,19 @@ from ledger.sql import Tx
 from ledger.store import Identify
 
 
-class SqlStore(GroupCommitted):
+class SqlStore(GroupCommitted, ABC):
     """The shared half of a SQL store (see the module docstring); the methods' contracts
     are written on the protocols of ledger/store.py."""
 
-    def reading(self) -> AbstractAsyncContextManager[Tx]:
-        raise NotImplementedError
+    @abstractmethod
+    def reading(self) -> AbstractAsyncContextManager[Tx]: ...
 
-    def writing(self, *, durable: bool = True) -> AbstractAsyncContextManager[Tx]:
-        raise NotImplementedError
+    @abstractmethod
+    def writing(self, *, durable: bool = True) -> AbstractAsyncContextManager[Tx]: ...
 
+    @abstractmethod
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
         """Chain, de-duplicate and commit one group commit's batch (durably)."""
-        raise NotImplementedError
 
     def statement(self) -> AbstractAsyncContextManager[Tx]:
         """A `Tx` for one read that needs no snapshot of its own (the backend may run it
@@ -45,10 +46,10 @@ class SqlStore(GroupCommitted):
 
     # -- the verbatim append's hooks -------------------------------------------
 
+    @abstractmethod
     async def _head(self, tx: Tx) -> tuple[int, bytes]:
         """The last sequence number and chain hash, held against other appenders to the
         end of the transaction."""
-        raise NotImplementedError
 
     async def _insert(self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow]) -> None:
         """Insert chained receipt rows and their door identities."""

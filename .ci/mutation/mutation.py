@@ -84,13 +84,15 @@ def state(code: int | None) -> str:
 
 
 def mutated_files() -> list[str]:
-    """The core modules: pyproject's only_mutate patterns, as files."""
+    """The core modules: pyproject's only_mutate patterns, as files, less do_not_mutate."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    skipped = config.get("do_not_mutate", [])
     files = {
         str(path.relative_to(ROOT))
         for pattern in config["only_mutate"]
         for path in ROOT.glob(pattern if pattern.endswith(".py") else pattern + ".py")
         if path.name != "__init__.py"
+        and not any(fnmatch.fnmatch(str(path.relative_to(ROOT)), skip) for skip in skipped)
     }
     return sorted(files)
 
@@ -176,9 +178,11 @@ def report(paths: list[str], *, record: bool = False) -> int:
     width = max(len(path) for path, _ in rows)
     print(f"\n{'module':<{width}}  mutants  equivalent  killed  survived   score")
     for path, got in rows:
+        # mutmut leaves decorated functions (properties) and module-level code alone
+        shown = f"{got.value:6.1%}" if got.mutants else "   n/a  (no function mutmut mutates)"
         print(
             f"{path:<{width}}  {got.mutants:7}  {got.equivalent:10}  {got.killed:6}  "
-            f"{len(got.survivors):8}  {got.value:6.1%}"
+            f"{len(got.survivors):8}  {shown}"
         )
     failed = False
     print()

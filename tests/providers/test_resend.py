@@ -405,6 +405,7 @@ def test_the_svix_id_header_is_read_case_insensitively_and_deduplicates_retries(
 def test_without_the_header_the_event_id_is_derived_and_stable() -> None:
     first = only(mapped("resend", HARD)).event_id
     assert first == only(mapped("resend", HARD)).event_id
+    assert first is not None
     assert first.startswith("derived:")
 
 
@@ -412,6 +413,175 @@ def test_without_the_header_the_event_id_is_derived_and_stable() -> None:
 def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
     with pytest.raises(DecodeFailed):
         resend.decode(body)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "raw_kind"),
+    [
+        ("email.delivery-delayed", "delivery_delayed"),
+        ("Email.Delivery_Delayed", "delivery_delayed"),
+        (" email.delivery_delayed ", "delivery_delayed"),
+        ("delivery-delayed", "delivery_delayed"),
+        ("suppression-added", "suppression_added"),
+    ],
+)
+def test_an_event_name_is_read_with_hyphens_and_dots_as_underscores(
+    event_type: str, raw_kind: str
+) -> None:
+    assert resend.canonical_kind(event_type) == raw_kind
+    document = fixture_json("resend", "delivery_delayed.json")
+    document["type"] = event_type
+    [fact] = resend_facts(document)
+    assert fact.raw_kind == raw_kind
+
+
+@pytest.mark.parametrize("body", [b'{"data": {}}', b'{"type": ""}', b'{"type": {"x": 1}}'])
+def test_a_body_without_a_type_is_refused_saying_the_type_is_missing(body: bytes) -> None:
+    # The text reaches the provider's delivery log: "undecodable body: …".
+    with pytest.raises(DecodeFailed, match=r"^body has no `type` field$"):
+        resend.decode(body)
+
+
+def derived_ids(*documents: dict[str, Any]) -> list[str]:
+    """The event id of each body's one fact, posted without the `svix-id` header."""
+    ids = []
+    for document in documents:
+        [raw] = resend.decode(json.dumps(document).encode())
+        [fact] = resend.facts(raw)
+        event_id = fact.event_id
+        assert event_id is not None
+        assert event_id.startswith("derived:")
+        ids.append(event_id)
+    return ids
+
+
+def test_without_the_header_the_derived_id_tells_messages_kinds_and_times_apart() -> None:
+    bounce = fixture_json("resend", "hard_bounce.json")
+    other_message = json.loads(json.dumps(bounce))
+    other_message["data"]["email_id"] = "0d3cfd1a-5b4e-4f9e-9d8a-2b6f4c1e7a90"
+    other_kind = json.loads(json.dumps(bounce)) | {"type": "email.complained"}
+    other_time = json.loads(json.dumps(bounce)) | {"created_at": "2026-05-04T10:16:40.002Z"}
+    ids = derived_ids(bounce, other_message, other_kind, other_time)
+    assert len(set(ids)) == 4
+    assert derived_ids(bounce) == ids[:1]  # and the same event keeps its id
+
+
+def test_without_the_header_contact_events_are_told_apart_by_the_contact_id() -> None:
+    first = contact("contact.updated", unsubscribed=True)
+    same = contact("contact.updated", unsubscribed=True)
+    other = contact("contact.updated", unsubscribed=True)
+    other["data"]["id"] = "5c0e3f7a-9d21-4b6a-8e44-0f1a2b3c4d5e"
+    first_id, same_id, other_id = derived_ids(first, same, other)
+    assert first_id == same_id
+    assert other_id != first_id
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        fixture_json("resend", "hard_bounce.json"),
+        fixture_json("resend", "complained.json"),
+        {
+            "type": "suppression.added",
+            "created_at": "2026-05-04T10:15:02.481Z",
+            "data": {"id": "sup_1", "email": "listed@example.org", "reason": "hard_bounce"},
+        },
+    ],
+    ids=["bounce", "complaint", "suppression_added"],
+)
+def test_only_a_contact_event_is_scoped_to_an_audience(document: dict[str, Any]) -> None:
+    [fact] = resend_facts(document)
+    assert fact.scope is None
+
+
+SUPPRESSED_AT = "2026-05-04T10:15:02.481Z"
+
+
+@pytest.mark.parametrize(
+    ("document", "diagnostic"),
+    [
+        (
+            {
+                "type": "email.bounced",
+                "created_at": SUPPRESSED_AT,
+                "data": {
+                    "email_id": "b1",
+                    "to": ["full@example.org"],
+                    "bounce": {"type": "Transient", "subType": "MailboxFull"},
+                },
+            },
+            "MailboxFull",
+        ),
+        (
+            {
+                "type": "email.suppressed",
+                "created_at": SUPPRESSED_AT,
+                "data": {
+                    "email_id": "s1",
+                    "to": ["suppressed@example.org"],
+                    "suppressed": {"type": "OnAccountSuppressionList"},
+                },
+            },
+            "OnAccountSuppressionList",
+        ),
+        (
+            {
+                "type": "suppression.added",
+                "created_at": SUPPRESSED_AT,
+                "data": {"id": "sup_1", "email": "listed@example.org", "reason": "hard_bounce"},
+            },
+            "hard_bounce",
+        ),
+        (
+            {
+                "type": "email.suppressed",
+                "created_at": SUPPRESSED_AT,
+                "data": {
+                    "email_id": "s2",
+                    "to": ["suppressed@example.org"],
+                    "suppressed": {"message": "Listed.", "type": "OnAccountSuppressionList"},
+                    "reason": "complaint",
+                },
+            },
+            "Listed.",
+        ),
+        (
+            {
+                "type": "email.suppressed",
+                "created_at": SUPPRESSED_AT,
+                "data": {
+                    "email_id": "s3",
+                    "to": ["suppressed@example.org"],
+                    "suppressed": {"type": "OnAccountSuppressionList"},
+                    "reason": "complaint",
+                },
+            },
+            "OnAccountSuppressionList",
+        ),
+    ],
+    ids=[
+        "bounce-subtype",
+        "suppressed-type",
+        "suppression-reason",
+        "suppressed-message-first",
+        "suppressed-type-before-reason",
+    ],
+)
+def test_without_a_message_the_diagnostic_is_the_most_specific_field_resend_filled(
+    document: dict[str, Any], diagnostic: str
+) -> None:
+    [fact] = resend_facts(document)
+    assert fact.diagnostic == diagnostic
+
+
+@pytest.mark.parametrize("name", ["delivery_delayed.json", "complained.json", "delivered.json"])
+def test_a_bounce_object_on_an_event_that_is_not_a_bounce_classifies_nothing(name: str) -> None:
+    document = fixture_json("resend", name)
+    document["data"]["bounce"] = {"type": "Permanent", "subType": "NoEmail"}
+    [fact] = resend_facts(document)
+    assert fact.raw_kind == resend.canonical_kind(document["type"])
+    assert fact.bounce_class is None
+    assert fact.refusal is None
 
 
 # The signature, as a pure function.
