@@ -52,9 +52,12 @@ def check_timestamp(timestamp: float, *, now: float, tolerance: float = TOLERANC
 
 
 def _unix_seconds(value: str | None) -> int:
-    if value is None or not value.strip().isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²" (int() refuses it: a 500) and
+    # other scripts' digits ("١٧٧٨…", which int() reads).
+    stamp = (value or "").strip()
+    if not (stamp.isascii() and stamp.isdigit()):
         raise SignatureInvalid("missing or malformed signature timestamp")
-    return int(value.strip())
+    return int(stamp)
 
 
 def _any_equal(expected: bytes, candidates: list[bytes]) -> bool:
