@@ -26,7 +26,11 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 # `pytest --hypothesis-profile=mutation` (what `make mutate` runs): the same examples on
 # every run and no example database, so a mutant's verdict depends on the code alone —
 # never on a failing example another mutant left behind — and a score can be compared.
-hypothesis_settings.register_profile("mutation", derandomize=True, database=None)
+# A quarter of the examples, since every surviving mutant runs every property that
+# reaches it; no deadline, so a slow mutant is never counted as killed by the clock.
+hypothesis_settings.register_profile(
+    "mutation", derandomize=True, database=None, max_examples=25, deadline=None
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret-0123456789"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -299,7 +300,7 @@ def test_an_event_without_sg_event_id_gets_a_stable_derived_id() -> None:
     body = b'[{"event":"delivered","email":"a@example.org","timestamp":1777889705}]'
     one, two = mapped("sendgrid", body)[0], mapped("sendgrid", body)[0]
     assert one.event_id == two.event_id
-    assert one.event_id.startswith("derived:")
+    assert (one.event_id or "").startswith("derived:")
 
 
 @pytest.mark.parametrize(
@@ -308,6 +309,110 @@ def test_an_event_without_sg_event_id_gets_a_stable_derived_id() -> None:
 def test_unreadable_bodies_fail_to_decode(body: bytes) -> None:
     with pytest.raises(DecodeFailed):
         sendgrid.decode(body)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("Spam-Report", "spamreport"),
+        ("spam_report", "spamreport"),
+        ("bounced", "bounce"),
+        ("opened", "open"),
+        (" Group-Unsubscribe ", "group_unsubscribe"),
+        ("DELIVERED", "delivered"),
+    ],
+)
+def test_event_names_are_read_case_and_hyphen_blind_with_synonyms_folded(
+    name: str, kind: str
+) -> None:
+    assert sendgrid.canonical_kind(name) == kind
+    assert sendgrid_fact(event=name).raw_kind == kind
+
+
+def test_a_lone_event_object_is_read_as_a_batch_of_one() -> None:
+    event = {"event": "delivered", "email": "a@example.org", "sg_event_id": "lone"}
+    assert sendgrid.decode(msgspec.json.encode(event)) == [event]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[]", "JSON array holds no events"),
+        (b'[{"event": "delivered"}, 1]', "event 1 is not an object"),
+        (b'[{"event": "delivered"}, {"email": "a@example.org"}]', "event 1 has no `event` field"),
+        (b'[{"event": "  "}]', "event 0 has no `event` field"),
+    ],
+)
+def test_an_undecodable_batch_says_what_is_wrong_with_it(body: bytes, message: str) -> None:
+    # the message is what the caller reads in the 400 ("undecodable body: ...")
+    with pytest.raises(DecodeFailed, match=rf"^{re.escape(message)}$"):
+        sendgrid.decode(body)
+
+
+@pytest.mark.parametrize(
+    ("fields", "raw_kind"),
+    [
+        ({"event": "bounce", "type": "expired"}, "expired"),
+        ({"event": "bounce", "type": "blocked"}, "blocked"),
+        ({"event": "bounce", "bounce_classification": "Content"}, "bounce_content"),
+    ],
+)
+def test_expired_blocked_and_sender_side_bounces_are_soft_as_read(
+    fields: dict[str, str], raw_kind: str
+) -> None:
+    fact = sendgrid_fact(**fields)
+    assert fact.raw_kind == raw_kind
+    assert fact.bounce_class == "soft"
+
+
+def test_the_smtp_id_is_the_message_id_when_sg_message_id_is_missing() -> None:
+    smtp_id = "<a1b2c3@example.com>"
+    assert sendgrid_fact(event="delivered", **{"smtp-id": smtp_id}).message_id == smtp_id
+    both = sendgrid_fact(event="delivered", sg_message_id="a1b2c3.0", **{"smtp-id": smtp_id})
+    assert both.message_id == "a1b2c3.0"
+
+
+def test_the_smtp_response_is_the_diagnostic_when_there_is_no_reason() -> None:
+    response = "421 4.7.0 Try again later"
+    assert sendgrid_fact(event="deferred", response=response).diagnostic == response
+    alice = by_recipient(BATCH)["alice@example.com"]  # delivered, with `response` only
+    assert alice.diagnostic == "250 2.0.0 OK"
+    both = sendgrid_fact(event="bounce", reason="550 5.1.1 no such user", response=response)
+    assert both.diagnostic == "550 5.1.1 no such user"
+
+
+UNIDENTIFIED = {
+    "event": "delivered",
+    "email": "a@example.org",
+    "timestamp": 1777889705,
+    "sg_message_id": "j1k2l3.filterdrecv-4-0.0",
+}
+
+
+def derived_event_id(**fields: Any) -> str:
+    """The event id of one event that carries no `sg_event_id`."""
+    [fact] = sendgrid.facts({**UNIDENTIFIED, **fields})
+    return str(fact.event_id)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"sg_message_id": "x9.filterdrecv-4-0.0"},
+        {"event": "open"},
+        {"timestamp": 1777889706},
+        {"email": "b@example.org"},
+    ],
+)
+def test_events_without_sg_event_id_are_told_apart_by_message_kind_time_and_recipient(
+    other: dict[str, Any],
+) -> None:
+    assert derived_event_id() == derived_event_id()
+    assert derived_event_id(**other) != derived_event_id()
+
+
+def test_a_derived_event_id_reads_the_recipient_case_blind() -> None:
+    assert derived_event_id(email="A@Example.org") == derived_event_id()
 
 
 # The signature, as a pure function.
