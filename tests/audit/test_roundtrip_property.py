@@ -19,6 +19,7 @@ from ledger.sqlite import SQLiteStore
 from projections import Policy, Projector, rebuild
 from projections.operator import action_body
 from tests.audit.helpers import projection_dump, rows
+from tests.conftest import examples
 
 POOL = ("alice@example.com", "Bob@Example.org", " carol@example.net ", "<dave@example.com>")
 KINDS = (
@@ -135,7 +136,7 @@ async def _round_trip(
 
 
 @settings(
-    max_examples=20,
+    max_examples=examples(20),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

@@ -19,8 +19,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from projections.recipients import normalize_recipient, split_recipients
+from tests.conftest import examples
 
-SETTINGS = settings(max_examples=300, deadline=None)
+SETTINGS = settings(max_examples=examples(300), deadline=None)
 
 _LOCAL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.+_-"
 LOCALS = st.text(_LOCAL_CHARS, min_size=1, max_size=12).filter(
@@ -169,7 +170,7 @@ def test_quoting_nfd_invisibles_and_a_labels_do_not_make_another_key(
     assert normalize_recipient(written) == canonical
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(text=EVERYTHING)
 def test_normalising_anything_twice_changes_nothing(text: str) -> None:
     """Review 2, N1 and N12: control characters, quotes, combining marks, invisible
@@ -178,7 +179,7 @@ def test_normalising_anything_twice_changes_nothing(text: str) -> None:
     assert normalize_recipient(once) == once
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(text=EVERYTHING)
 def test_a_key_is_always_storable(text: str) -> None:
     """Review 2, N1: no control character or surrogate, at most 254 characters."""

@@ -11,6 +11,7 @@ from projections.facts import Fact
 from projections.fold import replay
 from projections.mapping import Mapper
 from projections.policy import ClassifyRule, Policy
+from tests.conftest import examples
 
 EMAIL = "a@example.org"
 RAW_KINDS = ["delivered", "bounce", "spam", "open", "unsubscribe", "resubscribe", "reject", "x"]
@@ -74,7 +75,7 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(facts=histories(), policy=policies)
 def test_fold_facts_equals_the_reference_replay(facts: list[Fact], policy: Policy) -> None:
     mapper = Mapper(policy)
@@ -82,7 +83,7 @@ def test_fold_facts_equals_the_reference_replay(facts: list[Fact], policy: Polic
     assert mapper.fold_facts(EMAIL, facts) == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(facts=histories(), split=st.integers(0, 25), policy=policies)
 def test_fold_facts_resumes_from_a_state(facts: list[Fact], split: int, policy: Policy) -> None:
     """Folding forward from a state equals folding the whole history whenever the
@@ -94,7 +95,7 @@ def test_fold_facts_resumes_from_a_state(facts: list[Fact], split: int, policy: 
         assert mapper.fold_facts(EMAIL, tail, state) == mapper.fold_facts(EMAIL, facts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(facts=histories(), policy=policies)
 def test_a_shared_bounce_never_counts_where_its_message_was_delivered(
     facts: list[Fact], policy: Policy

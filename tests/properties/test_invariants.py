@@ -30,6 +30,7 @@ from projections import (
     rebuild,
 )
 from projections.state import encode_state
+from tests.conftest import examples
 from tests.properties.histories import (
     ADDRESSES,
     POLICIES,
@@ -45,11 +46,13 @@ from tests.properties.histories import (
 )
 
 DB = settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-PURE = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PURE = settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 Dump = dict[str, list[tuple[Any, ...]]]
 
@@ -234,7 +237,7 @@ def test_incremental_projection_equals_a_rebuild_wherever_the_projector_stopped(
     assert live["state"] == encoded(project(ledger_, policy))
 
 
-@settings(DB, max_examples=150)
+@settings(DB, max_examples=examples(150))
 @given(
     history=resend_histories(),
     policy=POLICIES,

@@ -27,6 +27,7 @@ from projections.events import (
     Unsubscribe,
 )
 from projections.state import SUPPORT_KEPT
+from tests.conftest import examples
 
 EMAIL = "someone@example.com"
 HOUR = 3_600_000_000
@@ -54,7 +55,7 @@ LIFTS = (
 # Where an (un)subscribe comes from: a resubscribe answers only the same source and list.
 SCOPES = (("smtp2go", None), ("ses", "newsletter"), ("ses", "weekly"), ("postmark", "broadcast"))
 
-SETTINGS = settings(max_examples=400, deadline=None)
+SETTINGS = settings(max_examples=examples(400), deadline=None)
 
 
 def make(
