@@ -117,8 +117,8 @@ def _check_attributes(value: Any) -> None:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return "null" if value is None else names.get(type(value), "a number")
 
 
 def check_unique_keys(body: bytes) -> None:
