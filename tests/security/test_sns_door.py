@@ -273,37 +273,6 @@ async def test_a_certificate_not_naming_sns_is_not_trusted(door: Any, cache: Pat
     assert await receipts(door) == 0
 
 
-@pytest.mark.parametrize(
-    ("region", "common_name", "alt_names", "accepted"),
-    [
-        ("eu-west-1", "sns.amazonaws.com", (), True),
-        ("eu-west-1", "other", ("sns.eu-west-1.amazonaws.com",), True),
-        ("ap-east-1", "x", ("sns-signing.ap-east-1.amazonaws.com",), True),
-        ("us-gov-east-1", "sns-us-gov-west-1.amazonaws.com", (), True),
-        ("cn-north-1", "sns-cn-north-1.amazonaws.com.cn", (), True),
-        ("eu-west-1", "sns.amazonaws.com.evil.example", (), False),
-        ("eu-west-1", "sns-signing.ap-east-1.amazonaws.com", (), False),
-        ("cn-north-1", "sns.amazonaws.com", (), False),
-        ("eu-west-1", "impostor", ("evil.example",), False),
-    ],
-)
-def test_certificate_subjects_sns_really_uses(
-    region: str, common_name: str, alt_names: tuple[str, ...], accepted: bool
-) -> None:
-    from cryptography import x509
-
-    from api.sns_messages import check_subject
-
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    url = f"https://sns.{region}.{domain}/SimpleNotificationService-abc.pem"
-    certificate = x509.load_pem_x509_certificate(sns_certificate(common_name, alt_names=alt_names))
-    if accepted:
-        check_subject(certificate, url)
-    else:
-        with pytest.raises(ValueError, match="not SNS's"):
-            check_subject(certificate, url)
-
-
 async def test_a_fetched_certificate_not_naming_sns_is_not_cached(tmp_path: Path) -> None:
     from api.sns_certificates import CertificateSource
 

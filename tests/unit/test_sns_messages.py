@@ -26,6 +26,7 @@ from api.sns_messages import (
     check_envelope,
     check_message,
     check_signature,
+    check_subject,
     check_subscribe_url,
     check_unique_keys,
     signer_names,
@@ -34,6 +35,7 @@ from tests.providers.signing import (
     TOPIC,
     dumps,
     fixture_json,
+    sns_certificate,
     sns_confirmation,
     sns_identity,
     sns_notification,
@@ -398,3 +400,32 @@ def test_a_signature_of_random_bytes_does_not_match() -> None:
     assert str(refusal(check_signature, message, stand_in_certificate())) == (
         "SNS signature does not match"
     )
+
+
+@pytest.mark.parametrize(
+    ("region", "common_name", "alt_names", "accepted"),
+    [
+        ("eu-west-1", "sns.amazonaws.com", (), True),
+        ("eu-west-1", "other", ("sns.eu-west-1.amazonaws.com",), True),
+        ("ap-east-1", "x", ("sns-signing.ap-east-1.amazonaws.com",), True),
+        ("us-gov-east-1", "sns-us-gov-west-1.amazonaws.com", (), True),
+        ("cn-north-1", "sns-cn-north-1.amazonaws.com.cn", (), True),
+        ("eu-west-1", "sns.amazonaws.com.evil.example", (), False),
+        ("eu-west-1", "sns-signing.ap-east-1.amazonaws.com", (), False),
+        ("cn-north-1", "sns.amazonaws.com", (), False),
+        ("eu-west-1", "impostor", ("evil.example",), False),
+    ],
+)
+def test_certificate_subjects_sns_really_uses(
+    region: str, common_name: str, alt_names: tuple[str, ...], accepted: bool
+) -> None:
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    url = f"https://sns.{region}.{domain}/SimpleNotificationService-abc.pem"
+    certificate = x509.load_pem_x509_certificate(sns_certificate(common_name, alt_names=alt_names))
+    if accepted:
+        check_subject(certificate, url)
+    else:
+        with pytest.raises(ValueError, match="is not SNS's") as refused:
+            check_subject(certificate, url)
+        names = sorted({common_name.lower(), *(name.lower() for name in alt_names)})
+        assert str(refused.value) == f"certificate subject {names!r} is not SNS's"
