@@ -164,18 +164,17 @@ def parse_policy(
         policy = msgspec.toml.decode(text, type=Policy)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise PolicyInvalid(f"{origin}: {exc}") from exc
-    # An empty provider table means the defaults, exactly as no table does.
-    policy = msgspec.structs.replace(
-        policy, providers={name: table for name, table in policy.providers.items() if table}
-    )
     named = {*policy.providers, *(rule.source for rule in policy.classify if rule.source)}
     named |= {exclusion.source for exclusion in policy.exclude}
     unknown = sorted(named - known_sources)
-    if unknown:
+    if unknown:  # a misspelt provider is refused, even as an empty table
         raise PolicyInvalid(
             f"{origin}: unknown provider {unknown[0]!r} (known: {', '.join(sorted(known_sources))})"
         )
-    return policy
+    # An empty provider table means the defaults, exactly as no table does.
+    return msgspec.structs.replace(
+        policy, providers={name: table for name, table in policy.providers.items() if table}
+    )
 
 
 def load_policy(path: str | Path | None, *, known_sources: frozenset[str]) -> Policy:

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import pytest
 from msgspec.structs import replace
 
@@ -23,6 +24,7 @@ from projections.events import (
     Resubscribe,
     Unsubscribe,
 )
+from projections.fold import released_reasons
 from projections.state import SUPPORT_KEPT
 
 EMAIL = "someone@example.com"
@@ -602,3 +604,133 @@ def test_a_provider_suppression_is_lifted_by_a_release_only(h: History) -> None:
     state = run([listed, h.delivered(2), h.resubscribe(3)])
     assert state.reason == "provider_suppressed"
     assert not run([listed, h.delivered(2), h.release(4)]).suppressed
+
+
+# -- the bounded support of a cause -------------------------------------------------------------
+
+
+def test_a_cause_keeps_every_supporting_event_up_to_the_bound(h: History) -> None:
+    state = run([h.hard(n) for n in range(SUPPORT_KEPT)])
+    assert [c.seq for c in state.causes[0].support] == list(range(1, SUPPORT_KEPT + 1))
+
+
+def test_beyond_the_bound_a_cause_keeps_the_evidence_shown_and_drops_the_lowest_receipt_after_it(
+    h: History,
+) -> None:
+    """The first support is the evidence shown (the cause's `at` and `seq`) and stays; of
+    the others, the one a release would lift first (the lowest seq) makes room."""
+    state = run([h.hard(n) for n in range(SUPPORT_KEPT + 1)])
+    (cause,) = state.causes
+    assert (cause.at, cause.seq) == (at(0), 1)
+    assert [c.seq for c in cause.support] == [1, *range(3, SUPPORT_KEPT + 2)]
+
+
+def test_beyond_the_bound_the_lowest_receipt_goes_even_when_it_is_not_the_oldest_event(
+    h: History,
+) -> None:
+    # history order is event time: the second event carries a late receipt, and the
+    # lowest receipt after the first sits in the middle of the support
+    events = [h.hard(0, seq=100), h.hard(1, seq=900)]
+    events += [h.hard(2 + n, seq=200 + n) for n in range(SUPPORT_KEPT - 1)]
+    state = run(events)
+    seqs = [c.seq for c in state.causes[0].support]
+    assert len(seqs) == SUPPORT_KEPT
+    assert seqs[:2] == [100, 900]  # the evidence shown and the late receipt stay
+    assert 200 not in seqs  # the lowest receipt after the first made room
+    assert seqs[2:] == list(range(201, 200 + SUPPORT_KEPT - 1))
+
+
+# -- the soft-bounce threshold after a release --------------------------------------------------
+
+
+def test_late_soft_bounces_after_a_release_suppress_as_if_counted_afresh(h: History) -> None:
+    """The cause a release leaves for late soft bounces is the one those bounces would
+    have built alone: the bounce that reached the threshold and those after it."""
+    policy = Policy(soft_bounce_threshold=2)
+    before = [h.soft(1), h.soft(2)]
+    release = h.release(10, lifts=("soft_bounce_threshold",))
+    late = [h.soft(3), h.soft(4), h.soft(5)]
+    state = run([*before, release, *late], policy)
+    alone = run(late, policy)
+    assert state.causes == alone.causes
+    (cause,) = state.causes
+    assert (cause.reason, cause.scope) == ("soft_bounce_threshold", "")
+    assert [c.seq for c in cause.support] == [late[1].seq, late[2].seq]
+    assert state.since == late[1].at
+
+
+def test_a_soft_bounce_suppression_left_by_a_release_heals_with_a_delivery(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=2)
+    history = [h.soft(1), h.soft(2), h.release(10), h.soft(3), h.soft(4)]
+    assert run(history, policy).reason == "soft_bounce_threshold"
+    healed = run([*history, h.delivered(11)], policy)
+    assert not healed.suppressed
+    assert healed.since is None
+
+
+def test_a_soft_bounce_after_a_release_adds_to_the_cause_the_release_left(h: History) -> None:
+    policy = Policy(soft_bounce_threshold=2)
+    history = [h.soft(1), h.soft(2), h.release(10), h.soft(3), h.soft(4)]
+    more = h.soft(5)
+    state = run([*history, more], policy)
+    (cause,) = state.causes
+    assert [c.seq for c in cause.support] == [history[-1].seq, more.seq]
+
+
+# -- what an old-style release lifts -------------------------------------------------------------
+
+
+def test_an_old_style_release_of_an_unsuppressed_address_lifts_only_the_bounce_class() -> None:
+    release = History().release(1)
+    assert isinstance(release, OperatorRelease)
+    lifts = released_reasons(RecipientState(email=EMAIL), release)
+    assert lifts == frozenset({"hard_bounce", "soft_bounce_threshold"})
+
+
+def test_an_old_style_release_lifts_the_bounce_class_and_the_reason_shown(h: History) -> None:
+    state = run([h.unsubscribe(1), h.suppress(2)])
+    release = h.release(3)
+    assert isinstance(release, OperatorRelease)
+    assert released_reasons(state, release) == frozenset(
+        {"hard_bounce", "soft_bounce_threshold", "manual"}
+    )
+
+
+def test_a_release_naming_its_causes_lifts_exactly_those(h: History) -> None:
+    state = run([h.complaint(1)])
+    release = h.release(2, lifts=("unsubscribe",))
+    assert isinstance(release, OperatorRelease)
+    assert released_reasons(state, release) == frozenset({"unsubscribe"})
+
+
+# -- shared bounces and unknown events ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shared", "counted_as_shared"), [(0, 0), (1, 0), (2, 1), (5, 1)])
+def test_a_soft_bounce_is_counted_as_shared_only_when_it_names_several_recipients(
+    h: History, shared: int, counted_as_shared: int
+) -> None:
+    """A bounce naming one recipient names its own (as facts and the mapping read it):
+    only one naming several makes the projector weigh it against later deliveries."""
+    bounce = replace(h.soft(1), shared=shared)
+    state = run([bounce])
+    assert state.shared_bounces == counted_as_shared
+    assert [c.at for c in state.soft_bounces] == [at(1)]
+
+
+class Opened(msgspec.Struct, frozen=True, kw_only=True):
+    """An event of a kind the fold was never taught (a tracking open, say)."""
+
+    recipient: str
+    at: int
+    seq: int
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        return (self.at, self.seq, 0)
+
+
+def test_an_event_of_a_kind_the_fold_does_not_know_is_refused_by_name() -> None:
+    opened = Opened(recipient=EMAIL, at=at(1), seq=1)
+    with pytest.raises(AssertionError, match=r"unreachable, but got: Opened\("):
+        fold(RecipientState(email=EMAIL), opened, DEFAULT_POLICY)  # type: ignore[arg-type]

@@ -717,3 +717,41 @@ def test_an_exclusion_keeps_a_bounce_whose_fact_says_the_mailbox_does_not_exist(
     mapper = Mapper(parse(EXCLUDE))
     assert mapper.decide(msgspec.structs.replace(fact, refusal="no_mailbox")) == ("bounce", "hard")
     assert mapper.decide(fact)[0] == "ignored"
+
+
+# -- empty provider tables and the wording of refusals -----------------------------------------
+
+
+def test_an_empty_provider_table_means_the_defaults() -> None:
+    policy = parse("[providers.smtp2go]\n")
+    assert policy.providers == {}
+    assert policy == DEFAULT_POLICY
+    assert policy_hash(policy) == policy_hash(DEFAULT_POLICY)
+
+
+def test_an_empty_table_keeps_the_overrides_of_the_other_providers() -> None:
+    policy = parse("[providers.smtp2go]\nopen = 'ignore'\n\n[providers.sendgrid]\n")
+    assert policy.providers == {"smtp2go": {"open": "ignore"}}
+
+
+def test_a_misspelt_provider_is_refused_even_as_an_empty_table() -> None:
+    # once accepted silently: empty tables were dropped before providers were checked
+    assert "unknown provider 'sendgird'" in refused("[providers.sendgird]\n")
+
+
+def test_an_unknown_provider_refusal_lists_the_known_ones_sorted_and_comma_separated() -> None:
+    message = refused("[providers.sendgird]\nbounce = 'bounce'")
+    assert f"unknown provider 'sendgird' (known: {', '.join(sorted(KNOWN_SOURCES))})" in message
+
+
+def test_a_policy_text_of_no_named_origin_is_refused_as_the_policy() -> None:
+    assert refused("soft_bounce_treshold = 2").startswith("policy: ")
+    assert refused("[providers.sendgird]\nbounce = 'bounce'").startswith("policy: ")
+
+
+def test_a_refusal_names_the_origin_it_is_given() -> None:
+    with pytest.raises(PolicyInvalid) as info:
+        parse_policy(
+            "soft_bounce_treshold = 2", known_sources=KNOWN_SOURCES, origin="candidate policy"
+        )
+    assert str(info.value).startswith("candidate policy: ")
