@@ -692,3 +692,171 @@ def test_events_are_placed_by_receipt_and_position_in_it() -> None:
     )
     events = mapped(body, seq=7)
     assert [(e.seq, e.ord) for e in events] == [(7, 0), (7, 1), (7, 2)]
+
+
+# -- what an operator is told about an unreadable body ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"", "empty body", id="empty"),
+        pytest.param(b" \r\n\xef\xbb\xbf ", "empty body", id="only-a-byte-order-mark"),
+        pytest.param(b"[]", "JSON array holds no events", id="empty-array"),
+        pytest.param(
+            b'[{"event": "bounce"}, "x"]', "JSON item 1 is not an object", id="non-object-item"
+        ),
+        pytest.param(b"event=bounce&rcpt=caf\xe9", "form body is not UTF-8", id="form-not-utf8"),
+        pytest.param(b"just some text", "body is neither JSON nor form-encoded", id="plain-text"),
+    ],
+)
+def test_an_unreadable_body_is_refused_with_a_message_saying_why(body: bytes, message: str) -> None:
+    # The message is what an operator reads on a quarantined delivery ("still
+    # undecodable: …"), so it names what is wrong with the body.
+    with pytest.raises(DecodeFailed) as failed:
+        smtp2go.decode(body)
+    assert str(failed.value) == message
+
+
+def test_invalid_json_is_refused_with_a_message_naming_json_and_the_parser_error() -> None:
+    with pytest.raises(DecodeFailed) as failed:
+        smtp2go.decode(b'{"event": "bounce",}')
+    text = str(failed.value)
+    assert text.startswith("body is not valid JSON: ")
+    assert len(text) > len("body is not valid JSON: ")  # the parser's own words follow
+
+
+# -- field names -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        as_json(**{"Event": "bounce", "Bounce": "hard", "RCPT": "x@example.com", "Email-Id": "e1"}),
+        as_form(
+            ("Event", "bounce"), ("Bounce", "hard"), ("RCPT", "x@example.com"), ("Email-Id", "e1")
+        ),
+    ],
+    ids=["json", "form"],
+)
+def test_field_names_are_folded_the_same_the_first_time_they_are_seen(
+    body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Field names are remembered once folded; a name never seen before (nothing
+    # remembered yet) is folded exactly as a remembered one: case-insensitively, `-` as `_`.
+    monkeypatch.setattr(smtp2go, "_KEYS", {})
+    for _ in range(2):  # first unseen, then remembered
+        (raw,) = smtp2go.decode(body)
+        assert raw["event"] == "bounce"
+        assert raw["email_id"] == "e1"
+        assert "email-id" not in raw
+        (fact,) = smtp2go.facts(raw)
+        assert (fact.bounce_class, fact.message_id, fact.recipient) == (
+            "hard",
+            "e1",
+            "x@example.com",
+        )
+
+
+def test_the_memory_of_field_names_stays_bounded_whatever_names_a_body_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The names are chosen by whoever sends the body: a flood of new names must not
+    # grow the process's memory without end, and is still read correctly past the bound.
+    monkeypatch.setattr(smtp2go, "_KEYS", {})
+    fields = {f"X-Field-{n}": str(n) for n in range(5000)}
+    (raw,) = smtp2go.decode(as_json(event="delivered", rcpt="a@example.com", **fields))
+    assert len(smtp2go._KEYS) == 4096
+    assert raw["x_field_4999"] == "4999"
+    assert raw["x_field_0"] == "0"
+
+
+# -- field values of other JSON types ------------------------------------------------------------
+
+
+def test_numeric_field_values_are_read_as_their_text() -> None:
+    raw = {"event": "delivered", "id": 12345, "email_id": 678, "rcpt": "a@example.com"}
+    (fact,) = smtp2go.facts(raw)
+    assert fact.event_id == "12345"
+    assert fact.message_id == "678"
+
+
+def test_object_and_list_values_are_read_as_absent() -> None:
+    raw = {"event": "bounce", "id": {"x": 1}, "email_id": [1], "rcpt": "a@example.com"}
+    (fact,) = smtp2go.facts(raw)
+    assert fact.message_id is None
+    assert fact.event_id.startswith("derived:")
+
+
+# -- the provider's own hard/soft call, as the fact keeps it ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "expected"),
+    [
+        ("bounce", "hard", "hard"),
+        ("bounce", "Soft", "soft"),
+        ("bounce", "undetermined", None),
+        ("bounce", "", None),
+        ("bounce", None, None),
+        ("delivered", None, None),
+    ],
+)
+def test_the_fact_keeps_smtp2go_s_hard_or_soft_call_and_nothing_else(
+    name: str, field: str | None, expected: str | None
+) -> None:
+    # bounce_class is the provider's own call, None when it made none: an unknown value is
+    # not passed on as if it were a class (the mapping then counts the bounce as soft).
+    (raw,) = smtp2go.decode(event(name, bounce=field))
+    (fact,) = smtp2go.facts(raw)
+    assert fact.bounce_class == expected
+
+
+# -- derived ids ---------------------------------------------------------------------------------
+
+
+def test_an_id_less_event_naming_several_recipients_has_one_derived_id_per_recipient() -> None:
+    raw = {"event": "processed", "email_id": "e1", "recipients": ["a@example.com, b@example.com"]}
+    ids = [fact.event_id for fact in smtp2go.facts(raw)]
+    assert len(ids) == 2
+    assert len(set(ids)) == 2
+
+
+def test_an_id_less_event_naming_no_recipient_still_has_a_derived_id() -> None:
+    raw = {"event": "bounce", "email_id": "e1", "time": "2026-05-04T10:00:00Z"}
+    (fact,) = smtp2go.facts(raw)
+    assert fact.recipient is None
+    assert fact.event_id == "derived:b94deda775f8d65eb13de237beaeea92"
+
+
+@pytest.mark.parametrize(
+    ("raw", "derived"),
+    [
+        pytest.param(
+            {
+                "event": "bounce",
+                "rcpt": "Alice@Example.com",
+                "email_id": "e1",
+                "time": "2026-05-04T10:00:00Z",
+            },
+            "derived:890e7d3c221647bb6095068487aca109",
+            id="every-field",
+        ),
+        pytest.param(
+            {"event": "bounce", "rcpt": "a@example.com"},
+            "derived:0b7fef436e77fc5ee8e50330b74c3a95",
+            id="no-email-id-nor-time",
+        ),
+        pytest.param(
+            {"event": "bounce", "email_id": "e1", "time": "2026-05-04T10:00:00Z"},
+            "derived:b94deda775f8d65eb13de237beaeea92",
+            id="no-recipient",
+        ),
+    ],
+)
+def test_derived_ids_are_stable_from_release_to_release(raw: dict[str, Any], derived: str) -> None:
+    # Derived ids are stored with the facts and compared with those of later deliveries,
+    # so the same id-less event must derive the same id in every release (a change needs a
+    # DERIVATION_VERSION bump and these values updated with it).
+    (fact,) = smtp2go.facts(raw)
+    assert fact.event_id == derived
