@@ -71,12 +71,16 @@ def normalize_recipient(address: str) -> str:
     if _UNSTORABLE.search(text):
         return ""
     # Text a parser reads differently the second time (garbage, not addresses) is
-    # read again until it stands still, so that normalising twice changes nothing.
+    # read again until it stands still, so that normalising twice changes nothing; text
+    # still moving after 8 readings ("@" + "< " * 7 + "<." needs one more for every
+    # "< ") names no recipient.
     for _ in range(8):
         again = _canonical(text)
         if again == text:
             break
         text = again
+    else:
+        return ""
     return text if len(text) <= MAX_ADDRESS else ""
 
 

@@ -205,3 +205,126 @@ def test_a_plain_address_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(recipients, "_canonical", parsed)
     for plain in ["bob@example.org", " Bob.Smith+Tag@Example.org\n", "o'brien@mail.example.co"]:
         assert normalize_recipient(plain) == plain.strip().lower()
+
+
+# -- where the parser reads no address -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "key"),
+    [
+        ("<bob>", "bob"),  # no domain: only the angle brackets go
+        ("<Xavier>", "xavier"),  # the letters at the edges stay
+        ("< Bob >", "bob"),
+    ],
+)
+def test_text_with_no_address_loses_only_its_angle_brackets(written: str, key: str) -> None:
+    assert normalize_recipient(written) == key
+
+
+def test_an_upper_case_domain_behind_a_display_name_is_lower_cased_whole() -> None:
+    assert normalize_recipient('"Bob" <bob@MAIL.BOX>') == "bob@mail.box"
+    assert normalize_recipient("Bob <bob@EXAMPLE.TAX.>") == "bob@example.tax"
+
+
+def test_an_at_sign_in_a_quoted_local_part_does_not_split_the_address() -> None:
+    """The domain is what follows the last `@`: the quoted `@` stays in the local part."""
+    assert normalize_recipient('"a@b"@bücher.example') == '"a@b"@xn--bcher-kva.example'
+    assert normalize_recipient('"Bob@Home"@Bücher.example') == '"bob@home"@xn--bcher-kva.example'
+
+
+def test_a_label_converts_by_idna_2008_mapping_even_when_another_label_is_refused() -> None:
+    """A full-width letter maps to its ASCII form (UTS 46), and `ß` stays `ß` (IDNA 2008),
+    not `ss` as IDNA 2003 would have it."""
+    assert normalize_recipient("bob@\uff53traße.i❤.ws") == "bob@xn--strae-oqa.xn--i-7iq.ws"
+
+
+# -- lists of recipients ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "Xavier@example.org bob@example.org",
+        "XX@example.org  bob@example.org",
+        "Xavier@example.org\tbob@example.org",
+    ],
+)
+def test_bare_addresses_separated_by_blanks_are_each_a_recipient(field: str) -> None:
+    first, second = field.split()
+    assert recipients.split_recipients([field]) == [first, second]
+
+
+# -- event times -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("1777889702", 1_777_889_702_000_000),  # epoch seconds
+        ("1777889702000", 1_777_889_702_000_000),  # epoch milliseconds
+        ("1777889702123", 1_777_889_702_123_000),
+        ("1777889702.5", 1_777_889_702_500_000),
+        # 10^11: still seconds (year 5138); anything above is milliseconds
+        ("100000000000", 100_000_000_000_000_000),
+        ("100000000001", 100_000_000_001_000),
+        ("100000000000.5", 100_000_000_000_500),
+    ],
+)
+def test_an_epoch_number_is_read_as_seconds_up_to_10_to_the_11_then_milliseconds(
+    text: str, micros: int
+) -> None:
+    assert recipients.parse_time(text) == micros
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("0001-01-01T00:00:00+00:00", -62_135_596_800_000_000),  # the first readable moment
+        ("9999-12-31T23:59:59.999999+00:00", 253_402_300_799_999_999),  # the last
+        ("0001-01-01T00:00:00.000001Z", -62_135_596_799_999_999),
+    ],
+)
+def test_the_first_and_last_moments_a_datetime_shows_are_readable(text: str, micros: int) -> None:
+    assert recipients.parse_time(text) == micros
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+00:01",  # before year 1 in UTC
+        "9999-12-31T23:59:59-00:01",  # after year 9999 in UTC
+        "9999999999999999",  # epoch milliseconds in year 318857
+    ],
+)
+def test_a_time_outside_years_1_to_9999_utc_is_unreadable(text: str) -> None:
+    assert recipients.parse_time(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("2026-05-04 10:15:02 UTC", 1_777_889_702_000_000),
+        ("2026-05-04T10:15:02 GMT", 1_777_889_702_000_000),
+        # an explicit offset is kept: the zone word does not override it
+        ("2026-05-04T12:15:02+02:00 UTC", 1_777_889_702_000_000),
+        ("2026-05-04 12:15:02 +0200 UTC", 1_777_889_702_000_000),
+        ("2026-05-04T12:15:02+02:00Z", 1_777_889_702_000_000),
+    ],
+)
+def test_a_trailing_zone_word_reads_as_utc_unless_an_offset_is_given(
+    text: str, micros: int
+) -> None:
+    assert recipients.parse_time(text) == micros
+
+
+@pytest.mark.parametrize("brackets", [4, 5, 6, 7, 20])
+def test_text_that_does_not_stand_still_after_eight_readings_names_no_recipient(
+    brackets: int,
+) -> None:
+    # Each "< " costs the parser one more reading; normalising twice must change nothing
+    # (once, '@' + '< ' * 7 + '<.' gave '@<', and '@<' gave '@').
+    text = "@" + "< " * brackets + "<."
+    once = normalize_recipient(text)
+    assert normalize_recipient(once) == once
+    assert once == ("" if brackets >= 6 else "@")
