@@ -142,7 +142,7 @@ async def test_a_failing_commit_hook_neither_loses_the_commit_nor_strands_a_wait
         second = await asyncio.wait_for(group.append(receipt(2)), 1)
     assert (first.seq, second.seq) == (1, 2)
     assert [len(report.receipts) for report in reports] == [1, 1]
-    assert "the commit hook failed" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == ["the commit hook failed"] * 2
 
 
 async def test_a_flusher_cancelled_mid_commit_fails_its_batch_and_the_queue() -> None:
@@ -157,8 +157,10 @@ async def test_a_flusher_cancelled_mid_commit_fails_its_batch_and_the_queue() ->
     assert group._flusher is not None
     group._flusher.cancel()
     for task in (in_flight, queued):
-        with pytest.raises(StoreUnavailable, match="did not complete"):
+        with pytest.raises(StoreUnavailable) as failed:
             await asyncio.wait_for(task, 1)
+        assert str(failed.value) == "the commit did not complete"
+    await asyncio.wait_for(group.drain(), 1)  # a cancelled flusher is drained, not raised
     # the next append starts a new flusher and is committed
     script.gate.set()
     assert (await asyncio.wait_for(group.append(receipt(3)), 1)).seq == 1
@@ -172,13 +174,58 @@ async def test_a_result_list_of_the_wrong_length_fails_the_batch_instead_of_hang
     tasks = [asyncio.create_task(group.append(receipt(n))) for n in (1, 2)]
     outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 1)
     assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+    assert [str(outcome) for outcome in outcomes] == [
+        "the store answered 1 results for 2 receipts"
+    ] * 2
 
 
 async def test_a_receipt_without_a_source_is_refused_before_it_is_queued() -> None:
     script = Script()
     group = GroupCommit(script)
-    with pytest.raises(AppendRejected):
+    with pytest.raises(AppendRejected) as refused:
         await group.append(
             NewReceipt(source="", received_at=1, content_type="text/plain", body=b"x")
         )
+    assert str(refused.value) == "a receipt needs a source"
     assert script.batches == []
+
+
+async def test_a_new_group_has_no_failure_to_report_and_no_hook_to_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    group = GroupCommit(Script())
+    assert group.write_error is None  # /readyz before the first commit
+    with caplog.at_level(logging.DEBUG, "bounceledger.ledger"):
+        assert (await group.append(receipt(1))).seq == 1
+    assert caplog.records == []
+
+
+async def test_the_commit_report_gives_the_results_and_how_long_the_commit_and_waits_took() -> None:
+    script = Script(hold=True)
+    group = GroupCommit(script)
+    reports: list[CommitReport] = []
+    group.on_commit = reports.append
+    tasks = [asyncio.create_task(group.append(receipt(n))) for n in (1, 2)]
+    await script.started.wait()
+    await asyncio.sleep(0.05)
+    script.gate.set()
+    results = await asyncio.gather(*tasks)
+    [report] = reports
+    assert report.results == results
+    assert [r.received_at for r in report.receipts] == [1, 2]
+    assert 0.05 <= report.seconds < 5  # the commit held at the gate for 50 ms
+    assert len(report.waits) == 2
+    assert all(report.seconds <= wait < 5 for wait in report.waits)  # queued before it began
+
+
+async def test_a_store_failure_reaches_every_waiter_as_the_store_raised_it() -> None:
+    failure = StoreUnavailable("the database is read-only")
+
+    async def read_only(receipts: list[NewReceipt]) -> list[AppendResult]:
+        raise failure
+
+    group = GroupCommit(read_only)
+    with pytest.raises(StoreUnavailable) as failed:
+        await group.append(receipt(1))
+    assert failed.value is failure
+    assert group.write_error == "the database is read-only"
