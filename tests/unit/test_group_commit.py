@@ -160,7 +160,6 @@ async def test_a_flusher_cancelled_mid_commit_fails_its_batch_and_the_queue() ->
         with pytest.raises(StoreUnavailable) as failed:
             await asyncio.wait_for(task, 1)
         assert str(failed.value) == "the commit did not complete"
-    await asyncio.wait_for(group.drain(), 1)  # a cancelled flusher is drained, not raised
     # the next append starts a new flusher and is committed
     script.gate.set()
     assert (await asyncio.wait_for(group.append(receipt(3)), 1)).seq == 1
@@ -229,3 +228,17 @@ async def test_a_store_failure_reaches_every_waiter_as_the_store_raised_it() -> 
         await group.append(receipt(1))
     assert failed.value is failure
     assert group.write_error == "the database is read-only"
+
+
+async def test_draining_after_the_flusher_was_cancelled_returns_quietly() -> None:
+    """Shutdown cancels the flusher, then drains: the drain must not raise the flusher's
+    cancellation into the shutdown."""
+    script = Script(hold=True)
+    group = GroupCommit(script)
+    in_flight = asyncio.create_task(group.append(receipt(1)))
+    await script.started.wait()
+    assert group._flusher is not None
+    group._flusher.cancel()
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(in_flight, 1)
+    await asyncio.wait_for(group.drain(), 1)
