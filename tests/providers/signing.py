@@ -153,10 +153,14 @@ def sns_identity() -> tuple[rsa.RSAPrivateKey, bytes]:
 
 
 def sns_certificate(
-    common_name: str, *, alt_names: tuple[str, ...] = (), key: rsa.RSAPrivateKey | None = None
+    common_name: str,
+    *,
+    alt_names: tuple[str, ...] = (),
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
 ) -> bytes:
-    """A PEM certificate for the stand-in key (or `key`) naming `common_name` and, when
-    given, DNS subject alternative names: to test which subjects pass as SNS's."""
+    """A PEM certificate for the stand-in key (or `key`, self-signed) naming `common_name`
+    and, when given, DNS subject alternative names: to test which subjects pass as SNS's,
+    and which keys."""
     key = key or sns_identity()[0]
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)

@@ -44,6 +44,7 @@ from tests.providers.signing import (
     dumps,
     fixture_json,
     flipped,
+    sns_certificate,
     sns_confirmation,
     sns_headers,
     sns_identity,
@@ -535,28 +536,12 @@ async def test_a_retry_within_the_hour_is_accepted(cert_cache: Path) -> None:
 
 
 async def test_a_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     # SNS's subject name, so only the key differs (a wrong subject is refused before)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / CERT_URL.rsplit("/", 1)[-1]).write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-    )
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = sns_certificate("sns.amazonaws.com", key=other)
+    (tmp_path / CERT_URL.rsplit("/", 1)[-1]).write_bytes(pem)
     with pytest.raises(SignatureInvalid, match="does not match"):
         await verify(sns_notification(HARD), tmp_path)
 

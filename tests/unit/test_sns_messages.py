@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from api.signatures import SignatureInvalid
 from api.sns_messages import (
@@ -372,18 +370,7 @@ def test_a_signature_with_characters_outside_base64_is_refused_even_if_the_rest_
 
 def test_a_certificate_without_an_rsa_key_is_refused() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    certificate = x509.load_pem_x509_certificate(sns_certificate("sns.amazonaws.com", key=key))
     problem = refusal(check_signature, sns_notification(HARD), certificate)
     assert str(problem) == "SNS signing certificate does not hold an RSA key"
 
