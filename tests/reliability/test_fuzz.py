@@ -16,7 +16,6 @@ file to seconds); raise it for longer runs.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gc
 import json
@@ -24,7 +23,7 @@ import logging
 import os
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from projections.providers import PROVIDERS
 from projections.recipients import format_time
 from projections.state import decode_state, encode_state
 from tests.conftest import AUTH, FIXTURES, SECRET, every_provider_environment
+from tests.logs import kept_records
 from tests.providers.signing import (
     POSTMARK_PASSWORD,
     basic,
@@ -304,26 +304,6 @@ header_maps = st.dictionaries(
 # -- decoders -----------------------------------------------------------------------
 
 
-class Captured(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextlib.contextmanager
-def logged_errors(name: str) -> Iterator[list[logging.LogRecord]]:
-    handler = Captured()
-    logger = logging.getLogger(name)
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
-
-
 MAPPER = Mapper(DEFAULT_POLICY)
 
 
@@ -370,7 +350,7 @@ def check_decoder(name: str, body: bytes, content_type: str, headers: dict[str, 
         body_sha256=b"\0" * 32,
         chain_hash=b"\0" * 32,
     )
-    with logged_errors("bounceledger.facts") as errors:
+    with kept_records("bounceledger.facts", logging.ERROR) as errors:
         keyed = derive(receipt)
     assert not errors, f"derive swallowed a decoder failure: {errors[0].exc_info}"
     if raws is None:

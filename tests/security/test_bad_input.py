@@ -31,6 +31,7 @@ from projections import DEFAULT_POLICY
 from tests.api.helpers import hard_bounce, post_webhook
 from tests.conftest import AUTH, settle
 from tests.console.helpers import sign_in
+from tests.logs import kept_records
 
 pytestmark = pytest.mark.both_backends
 
@@ -100,21 +101,8 @@ ROWS = [
 @pytest.fixture
 def refusals() -> Iterator[list[logging.LogRecord]]:
     """The records of `bounceledger.refusals` (INFO), kept however logging is set up."""
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    logger = logging.getLogger("bounceledger.refusals")
-    handler, level = Keep(logging.INFO), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with kept_records("bounceledger.refusals") as records:
         yield records
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 async def _populate(client: Any) -> None:

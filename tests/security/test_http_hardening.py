@@ -27,6 +27,7 @@ from projections.providers import PROVIDERS
 from projections.state import REASON_RANK
 from tests.api.helpers import hard_bounce, post_webhook
 from tests.conftest import AUTH, SECRET
+from tests.logs import kept_records
 
 # What a label may say (written out here, not imported: the test must fail, not break,
 # on code that has no such sets).
@@ -172,21 +173,8 @@ def test_json_logs_stay_valid_json_with_no_raw_control_characters(
 
 @pytest.fixture
 def access_records() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    logger = logging.getLogger("bounceledger.access")
-    handler, level = Keep(logging.INFO), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with kept_records("bounceledger.access") as records:
         yield records
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 async def test_404_and_405_leave_an_access_log_line(
