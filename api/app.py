@@ -39,7 +39,7 @@ from api.suppressions import (
 )
 from api.throttle import FailureCounter, throttle_middleware
 from api.webhooks import receive_webhook
-from ledger import LedgerError, StoreUnavailable, ValueRefused
+from ledger import BodyMissing, LedgerError, StoreUnavailable, ValueRefused
 from projections import DecodeFailed, Policy, PolicyMismatch
 from projections.errors import ProjectionBehind, ReleaseRefused
 from projections.providers import PROVIDERS
@@ -166,6 +166,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ProjectionBehind: lambda r, exc: _problem(r, 503, str(exc), _RETRY),
     ReleaseRefused: _release_refused,
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
+    BodyMissing: lambda r, exc: _problem(r, 500, f"ledger damaged: {exc} (bounceledger verify)"),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
     # backstops: every query and path value is range-checked before it reaches a database
     ValueRefused: _value_refused,

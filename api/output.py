@@ -231,12 +231,32 @@ def head_text(seq: int | None, chain_hash: bytes | str | None) -> str:
 
 def verification_text(result: Any) -> str:
     head = head_text(getattr(result, "head_seq", None), getattr(result, "head_chain_hash", None))
+    bodies = getattr(result, "bodies", None)
+    stored = f"\n{bodies_text(bodies)}" if bodies is not None else ""
     if result.intact:
-        return f"ledger intact: {result.receipts} receipts, chain verified\n{head}"
+        return f"ledger intact: {result.receipts} receipts, chain verified\n{head}{stored}"
     return (
         f"ledger BROKEN at receipt {result.first_broken}: "
-        f"{result.receipts} receipts before it verified\nlast verified {head}"
+        f"{result.receipts} receipts before it verified\nlast verified {head}{stored}"
     )
+
+
+def bodies_text(stats: Any) -> str:
+    """One line on body storage: how much the bodies take, raw and stored."""
+    ratio = f" ({stats.stored_bytes / stats.raw_bytes:.2f}x)" if stats.raw_bytes else ""
+    return (
+        f"bodies: {stats.bodies} stored, {_size(stats.raw_bytes)} raw in "
+        f"{_size(stats.stored_bytes)}{ratio}; {stats.plain} plain, "
+        f"{stats.dictionaries} dictionar{'y' if stats.dictionaries == 1 else 'ies'}"
+    )
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / 1024 / 1024:.1f} MiB"
 
 
 def quarantine_table(items: list[Kept]) -> Table | str:

@@ -42,9 +42,7 @@ def size(path: Path) -> Size:
     """Checkpoint (TRUNCATE) then measure db + wal; must not run while a server writes."""
     with connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        count, body = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM receipts"
-        ).fetchone()
+        count, body = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM bodies").fetchone()
         page = int(conn.execute("PRAGMA page_size").fetchone()[0])
         free = int(conn.execute("PRAGMA freelist_count").fetchone()[0]) * page
         try:

@@ -3,6 +3,8 @@
 Bulk `executemany` in large transactions with the store's own DDL (`ledger.schema`), the
 chain computed with `ledger.chain`, so `bounceledger verify` passes; the audit headers
 are those the webhook door keeps (`api.webhooks.AUDIT_HEADERS`) of what SMTP2GO sends.
+Bodies go to body storage as the store keeps them (`ledger.body_store.Packer`): without a
+dictionary until `TRAIN_AFTER` are stored, then with one trained on the newest of them.
 Generated ledgers are cached in bench/.cache, keyed by size, seed and a hash of what
 they depend on (schema, kept headers, chain, this generator), so the lead can iterate
 without regenerating.
@@ -21,14 +23,17 @@ from api.webhooks import AUDIT_HEADERS
 from bench.payloads import Maker, population
 from ledger import schema
 from ledger import sqlite as sqlite_backend
+from ledger.bodies import Dictionary
+from ledger.bodies import train as train_dictionary
+from ledger.body_store import INSERT_BODIES, TRAIN_AFTER, TRAIN_ON, Packer
 from ledger.chain import GENESIS, body_digest, encode_headers, link_hash
+from ledger.receipts import COLUMNS
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 CHUNK = 50_000
 SEED = 5
 PEER = "203.0.113.10"
-COLUMNS = "seq, received_at, source, content_type, headers, peer, body, body_sha256, chain_hash"
 
 
 def fingerprint() -> str:
@@ -39,7 +44,13 @@ def fingerprint() -> str:
             (sqlite_backend.PRAGMAS, schema.TABLES, sqlite_backend.APPEND_ONLY, AUDIT_HEADERS)
         ).encode()
     )
-    for path in (HERE.parent / "ledger/chain.py", HERE / "payloads.py", HERE / "gen.py"):
+    for path in (
+        HERE.parent / "ledger/chain.py",
+        HERE.parent / "ledger/bodies.py",
+        HERE.parent / "ledger/body_store.py",
+        HERE / "payloads.py",
+        HERE / "gen.py",
+    ):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -59,8 +70,10 @@ def generate(path: Path, events: int, *, seed: int = SEED, deadline_s: float = 3
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous=OFF")  # a generated file: no need to fsync
-        insert = f"INSERT INTO receipts ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+        insert = f"INSERT INTO receipts ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
         prev, rows = GENESIS, list[tuple[object, ...]]()
+        bodies: list[tuple[object, ...]] = []
+        packer, newest = Packer(), list[bytes]()
         for seq, (received, event) in enumerate(
             Maker(seed, population(events)).events(events), start=1
         ):
@@ -81,35 +94,49 @@ def generate(path: Path, events: int, *, seed: int = SEED, deadline_s: float = 3
                 peer=PEER,
                 body_sha256=digest,
             )
-            rows.append(
-                (
-                    seq,
-                    received,
-                    "smtp2go",
-                    event.content_type,
-                    headers,
-                    PEER,
-                    event.body,
-                    digest,
-                    prev,
-                )
-            )
+            rows.append((seq, received, "smtp2go", event.content_type, headers, PEER, digest, prev))
+            bodies += packer.rows([(seq, "smtp2go", event.body)])
+            if seq <= TRAIN_AFTER:  # as the store does: a dictionary once enough are stored
+                newest.append(event.body)
+                if seq == TRAIN_AFTER:
+                    _train(conn, packer, newest[-TRAIN_ON:])
             if len(rows) >= CHUNK:
-                _flush(conn, insert, rows)
+                _flush(conn, insert, rows, bodies)
                 if time.perf_counter() - started > deadline_s:
                     raise TimeoutError(f"generating {events} receipts took over {deadline_s} s")
-        _flush(conn, insert, rows)
+        _flush(conn, insert, rows, bodies)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
     return time.perf_counter() - started
 
 
-def _flush(conn: sqlite3.Connection, insert: str, rows: list[tuple[object, ...]]) -> None:
+def _flush(
+    conn: sqlite3.Connection,
+    insert: str,
+    rows: list[tuple[object, ...]],
+    bodies: list[tuple[object, ...]],
+) -> None:
     conn.execute("BEGIN")
     conn.executemany(insert, rows)
+    conn.executemany(INSERT_BODIES, bodies)
     conn.execute("COMMIT")
     rows.clear()
+    bodies.clear()
+
+
+def _train(conn: sqlite3.Connection, packer: Packer, samples: list[bytes]) -> None:
+    """Train and keep the source's dictionary, as `ledger.body_store.save` does."""
+    data = train_dictionary(samples)
+    if data is None:
+        return
+    dictionary = Dictionary(data)
+    conn.execute(
+        "INSERT INTO body_dictionaries (id, source, created_at, samples, data) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (dictionary.id, "smtp2go", 0, len(samples), data),
+    )
+    packer.use("smtp2go", dictionary)
 
 
 def ledger(dest: Path, events: int, *, cache: bool = True, seed: int = SEED) -> str:

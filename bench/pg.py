@@ -145,7 +145,7 @@ def size(url: str) -> Size:
         conn = await _connect(url)
         try:
             count = await conn.fetchval("SELECT COUNT(*) FROM receipts")
-            body = await conn.fetchval("SELECT COALESCE(SUM(octet_length(body)), 0) FROM receipts")
+            body = await conn.fetchval("SELECT COALESCE(SUM(size), 0) FROM bodies")
             total = await conn.fetchval("SELECT pg_database_size(current_database())")
             rows = await conn.fetch(
                 "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "

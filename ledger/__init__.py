@@ -5,8 +5,10 @@ driver; a backend is chosen by its address (ledger/backends.py) and imported the
 """
 
 from ledger.backends import as_target, is_database_url, open_store
+from ledger.body_store import BodyStats
 from ledger.errors import (
     AppendRejected,
+    BodyMissing,
     ChainBroken,
     LedgerError,
     StoreUnavailable,
@@ -19,6 +21,8 @@ from ledger.transfer import Exported, Migration, export_ledger, import_receipts,
 __all__ = [
     "AppendRejected",
     "AppendResult",
+    "BodyMissing",
+    "BodyStats",
     "ChainBroken",
     "Exported",
     "LedgerError",

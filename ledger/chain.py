@@ -50,7 +50,8 @@ def link_hash(
 
 
 class ChainRow(msgspec.Struct, frozen=True, array_like=True):
-    """The stored columns that the chain covers, as read back from the store."""
+    """The stored columns that the chain covers, as read back from the store, and the
+    body read back from body storage (None: no body is stored, or it cannot be read)."""
 
     seq: int
     received_at: int
@@ -58,7 +59,7 @@ class ChainRow(msgspec.Struct, frozen=True, array_like=True):
     content_type: str
     headers_json: str
     peer: str | None
-    body: bytes
+    body: bytes | None
     body_sha256: bytes
     chain_hash: bytes
 
@@ -68,9 +69,9 @@ def first_broken(
 ) -> int | None:
     """The sequence number of the first row that does not match the chain, or None.
 
-    A row fails when its body no longer hashes to its stored digest, when its stored
-    chain hash differs from the one recomputed from its fields, or when its sequence
-    number does not follow the previous one (a deleted or reordered row).
+    A row fails when its body is missing or no longer hashes to its stored digest, when
+    its stored chain hash differs from the one recomputed from its fields, or when its
+    sequence number does not follow the previous one (a deleted or reordered row).
     """
     for row in rows:
         expected = link_hash(
@@ -85,6 +86,7 @@ def first_broken(
         )
         if (
             row.seq != prev_seq + 1
+            or row.body is None
             or body_digest(row.body) != row.body_sha256
             or expected != row.chain_hash
         ):
@@ -93,16 +95,22 @@ def first_broken(
     return None
 
 
+# A body to store beside its receipt row: (seq, source, body).
+BodyRow = tuple[int, str, bytes]
+
+
 class Linked(msgspec.Struct, frozen=True):
     """A batch chained onto a head: the rows to insert (in the receipts table's column
-    order), each request's result, the new head, and the door identities to record
-    (source, identity, seq, body digest; already recorded ones may be among them)."""
+    order), each request's result, the new head, the door identities to record
+    (source, identity, seq, body digest; already recorded ones may be among them), and
+    the bodies to store."""
 
     rows: list[tuple[Any, ...]]
     results: list[AppendResult]
     seq: int
     chain_hash: bytes
     identities: list[tuple[str, str, int, bytes]] = []
+    bodies: list[BodyRow] = []
 
 
 # (source, identity) -> (seq, body digest) of the receipt that first carried it.
@@ -132,6 +140,7 @@ def link_batch(
     rows: list[tuple[Any, ...]] = []
     results: list[AppendResult] = []
     recorded: list[tuple[str, str, int, bytes]] = []
+    bodies: list[BodyRow] = []
     for receipt, digest in zip(batch, digests, strict=True):
         key = (receipt.source, receipt.identity) if receipt.identity is not None else None
         existing = known.get((receipt.source, digest))
@@ -160,14 +169,15 @@ def link_batch(
         )
         rows.append(
             (seq, receipt.received_at, receipt.source, receipt.content_type,
-             headers_json, receipt.peer, receipt.body, digest, prev_hash)
+             headers_json, receipt.peer, digest, prev_hash)
         )  # fmt: skip
+        bodies.append((seq, receipt.source, receipt.body))
         known[(receipt.source, digest)] = seq
         if key is not None:
             ids[key] = (seq, digest)
             recorded.append((*key, seq, digest))
         results.append(AppendResult(seq, duplicate=False))
-    return Linked(rows, results, seq, prev_hash, recorded)
+    return Linked(rows, results, seq, prev_hash, recorded, bodies)
 
 
 def verbatim_row(receipt: Receipt, seq: int, prev_hash: bytes) -> tuple[Any, ...]:
@@ -184,7 +194,7 @@ def verbatim_row(receipt: Receipt, seq: int, prev_hash: bytes) -> tuple[Any, ...
         raise AppendRejected(f"receipt {receipt.seq} does not match its chain hash")
     return (
         row.seq, row.received_at, row.source, row.content_type, row.headers_json,
-        row.peer, row.body, row.body_sha256, row.chain_hash,
+        row.peer, row.body_sha256, row.chain_hash,
     )  # fmt: skip
 
 
@@ -209,12 +219,13 @@ IdentityRow = tuple[str, str, int, bytes]
 
 class VerbatimChunk(msgspec.Struct, frozen=True):
     """Receipts to append verbatim, checked against the head: their rows, their door
-    identities' rows, and the head after them."""
+    identities' rows, the head after them, and their bodies."""
 
     rows: list[tuple[Any, ...]]
     identities: list[IdentityRow]
     seq: int
     chain_hash: bytes
+    bodies: list[BodyRow] = []
 
 
 def verbatim_chunks(
@@ -230,13 +241,15 @@ def verbatim_chunks(
     protection survives the copy. An empty input yields one empty chunk (the head)."""
     rows: list[tuple[Any, ...]] = []
     identities: list[IdentityRow] = []
+    bodies: list[BodyRow] = []
     for receipt in receipts:
         rows.append(verbatim_row(receipt, seq, prev_hash))
+        bodies.append((receipt.seq, receipt.source, receipt.body))
         seq, prev_hash = receipt.seq, receipt.chain_hash
         found = identify(receipt.source, receipt.body) if identify is not None else None
         if found is not None:
             identities.append((receipt.source, found, receipt.seq, receipt.body_sha256))
         if len(rows) >= size:
-            yield VerbatimChunk(rows, identities, seq, prev_hash)
-            rows, identities = [], []
-    yield VerbatimChunk(rows, identities, seq, prev_hash)
+            yield VerbatimChunk(rows, identities, seq, prev_hash, bodies)
+            rows, identities, bodies = [], [], []
+    yield VerbatimChunk(rows, identities, seq, prev_hash, bodies)

@@ -4,7 +4,8 @@ LedgerError
 ├── StoreUnavailable   the database could not be opened, written or committed
 ├── ValueRefused       the database refused a value it cannot store (the data's fault)
 ├── AppendRejected     a receipt was refused before it was written
-└── ChainBroken        a stored record does not match its chain hash
+├── ChainBroken        a stored record does not match its chain hash
+└── BodyMissing        a stored body cannot be read back (missing, or its dictionary is)
 """
 
 
@@ -32,3 +33,8 @@ class ChainBroken(LedgerError):
     def __init__(self, seq: int) -> None:
         super().__init__(f"chain broken at receipt {seq}")
         self.seq = seq
+
+
+class BodyMissing(LedgerError):
+    """When a receipt's body cannot be read back: no body is stored for it, its
+    dictionary is not in the database, or its bytes do not decompress."""

@@ -29,7 +29,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ledger import schema
-from ledger.chain import GENESIS, IdentityRow, batch_identities, body_digest, link_batch
+from ledger.body_store import BODY_COLUMNS, Packer, load_packer
+from ledger.chain import GENESIS, BodyRow, IdentityRow, batch_identities, body_digest, link_batch
 from ledger.errors import StoreUnavailable, ValueRefused
 from ledger.group import GroupCommit
 from ledger.receipts import COLUMNS
@@ -163,6 +164,7 @@ class PostgresStore(SqlStore):
         self._listener: Connection | None = None
         self._lease: Connection | None = None
         self._leased = False
+        self.packer = Packer()
 
     @classmethod
     async def open(
@@ -189,6 +191,7 @@ class PostgresStore(SqlStore):
             store = cls(url, pool)
             async with store.writing() as tx:
                 await schema.ensure(tx, where, HEAD_AND_APPEND_ONLY, RECEIPTS_CONSTRAINTS)
+                store.packer = await load_packer(tx)
         except BaseException:
             await pool.close()
             raise
@@ -196,6 +199,7 @@ class PostgresStore(SqlStore):
 
     async def close(self) -> None:
         await self._group.drain()
+        await self._stop_training()
         for conn in (self._listener, self._lease):
             if conn is not None:
                 with contextlib.suppress(*_DB_ERRORS):
@@ -206,20 +210,24 @@ class PostgresStore(SqlStore):
 
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
         async with self.writing() as tx:
-            return await _append_on(tx.connection, batch)
+            results = await _append_on(tx.connection, batch, self.packer)
+        self._train_when_due()
+        return results
 
     async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
         if not isinstance(tx, PostgresTx) or not tx.durable:
             raise TypeError("append_in needs this store's own durable write transaction")
-        results = await _append_on(tx.connection, [receipt])
+        results = await _append_on(tx.connection, [receipt], self.packer)
         self._group.appended.set()
         return results[0]
 
     async def _head(self, tx: Tx) -> tuple[int, bytes]:
         return await _lock_head(_connection(tx))
 
-    async def _insert(self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow]) -> None:
-        await _insert(_connection(tx), rows, ids)
+    async def _insert(
+        self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow], bodies: list[BodyRow]
+    ) -> None:
+        await _insert(_connection(tx), rows, ids, self.packer.rows(bodies))
 
     async def _advance(self, tx: Tx, seq: int, chain_hash: bytes, appended: int) -> None:
         await _advance(_connection(tx), seq, chain_hash, notify=appended > 0)
@@ -352,9 +360,12 @@ def _connection(tx: Tx) -> Connection:
     return conn
 
 
-async def _append_on(conn: Connection, batch: list[NewReceipt]) -> list[AppendResult]:
+async def _append_on(
+    conn: Connection, batch: list[NewReceipt], packer: Packer
+) -> list[AppendResult]:
     """Chain, de-duplicate and insert a batch inside the caller's transaction, under the
-    head row's lock; NOTIFY the tailers (delivered when the transaction commits)."""
+    head row's lock, each body compressed by `packer`; NOTIFY the tailers (delivered when
+    the transaction commits)."""
     digests = [body_digest(receipt.body) for receipt in batch]
     head = await _lock_head(conn)
     rows = await conn.fetch(
@@ -368,14 +379,20 @@ async def _append_on(conn: Connection, batch: list[NewReceipt]) -> list[AppendRe
     )
     known_ids = {(row[0], row[1]): (row[2], bytes(row[3])) for row in ids}
     linked = link_batch(batch, digests, known, *head, known_ids)
-    await _insert(conn, linked.rows, linked.identities)
+    await _insert(conn, linked.rows, linked.identities, packer.rows(linked.bodies))
     if linked.rows:
         await _advance(conn, linked.seq, linked.chain_hash, notify=True)
     return linked.results
 
 
-async def _insert(conn: Connection, rows: list[tuple[Any, ...]], ids: list[IdentityRow]) -> None:
-    """Door identities, then the chained rows (COPY: the fastest way in)."""
+async def _insert(
+    conn: Connection,
+    rows: list[tuple[Any, ...]],
+    ids: list[IdentityRow],
+    bodies: list[tuple[Any, ...]],
+) -> None:
+    """Door identities, then the chained rows and their bodies (COPY: the fastest way
+    in)."""
     if ids:
         await conn.executemany(
             "INSERT INTO door_ids (source, identity, seq, body_sha256) "
@@ -384,6 +401,8 @@ async def _insert(conn: Connection, rows: list[tuple[Any, ...]], ids: list[Ident
         )
     if rows:
         await conn.copy_records_to_table("receipts", records=rows, columns=COLUMNS.split(", "))
+    if bodies:
+        await conn.copy_records_to_table("bodies", records=bodies, columns=BODY_COLUMNS.split(", "))
 
 
 async def _advance(conn: Connection, seq: int, chain_hash: bytes, *, notify: bool) -> None:

@@ -1,7 +1,11 @@
 """Reads of the receipt log, over a `Tx`: the one module (with the backends' appends) whose
 SQL names the `receipts` table. The stores serve them (ledger/sqlstore.py); the
 projections call them inside their own transactions, so that a page of newest receipts
-or the source of an evidence receipt is read in the same snapshot as the projection."""
+or the source of an evidence receipt is read in the same snapshot as the projection.
+
+A receipt's body is kept apart from its chained row, in body storage
+(ledger/body_store.py): every read here joins the two and gives the body back verbatim.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +14,60 @@ from typing import Any
 
 import msgspec
 
+from ledger.bodies import unpack
+from ledger.body_store import dictionaries, stored
 from ledger.chain import ChainRow
+from ledger.errors import BodyMissing
 from ledger.records import Receipt
-from ledger.sql import Row, Tx, fetchrow
+from ledger.sql import Row, Tx
 
-COLUMNS = "seq, received_at, source, content_type, headers, peer, body, body_sha256, chain_hash"
+# The chained row's columns, in the order the appends insert them.
+COLUMNS = "seq, received_at, source, content_type, headers, peer, body_sha256, chain_hash"
+# A receipt with its stored body (codec, dictionary, data: ledger/bodies.py).
+_SELECT = (
+    "SELECT r.seq, r.received_at, r.source, r.content_type, r.headers, r.peer, "
+    "r.body_sha256, r.chain_hash, b.codec, b.dictionary, b.data "
+    "FROM receipts r LEFT JOIN bodies b ON b.seq = r.seq"
+)
 _NO_END = 2**62
 _CHUNK = 500
 
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
-def receipt(row: Row) -> Receipt:
-    """A receipt from a row of COLUMNS."""
-    return Receipt(
-        seq=int(row[0]),
-        received_at=int(row[1]),
-        source=row[2],
-        content_type=row[3],
-        headers=_decode_headers(row[4]),
-        peer=row[5],
-        body=bytes(row[6]),
-        body_sha256=bytes(row[7]),
-        chain_hash=bytes(row[8]),
-    )
+async def _receipts(tx: Tx, rows: list[Row]) -> list[Receipt]:
+    """Receipts from rows of _SELECT; BodyMissing names one whose body cannot be read."""
+    known = await dictionaries(tx, (row[9] for row in rows))
+    return [
+        Receipt(
+            seq=int(row[0]),
+            received_at=int(row[1]),
+            source=row[2],
+            content_type=row[3],
+            headers=_decode_headers(row[4]),
+            peer=row[5],
+            body=_body(row, known),
+            body_sha256=bytes(row[6]),
+            chain_hash=bytes(row[7]),
+        )
+        for row in rows
+    ]
+
+
+def _body(row: Row, known: dict[int, Any]) -> bytes:
+    body = stored(row[8], row[9], row[10])
+    if body is None:
+        raise BodyMissing(f"receipt {row[0]}: its body is not in body storage")
+    try:
+        return unpack(body, known)
+    except BodyMissing as exc:
+        raise BodyMissing(f"receipt {row[0]}: {exc}") from exc
 
 
 async def after(tx: Tx, seq: int, limit: int) -> list[Receipt]:
     """Receipts with a sequence number above `seq`, in order, at most `limit`."""
-    rows = await tx.fetch(
-        f"SELECT {COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?", seq, limit
-    )
-    return [receipt(row) for row in rows]
+    rows = await tx.fetch(f"{_SELECT} WHERE r.seq > ? ORDER BY r.seq LIMIT ?", seq, limit)
+    return await _receipts(tx, rows)
 
 
 async def arrivals(tx: Tx, seq: int, limit: int) -> list[tuple[int, int]]:
@@ -63,36 +89,43 @@ async def listing(
 ) -> list[Receipt]:
     """Receipts in sequence order after `after_seq`, of `source` when given, received in
     [since, until)."""
-    sql = f"SELECT {COLUMNS} FROM receipts WHERE seq > ? AND received_at >= ? AND received_at < ?"
+    sql = f"{_SELECT} WHERE r.seq > ? AND r.received_at >= ? AND r.received_at < ?"
     args: list[object] = [after_seq, since or 0, until or _NO_END]
     if source is not None:
-        sql += " AND source = ?"
+        sql += " AND r.source = ?"
         args.append(source)
-    rows = await tx.fetch(sql + " ORDER BY seq LIMIT ?", *args, limit)
-    return [receipt(row) for row in rows]
+    rows = await tx.fetch(sql + " ORDER BY r.seq LIMIT ?", *args, limit)
+    return await _receipts(tx, rows)
 
 
 async def one(tx: Tx, seq: int) -> Receipt | None:
     """One receipt by sequence number."""
-    row = await fetchrow(tx, f"SELECT {COLUMNS} FROM receipts WHERE seq = ?", seq)
-    return receipt(row) if row else None
+    rows = await tx.fetch(f"{_SELECT} WHERE r.seq = ?", seq)
+    return (await _receipts(tx, rows))[0] if rows else None
 
 
 async def last_seq(tx: Tx) -> int:
     """The newest receipt's sequence number (0 when the log is empty)."""
-    row = await fetchrow(tx, "SELECT MAX(seq) FROM receipts")
-    return int(row[0] or 0) if row else 0
+    rows = await tx.fetch("SELECT MAX(seq) FROM receipts")
+    return int(rows[0][0] or 0) if rows else 0
 
 
 async def chain_rows(tx: Tx, seq: int, limit: int) -> list[ChainRow]:
-    """The chained fields of the receipts after `seq`, in order, at most `limit`."""
-    rows = await tx.fetch(
-        f"SELECT {COLUMNS} FROM receipts WHERE seq > ? ORDER BY seq LIMIT ?", seq, limit
-    )
+    """The chained fields of the receipts after `seq`, in order, at most `limit`, each
+    with its body (None where it is not stored or cannot be read back)."""
+    rows = await tx.fetch(f"{_SELECT} WHERE r.seq > ? ORDER BY r.seq LIMIT ?", seq, limit)
+    known = await dictionaries(tx, (row[9] for row in rows), confirm=True)
     return [
-        ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), bytes(r[7]), bytes(r[8]))
+        ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], _readable(r, known), bytes(r[6]), bytes(r[7]))
         for r in rows
     ]
+
+
+def _readable(row: Row, known: dict[int, Any]) -> bytes | None:
+    try:
+        return _body(row, known)
+    except BodyMissing:
+        return None
 
 
 async def newest(
@@ -100,21 +133,28 @@ async def newest(
 ) -> list[tuple[int, str, int, int]]:
     """(seq, source, received_at, body size) of at most `limit` receipts below `before`
     (None: up to the head), newest first, of `source` only when given."""
-    sql = "SELECT seq, source, received_at, length(body) FROM receipts WHERE seq < ?"
+    sql = (
+        "SELECT r.seq, r.source, r.received_at, COALESCE(b.size, 0) "
+        "FROM receipts r LEFT JOIN bodies b ON b.seq = r.seq WHERE r.seq < ?"
+    )
     args: list[object] = [before if before is not None else _NO_END]
     if source is not None:
-        sql += " AND source = ?"
+        sql += " AND r.source = ?"
         args.append(source)
-    rows = await tx.fetch(sql + " ORDER BY seq DESC LIMIT ?", *args, limit)
+    rows = await tx.fetch(sql + " ORDER BY r.seq DESC LIMIT ?", *args, limit)
     return [(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
 
 async def newest_bodies(tx: Tx, *, source: str, limit: int) -> list[tuple[int, bytes]]:
-    """(seq, body) of the newest `limit` receipts of `source`, newest first."""
+    """(seq, body) of the newest `limit` receipts of `source` whose body is stored, newest
+    first."""
     rows = await tx.fetch(
-        "SELECT seq, body FROM receipts WHERE source = ? ORDER BY seq DESC LIMIT ?", source, limit
+        f"{_SELECT} WHERE r.source = ? AND b.data IS NOT NULL ORDER BY r.seq DESC LIMIT ?",
+        source,
+        limit,
     )
-    return [(int(r[0]), bytes(r[1])) for r in rows]
+    known = await dictionaries(tx, (row[9] for row in rows))
+    return [(int(row[0]), _body(row, known)) for row in rows]
 
 
 async def sources(tx: Tx, seqs: Iterable[int]) -> dict[int, str]:

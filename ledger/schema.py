@@ -4,7 +4,9 @@ postgres.py: the head row, its triggers, the unique digest), and the schema vers
 both keep in the same table.
 
 - `receipts`: the log itself, append-only (each backend refuses UPDATE and DELETE in the
-  database itself);
+  database itself): each row chains its body's digest, not its bytes;
+- `bodies`, `body_dictionaries`: the bodies, compressed, beside the log
+  (ledger/body_store.py) — proven by the digests the chain covers;
 - `door_ids`: door identities (an SNS MessageId, a Mailgun token) -> the receipt that
   first carried one, and its body's digest: the same identity with other bytes is a
   replay, refused; written in the receipt's own transaction, outside the chain;
@@ -17,23 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ledger import upgrade
 from ledger.errors import StoreUnavailable
 from ledger.sql import Tx, fetchrow, statements
 
-# The layout this code reads and writes. 2: the quarantine. A SQLite ledger laid out
-# before SQLite kept the version table is at version 2 (the tables are the same).
-VERSION = 2
+# The layout this code reads and writes. 2: the quarantine. 3: bodies kept compressed
+# apart from the receipts (ledger/upgrade.py moves them). A SQLite ledger laid out before
+# SQLite kept the version table is at version 2 (the tables are the same).
+VERSION = 3
 # Serializes creating the schema between instances starting at once.
 LOCK = 0x626C5F736368656D  # "bl_schem"
 
-# A delivery's own fields, as a receipt and a quarantined delivery both keep them.
+# A delivery's own fields, as a receipt and a quarantined delivery both keep them (a
+# quarantined one with its body beside them, a receipt's in `bodies`).
 _DELIVERY = """
         received_at  {int}  NOT NULL,
         source       TEXT   NOT NULL,
         content_type TEXT   NOT NULL,
         headers      TEXT   NOT NULL,
         peer         TEXT,
-        body         {blob} NOT NULL,
         body_sha256  {blob} NOT NULL"""
 
 TABLES = (
@@ -45,6 +49,20 @@ TABLES = (
     + _DELIVERY
     + ",\n        chain_hash {blob} NOT NULL{receipts_constraints}\n    )",
     "CREATE INDEX IF NOT EXISTS receipts_by_digest ON receipts (body_sha256)",
+    """CREATE TABLE IF NOT EXISTS bodies (
+        seq        {int}    PRIMARY KEY,
+        codec      SMALLINT NOT NULL,
+        dictionary {int},
+        size       {int}    NOT NULL,
+        data       {blob}   NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS body_dictionaries (
+        id         {int}   PRIMARY KEY,
+        source     TEXT    NOT NULL,
+        created_at {int}   NOT NULL,
+        samples    INTEGER NOT NULL,
+        data       {blob}  NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS door_ids (
         source      TEXT   NOT NULL,
         identity    TEXT   NOT NULL,
@@ -55,6 +73,7 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS quarantine (\n        id {identity},"
     + _DELIVERY
     + """,
+        body         {blob}  NOT NULL,
         reason       TEXT    NOT NULL,
         seen         INTEGER NOT NULL DEFAULT 1,
         replayed_seq {int}
@@ -83,6 +102,7 @@ async def ensure(
             return
     for statement in _all(tx, extra, receipts_constraints):
         await tx.execute(statement)
+    await upgrade.bodies_apart(tx)
     await tx.execute(
         "INSERT INTO bl_schema VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = ?",
         VERSION,

@@ -23,7 +23,8 @@ from typing import Any, Concatenate
 import aiosqlite
 
 from ledger import schema
-from ledger.chain import GENESIS, IdentityRow
+from ledger.body_store import Packer, load_packer
+from ledger.chain import GENESIS, BodyRow, IdentityRow
 from ledger.errors import StoreUnavailable, ValueRefused
 from ledger.group import CommitReport, GroupCommit
 from ledger.records import AppendResult, NewReceipt
@@ -193,6 +194,7 @@ class SQLiteStore(SqlStore):
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._group = GroupCommit(lambda batch: self._write_batch(batch))
+        self.packer = Packer()
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -227,6 +229,7 @@ class SQLiteStore(SqlStore):
             store = cls(path, writer, reader)
             async with store.writing() as tx:
                 await schema.ensure(tx, str(path), APPEND_ONLY)
+                store.packer = await load_packer(tx)
         except BaseException:
             if reader is not None:
                 await reader.close()
@@ -236,13 +239,16 @@ class SQLiteStore(SqlStore):
 
     async def close(self) -> None:
         await self._group.drain()
+        await self._stop_training()
         await self._reader.close()
         await self._writer.close()
 
     # -- appends ---------------------------------------------------------------
 
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
-        return await self.transact(append_rows, batch)
+        results = await self.transact(append_rows, batch, self.packer)
+        self._train_when_due()
+        return results
 
     async def transact(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -258,7 +264,7 @@ class SQLiteStore(SqlStore):
     async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult:
         if not isinstance(tx, SQLiteTx) or not tx.durable:
             raise TypeError("append_in needs this store's own durable write transaction")
-        results = await tx.call(append_rows, [receipt])
+        results = await tx.call(append_rows, [receipt], self.packer)
         self._group.appended.set()
         return results[0]
 
@@ -266,8 +272,10 @@ class SQLiteStore(SqlStore):
         head = await fetchrow(tx, "SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1")
         return (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
 
-    async def _insert(self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow]) -> None:
-        await super()._insert(tx, rows, ids)
+    async def _insert(
+        self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow], bodies: list[BodyRow]
+    ) -> None:
+        await super()._insert(tx, rows, ids, bodies)
         if isinstance(tx, SQLiteTx):
             await tx.call(_nothing)  # send the chunk now, not all of an import at the commit
 

@@ -11,23 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from ledger import body_store
 from ledger import receipts as receipt_sql
-from ledger.chain import ChainRow, IdentityRow, verbatim_chunks, verify_chain
+from ledger.bodies import train as train_dictionary
+from ledger.body_store import INSERT_BODIES, TRAIN_ON, Packer
+from ledger.chain import BodyRow, ChainRow, IdentityRow, verbatim_chunks, verify_chain
 from ledger.group import MAX_BATCH, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import Tx
 from ledger.store import Identify
 
+log = logging.getLogger("bounceledger.ledger")
+
 
 class SqlStore(GroupCommitted, ABC):
     """The shared half of a SQL store (see the module docstring); the methods' contracts
     are written on the protocols of ledger/store.py."""
+
+    # The dictionary each source's new bodies are compressed with (each backend sets it
+    # when it opens, from the database).
+    packer: Packer
+    _training: asyncio.Task[None] | None = None
 
     @abstractmethod
     def reading(self) -> AbstractAsyncContextManager[Tx]: ...
@@ -51,11 +62,14 @@ class SqlStore(GroupCommitted, ABC):
         """The last sequence number and chain hash, held against other appenders to the
         end of the transaction."""
 
-    async def _insert(self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow]) -> None:
-        """Insert chained receipt rows and their door identities."""
+    async def _insert(
+        self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow], bodies: list[BodyRow]
+    ) -> None:
+        """Insert chained receipt rows, their door identities and their bodies."""
         await tx.executemany(
-            f"INSERT INTO receipts ({receipt_sql.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            f"INSERT INTO receipts ({receipt_sql.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
+        await tx.executemany(INSERT_BODIES, self.packer.rows(bodies))
         await tx.executemany(
             "INSERT INTO door_ids (source, identity, seq, body_sha256) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
@@ -77,7 +91,7 @@ class SqlStore(GroupCommitted, ABC):
         async with self.writing() as tx:
             seq, prev_hash = await self._head(tx)
             for chunk in verbatim_chunks(receipts, seq, prev_hash, identify, MAX_BATCH):
-                await self._insert(tx, chunk.rows, chunk.identities)
+                await self._insert(tx, chunk.rows, chunk.identities, chunk.bodies)
                 count += len(chunk.rows)
                 if progress and chunk.rows:
                     progress(count)
@@ -104,6 +118,49 @@ class SqlStore(GroupCommitted, ABC):
             return False
         self.write_error = None
         return True
+
+    # -- body dictionaries -----------------------------------------------------
+
+    def _train_when_due(self) -> None:
+        """After a commit: train the dictionaries now due (TRAIN_AFTER bodies of a source
+        stored without one), in the background, one training at a time."""
+        if self.packer.untrained() and (self._training is None or self._training.done()):
+            self._training = asyncio.create_task(self._train_quietly())
+
+    async def _train_quietly(self) -> None:
+        try:
+            await self.train_bodies()
+        except Exception:  # bodies are stored all the same, without a dictionary
+            log.exception("training a body dictionary failed")
+
+    async def train_bodies(self, sources: Iterable[str] | None = None) -> dict[str, bool]:
+        """Train a dictionary for each of `sources` (None: each source due one) on its
+        newest bodies, store it, and compress that source's new bodies with it: whether
+        each got one (too few bodies: not yet)."""
+        done: dict[str, bool] = {}
+        for source in list(self.packer.untrained() if sources is None else sources):
+            async with self.reading() as tx:
+                newest = await receipt_sql.newest_bodies(tx, source=source, limit=TRAIN_ON)
+            samples = [body for _, body in newest]
+            data = await asyncio.to_thread(train_dictionary, samples)
+            if data is None:
+                self.packer.without[source] = 0  # try again once as many more are stored
+                done[source] = False
+                continue
+            async with self.writing() as tx:
+                dictionary = await body_store.save(tx, source, data, len(samples))
+            self.packer.use(source, dictionary)
+            done[source] = True
+        return done
+
+    async def body_stats(self) -> body_store.BodyStats:
+        async with self.reading() as tx:
+            return await body_store.stats(tx)
+
+    async def _stop_training(self) -> None:
+        if self._training is not None:
+            self._training.cancel()
+            await asyncio.gather(self._training, return_exceptions=True)
 
     # -- reads -----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from ledger.body_store import BodyStats
 from ledger.group import CommitReport
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import Tx
@@ -82,8 +83,21 @@ class ReceiptLog(Protocol):
         ...
 
     async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
-        """Recompute the chain: (receipts checked, the first whose stored hash does not
-        match its fields and its predecessor's hash, or None)."""
+        """Recompute the chain and read back every body: (receipts checked, the first
+        whose stored hash does not match its fields and its predecessor's hash, or whose
+        body is missing, cannot be read back or does not hash to its digest; or None)."""
+        ...
+
+    async def body_stats(self) -> BodyStats:
+        """What body storage holds (ledger/body_store.py)."""
+        ...
+
+    async def train_bodies(self, sources: Iterable[str] | None = None) -> dict[str, bool]:
+        """Train a body dictionary for each of `sources` (None: each source due one: it
+        has TRAIN_AFTER bodies stored without one) on its newest bodies; that source's
+        new bodies are compressed with it from then on. The store does this by itself,
+        in the background, after a commit makes one due. Whether each got one (too few
+        bodies: not yet)."""
         ...
 
 

@@ -14,6 +14,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
+from ledger.body_store import INSERT_BODIES, Packer
 from ledger.chain import GENESIS, KnownIdentities, batch_identities, body_digest, link_batch
 from ledger.receipts import COLUMNS
 from ledger.records import AppendResult, NewReceipt
@@ -59,8 +60,11 @@ def in_transaction(
     return result
 
 
-def append_rows(conn: sqlite3.Connection, batch: list[NewReceipt]) -> list[AppendResult]:
-    """Chain and insert a batch inside the caller's transaction (on the writer's thread).
+def append_rows(
+    conn: sqlite3.Connection, batch: list[NewReceipt], packer: Packer
+) -> list[AppendResult]:
+    """Chain and insert a batch inside the caller's transaction (on the writer's thread),
+    each body compressed by `packer` into body storage.
 
     A body already stored from the same source is a redelivery: it gets the first copy's
     sequence number and is not inserted again. A door identity already stored with
@@ -72,7 +76,8 @@ def append_rows(conn: sqlite3.Connection, batch: list[NewReceipt]) -> list[Appen
     digests = [body_digest(receipt.body) for receipt in batch]
     known_ids = known_identities(conn, batch_identities(batch))
     linked = link_batch(batch, digests, known_digests(conn, digests), seq, prev_hash, known_ids)
-    conn.executemany(f"INSERT INTO receipts ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", linked.rows)
+    conn.executemany(f"INSERT INTO receipts ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", linked.rows)
+    conn.executemany(INSERT_BODIES, packer.rows(linked.bodies))
     conn.executemany(
         "INSERT OR IGNORE INTO door_ids (source, identity, seq, body_sha256) VALUES (?,?,?,?)",
         linked.identities,

@@ -13,6 +13,7 @@ from api import output
 from api.cli.common import StoreAddress, db_option, json_option, opened, require_ledger, run, where
 from api.door_identity import identity
 from ledger import (
+    BodyStats,
     Migration,
     import_receipts,
     migrate,
@@ -46,13 +47,16 @@ class Verification(msgspec.Struct, frozen=True):
     first_broken: int | None
     head_seq: int | None = None
     head_chain_hash: str | None = None
+    bodies: BodyStats | None = None
 
 
 @click.command(name="verify")
 @db_option
 @json_option
 def verify_command(db: Path | str, as_json: bool) -> None:
-    """Recompute the hash chain; exit 1 naming the first receipt that does not match.
+    """Recompute the hash chain and read back every body; exit 1 naming the first
+    receipt that does not match (its fields, its chain hash, or a body that is missing or
+    does not hash to its digest). Also says what body storage holds.
 
     \b
     Example:
@@ -64,9 +68,10 @@ def verify_command(db: Path | str, as_json: bool) -> None:
             count, broken = await store.verify()
             # seqs are dense: the last verified receipt is number `count`
             head = await store.get(count) if count else None
+            bodies = await store.body_stats()
         if head is None:
-            return Verification(broken is None, count, broken)
-        return Verification(broken is None, count, broken, head.seq, head.chain_hash.hex())
+            return Verification(broken is None, count, broken, bodies=bodies)
+        return Verification(broken is None, count, broken, head.seq, head.chain_hash.hex(), bodies)
 
     result = run(go())
     output.emit(result, as_json, output.verification_text)

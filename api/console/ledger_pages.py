@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 
 from api.audit import MAX_SOURCE, SOURCE_PATTERN
 from api.console.render import back, page
+from api.output import bodies_text
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ
 from projections import operator, policy_history
@@ -43,6 +44,7 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
     head_chain_hash: str | None
     at: str  # when it ran (ISO-8601 UTC)
     seconds: float  # how long it took
+    bodies: str  # what body storage holds (api.output.bodies_text)
 
 
 @get("/ledger", name="console-ledger")
@@ -93,6 +95,7 @@ async def verify(request: Request[Any, Any, Any], runtime: NamedDependency[Runti
         head_chain_hash=head.chain_hash.hex() if head is not None else None,
         at=at,
         seconds=round(time.perf_counter() - started, 3),
+        bodies=bodies_text(await store.body_stats()),
     )
     request.app.state[_LAST_VERIFICATION] = result
     if result.intact:

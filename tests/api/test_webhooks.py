@@ -28,6 +28,7 @@ from tests.api.helpers import (
     status,
 )
 from tests.conftest import API_KEY, AUTH, SECRET, fixture_bytes, settle
+from tests.stored import database_bytes
 
 MakeClient = Callable[..., Any]
 
@@ -319,11 +320,6 @@ async def test_concurrent_deliveries_all_get_distinct_seqs(client: Any) -> None:
 # -- secret hygiene -----------------------------------------------------------------
 
 MARKER = b"hygiene-marker-7f3a"
-
-
-def database_bytes(db_path: Path) -> dict[str, bytes]:
-    files = [db_path, *(db_path.with_name(db_path.name + suffix) for suffix in ("-wal", "-shm"))]
-    return {path.name: path.read_bytes() for path in files if path.exists()}
 
 
 def forbidden_values() -> list[bytes]:

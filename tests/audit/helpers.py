@@ -23,6 +23,7 @@ from ledger import NewReceipt
 from ledger.sqlite import SQLiteStore
 from projections.recipients import parse_time
 from tests.conftest import AUTH, SECRET
+from tests.stored import stored_bodies
 
 WEBHOOK = "/v1/webhooks/smtp2go/events"
 FORM = "application/x-www-form-urlencoded"
@@ -129,6 +130,18 @@ def rows(db: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]
         return list(connection.execute(sql, params))
     finally:
         connection.close()
+
+
+def ledger_rows(db: Path) -> list[tuple[Any, ...]]:
+    """Every receipt's chained columns and its body as it reads back, in order: what two
+    ledgers holding the same receipts agree on, however their bodies are compressed."""
+    bodies = stored_bodies(db)
+    chained = rows(
+        db,
+        "SELECT seq, received_at, source, content_type, headers, peer, body_sha256, chain_hash "
+        "FROM receipts ORDER BY seq",
+    )
+    return [(*row, bodies.get(int(row[0]))) for row in chained]
 
 
 def receipt_count(db: Path) -> int:

@@ -23,20 +23,16 @@ from tests.audit.helpers import (
     cli,
     get_json,
     invoke,
+    ledger_rows,
     ok_json,
     post,
     projection_dump,
     receipt,
     receipt_count,
-    rows,
     smtp2go_event,
 )
 from tests.conftest import API_KEY, AUTH, SECRET, fixture_bytes, settle
 
-ALL_COLUMNS = (
-    "SELECT seq, received_at, source, content_type, headers, peer, body, body_sha256, "
-    "chain_hash FROM receipts ORDER BY seq"
-)
 ADDRESSES = [
     "nobody@example.org",
     "full.box@example.net",
@@ -107,7 +103,7 @@ async def test_export_then_import_restores_the_ledger_and_its_projection(
     imported = await cli("import", export_file, "--db", restored)
     assert imported.exit_code == 0, imported.output
     assert f"imported 10 receipts into {restored}" in imported.stdout
-    assert rows(restored, ALL_COLUMNS) == rows(db_path, ALL_COLUMNS)
+    assert ledger_rows(restored) == ledger_rows(db_path)
     verified = await cli("verify", "--db", restored, "--json")
     expected = {"intact": True, "receipts": 10, "first_broken": None}
     assert ok_json(verified).items() >= expected.items()  # plus the head (issue 13)
@@ -193,7 +189,7 @@ def test_import_continuing_exactly_from_the_head_works(tmp_path: Path) -> None:
     tail = invoke("import", _write(tmp_path / "tail.jsonl", lines[3:]), "--db", target)
     assert tail.exit_code == 0, tail.output
     assert "imported 3 receipts" in tail.stdout
-    assert rows(target, ALL_COLUMNS) == rows(original, ALL_COLUMNS)
+    assert ledger_rows(target) == ledger_rows(original)
     assert ok_json(invoke("verify", "--db", target, "--json"))["receipts"] == 6
     # once more is refused: the tail no longer continues the head
     again = invoke("import", tmp_path / "tail.jsonl", "--db", target)
@@ -213,7 +209,7 @@ def test_import_into_a_ledger_the_file_does_not_continue_changes_nothing(tmp_pat
             for n in range(3)
         ],
     )  # fmt: skip
-    before = rows(other, ALL_COLUMNS)
+    before = ledger_rows(other)
     # the whole file starts at 1: refused
     refused = invoke("import", _write(tmp_path / "whole.jsonl", lines), "--db", other)
     assert refused.exit_code == 1
@@ -222,7 +218,7 @@ def test_import_into_a_ledger_the_file_does_not_continue_changes_nothing(tmp_pat
     tail = invoke("import", _write(tmp_path / "tail.jsonl", lines[3:]), "--db", other)
     assert tail.exit_code == 1
     assert "receipt 4 does not match its chain hash" in tail.stderr
-    assert rows(other, ALL_COLUMNS) == before
+    assert ledger_rows(other) == before
     assert invoke("verify", "--db", other).exit_code == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -23,6 +24,7 @@ from tests.audit.helpers import (
     smtp2go_event,
 )
 from tests.conftest import AUTH, fixture_bytes, settle
+from tests.stored import stored_bodies
 
 
 def _ledger(db: Path, count: int = 5) -> list[bytes]:
@@ -34,11 +36,15 @@ def _ledger(db: Path, count: int = 5) -> list[bytes]:
     return bodies
 
 
-def tamper(db: Path, sql: str, params: tuple[Any, ...] = (), trigger: str = "update") -> None:
-    """Change a stored record with the stdlib sqlite3 module, around the store."""
+def tamper(
+    db: Path, sql: str, params: tuple[Any, ...] = (), trigger: str | None = "update"
+) -> None:
+    """Change a stored record with the stdlib sqlite3 module, around the store (dropping
+    the append-only trigger `receipts_refuse_<trigger>` first, when named)."""
     connection = sqlite3.connect(db)
     try:
-        connection.execute(f"DROP TRIGGER receipts_refuse_{trigger}")
+        if trigger is not None:
+            connection.execute(f"DROP TRIGGER receipts_refuse_{trigger}")
         changed = connection.execute(sql, params).rowcount
         connection.commit()
     finally:
@@ -46,15 +52,20 @@ def tamper(db: Path, sql: str, params: tuple[Any, ...] = (), trigger: str = "upd
     assert changed == 1
 
 
+def replace_body(db: Path, seq: int, body: bytes) -> None:
+    """Store `body`, uncompressed, as receipt `seq`'s body (body storage has no trigger)."""
+    tamper(
+        db,
+        "UPDATE bodies SET codec = 0, dictionary = NULL, data = ? WHERE seq = ?",
+        (body, seq),
+        trigger=None,
+    )
+
+
 def flip_one_byte(db: Path, seq: int, index: int = 10) -> None:
-    connection = sqlite3.connect(db)
-    try:
-        (body,) = connection.execute("SELECT body FROM receipts WHERE seq = ?", (seq,)).fetchone()
-    finally:
-        connection.close()
-    changed = bytearray(body)
+    changed = bytearray(stored_bodies(db)[seq])
     changed[index] ^= 0x01
-    tamper(db, "UPDATE receipts SET body = ? WHERE seq = ?", (bytes(changed), seq))
+    replace_body(db, seq, bytes(changed))
 
 
 def assert_broken_at(db: Path, seq: int) -> None:
@@ -82,8 +93,13 @@ def test_verify_an_intact_ledger(tmp_path: Path) -> None:
     result = invoke("verify", "--db", db)
     assert result.exit_code == 0
     assert "ledger intact: 5 receipts, chain verified" in result.stdout
+    raw = sum(len(body) for body in stored_bodies(db).values())
+    assert f"bodies: 5 stored, {raw} bytes raw in " in result.stdout
     answer = ok_json(invoke("verify", "--db", db, "--json"))
     assert answer.items() >= {"intact": True, "receipts": 5, "first_broken": None}.items()
+    stats = answer["bodies"]
+    assert (stats["bodies"], stats["raw_bytes"], stats["dictionaries"]) == (5, raw, 0)
+    assert 0 < stats["stored_bytes"] < raw
 
 
 def test_verify_an_empty_ledger_and_a_missing_one(tmp_path: Path) -> None:
@@ -137,11 +153,9 @@ def test_a_changed_body_with_a_matching_digest_is_still_named(tmp_path: Path) ->
     db = tmp_path / "ledger.db"
     _ledger(db, 4)
     forged = b'{"event":"bounce","bounce":"hard","rcpt":"u3@example.com"}'
-    tamper(
-        db,
-        "UPDATE receipts SET body = ?, body_sha256 = ? WHERE seq = 4",
-        (forged, hashlib.sha256(forged).digest()),
-    )
+    replace_body(db, 4, forged)
+    digest = hashlib.sha256(forged).digest()
+    tamper(db, "UPDATE receipts SET body_sha256 = ? WHERE seq = 4", (digest,))
     assert_broken_at(db, 4)
 
 
@@ -177,3 +191,16 @@ async def test_a_tampered_body_no_longer_matches_its_digest_over_http(
     assert raw.content != body
     assert raw.headers["x-body-sha256"] == hashlib.sha256(body).hexdigest()
     assert hashlib.sha256(raw.content).hexdigest() != raw.headers["x-body-sha256"]
+
+
+async def test_a_receipt_whose_body_is_gone_is_named_over_http(
+    make_client: Callable[..., Any], db_path: Path
+) -> None:
+    async with make_client() as client:
+        await post(client, fixture_bytes("smtp2go", "hard_bounce.form"), FORM)
+        await settle(client)
+        tamper(db_path, "DELETE FROM bodies WHERE seq = 1", trigger=None)
+        raw = await client.get("/v1/audit/receipts/1", headers=AUTH)
+    assert raw.status_code == 500
+    assert "ledger damaged: receipt 1: its body is not in body storage" in raw.json()["detail"]
+    await asyncio.to_thread(assert_broken_at, db_path, 1)

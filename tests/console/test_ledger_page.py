@@ -64,6 +64,12 @@ async def test_verify_runs_and_its_last_result_is_shown(client: Any) -> None:
     head = (await client.get("/v1/audit/receipts/3", headers=AUTH)).json()
     assert f"<code>{head['chain_hash']}</code>" in html
     assert re.search(r"Ran</dt><dd><time datetime=\"\d{4}-\d\d-\d\dT[\d:]+Z\">", html)
+    # and what body storage holds: the three bodies, compressed (no dictionary yet)
+    assert re.search(
+        r'Body storage</dt><dd class="bodies">bodies: 3 stored, \d+ bytes raw in \d+ bytes '
+        r"\(0\.\d\dx\); 0 plain, 0 dictionaries</dd>",
+        html,
+    )
     # kept: shown again on a later visit, until the next verification
     assert "Receipts checked</dt><dd>3</dd>" in (await client.get("/console/ledger")).text
 
@@ -75,8 +81,9 @@ async def test_a_broken_chain_is_shown_with_the_first_broken_receipt(
     await _bounces(client, 3)
     connection = sqlite3.connect(db_path)
     try:
-        connection.execute("DROP TRIGGER receipts_refuse_update")
-        connection.execute("UPDATE receipts SET body = ? WHERE seq = 2", (b"{}",))
+        connection.execute(
+            "UPDATE bodies SET codec = 0, dictionary = NULL, data = ? WHERE seq = 2", (b"{}",)
+        )
         connection.commit()
     finally:
         connection.close()

@@ -76,7 +76,7 @@ class StoreContract:
         async with store.writing() as tx:
             assert await tx.has_table("receipts")
             assert not await tx.has_table("no_such_table")
-            assert {"seq", "body", "chain_hash"} <= await tx.columns("receipts")
+            assert {"seq", "body_sha256", "chain_hash"} <= await tx.columns("receipts")
             assert await tx.columns("no_such_table") == set()
             await tx.lock(0x626C5F74657374)  # held to the commit; twice is fine
             await tx.lock(0x626C5F74657374)
@@ -394,7 +394,7 @@ class StoreContract:
         "sql",
         [
             "UPDATE receipts SET peer = 'tampered' WHERE seq = 1",
-            "UPDATE receipts SET body = body",
+            "UPDATE receipts SET peer = peer",
             "DELETE FROM receipts WHERE seq = 2",
             "DELETE FROM receipts",
         ],

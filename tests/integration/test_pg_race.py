@@ -195,8 +195,9 @@ async def test_tailer_sees_exactly_what_was_committed_in_order(pg_url: str) -> N
             await tx.start()
             try:
                 await phantom_conn.execute(
-                    "INSERT INTO receipts VALUES ($1, 0, 'phantom', 'x', '{}', NULL, "
-                    "'\\x00'::bytea, sha256('\\x00'::bytea), '\\x00'::bytea)",
+                    "INSERT INTO receipts (seq, received_at, source, content_type, headers, "
+                    "peer, body_sha256, chain_hash) VALUES ($1, 0, 'phantom', 'x', '{}', NULL, "
+                    "sha256('\\x00'::bytea), '\\x00'::bytea)",
                     (head or 0) + 1,
                 )
                 await asyncio.sleep(0.2)

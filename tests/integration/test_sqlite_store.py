@@ -72,7 +72,7 @@ async def verify(path: Path) -> tuple[int, int | None]:
 @pytest.mark.parametrize(
     "statement",
     [
-        "UPDATE receipts SET body = x'00' WHERE seq = 2",
+        "UPDATE receipts SET body_sha256 = x'00' WHERE seq = 2",
         "UPDATE receipts SET source = 'operator'",
         "DELETE FROM receipts WHERE seq = 2",
         "DELETE FROM receipts",
@@ -100,7 +100,6 @@ async def test_refusal_holds_while_the_store_is_open(store: SQLiteStore) -> None
 @pytest.mark.parametrize(
     ("column", "value"),
     [
-        ("body", b"event=bounce&bounce=hard&rcpt=victim%40example.org"),
         ("source", "operator"),
         ("received_at", 1),
         ("content_type", "application/json"),
@@ -121,6 +120,17 @@ async def test_verify_names_the_tampered_receipt(db_path: Path, column: str, val
     assert count == 2
 
 
+async def test_verify_names_a_body_changed_in_body_storage(db_path: Path) -> None:
+    """Body storage has no trigger: the digest the chain covers is what catches a change."""
+    await filled(db_path, 5)
+    forged = b"event=bounce&bounce=hard&rcpt=victim%40example.org"
+    with raw(db_path) as db:
+        db.execute(
+            "UPDATE bodies SET codec = 0, dictionary = NULL, data = ? WHERE seq = 3", (forged,)
+        )
+    assert await verify(db_path) == (2, 3)
+
+
 async def test_verify_detects_a_body_rewritten_with_its_digest(db_path: Path) -> None:
     """A forger who also updates body_sha256 still breaks the chain hash."""
     import hashlib
@@ -130,8 +140,10 @@ async def test_verify_detects_a_body_rewritten_with_its_digest(db_path: Path) ->
     forged = b"event=spam&rcpt=victim%40example.org"
     with raw(db_path) as db:
         db.execute(
-            "UPDATE receipts SET body = ?, body_sha256 = ? WHERE seq = 2",
-            (forged, hashlib.sha256(forged).digest()),
+            "UPDATE bodies SET codec = 0, dictionary = NULL, data = ? WHERE seq = 2", (forged,)
+        )
+        db.execute(
+            "UPDATE receipts SET body_sha256 = ? WHERE seq = 2", (hashlib.sha256(forged).digest(),)
         )
     assert (await verify(db_path))[1] == 2
 
@@ -185,8 +197,8 @@ async def test_failed_commit_fails_every_waiter_and_writes_nothing(
         async with self.writing() as tx:
             await tx.executemany(
                 "INSERT INTO receipts (seq, received_at, source, content_type, headers, peer, "
-                "body, body_sha256, chain_hash) VALUES (?, 0, 'smtp2go', '', '{}', NULL, ?, ?, ?)",
-                [(100 + i, new.body, bytes(32), bytes(32)) for i, new in enumerate(batch)],
+                "body_sha256, chain_hash) VALUES (?, 0, 'smtp2go', '', '{}', NULL, ?, ?)",
+                [(100 + i, bytes(32), bytes(32)) for i, _ in enumerate(batch)],
             )
             raise sqlite3.OperationalError("disk I/O error")
         raise AssertionError("unreachable")  # pragma: no cover

@@ -44,6 +44,7 @@ from urllib.parse import urlencode
 import httpx
 
 from tests.serving import bounceledger_script, free_port
+from tests.stored import stored_bodies
 
 SECRET = "crash-webhook-secret-5b7e1c"
 API_KEY = "crash-api-key-9d2f"
@@ -294,9 +295,13 @@ def cli(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[st
 def stored_digests(db: Path) -> list[tuple[int, bytes, bytes]]:
     """(seq, sha256 of the stored body recomputed here, the stored body_sha256) in order."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT seq, body, body_sha256 FROM receipts ORDER BY seq").fetchall()
+        rows = conn.execute("SELECT seq, body_sha256 FROM receipts ORDER BY seq").fetchall()
     conn.close()
-    return [(seq, hashlib.sha256(body).digest(), digest) for seq, body, digest in rows]
+    bodies = stored_bodies(db)
+    return [
+        (seq, hashlib.sha256(bodies[seq]).digest() if seq in bodies else b"", digest)
+        for seq, digest in rows
+    ]
 
 
 def projection_dump(db: Path) -> dict[str, Any]:
@@ -324,12 +329,13 @@ def derived_facts(db: Path) -> list[tuple[str, str]]:
 
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
-            "SELECT seq, received_at, source, content_type, headers, peer, body, body_sha256, "
+            "SELECT seq, received_at, source, content_type, headers, peer, body_sha256, "
             "chain_hash FROM receipts ORDER BY seq"
         ).fetchall()
     conn.close()
+    bodies = stored_bodies(db)
     facts: dict[bytes, bytes] = {}
-    for seq, received_at, source, content_type, headers, peer, body, digest, chain in rows:
+    for seq, received_at, source, content_type, headers, peer, digest, chain in rows:
         receipt = Receipt(
             seq=seq,
             received_at=received_at,
@@ -337,7 +343,7 @@ def derived_facts(db: Path) -> list[tuple[str, str]]:
             content_type=content_type,
             headers=json.loads(headers),
             peer=peer,
-            body=bytes(body),
+            body=bodies[seq],
             body_sha256=bytes(digest),
             chain_hash=bytes(chain),
         )

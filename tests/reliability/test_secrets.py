@@ -51,6 +51,7 @@ from tests.providers.signing import (
 )
 from tests.reliability.crashing import bounceledger, free_port
 from tests.serving import stop
+from tests.stored import stored_bodies
 
 MARKER = "secrets-marker-5c1d"
 BASIC_USERS = ("smtp2go", "", "pm", "postmark", "webhook")
@@ -94,12 +95,17 @@ def hits(blob: bytes, secrets: dict[str, set[bytes]] = SECRETS) -> list[str]:
 
 
 def data_files(directory: Path) -> dict[str, bytes]:
-    """Every file of the data directory: the ledger, its -wal and -shm, anything else."""
-    return {
+    """Every file of the data directory: the ledger, its -wal and -shm, anything else —
+    and each ledger's bodies, decompressed (body storage keeps them compressed)."""
+    files = {
         str(path.relative_to(directory)): path.read_bytes()
         for path in sorted(directory.rglob("*"))
         if path.is_file()
     }
+    for path in sorted(directory.rglob("*.db")):
+        bodies = stored_bodies(path)
+        files[f"{path.relative_to(directory)}: bodies, decompressed"] = b"\n".join(bodies.values())
+    return files
 
 
 def log_texts(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -1,0 +1,157 @@
+"""A ledger written by the previous release keeps working: opening it moves its bodies into
+body storage (schema 2 -> 3), every body reads back byte for byte, the chain and its head
+are unchanged, and the projection it held still answers.
+
+tests/fixtures/ledgers/v2.db was written by release 19c8e05 (schema 2): the 60 provider
+fixtures of tests/fixtures appended as receipts of their provider, one operator
+suppression (`manual.person@example.org`), and the projection `rebuild` made of them.
+Each test works on a copy. On PostgreSQL the same receipts are laid out as that release
+laid them out (the body in the receipts table, schema version 2) and opened the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger import Store, schema
+from ledger.postgres import PostgresStore
+from ledger.sqlite import SQLiteStore
+from tests import pg
+from tests.audit.helpers import cli, ok_json, rows
+
+V2 = Path(__file__).parents[1] / "fixtures" / "ledgers" / "v2.db"
+MANUAL = "manual.person@example.org"
+
+
+def v2_receipts() -> list[tuple[Any, ...]]:
+    """Every receipt of the fixture as schema 2 keeps it, body inside, in order."""
+    return rows(
+        V2,
+        "SELECT seq, received_at, source, content_type, headers, peer, body, body_sha256, "
+        "chain_hash FROM receipts ORDER BY seq",
+    )
+
+
+async def assert_upgraded(store: Store) -> None:
+    """Every receipt of the fixture, byte for byte, in a ledger laid out as schema 3."""
+    old = v2_receipts()
+    assert len(old) == 61
+    read = await store.read(limit=1000)
+    assert [
+        (r.seq, r.received_at, r.source, r.content_type, r.peer, r.body, r.body_sha256)
+        for r in read
+    ] == [(o[0], o[1], o[2], o[3], o[5], bytes(o[6]), bytes(o[7])) for o in old]
+    assert [r.chain_hash for r in read] == [bytes(o[8]) for o in old]
+    assert await store.verify() == (61, None)
+    stats = await store.body_stats()
+    assert stats.bodies == 61
+    assert stats.raw_bytes == sum(len(o[6]) for o in old)
+    assert stats.stored_bytes < stats.raw_bytes
+    async with store.reading() as tx:
+        assert "body" not in await tx.columns("receipts")
+        assert (await tx.fetch("SELECT version FROM bl_schema"))[0][0] == schema.VERSION
+
+
+async def test_a_sqlite_ledger_of_the_previous_release_is_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    shutil.copyfile(V2, db)
+    assert rows(db, "SELECT version FROM bl_schema") == [(2,)]
+    store = await SQLiteStore.open(db)
+    try:
+        await assert_upgraded(store)
+    finally:
+        await store.close()
+    # what the operator sees: intact, the same verdict, nothing to rebuild
+    verified = ok_json(await cli("verify", "--db", db, "--json"))
+    assert verified["intact"] is True
+    assert verified["head_seq"] == 61
+    assert verified["head_chain_hash"] == bytes(v2_receipts()[-1][8]).hex()
+    status = ok_json(await cli("status", MANUAL, "--db", db, "--json"))
+    assert (status["suppressed"], status["reason"]) == (True, "manual")
+    dry = await cli("rebuild", "--db", db, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "0 address(es) would change" in dry.stdout
+
+
+async def test_an_upgrade_opened_twice_changes_nothing_more(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    shutil.copyfile(V2, db)
+    for _ in range(2):
+        store = await SQLiteStore.open(db)
+        try:
+            await assert_upgraded(store)
+        finally:
+            await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_ledger_of_the_previous_release_is_upgraded(
+    pg_fresh_url: Callable[[], str],
+) -> None:
+    url = pg_fresh_url()
+    await lay_out_v2(url)
+    store = await PostgresStore.open(url)
+    try:
+        await assert_upgraded(store)
+        # the upgraded ledger goes on: a new receipt continues the chain
+        assert (await store.append(_new())).seq == 62
+        assert await store.verify() == (62, None)
+    finally:
+        await store.close()
+
+
+def _new() -> Any:
+    from ledger import NewReceipt
+
+    return NewReceipt(source="ses", received_at=1, content_type="application/json", body=b"{}")
+
+
+async def lay_out_v2(url: str) -> None:
+    """The fixture's receipts in a PostgreSQL schema as release 19c8e05 laid them out: the
+    body a column of `receipts`, no body storage, schema version 2, the head row on the
+    last receipt."""
+    store = await PostgresStore.open(url)  # today's tables, then taken back to schema 2
+    await store.close()
+    old = v2_receipts()
+    conn = await pg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("DROP TABLE bodies, body_dictionaries")
+            await conn.execute("ALTER TABLE receipts ADD COLUMN body BYTEA NOT NULL")
+            await conn.copy_records_to_table(
+                "receipts",
+                records=[
+                    (o[0], o[1], o[2], o[3], o[4], o[5], bytes(o[6]), bytes(o[7]), bytes(o[8]))
+                    for o in old
+                ],
+                columns=[
+                    "seq", "received_at", "source", "content_type", "headers", "peer", "body",
+                    "body_sha256", "chain_hash",
+                ],
+            )  # fmt: skip
+            await conn.execute(
+                "UPDATE ledger_head SET last_seq = $1, last_hash = $2", old[-1][0], old[-1][8]
+            )
+            await conn.execute("UPDATE bl_schema SET version = 2")
+    finally:
+        await conn.close()
+
+
+def test_the_fixture_is_what_the_previous_release_wrote() -> None:
+    """The fixture is schema 2, bodies inside the receipts, with a projection."""
+    connection = sqlite3.connect(V2)
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(receipts)")}
+        assert "body" in columns
+        assert connection.execute("SELECT version FROM bl_schema").fetchone() == (2,)
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        assert "bodies" not in tables
+        assert "recipient_state" in tables
+    finally:
+        connection.close()

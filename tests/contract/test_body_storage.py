@@ -1,0 +1,171 @@
+"""Body storage's contract, on every backend: bodies kept compressed beside the chain (a
+dictionary trained per source once a source has enough of them), every body read back
+byte for byte, and `verify` naming a receipt whose body is missing or unreadable."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import pytest
+
+from ledger import BodyMissing, NewReceipt, Store
+from ledger import body_store as body_storage
+from ledger.bodies import MIN_SAMPLES, PLAIN, ZSTD, dictionary_name
+from tests.contract.backends import Ledgers, OnPostgres, OnSQLite
+
+
+def webhook(n: int, source: str = "smtp2go") -> NewReceipt:
+    body = json.dumps(
+        {
+            "event": ["delivered", "bounce", "spam"][n % 3],
+            "rcpt": f"person{n}@example{n % 7}.org",
+            "email_id": f"1q{n:08d}-abcdef-{n * 7919 % 100000:05d}",
+            "context": "smtp;550 5.1.1 <someone@example.org>: Recipient address rejected",
+            "host": "mail.smtp2go.com [203.0.113.7]",
+        }
+    ).encode()
+    return NewReceipt(
+        source=source,
+        received_at=1_780_000_000_000_000 + n,
+        content_type="application/json",
+        body=body,
+        headers={"user-agent": "contract-test"},
+    )
+
+
+NOISE = b"".join(hashlib.sha256(b"%d" % n).digest() for n in range(8))  # does not compress
+
+
+async def stored_rows(store: Store) -> dict[int, tuple[int, int | None, int, int]]:
+    """seq -> (codec, dictionary, raw size, stored size), as body storage holds them."""
+    async with store.reading() as tx:
+        rows = await tx.fetch("SELECT seq, codec, dictionary, size, length(data) FROM bodies")
+    return {int(r[0]): (int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows}
+
+
+class BodyStorageContract:
+    async def test_every_body_comes_back_byte_for_byte(self, ledgers: Ledgers) -> None:
+        store = await ledgers.fresh()
+        bodies = [b"", b"x", NOISE, webhook(1).body, "jörg €".encode(), bytes(range(256)) * 40]
+        for n, body in enumerate(bodies):
+            await store.append(NewReceipt(source="ses", received_at=n, content_type="", body=body))
+        assert [receipt.body for receipt in await store.read()] == bodies
+        assert [(await store.get(n + 1)).body for n in range(len(bodies))] == bodies  # type: ignore[union-attr]
+        assert await store.verify() == (len(bodies), None)
+
+    async def test_bodies_are_compressed_and_what_does_not_compress_is_kept_plain(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.fresh()
+        text, noise = (
+            await store.append(webhook(1)),
+            await store.append(
+                NewReceipt(source="ses", received_at=2, content_type="", body=NOISE)
+            ),
+        )
+        rows = await stored_rows(store)
+        codec, dictionary, size, kept = rows[text.seq]
+        assert (codec, dictionary, size) == (ZSTD, None, len(webhook(1).body))
+        assert kept < size
+        assert rows[noise.seq] == (PLAIN, None, len(NOISE), len(NOISE))
+        stats = await store.body_stats()
+        assert (stats.bodies, stats.plain, stats.dictionaries) == (2, 1, 0)
+        assert stats.raw_bytes == len(webhook(1).body) + len(NOISE)
+        assert stats.stored_bytes == kept + len(NOISE)
+
+    async def test_a_trained_dictionary_compresses_its_source_s_new_bodies(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.open("trained")
+        for n in range(MIN_SAMPLES):
+            await store.append(webhook(n))
+        assert await store.train_bodies(["smtp2go", "mailgun"]) == {
+            "smtp2go": True,
+            "mailgun": False,  # no bodies of its own to train on
+        }
+        later = await store.append(webhook(10_000))
+        other = await store.append(webhook(10_001, source="mailgun"))
+        rows = await stored_rows(store)
+        trained = rows[later.seq][1]
+        assert trained is not None  # the new smtp2go body names the dictionary it needs
+        assert rows[other.seq][1] is None  # another source's body does not use it
+        assert all(rows[seq][1] is None for seq in range(1, MIN_SAMPLES + 1))
+        assert rows[later.seq][3] < rows[1][3]  # smaller than without the dictionary
+        assert (await store.body_stats()).dictionaries == 1
+        # a reopened store keeps compressing with it, and every body reads back
+        await ledgers.close(store)
+        again = await ledgers.open("trained")
+        newer = await again.append(webhook(10_002))
+        assert (await stored_rows(again))[newer.seq][1] == trained
+        assert (await again.get(newer.seq)).body == webhook(10_002).body  # type: ignore[union-attr]
+        assert (await again.get(later.seq)).body == webhook(10_000).body  # type: ignore[union-attr]
+        assert await again.verify() == (MIN_SAMPLES + 3, None)
+
+    async def test_a_dictionary_is_trained_by_itself_once_enough_bodies_are_stored(
+        self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(body_storage, "TRAIN_AFTER", MIN_SAMPLES)
+        store = await ledgers.fresh()
+        for n in range(MIN_SAMPLES - 1):
+            await store.append(webhook(n))
+        await asyncio.sleep(0.05)
+        assert (await store.body_stats()).dictionaries == 0  # not yet due
+        await store.append(webhook(MIN_SAMPLES))
+        for _ in range(200):  # trained in the background after the commit
+            if (await store.body_stats()).dictionaries:
+                break
+            await asyncio.sleep(0.05)
+        assert (await store.body_stats()).dictionaries == 1
+        after = await store.append(webhook(99_999))
+        assert (await stored_rows(store))[after.seq][1] is not None
+
+    async def test_verify_names_a_receipt_whose_body_is_missing(self, ledgers: Ledgers) -> None:
+        store = await ledgers.open("missing")
+        for n in range(4):
+            await store.append(webhook(n))
+        await ledgers.execute_raw("missing", "DELETE FROM bodies WHERE seq = 3")
+        assert await store.verify() == (2, 3)
+        with pytest.raises(BodyMissing, match="receipt 3: its body is not in body storage"):
+            await store.get(3)
+
+    async def test_verify_names_a_receipt_whose_dictionary_is_missing(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.open("no-dictionary")
+        await store.append(webhook(0, source="ses"))
+        for n in range(1, MIN_SAMPLES + 1):
+            await store.append(webhook(n))
+        await store.train_bodies(["smtp2go"])
+        needs = await store.append(webhook(5_000))
+        ident = (await stored_rows(store))[needs.seq][1]
+        assert ident is not None
+        await ledgers.execute_raw("no-dictionary", "DELETE FROM body_dictionaries")
+        assert await store.verify() == (needs.seq - 1, needs.seq)
+        # read by a process that never saw the dictionary: the error names it
+        await ledgers.close(store)
+        body_storage._LOADED.clear()
+        again = await ledgers.open("no-dictionary")
+        with pytest.raises(BodyMissing, match=dictionary_name(ident)):
+            await again.get(needs.seq)
+
+    async def test_a_body_changed_in_storage_is_named(self, ledgers: Ledgers) -> None:
+        store = await ledgers.open("changed")
+        for n in range(3):
+            await store.append(webhook(n))
+        await ledgers.execute_raw(
+            "changed",
+            "UPDATE bodies SET codec = 0, dictionary = NULL, data = substr(data, 1, 1) "
+            "WHERE seq = 2",
+        )
+        assert await store.verify() == (1, 2)
+
+
+class TestSQLiteBodyStorage(OnSQLite, BodyStorageContract):
+    """Body storage on SQLite."""
+
+
+@pytest.mark.postgres
+class TestPostgresBodyStorage(OnPostgres, BodyStorageContract):
+    """Body storage on PostgreSQL."""
