@@ -92,6 +92,7 @@ class SqlStore(GroupCommitted, ABC):
             seq, prev_hash = await self._head(tx)
             for chunk in verbatim_chunks(receipts, seq, prev_hash, identify, MAX_BATCH):
                 await self._insert(tx, chunk.rows, chunk.identities, chunk.bodies)
+                await self._train_within(tx)
                 count += len(chunk.rows)
                 if progress and chunk.rows:
                     progress(count)
@@ -156,6 +157,18 @@ class SqlStore(GroupCommitted, ABC):
     async def body_stats(self) -> body_store.BodyStats:
         async with self.reading() as tx:
             return await body_store.stats(tx)
+
+    async def _train_within(self, tx: Tx) -> None:
+        """Inside a long verbatim append (an import, a migration): train the dictionaries
+        now due on the bodies the transaction has written, so the rest of the copy is
+        compressed with them."""
+        for source in self.packer.untrained():
+            newest = await receipt_sql.newest_bodies(tx, source=source, limit=TRAIN_ON)
+            dictionary = await body_store.train(tx, source, [body for _, body in newest])
+            if dictionary is None:
+                self.packer.without[source] = 0
+            else:
+                self.packer.use(source, dictionary)
 
     async def _stop_training(self) -> None:
         if self._training is not None:

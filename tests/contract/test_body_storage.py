@@ -13,6 +13,7 @@ import pytest
 from ledger import BodyMissing, NewReceipt, Store
 from ledger import body_store as body_storage
 from ledger.bodies import MIN_SAMPLES, PLAIN, ZSTD, dictionary_name
+from ledger.group import MAX_BATCH
 from tests.contract.backends import Ledgers, OnPostgres, OnSQLite
 
 
@@ -120,6 +121,26 @@ class BodyStorageContract:
         assert (await store.body_stats()).dictionaries == 1
         after = await store.append(webhook(99_999))
         assert (await stored_rows(store))[after.seq][1] is not None
+
+    async def test_a_copied_ledger_trains_its_dictionaries_as_it_goes(
+        self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An import or a migration appends verbatim, in one transaction: a source's
+        dictionary is trained inside it once enough of its bodies are copied."""
+        monkeypatch.setattr(body_storage, "TRAIN_AFTER", MIN_SAMPLES)
+        count = MAX_BATCH + MIN_SAMPLES  # the copy goes in chunks of MAX_BATCH
+        source = await ledgers.fresh()
+        for start in range(0, count, 200):  # group-committed, 200 at a time
+            await asyncio.gather(*(source.append(webhook(n)) for n in range(start, start + 200)))
+        copied = await source.read(limit=10_000)
+        target = await ledgers.fresh()
+        assert await target.append_verbatim(copied) == len(copied) >= count
+        rows = await stored_rows(target)
+        assert rows[1][1] is None  # before the dictionary
+        assert rows[len(copied)][1] is not None  # compressed with it
+        assert (await target.body_stats()).dictionaries == 1
+        assert await target.read(limit=10_000) == copied
+        assert await target.verify() == (len(copied), None)
 
     async def test_verify_names_a_receipt_whose_body_is_missing(self, ledgers: Ledgers) -> None:
         store = await ledgers.open("missing")
