@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import time
 
 import pytest
 
@@ -15,6 +17,7 @@ from ledger import body_store as body_storage
 from ledger.bodies import MIN_SAMPLES, PLAIN, ZSTD, dictionary_name
 from ledger.group import MAX_BATCH
 from tests.contract.backends import Ledgers, OnPostgres, OnSQLite
+from tests.logs import kept_records
 
 
 def webhook(n: int, source: str = "smtp2go") -> NewReceipt:
@@ -24,7 +27,7 @@ def webhook(n: int, source: str = "smtp2go") -> NewReceipt:
             "rcpt": f"person{n}@example{n % 7}.org",
             "email_id": f"1q{n:08d}-abcdef-{n * 7919 % 100000:05d}",
             "context": "smtp;550 5.1.1 <someone@example.org>: Recipient address rejected",
-            "host": "mail.smtp2go.com [203.0.113.7]",
+            "host": f"mail.{source}.com [203.0.113.7]",
         }
     ).encode()
     return NewReceipt(
@@ -181,6 +184,57 @@ class BodyStorageContract:
             "WHERE seq = 2",
         )
         assert await store.verify() == (1, 2)
+
+    async def test_a_reopened_store_trains_on_request_and_reads_every_dictionary_back(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.open("two-sources")
+        for n in range(MIN_SAMPLES):
+            await store.append(webhook(n))
+            await store.append(webhook(n, source="mailgun"))
+        await ledgers.close(store)
+        again = await ledgers.open("two-sources")  # counts nothing stored before it opened
+        assert await again.train_bodies(["smtp2go", "mailgun"]) == {
+            "smtp2go": True,
+            "mailgun": True,
+        }
+        async with again.reading() as tx:
+            rows = await tx.fetch("SELECT source, created_at, samples FROM body_dictionaries")
+        expected = [("mailgun", MIN_SAMPLES), ("smtp2go", MIN_SAMPLES)]
+        assert sorted((r[0], r[2]) for r in rows) == expected
+        for row in rows:  # microseconds since the epoch, as every time in the ledger
+            assert isinstance(row[1], int)
+            assert abs(row[1] - time.time_ns() // 1000) < 600 * 1_000_000
+        first = await again.append(webhook(20_000))
+        await again.append(webhook(20_000, "mailgun"))
+        # a process that never saw either dictionary reads both in one go
+        body_storage._LOADED.clear()
+        bodies = await again.read(after_seq=first.seq - 1)
+        assert [r.body for r in bodies] == [webhook(20_000).body, webhook(20_000, "mailgun").body]
+
+    async def test_a_failed_training_is_logged_and_bodies_are_stored_all_the_same(
+        self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from ledger import sqlstore
+
+        def broken(samples: object) -> bytes:
+            raise RuntimeError("zstd ran out of memory")
+
+        monkeypatch.setattr(body_storage, "TRAIN_AFTER", 3)
+        monkeypatch.setattr(sqlstore, "train_dictionary", broken)
+        store = await ledgers.fresh()
+        with kept_records("bounceledger.ledger", logging.ERROR) as records:
+            for n in range(6):
+                await store.append(webhook(n))
+            for _ in range(100):
+                if records:
+                    break
+                await asyncio.sleep(0.02)
+        assert [record.getMessage() for record in records][:1] == [
+            "training a body dictionary failed"
+        ]
+        assert [r.body for r in await store.read()] == [webhook(n).body for n in range(6)]
+        assert (await store.body_stats()).dictionaries == 0
 
 
 class TestSQLiteBodyStorage(OnSQLite, BodyStorageContract):

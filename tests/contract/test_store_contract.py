@@ -15,6 +15,7 @@ import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -26,6 +27,7 @@ from ledger import (
     Receipt,
     Store,
     StoreUnavailable,
+    receipts,
     schema,
 )
 from ledger.chain import body_digest
@@ -204,6 +206,61 @@ class StoreContract:
         assert got is not None
         assert got.source == "operator"
         assert got.body == body
+
+    async def test_verify_counts_what_verified_before_a_break_in_any_chunk(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.open("chunks")
+        for _ in range(7):
+            await store.append(receipt())
+        await ledgers.execute_raw("chunks", "DELETE FROM bodies WHERE seq = 6")
+        for chunk in (1, 2, 3, 5, 100):
+            assert await store.verify(chunk=chunk) == (5, 6), chunk
+
+    async def test_read_gives_at_most_a_thousand_by_default(self, make_store: MakeStore) -> None:
+        store = await make_store()
+        await asyncio.gather(*(store.append(receipt()) for _ in range(1001)))
+        assert [r.seq for r in await store.read()] == list(range(1, 1001))
+        assert [r.seq for r in await store.read(1000)] == [1001]
+
+    async def test_newest_receipts_and_bodies_page_backwards(self, make_store: MakeStore) -> None:
+        store = await make_store()
+        sent = [receipt(source="ses" if n % 2 else "smtp2go") for n in range(5)]
+        for new in sent:
+            await store.append(new)
+        async with store.reading() as tx:
+            everything = await receipts.newest(tx, before=None, source=None, limit=10)
+            older = await receipts.newest(tx, before=4, source=None, limit=2)
+            ses = await receipts.newest(tx, before=None, source="ses", limit=10)
+            bodies = await receipts.newest_bodies(tx, source="smtp2go", limit=2)
+        assert [(seq, source) for seq, source, _, _ in everything] == [
+            (5, "smtp2go"), (4, "ses"), (3, "smtp2go"), (2, "ses"), (1, "smtp2go"),
+        ]  # fmt: skip
+        assert [(at, size) for _, _, at, size in everything] == [
+            (new.received_at, len(new.body)) for new in reversed(sent)
+        ]
+        assert [seq for seq, *_ in older] == [3, 2]
+        assert [seq for seq, *_ in ses] == [4, 2]
+        assert bodies == [(5, sent[4].body), (3, sent[2].body)]
+
+    async def test_recheck_writable_clears_a_write_error_only_when_writes_work(
+        self, make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store = await make_store()
+        assert await store.recheck_writable() is True
+        assert store.write_error is None
+        kind = type(store)
+
+        async def failing(self: Any, batch: list[NewReceipt]) -> list[AppendResult]:
+            raise StoreUnavailable("")  # a failure without a message: its type is shown
+
+        monkeypatch.setattr(kind, "_write_batch", failing)
+        assert await store.recheck_writable() is False
+        assert store.write_error == "StoreUnavailable"
+        monkeypatch.undo()
+        assert await store.recheck_writable() is True
+        assert store.write_error is None
+        assert (await store.append(receipt())).seq == 1  # the probe is no receipt
 
     async def test_verify_intact_chain(self, make_store: MakeStore) -> None:
         store = await make_store()

@@ -7,10 +7,12 @@ import hashlib
 import json
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.bodies import (
+    LEVEL,
     MIN_SAMPLES,
     PLAIN,
     ZSTD,
@@ -22,6 +24,7 @@ from ledger.bodies import (
     train,
     unpack,
 )
+from ledger.body_store import TRAIN_AFTER, Packer
 from ledger.errors import BodyMissing
 from tests.conftest import examples
 
@@ -107,3 +110,47 @@ def test_a_dictionary_is_named_by_its_bytes(dictionary: Dictionary) -> None:
 def test_too_few_samples_train_no_dictionary() -> None:
     assert train([webhook(n) for n in range(MIN_SAMPLES - 1)]) is None
     assert train([b""] * (MIN_SAMPLES * 2)) is None  # empty bodies are no samples
+
+
+def test_a_frame_keeps_its_content_size_and_no_checksum_or_dictionary_id(
+    dictionary: Dictionary,
+) -> None:
+    """The receipt's digest is the check, and the body row names the dictionary: neither
+    is repeated in every frame (4 bytes each)."""
+    body = webhook(77)
+    for stored in (pack(body), pack(body, dictionary)):
+        params = zstandard.get_frame_parameters(stored.data)
+        assert params.content_size == len(body)
+        assert params.has_checksum is False
+        assert params.dict_id == 0
+
+
+def test_bodies_are_compressed_at_the_chosen_level(dictionary: Dictionary) -> None:
+    body = webhook(78)
+    at_level = zstandard.ZstdCompressor(
+        level=LEVEL,
+        dict_data=zstandard.ZstdCompressionDict(dictionary.data),
+        write_checksum=False,
+        write_dict_id=False,
+    )
+    assert pack(body, dictionary).data == at_level.compress(body)
+    alone = zstandard.ZstdCompressor(level=LEVEL, write_checksum=False)
+    assert pack(body).data == alone.compress(body)
+
+
+def test_a_source_is_due_a_dictionary_once_enough_bodies_are_stored_without_one(
+    dictionary: Dictionary,
+) -> None:
+    packer = Packer()
+    packer.rows([(n, "smtp2go", webhook(n)) for n in range(TRAIN_AFTER - 1)])
+    packer.rows([(0, "ses", webhook(0))])
+    assert packer.untrained() == []
+    packer.rows([(TRAIN_AFTER, "smtp2go", webhook(1))])
+    assert packer.untrained() == ["smtp2go"]
+    packer.use("smtp2go", dictionary)
+    assert packer.untrained() == []
+    rows = packer.rows([(9, "smtp2go", webhook(9)), (10, "ses", webhook(10))])
+    assert [(seq, ident) for seq, _, ident, _, _ in rows] == [(9, dictionary.id), (10, None)]
+    assert packer.untrained() == []  # one with a dictionary is never due again
+    packer.use("ses", dictionary)  # a source asked for before it was counted
+    assert packer.current == {"smtp2go": dictionary, "ses": dictionary}
