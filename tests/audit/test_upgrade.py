@@ -11,6 +11,7 @@ laid them out (the body in the receipts table, schema version 2) and opened the 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -19,7 +20,9 @@ from typing import Any
 
 import pytest
 
-from ledger import Store, schema
+from ledger import NewReceipt, Store, schema, upgrade
+from ledger.bodies import MIN_SAMPLES
+from ledger.chain import GENESIS, body_digest, link_batch
 from ledger.postgres import PostgresStore
 from ledger.sqlite import SQLiteStore
 from tests import pg
@@ -107,18 +110,90 @@ async def test_a_postgresql_ledger_of_the_previous_release_is_upgraded(
 
 
 def _new() -> Any:
-    from ledger import NewReceipt
-
     return NewReceipt(source="ses", received_at=1, content_type="application/json", body=b"{}")
 
 
-async def lay_out_v2(url: str) -> None:
-    """The fixture's receipts in a PostgreSQL schema as release 19c8e05 laid them out: the
-    body a column of `receipts`, no body storage, schema version 2, the head row on the
-    last receipt."""
+V2_COLUMNS = (
+    "seq", "received_at", "source", "content_type", "headers", "peer", "body",
+    "body_sha256", "chain_hash",
+)  # fmt: skip
+
+
+def generated_v2_rows(count: int) -> list[tuple[Any, ...]]:
+    """`count` chained receipts of two sources, as schema 2 rows (V2_COLUMNS)."""
+    batch = [
+        NewReceipt(
+            source=("smtp2go", "mailgun")[n % 2],
+            received_at=1_780_000_000_000_000 + n,
+            content_type="application/json",
+            body=json.dumps(
+                {"event": "bounce", "rcpt": f"p{n}@example.org", "id": f"e-{n}", "n": n % 13}
+            ).encode(),
+        )
+        for n in range(count)
+    ]
+    linked = link_batch(batch, [body_digest(r.body) for r in batch], {}, 0, GENESIS)
+    return [
+        (*row[:6], body, *row[6:])
+        for row, (_, _, body) in zip(linked.rows, linked.bodies, strict=True)
+    ]
+
+
+def sqlite_v2(db: Path, rows: list[tuple[Any, ...]]) -> None:
+    """A SQLite ledger laid out as schema 2 holding `rows`: the fixture's file (the tables
+    release 19c8e05 made), its receipts and projection replaced by these."""
+    shutil.copyfile(V2, db)
+    connection = sqlite3.connect(db)
+    try:
+        with connection:
+            connection.execute("DROP TRIGGER receipts_refuse_delete")
+            for table in ("receipts", "recipient_state", "suppressions", "projection_meta"):
+                connection.execute(f"DELETE FROM {table}")
+            marks = ", ".join("?" * len(V2_COLUMNS))
+            connection.executemany(
+                f"INSERT INTO receipts ({', '.join(V2_COLUMNS)}) VALUES ({marks})", rows
+            )
+    finally:
+        connection.close()
+
+
+async def test_a_long_ledger_is_moved_in_chunks_with_a_dictionary_per_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upgrade, "_CHUNK", 97)
+    rows = generated_v2_rows(2 * MIN_SAMPLES + 50)
+    db = tmp_path / "ledger.db"
+    sqlite_v2(db, rows)
+    store = await SQLiteStore.open(db)
+    try:
+        read = await store.read(limit=10_000)
+        assert [(r.seq, r.source, r.body, r.chain_hash) for r in read] == [
+            (row[0], row[2], row[6], row[8]) for row in rows
+        ]
+        assert await store.verify() == (len(rows), None)
+        stats = await store.body_stats()
+        assert (stats.bodies, stats.dictionaries) == (len(rows), 2)
+        async with store.reading() as tx:
+            named = await tx.fetch(
+                "SELECT r.source, d.source FROM bodies b JOIN receipts r ON r.seq = b.seq "
+                "LEFT JOIN body_dictionaries d ON d.id = b.dictionary"
+            )
+        # every body compressed with its own source's dictionary
+        assert {(mine, trained) for mine, trained in named} == {
+            ("smtp2go", "smtp2go"),
+            ("mailgun", "mailgun"),
+        }
+    finally:
+        await store.close()
+
+
+async def lay_out_v2(url: str, old: list[tuple[Any, ...]] | None = None) -> None:
+    """Receipts (the fixture's unless given) in a PostgreSQL schema as release 19c8e05
+    laid them out: the body a column of `receipts`, no body storage, schema version 2,
+    the head row on the last receipt."""
     store = await PostgresStore.open(url)  # today's tables, then taken back to schema 2
     await store.close()
-    old = v2_receipts()
+    old = v2_receipts() if old is None else old
     conn = await pg.connect(url)
     try:
         async with conn.transaction():
@@ -130,11 +205,8 @@ async def lay_out_v2(url: str) -> None:
                     (o[0], o[1], o[2], o[3], o[4], o[5], bytes(o[6]), bytes(o[7]), bytes(o[8]))
                     for o in old
                 ],
-                columns=[
-                    "seq", "received_at", "source", "content_type", "headers", "peer", "body",
-                    "body_sha256", "chain_hash",
-                ],
-            )  # fmt: skip
+                columns=V2_COLUMNS,
+            )
             await conn.execute(
                 "UPDATE ledger_head SET last_seq = $1, last_hash = $2", old[-1][0], old[-1][8]
             )
