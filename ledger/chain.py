@@ -64,9 +64,7 @@ class ChainRow(msgspec.Struct, frozen=True, array_like=True):
     chain_hash: bytes
 
 
-def first_broken(
-    rows: Iterable[ChainRow], prev_hash: bytes = GENESIS, prev_seq: int = 0
-) -> int | None:
+def first_broken(rows: Iterable[ChainRow], prev_hash: bytes, prev_seq: int) -> int | None:
     """The sequence number of the first row that does not match the chain, or None.
 
     A row fails when its body is missing or no longer hashes to its stored digest, when
@@ -90,7 +88,8 @@ def first_broken(
             or body_digest(row.body) != row.body_sha256
             or expected != row.chain_hash
         ):
-            return row.seq if row.seq == prev_seq + 1 else prev_seq + 1
+            # the row itself, or the one missing before it (the sequence breaks there)
+            return prev_seq + 1
         prev_hash, prev_seq = row.chain_hash, row.seq
     return None
 
