@@ -85,9 +85,9 @@ class BodyStorageContract:
         store = await ledgers.open("trained")
         for n in range(MIN_SAMPLES):
             await store.append(webhook(n))
-        assert await store.train_bodies(["smtp2go", "mailgun"]) == {
-            "smtp2go": True,
+        assert await store.train_bodies(["mailgun", "smtp2go"]) == {
             "mailgun": False,  # no bodies of its own to train on
+            "smtp2go": True,  # trained all the same
         }
         later = await store.append(webhook(10_000))
         other = await store.append(webhook(10_001, source="mailgun"))
@@ -171,7 +171,8 @@ class BodyStorageContract:
         await ledgers.close(store)
         body_storage._LOADED.clear()
         again = await ledgers.open("no-dictionary")
-        with pytest.raises(BodyMissing, match=dictionary_name(ident)):
+        expected = f"receipt {needs.seq}: the body needs dictionary {dictionary_name(ident)}"
+        with pytest.raises(BodyMissing, match=expected):
             await again.get(needs.seq)
 
     async def test_a_body_changed_in_storage_is_named(self, ledgers: Ledgers) -> None:
@@ -235,6 +236,43 @@ class BodyStorageContract:
         ]
         assert [r.body for r in await store.read()] == [webhook(n).body for n in range(6)]
         assert (await store.body_stats()).dictionaries == 0
+
+    async def test_a_source_too_small_to_train_on_is_due_again_after_as_many_more(
+        self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(body_storage, "TRAIN_AFTER", 3)
+        store = await ledgers.fresh()
+        for n in range(3):
+            await store.append(webhook(n))
+        assert await store.train_bodies() == {"smtp2go": False}  # 3 < MIN_SAMPLES
+        for n in range(3, 5):
+            await store.append(webhook(n))
+        assert store.packer.untrained() == []
+        await store.append(webhook(5))
+        assert store.packer.untrained() == ["smtp2go"]
+
+    async def test_closing_a_store_stops_a_training_in_flight(
+        self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from ledger import sqlstore
+
+        started = asyncio.Event()
+
+        async def slow_train_bodies(self: object, sources: object = None) -> dict[str, bool]:
+            started.set()
+            await asyncio.sleep(30)
+            raise AssertionError("never reached: the store was closed")
+
+        monkeypatch.setattr(body_storage, "TRAIN_AFTER", 2)
+        monkeypatch.setattr(sqlstore.SqlStore, "train_bodies", slow_train_bodies)
+        store = await ledgers.open("closing")
+        with kept_records("bounceledger.ledger", logging.ERROR) as records:
+            for n in range(2):
+                await store.append(webhook(n))
+            await asyncio.wait_for(started.wait(), 5)
+            await asyncio.wait_for(ledgers.close(store), 5)  # neither hangs nor raises
+            await asyncio.sleep(0.05)
+        assert records == []
 
 
 class TestSQLiteBodyStorage(OnSQLite, BodyStorageContract):
