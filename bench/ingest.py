@@ -378,7 +378,7 @@ def _verify(
             "MB",
             size.body_bytes / 1e6,
             "bodies",
-            ("<=", 1.6, "ratio"),
+            ("<=", dbinfo.TARGET_RATIO, "ratio"),
         )
     )
 

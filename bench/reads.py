@@ -30,7 +30,7 @@ def size(got: dbinfo.Size, results: Results) -> None:
             "MB",
             got.body_bytes / 1e6,
             "bodies",
-            ("<=", 1.6, "ratio"),
+            ("<=", dbinfo.TARGET_RATIO, "ratio"),
             note=f"by table: {top}; free {got.free_bytes / 1e6:.0f} MB",
         )
     )

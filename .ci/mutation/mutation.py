@@ -49,9 +49,8 @@ TARGET = 0.95
 
 # The areas of the core, as the mutation audit grouped them: each must reach TARGET.
 AREAS: dict[str, tuple[str, ...]] = {
-    "fold, state, mapping, policy": (
+    "fold, mapping, policy": (
         "projections/fold.py",
-        "projections/state.py",
         "projections/mapping.py",
         "projections/policy.py",
     ),
