@@ -84,3 +84,13 @@ async def test_a_basic_credential_that_is_not_strict_base64_is_refused(client: A
         )
         assert refused.status_code == 403, junk
         assert refused.json()["detail"] == "missing webhook secret"
+
+
+async def test_the_console_is_guarded_by_its_session_not_by_an_api_key(client: Any) -> None:
+    """Its pages send a signed-out browser to the sign-in page (303), with or without an
+    API key: the API-key guard leaves them to the console's own."""
+    for headers in ({}, bearer(API_KEY), {"Authorization": "Bearer wrong"}):
+        page = await client.get("/console", headers=headers, follow_redirects=False)
+        assert page.status_code == 303, headers
+        assert page.headers["location"].startswith("/console/login?next=")
+    assert (await client.get("/console/login")).status_code == 200
