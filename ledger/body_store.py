@@ -62,6 +62,11 @@ class Packer:
             if count >= TRAIN_AFTER and source not in self.current
         ]
 
+    def not_yet(self, source: str) -> None:
+        """A training of `source` found too few bodies: it is due again once TRAIN_AFTER
+        more are stored."""
+        self.without[source] = 0
+
     def use(self, source: str, dictionary: Dictionary) -> None:
         """Compress `source`'s bodies with `dictionary` from now on."""
         self.current[source] = dictionary

@@ -106,8 +106,8 @@ async def one(tx: Tx, seq: int) -> Receipt | None:
 
 async def last_seq(tx: Tx) -> int:
     """The newest receipt's sequence number (0 when the log is empty)."""
-    rows = await tx.fetch("SELECT MAX(seq) FROM receipts")
-    return int(rows[0][0] or 0) if rows else 0
+    rows = await tx.fetch("SELECT MAX(seq) FROM receipts")  # one row, NULL when empty
+    return int(rows[0][0] or 0)
 
 
 async def chain_rows(tx: Tx, seq: int, limit: int) -> list[ChainRow]:

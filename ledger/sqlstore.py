@@ -145,7 +145,7 @@ class SqlStore(GroupCommitted, ABC):
             samples = [body for _, body in newest]
             data = await asyncio.to_thread(train_dictionary, samples)
             if data is None:
-                self.packer.without[source] = 0  # try again once as many more are stored
+                self.packer.not_yet(source)
                 done[source] = False
                 continue
             async with self.writing() as tx:
@@ -166,7 +166,7 @@ class SqlStore(GroupCommitted, ABC):
             newest = await receipt_sql.newest_bodies(tx, source=source, limit=TRAIN_ON)
             dictionary = await body_store.train(tx, source, [body for _, body in newest])
             if dictionary is None:
-                self.packer.without[source] = 0
+                self.packer.not_yet(source)
             else:
                 self.packer.use(source, dictionary)
 

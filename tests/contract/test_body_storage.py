@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ledger import BodyMissing, NewReceipt, Store
+from ledger import BodyMissing, NewReceipt, Store, receipts
 from ledger import body_store as body_storage
 from ledger.bodies import MIN_SAMPLES, PLAIN, ZSTD, dictionary_name
 from ledger.group import MAX_BATCH
@@ -212,6 +212,10 @@ class BodyStorageContract:
         body_storage._LOADED.clear()
         bodies = await again.read(after_seq=first.seq - 1)
         assert [r.body for r in bodies] == [webhook(20_000).body, webhook(20_000, "mailgun").body]
+        body_storage._LOADED.clear()
+        async with again.reading() as tx:
+            newest = await receipts.newest_bodies(tx, source="mailgun", limit=1)
+        assert newest == [(first.seq + 1, webhook(20_000, "mailgun").body)]
 
     async def test_a_failed_training_is_logged_and_bodies_are_stored_all_the_same(
         self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch

@@ -223,6 +223,15 @@ class StoreContract:
         await asyncio.gather(*(store.append(receipt()) for _ in range(1001)))
         assert [r.seq for r in await store.read()] == list(range(1, 1001))
         assert [r.seq for r in await store.read(1000)] == [1001]
+        assert [seq for seq, _ in await store.arrivals()] == list(range(1, 1001))
+        assert [r.seq for r in await store.list_receipts()] == list(range(1, 101))
+        # the sources and arrival times of receipts named by number, past any chunking
+        wanted = list(range(1, 1002))
+        async with store.reading() as tx:
+            sources = await receipts.sources(tx, [*wanted, 5000])
+            received = await receipts.received(tx, wanted)
+        assert sources == dict.fromkeys(wanted, "smtp2go")
+        assert received == {r.seq: r.received_at for r in await store.read(limit=2000)}
 
     async def test_newest_receipts_and_bodies_page_backwards(self, make_store: MakeStore) -> None:
         store = await make_store()
@@ -243,6 +252,17 @@ class StoreContract:
         assert [seq for seq, *_ in older] == [3, 2]
         assert [seq for seq, *_ in ses] == [4, 2]
         assert bodies == [(5, sent[4].body), (3, sent[2].body)]
+
+    async def test_a_receipt_of_time_zero_is_listed(self, make_store: MakeStore) -> None:
+        store = await make_store()
+        await store.append(NewReceipt(source="ses", received_at=0, content_type="", body=b"x"))
+        assert [r.seq for r in await store.list_receipts()] == [1]
+
+    async def test_waiting_for_appends_ends_at_the_timeout(self, make_store: MakeStore) -> None:
+        store = await make_store()
+        started = time.monotonic()
+        await asyncio.wait_for(store.wait_for_appends(0.05), 5)
+        assert time.monotonic() - started < 2
 
     async def test_recheck_writable_clears_a_write_error_only_when_writes_work(
         self, make_store: MakeStore, monkeypatch: pytest.MonkeyPatch

@@ -118,7 +118,8 @@ def test_a_frame_keeps_its_content_size_and_no_checksum_or_dictionary_id(
     """The receipt's digest is the check, and the body row names the dictionary: neither
     is repeated in every frame (4 bytes each)."""
     body = webhook(77)
-    for stored in (pack(body), pack(body, dictionary)):
+    own = Dictionary(dictionary.data)  # made here: the test reaches Dictionary()
+    for stored in (pack(body), pack(body, own)):
         params = zstandard.get_frame_parameters(stored.data)
         assert params.content_size == len(body)
         assert params.has_checksum is False
@@ -127,13 +128,14 @@ def test_a_frame_keeps_its_content_size_and_no_checksum_or_dictionary_id(
 
 def test_bodies_are_compressed_at_the_chosen_level(dictionary: Dictionary) -> None:
     body = webhook(78)
+    own = Dictionary(dictionary.data)  # made here: the test reaches Dictionary()
     at_level = zstandard.ZstdCompressor(
         level=LEVEL,
         dict_data=zstandard.ZstdCompressionDict(dictionary.data),
         write_checksum=False,
         write_dict_id=False,
     )
-    assert pack(body, dictionary).data == at_level.compress(body)
+    assert pack(body, own).data == at_level.compress(body)
     alone = zstandard.ZstdCompressor(level=LEVEL, write_checksum=False)
     assert pack(body).data == alone.compress(body)
 
@@ -154,3 +156,15 @@ def test_a_source_is_due_a_dictionary_once_enough_bodies_are_stored_without_one(
     assert packer.untrained() == []  # one with a dictionary is never due again
     packer.use("ses", dictionary)  # a source asked for before it was counted
     assert packer.current == {"smtp2go": dictionary, "ses": dictionary}
+
+
+def test_a_source_too_small_to_train_on_is_due_again_after_as_many_more() -> None:
+    packer = Packer()
+    packer.rows([(n, "ses", webhook(n)) for n in range(TRAIN_AFTER)])
+    assert packer.untrained() == ["ses"]
+    packer.not_yet("ses")
+    assert packer.untrained() == []
+    packer.rows([(n, "ses", webhook(n)) for n in range(TRAIN_AFTER - 1)])
+    assert packer.untrained() == []
+    packer.rows([(0, "ses", webhook(0))])
+    assert packer.untrained() == ["ses"]
