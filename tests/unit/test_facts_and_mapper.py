@@ -12,10 +12,11 @@ import pytest
 from ledger import Receipt
 from projections import operator
 from projections.errors import PolicyInvalid
-from projections.facts import Fact, derive
+from projections.facts import FUTURE_TOLERANCE_US, Fact, _event_time, derive
 from projections.mapping import Mapper, read_policy
 from projections.policy import DEFAULT_POLICY
 from projections.state import RecipientState
+from tests.conftest import fixture_bytes
 from tests.logs import kept_records
 
 
@@ -119,3 +120,24 @@ def test_a_policy_file_naming_an_event_its_provider_does_not_send_is_refused_by_
     path.write_text('[providers.smtp2go]\nbouncd = "hard_bounce"\n')
     with pytest.raises(PolicyInvalid, match=rf"^{path}: \[providers.smtp2go\] has no event"):
         read_policy(path)
+
+
+def test_a_fact_about_the_only_recipient_it_names_is_not_shared() -> None:
+    for source, name in (("ses", "hard_bounce.json"), ("smtp2go", "hard_bounce.json")):
+        (keyed,) = derive(receipt(source, fixture_bytes(source, name), seq=3))
+        assert keyed.fact.shared == 0, source
+        assert not any("recipients and not which one" in flag for flag in keyed.fact.flags)
+        # its identity: the provider, the provider's event id, the recipient
+        text = f"{source}\x1f{keyed.fact.event_id}\x1f{keyed.fact.recipient}".encode()
+        assert keyed.key == hashlib.blake2b(text, digest_size=16).digest()
+
+
+def test_an_event_time_up_to_the_tolerance_after_its_receipt_is_kept() -> None:
+    received = 1_780_000_000_000_000
+    assert _event_time(received + FUTURE_TOLERANCE_US, received) == (
+        received + FUTURE_TOLERANCE_US,
+        (),
+    )
+    later, flags = _event_time(received + FUTURE_TOLERANCE_US + 1, received)
+    assert later == received
+    assert flags[0].endswith("is after the receipt: the receipt time is used")
