@@ -25,7 +25,7 @@ import aiosqlite
 from ledger import schema
 from ledger.body_store import Packer, load_packer
 from ledger.chain import GENESIS, BodyRow, IdentityRow
-from ledger.errors import StoreUnavailable, ValueRefused
+from ledger.errors import AppendRejected, StoreUnavailable, ValueRefused
 from ledger.group import CommitReport, GroupCommit
 from ledger.records import AppendResult, NewReceipt
 from ledger.sql import Row, Tx, fetchrow
@@ -271,6 +271,12 @@ class SQLiteStore(SqlStore):
     async def _head(self, tx: Tx) -> tuple[int, bytes]:
         head = await fetchrow(tx, "SELECT seq, chain_hash FROM receipts ORDER BY seq DESC LIMIT 1")
         return (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
+
+    async def _advance(self, tx: Tx, seq: int, chain_hash: bytes, appended: int) -> None:
+        """SQLite keeps no head row (the last receipt is the head): check that the
+        verbatim append left the head where its chain says."""
+        if await self._head(tx) != (seq, chain_hash):
+            raise AppendRejected(f"the ledger's head is not receipt {seq} after the append")
 
     async def _insert(
         self, tx: Tx, rows: list[tuple[Any, ...]], ids: list[IdentityRow], bodies: list[BodyRow]

@@ -216,6 +216,9 @@ class BodyStorageContract:
         async with again.reading() as tx:
             newest = await receipts.newest_bodies(tx, source="mailgun", limit=1)
         assert newest == [(first.seq + 1, webhook(20_000, "mailgun").body)]
+        body_storage._LOADED.clear()
+        listed = await again.list_receipts(after_seq=first.seq - 1, source="mailgun")
+        assert [r.body for r in listed] == [webhook(20_000, "mailgun").body]
 
     async def test_a_failed_training_is_logged_and_bodies_are_stored_all_the_same(
         self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch
