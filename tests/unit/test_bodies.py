@@ -112,7 +112,7 @@ def test_too_few_samples_train_no_dictionary() -> None:
     assert train([b""] * (MIN_SAMPLES * 2)) is None  # empty bodies are no samples
 
 
-def test_a_frame_keeps_its_content_size_and_no_checksum_or_dictionary_id(
+def test_a_stored_frame_keeps_its_size_and_no_checksum_or_dictionary_id(
     dictionary: Dictionary,
 ) -> None:
     """The receipt's digest is the check, and the body row names the dictionary: neither
@@ -126,7 +126,7 @@ def test_a_frame_keeps_its_content_size_and_no_checksum_or_dictionary_id(
         assert params.dict_id == 0
 
 
-def test_bodies_are_compressed_at_the_chosen_level(dictionary: Dictionary) -> None:
+def test_every_body_is_compressed_at_the_chosen_level(dictionary: Dictionary) -> None:
     body = webhook(78)
     own = Dictionary(dictionary.data)  # made here: the test reaches Dictionary()
     at_level = zstandard.ZstdCompressor(

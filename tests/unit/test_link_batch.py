@@ -64,3 +64,11 @@ def test_a_redelivery_stored_before_its_identity_was_records_the_identity() -> N
         identities={("ses", "msg-9"): (4, body_digest(b"old"))},
     )
     assert again.identities == []
+
+
+def test_the_batch_leaves_the_head_on_its_last_new_receipt() -> None:
+    out = linked([new(b"a"), new(b"b"), new(b"a")])
+    assert out.seq == 12
+    assert out.chain_hash == out.rows[-1][-1]  # the last row's chain hash
+    nothing = linked([new(b"a")], digests={("ses", body_digest(b"a")): 3})
+    assert (nothing.seq, nothing.chain_hash) == (10, GENESIS)  # the head it was given
