@@ -281,6 +281,20 @@ class BodyStorageContract:
             await asyncio.sleep(0.05)
         assert records == []
 
+    async def test_a_new_process_opening_the_ledger_compresses_with_its_dictionary(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.open("cold")
+        for n in range(MIN_SAMPLES):
+            await store.append(webhook(n))
+        await store.train_bodies(["smtp2go"])
+        await ledgers.close(store)
+        body_storage._LOADED.clear()  # as a process that never read the dictionary
+        again = await ledgers.open("cold")
+        newer = await again.append(webhook(30_000))
+        assert (await stored_rows(again))[newer.seq][1] is not None
+        assert (await again.get(newer.seq)).body == webhook(30_000).body  # type: ignore[union-attr]
+
 
 class TestSQLiteBodyStorage(OnSQLite, BodyStorageContract):
     """Body storage on SQLite."""
