@@ -30,15 +30,20 @@ from tests.audit.helpers import cli, ok_json, rows
 
 V2 = Path(__file__).parents[1] / "fixtures" / "ledgers" / "v2.db"
 MANUAL = "manual.person@example.org"
+# The fixture is read where it lies only through this: a test never writes to it.
+READ_ONLY = f"{V2.as_uri()}?mode=ro"
 
 
 def v2_receipts() -> list[tuple[Any, ...]]:
     """Every receipt of the fixture as schema 2 keeps it, body inside, in order."""
-    return rows(
-        V2,
-        "SELECT seq, received_at, source, content_type, headers, peer, body, body_sha256, "
-        "chain_hash FROM receipts ORDER BY seq",
-    )
+    connection = sqlite3.connect(READ_ONLY, uri=True)
+    try:
+        return connection.execute(
+            "SELECT seq, received_at, source, content_type, headers, peer, body, body_sha256, "
+            "chain_hash FROM receipts ORDER BY seq"
+        ).fetchall()
+    finally:
+        connection.close()
 
 
 async def assert_upgraded(store: Store) -> None:
@@ -217,7 +222,7 @@ async def lay_out_v2(url: str, old: list[tuple[Any, ...]] | None = None) -> None
 
 def test_the_fixture_is_what_the_previous_release_wrote() -> None:
     """The fixture is schema 2, bodies inside the receipts, with a projection."""
-    connection = sqlite3.connect(V2)
+    connection = sqlite3.connect(READ_ONLY, uri=True)
     try:
         columns = {row[1] for row in connection.execute("PRAGMA table_info(receipts)")}
         assert "body" in columns
