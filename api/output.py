@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from ledger import BodyStats
 from projections.audit import Explanation, ReceiptView, TimelineEntry
 from projections.policy_history import PolicyHistory
 from projections.quarantine_replay import Kept, KeptBody, Replay
@@ -241,7 +242,7 @@ def verification_text(result: Any) -> str:
     )
 
 
-def bodies_text(stats: Any) -> str:
+def bodies_text(stats: BodyStats) -> str:
     """One line on body storage: how much the bodies take, raw and stored."""
     ratio = f" ({stats.stored_bytes / stats.raw_bytes:.2f}x)" if stats.raw_bytes else ""
     return (

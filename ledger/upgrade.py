@@ -5,7 +5,7 @@ Version 2 → 3, `bodies_apart`: the bodies leave the chained `receipts` rows fo
 storage (ledger/body_store.py), compressed with a dictionary trained per source on that
 source's newest bodies. The chain is untouched — it covers the digests, which stay —
 and every body comes back byte for byte (`verify` proves it). The space the old column
-took is free pages in a SQLite file until `VACUUM` (README: Personal data), and dead
+took is free pages in a SQLite file until `VACUUM` (README: Body storage), and dead
 tuples on PostgreSQL until its VACUUM.
 """
 
