@@ -20,6 +20,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
 from api.console import console_router, signouts, template_config
+from api.erasures import create_erasure, list_erasures
 from api.fastpath import FastWebhooks, webhook_provider
 from api.health import healthz, metrics, readyz
 from api.logs import REFUSALS, Refusal, access_log, escape_controls, refused
@@ -41,7 +42,7 @@ from api.throttle import FailureCounter, throttle_middleware
 from api.webhooks import receive_webhook
 from ledger import BodyMissing, LedgerError, StoreUnavailable, ValueRefused
 from projections import DecodeFailed, Policy, PolicyMismatch
-from projections.errors import ProjectionBehind, ReleaseRefused
+from projections.errors import ErasureRefused, ProjectionBehind, ReleaseRefused
 from projections.providers import PROVIDERS
 
 log = logging.getLogger("bounceledger")
@@ -165,6 +166,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     PolicyMismatch: lambda r, exc: _problem(r, 503, str(exc), {"Retry-After": "1"}),
     ProjectionBehind: lambda r, exc: _problem(r, 503, str(exc), _RETRY),
     ReleaseRefused: _release_refused,
+    ErasureRefused: lambda r, exc: _problem(r, 409, str(exc)),
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     BodyMissing: lambda r, exc: _problem(r, 500, f"ledger damaged: {exc} (bounceledger verify)"),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
@@ -326,6 +328,8 @@ def create_app(
             explain_suppression,
             suppress,
             release,
+            create_erasure,
+            list_erasures,
             recipient_events,
             list_receipts,
             get_receipt,

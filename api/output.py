@@ -17,6 +17,8 @@ from rich.table import Table
 
 from ledger import BodyStats
 from projections.audit import Explanation, ReceiptView, TimelineEntry
+from projections.erasing import ErasureReport
+from projections.erasure_history import ErasureEntry
 from projections.policy_history import PolicyHistory
 from projections.quarantine_replay import Kept, KeptBody, Replay
 from projections.queries import Status, Suppression
@@ -78,7 +80,34 @@ def status_text(status: Status) -> str:
     if status.newest_evidence:
         detail += f"   newest evidence: receipt {status.newest_evidence}"
     lines.append(detail)
+    if status.erased:
+        lines.append(f"  erased: its data is gone; kept suppressed as {status.erased}")
     return "\n".join(lines)
+
+
+def erasure_text(report: ErasureReport) -> str:
+    kept = ", ".join(report.reasons) or "manual (the erasure itself)"
+    return (
+        f"erased by receipt {report.seq}: {len(report.removed)} bodies removed, "
+        f"{len(report.redacted)} redacted, {report.quarantined} quarantined deliveries "
+        f"deleted\n  still suppressed ({kept}) as {report.subject}"
+    )
+
+
+def erasures_table(entries: list[ErasureEntry]) -> Table | str:
+    if not entries:
+        return "no erasures"
+    table = SafeTable(
+        "receipt", "at", "actor", "request", "note", "kept", "removed", "redacted",
+        title=f"{len(entries)} erasures",
+    )  # fmt: skip
+    for entry in entries:
+        table.add_row(
+            str(entry.seq), entry.at, entry.actor, entry.request or "", entry.note,
+            ", ".join(entry.reasons) or "manual", str(len(entry.removed)),
+            str(len(entry.redacted)),
+        )  # fmt: skip
+    return table
 
 
 def suppressions_table(items: list[Suppression]) -> Table | str:

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key, lo
 from api.network import Network, NetworksInvalid, parse_networks
 from api.sns_certificates import Fetch, fetch_https
 from ledger.backends import as_target
+from projections.erasure_keys import ErasureKey, load_key
+from projections.errors import ErasureRefused
 from projections.providers import PROVIDERS
 
 DEFAULT_DB = Path("data/ledger.db")
@@ -125,6 +127,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # did not arrive over TLS: for plain-HTTP use other than on localhost, which browsers
     # treat as secure (BOUNCELEDGER_CONSOLE_PLAIN_HTTP=on). Off: always Secure.
     console_plain_http: bool = False
+    # The key erased addresses are looked up by (projections/erasure_keys.py:
+    # BOUNCELEDGER_ERASURE_KEY or BOUNCELEDGER_ERASURE_KEY_FILE); None: erasure refused.
+    erasure_key: ErasureKey | None = None
 
 
 class SettingsInvalid(ValueError):
@@ -300,7 +305,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_connections=int(
             _positive(environ, "BOUNCELEDGER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, whole=True)
         ),
+        erasure_key=_erasure_key(environ),
     )
+
+
+def _erasure_key(environ: Mapping[str, str]) -> ErasureKey | None:
+    try:
+        return load_key(environ)
+    except ErasureRefused as exc:
+        raise SettingsInvalid(str(exc)) from exc
 
 
 def _positive(

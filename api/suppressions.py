@@ -64,7 +64,9 @@ async def get_suppression(
             runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash, when
         )
         return Response(found)
-    found = await queries.status(runtime.store, email, runtime.projector.policy_hash)
+    found = await queries.status(
+        runtime.store, email, runtime.projector.policy_hash, runtime.settings.erasure_key
+    )
     return Response(found, headers={"ETag": f'"{found.newest_evidence}"'})
 
 
@@ -107,7 +109,9 @@ async def suppress(
     except ValueError as exc:
         raise ValidationException(str(exc)) from exc
     await runtime.projector.wait_until(seq)
-    return await queries.status(runtime.store, email, runtime.projector.policy_hash)
+    return await queries.status(
+        runtime.store, email, runtime.projector.policy_hash, runtime.settings.erasure_key
+    )
 
 
 @delete(
@@ -251,7 +255,9 @@ async def list_suppressions(
 async def check_suppressions(
     data: JSONBody[CheckRequest], runtime: NamedDependency[Runtime]
 ) -> CheckResult:
-    found = await queries.check(runtime.store, runtime.projector.policy_hash, data.emails)
+    found = await queries.check(
+        runtime.store, runtime.projector.policy_hash, data.emails, runtime.settings.erasure_key
+    )
     # Each suppressed address comes back as it was given, so the caller can match it
     # against its own list without normalizing (the verdict is case-insensitive).
     hits = [msgspec.structs.replace(hit, email=given) for given, hit in found.items()]

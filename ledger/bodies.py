@@ -20,6 +20,7 @@ once used, and a cache keyed by it never goes stale.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -110,10 +111,23 @@ def unpack(stored: Stored, dictionaries: dict[int, Dictionary]) -> bytes:
         raise BodyMissing(f"the stored body does not decompress: {exc}") from exc
 
 
+# What looks like an email address in a body, in the forms bodies carry it: plain,
+# percent-encoded (`%40`) or JSON-escaped (`\u0040`).
+_ADDRESS = re.compile(rb"[^\s\"'<>,;:()\[\]{}=&]+(?:@|%40|\\u0040)[A-Za-z0-9.-]+", re.IGNORECASE)
+
+
+def scrub(sample: bytes) -> bytes:
+    """A body with every address in it replaced by a placeholder of the same length: what a
+    dictionary is trained on, so that no dictionary holds anyone's address (a dictionary
+    is kept as long as the bodies compressed with it; an erasure cannot edit it)."""
+    return _ADDRESS.sub(lambda match: b"x" * len(match[0]), sample)
+
+
 def train(samples: Sequence[bytes], size: int = DICTIONARY_SIZE) -> bytes | None:
-    """A dictionary trained on `samples` (one source's bodies), or None when there are
-    too few of them, or zstd finds nothing worth a dictionary in them."""
-    usable: list[bytes | bytearray | memoryview] = [sample for sample in samples if sample]
+    """A dictionary trained on `samples` (one source's bodies, their addresses scrubbed),
+    or None when there are too few of them, or zstd finds nothing worth a dictionary in
+    them."""
+    usable: list[bytes | bytearray | memoryview] = [scrub(sample) for sample in samples if sample]
     if len(usable) < MIN_SAMPLES:
         return None
     size = min(size, max(1024, sum(map(len, usable)) // 10))

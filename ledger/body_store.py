@@ -1,8 +1,10 @@
 """Body storage over a `Tx`: the `bodies` and `body_dictionaries` tables, written once for
 every backend (what a stored body is: ledger/bodies.py).
 
-- `bodies (seq, codec, dictionary, size, data)`: one row per receipt, beside the chained
-  `receipts` row that holds its digest; `size` is the raw body's length;
+- `bodies (seq, codec, dictionary, size, data, erased_by)`: one row per receipt, beside
+  the chained `receipts` row that holds its digest; `size` is the raw body's length;
+  `erased_by` names the erasure record that removed the body (then empty) or replaced it
+  with a redacted copy (ledger/erasures.py);
 - `body_dictionaries (id, source, created_at, samples, data)`: the trained dictionaries,
   named by their hash (`bodies.dictionary_id`), never changed once written.
 
@@ -13,12 +15,12 @@ trains one (`train`) once a source has `TRAIN_AFTER` bodies without one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 
-from ledger.bodies import Dictionary, Stored, dictionary_id, pack
+from ledger.bodies import PLAIN, Dictionary, Stored, dictionary_id, pack
 from ledger.bodies import train as train_dictionary
 from ledger.chain import BodyRow
 from ledger.sql import Tx
@@ -139,15 +141,51 @@ def stored(row_codec: Any, row_dictionary: Any, row_data: Any) -> Stored | None:
     return Stored(int(row_codec), ident, bytes(row_data))
 
 
+async def erase(
+    tx: Tx, packer: Packer, by: int, changes: Mapping[int, tuple[str, bytes | None]]
+) -> None:
+    """Inside the write transaction that appends erasure record `by`: replace each body
+    `changes` names (seq -> its source and the redacted copy to keep, None: nothing),
+    marking it as the record's doing."""
+    rows: list[tuple[Any, ...]] = []
+    for seq, (source, kept) in sorted(changes.items()):
+        codec, ident, data = (
+            (PLAIN, None, b"") if kept is None else pack(kept, packer.current.get(source))
+        )
+        rows.append((codec, ident, len(kept or b""), data, by, seq))
+    await tx.executemany(
+        "UPDATE bodies SET codec = ?, dictionary = ?, size = ?, data = ?, erased_by = ? "
+        "WHERE seq = ?",
+        rows,
+    )
+
+
+async def mark_erased(tx: Tx, erased: Iterable[tuple[int, int]]) -> None:
+    """Inside a verbatim append (an import, a migration): mark the bodies an erasure
+    record changed ((seq, record) pairs; the bodies are stored as they came)."""
+    await tx.executemany(
+        "UPDATE bodies SET erased_by = ? WHERE seq = ?", [(by, seq) for seq, by in erased]
+    )
+
+
+async def erased(tx: Tx) -> dict[int, int]:
+    """Every body an erasure record changed: seq -> the record's seq."""
+    rows = await tx.fetch("SELECT seq, erased_by FROM bodies WHERE erased_by IS NOT NULL")
+    return {int(seq): int(by) for seq, by in rows}
+
+
 class BodyStats(msgspec.Struct, frozen=True, kw_only=True):
     """What body storage holds: bodies stored, their raw and stored bytes, how many are
-    kept plain (they did not compress), and the dictionaries."""
+    kept plain (they did not compress), the dictionaries, and the bodies erasure records
+    changed (removed or redacted) with those records."""
 
     bodies: int
     raw_bytes: int
     stored_bytes: int
     plain: int
     dictionaries: int
+    erased: int = 0
+    erased_by: tuple[int, ...] = ()
 
 
 async def stats(tx: Tx) -> BodyStats:
@@ -158,6 +196,13 @@ async def stats(tx: Tx) -> BodyStats:
     )
     count, raw, kept, plain = (int(value) for value in rows[0])
     dictionaries = int((await tx.fetch("SELECT COUNT(*) FROM body_dictionaries"))[0][0])
+    changed = await erased(tx)
     return BodyStats(
-        bodies=count, raw_bytes=raw, stored_bytes=kept, plain=plain, dictionaries=dictionaries
+        bodies=count,
+        raw_bytes=raw,
+        stored_bytes=kept,
+        plain=plain,
+        dictionaries=dictionaries,
+        erased=len(changed),
+        erased_by=tuple(sorted(set(changed.values()))),
     )

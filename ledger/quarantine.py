@@ -12,14 +12,14 @@ are read one at a time (`get`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
 from ledger.chain import body_digest, encode_headers
 from ledger.records import NewReceipt
-from ledger.sql import fetchrow
+from ledger.sql import Tx, fetchrow
 from ledger.store import Store
 
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
@@ -136,3 +136,17 @@ async def get(store: Store, qid: int) -> Quarantined | None:
 async def mark_replayed(store: Store, qid: int, seq: int) -> None:
     async with store.writing() as tx:
         await tx.execute("UPDATE quarantine SET replayed_seq = ? WHERE id = ?", seq, qid)
+
+
+async def forget(tx: Tx, about: Callable[[bytes], bool]) -> int:
+    """Inside the caller's write transaction: delete every kept delivery (replayed or not)
+    whose body `about` says is about the person being erased; returns how many."""
+    doomed: list[tuple[int]] = []
+    last = 0
+    while rows := await tx.fetch(
+        "SELECT id, body FROM quarantine WHERE id > ? ORDER BY id LIMIT 500", last
+    ):
+        doomed += [(int(qid),) for qid, body in rows if about(bytes(body))]
+        last = int(rows[-1][0])
+    await tx.executemany("DELETE FROM quarantine WHERE id = ?", doomed)
+    return len(doomed)

@@ -16,7 +16,7 @@ import msgspec
 
 from ledger.bodies import unpack
 from ledger.body_store import dictionaries, stored
-from ledger.chain import ChainRow
+from ledger.chain import ChainRow, body_digest
 from ledger.errors import BodyMissing
 from ledger.records import Receipt
 from ledger.sql import Row, Tx
@@ -26,7 +26,7 @@ COLUMNS = "seq, received_at, source, content_type, headers, peer, body_sha256, c
 # A receipt with its stored body (codec, dictionary, data: ledger/bodies.py).
 _SELECT = (
     "SELECT r.seq, r.received_at, r.source, r.content_type, r.headers, r.peer, "
-    "r.body_sha256, r.chain_hash, b.codec, b.dictionary, b.data "
+    "r.body_sha256, r.chain_hash, b.codec, b.dictionary, b.data, b.erased_by "
     "FROM receipts r LEFT JOIN bodies b ON b.seq = r.seq"
 )
 _NO_END = 2**62
@@ -49,9 +49,14 @@ async def _receipts(tx: Tx, rows: list[Row]) -> list[Receipt]:
             body=_body(row, known),
             body_sha256=bytes(row[6]),
             chain_hash=bytes(row[7]),
+            erased_by=_erased_by(row),
         )
         for row in rows
     ]
+
+
+def _erased_by(row: Row) -> int | None:
+    return None if row[11] is None else int(row[11])
 
 
 def _body(row: Row, known: dict[int, Any]) -> bytes:
@@ -115,10 +120,14 @@ async def chain_rows(tx: Tx, seq: int, limit: int) -> list[ChainRow]:
     with its body (None where it is not stored or cannot be read back)."""
     rows = await tx.fetch(f"{_SELECT} WHERE r.seq > ? ORDER BY r.seq LIMIT ?", seq, limit)
     known = await dictionaries(tx, (row[9] for row in rows), confirm=True)
-    return [
-        ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], _readable(r, known), bytes(r[6]), bytes(r[7]))
-        for r in rows
-    ]
+    return [_chain_row(row, known) for row in rows]
+
+
+def _chain_row(r: Row, known: dict[int, Any]) -> ChainRow:
+    body = _readable(r, known)
+    return ChainRow(
+        r[0], r[1], r[2], r[3], r[4], r[5], body, bytes(r[6]), bytes(r[7]), _erased_by(r)
+    )
 
 
 def _readable(row: Row, known: dict[int, Any]) -> bytes | None:
@@ -176,3 +185,27 @@ async def _column(tx: Tx, column: str, seqs: Iterable[int]) -> list[tuple[int, A
         rows = await tx.fetch(f"SELECT seq, {column} FROM receipts WHERE seq IN ({marks})", *chunk)
         found.extend((int(row[0]), row[1]) for row in rows)
     return found
+
+
+async def digests(tx: Tx, seqs: list[int]) -> dict[int, tuple[bytes, str]]:
+    """seq -> (body digest, source) of the receipts `seqs` names that exist."""
+    found: dict[int, tuple[bytes, str]] = {}
+    for start in range(0, len(seqs), _CHUNK):
+        chunk = seqs[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = await tx.fetch(
+            f"SELECT seq, body_sha256, source FROM receipts WHERE seq IN ({marks})", *chunk
+        )
+        for seq, digest, source in rows:
+            found[int(seq)] = (bytes(digest), str(source))
+    return found
+
+
+async def body_of(tx: Tx, seq: int) -> bytes | None:
+    """Receipt `seq`'s body if it is stored, readable and still hashes to its digest (what
+    an erasure record must be to be believed), else None."""
+    rows = await tx.fetch(f"{_SELECT} WHERE r.seq = ?", seq)
+    if not rows:
+        return None
+    body = _readable(rows[0], await dictionaries(tx, [rows[0][9]]))
+    return body if body is not None and body_digest(body) == bytes(rows[0][6]) else None

@@ -25,8 +25,10 @@ class NewReceipt(msgspec.Struct, frozen=True, kw_only=True):
     identity: str | None = None
 
 
-class Receipt(msgspec.Struct, frozen=True, kw_only=True):
-    """A committed receipt, as stored and chained."""
+class Receipt(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A committed receipt, as stored and chained. `erased_by` names the erasure record
+    that removed its body (then empty) or replaced it with a redacted copy
+    (ledger/erasures.py); the chain still covers the original's digest."""
 
     seq: int
     source: str
@@ -37,6 +39,7 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
     peer: str | None
     body_sha256: bytes
     chain_hash: bytes
+    erased_by: int | None = None
 
 
 class AppendResult(msgspec.Struct, frozen=True):

@@ -6,7 +6,8 @@ both keep in the same table.
 - `receipts`: the log itself, append-only (each backend refuses UPDATE and DELETE in the
   database itself): each row chains its body's digest, not its bytes;
 - `bodies`, `body_dictionaries`: the bodies, compressed, beside the log
-  (ledger/body_store.py) — proven by the digests the chain covers;
+  (ledger/body_store.py) — proven by the digests the chain covers; a body an erasure
+  removed or redacted names the record that did (`erased_by`, ledger/erasures.py);
 - `door_ids`: door identities (an SNS MessageId, a Mailgun token) -> the receipt that
   first carried one, and its body's digest: the same identity with other bytes is a
   replay, refused; written in the receipt's own transaction, outside the chain;
@@ -24,9 +25,10 @@ from ledger.errors import StoreUnavailable
 from ledger.sql import Tx, fetchrow, statements
 
 # The layout this code reads and writes. 2: the quarantine. 3: bodies kept compressed
-# apart from the receipts (ledger/upgrade.py moves them). A SQLite ledger laid out before
-# SQLite kept the version table is at version 2 (the tables are the same).
-VERSION = 3
+# apart from the receipts (ledger/upgrade.py moves them). 4: a body says which erasure
+# record changed it (ledger/erasures.py). A SQLite ledger laid out before SQLite kept the
+# version table is at version 2 (the tables are the same).
+VERSION = 4
 # Serializes creating the schema between instances starting at once.
 LOCK = 0x626C5F736368656D  # "bl_schem"
 
@@ -54,7 +56,8 @@ TABLES = (
         codec      SMALLINT NOT NULL,
         dictionary {int},
         size       {int}    NOT NULL,
-        data       {blob}   NOT NULL
+        data       {blob}   NOT NULL,
+        erased_by  {int}
     )""",
     """CREATE TABLE IF NOT EXISTS body_dictionaries (
         id         {int}   PRIMARY KEY,
@@ -103,6 +106,7 @@ async def ensure(
     for statement in _all(tx, extra, receipts_constraints):
         await tx.execute(statement)
     await upgrade.bodies_apart(tx)
+    await upgrade.erasable(tx)
     await tx.execute(
         "INSERT INTO bl_schema VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = ?",
         VERSION,

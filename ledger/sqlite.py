@@ -53,6 +53,10 @@ PRAGMAS = (
     # table's size. Once a checkpoint has reset it, it is truncated back to 64 MiB
     # rather than keeping that size on disk until the last connection closes.
     "PRAGMA journal_size_limit=67108864",
+    # What a write frees (a deleted row, an erased body, a state's old copy) is
+    # overwritten with zeros, not left readable in free pages: an erasure leaves no copy
+    # of what it removed in the file (the WAL: `forget_freed`).
+    "PRAGMA secure_delete=ON",
 )
 # What only SQLite's ledger needs: the database itself refuses to change a receipt.
 APPEND_ONLY = (
@@ -236,6 +240,23 @@ class SQLiteStore(SqlStore):
             await writer.close()
             raise
         return store
+
+    async def forget_freed(self) -> None:
+        """Copy the WAL into the database and truncate it to nothing: the WAL holds the
+        pages as they were before the last writes until then. A reader's open snapshot
+        can hold the checkpoint back: it is tried again for a few seconds, then the WAL
+        is left to the next checkpoint (StoreUnavailable says so)."""
+        for _ in range(50):
+            async with self._write_lock:
+                cursor = await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = (await cursor.fetchone() or (1,))[0]
+            if not busy:
+                return
+            await asyncio.sleep(0.1)
+        raise StoreUnavailable(
+            f"{self.path}: the write-ahead log could not be truncated (a reader held it): "
+            "what the erasure removed stays in it until the next checkpoint"
+        )
 
     async def close(self) -> None:
         await self._group.drain()

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -22,7 +22,9 @@ from ledger import body_store
 from ledger import receipts as receipt_sql
 from ledger.bodies import train as train_dictionary
 from ledger.body_store import INSERT_BODIES, TRAIN_ON, Packer
-from ledger.chain import BodyRow, ChainRow, IdentityRow, verbatim_chunks, verify_chain
+from ledger.chain import BodyRow, ChainRow, IdentityRow, body_digest, verbatim_chunks, verify_chain
+from ledger.erasures import confirmed, removals
+from ledger.errors import AppendRejected
 from ledger.group import MAX_BATCH, GroupCommitted
 from ledger.records import AppendResult, NewReceipt, Receipt
 from ledger.sql import Tx
@@ -45,6 +47,9 @@ class SqlStore(GroupCommitted, ABC):
 
     @abstractmethod
     def writing(self, *, durable: bool = True) -> AbstractAsyncContextManager[Tx]: ...
+
+    @abstractmethod
+    async def append_in(self, tx: Tx, receipt: NewReceipt) -> AppendResult: ...
 
     @abstractmethod
     async def _write_batch(self, batch: list[NewReceipt]) -> list[AppendResult]:
@@ -92,6 +97,7 @@ class SqlStore(GroupCommitted, ABC):
             seq, prev_hash = await self._head(tx)
             for chunk in verbatim_chunks(receipts, seq, prev_hash, identify, MAX_BATCH):
                 await self._insert(tx, chunk.rows, chunk.identities, chunk.bodies)
+                await body_store.mark_erased(tx, chunk.erased)
                 await self._train_within(tx)
                 count += len(chunk.rows)
                 if progress and chunk.rows:
@@ -100,6 +106,38 @@ class SqlStore(GroupCommitted, ABC):
             await self._advance(tx, seq, prev_hash, count)
         self._group.appended.set()
         return count
+
+    @contextlib.asynccontextmanager
+    async def erasing(self) -> AsyncIterator[Tx]:
+        async with self.writing() as tx:
+            await self._head(tx)
+            yield tx
+
+    async def erase_in(
+        self, tx: Tx, record: NewReceipt, changes: Mapping[int, bytes | None]
+    ) -> AppendResult:
+        named = {removed.seq: removed for removed in removals(record.body)}
+        if set(named) != set(changes):
+            raise AppendRejected("the erasure record does not name the bodies it changes")
+        held = await receipt_sql.digests(tx, sorted(changes))
+        for seq, kept in changes.items():
+            digest = held[seq][0] if seq in held else b""
+            want = None if kept is None else body_digest(kept).hex()
+            if (named[seq].sha256, named[seq].kept) != (digest.hex(), want):
+                raise AppendRejected(
+                    f"the erasure record does not name receipt {seq}'s body as it is stored"
+                )
+        result = await self.append_in(tx, record)
+        await body_store.erase(
+            tx,
+            self.packer,
+            result.seq,
+            {seq: (held[seq][1], kept) for seq, kept in changes.items()},
+        )
+        return result
+
+    async def forget_freed(self) -> None:
+        """Nothing to do by default (PostgreSQL: README, Personal data)."""
 
     async def recheck_writable(self) -> bool:
         try:
@@ -212,7 +250,11 @@ class SqlStore(GroupCommitted, ABC):
             async with self.statement() as tx:
                 return await receipt_sql.chain_rows(tx, seq, chunk)
 
-        return await verify_chain(rows_after)
+        async with self.reading() as tx:
+            erased = await body_store.erased(tx)
+            records = {by: await receipt_sql.body_of(tx, by) for by in set(erased.values())}
+        held = {by: body for by, body in records.items() if body is not None}
+        return await verify_chain(rows_after, confirmed(held, erased))
 
     # -- tailing ---------------------------------------------------------------
 

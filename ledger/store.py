@@ -14,7 +14,7 @@ these words (tests/contract).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -57,8 +57,25 @@ class ReceiptLog(Protocol):
         beside them. Returns how many were appended."""
         ...
 
+    def erasing(self) -> AbstractAsyncContextManager[Tx]:
+        """A durable write transaction that holds the log's head: nothing is appended
+        by anyone until it ends, so what it reads of the log is all of it (an erasure)."""
+        ...
+
+    async def erase_in(
+        self, tx: Tx, record: NewReceipt, changes: Mapping[int, bytes | None]
+    ) -> AppendResult:
+        """Inside an `erasing()` transaction: append the erasure record `record` and
+        replace each body `changes` names (seq -> the redacted copy to keep; None:
+        nothing is kept), each then naming the record (`Receipt.erased_by`). The record's
+        body must name exactly these changes with the digests the chain holds
+        (ledger/erasures.py): AppendRejected otherwise, and nothing is written. A body an
+        earlier record redacted may be changed again: the newest record answers for it."""
+        ...
+
     async def read(self, after_seq: int = 0, limit: int = 1000) -> list[Receipt]:
-        """Receipts with seq > after_seq, in order, at most `limit`."""
+        """Receipts with seq > after_seq, in order, at most `limit` (a body an erasure
+        removed is empty, one it redacted is the copy kept: `Receipt.erased_by`)."""
         ...
 
     async def list_receipts(
@@ -85,7 +102,9 @@ class ReceiptLog(Protocol):
     async def verify(self, chunk: int = 5000) -> tuple[int, int | None]:
         """Recompute the chain and read back every body: (receipts checked, the first
         whose stored hash does not match its fields and its predecessor's hash, or whose
-        body is missing, cannot be read back or does not hash to its digest; or None)."""
+        body is missing, cannot be read back or does not hash to its digest — unless an
+        erasure record that follows it names that body and what it left in its place —
+        or None)."""
         ...
 
     async def body_stats(self) -> BodyStats:
@@ -160,6 +179,12 @@ class Lifecycle(Protocol):
 
     async def exposure(self) -> list[str]:
         """What lets others interfere with this ledger (warnings for the operator)."""
+        ...
+
+    async def forget_freed(self) -> None:
+        """After an erasure: leave nothing it removed readable in the database's own files
+        where the backend can (SQLite: the WAL is checkpointed and truncated; freed pages
+        are zeroed as they are freed); StoreUnavailable when it could not."""
         ...
 
     async def drain(self) -> None:

@@ -7,6 +7,9 @@ source's newest bodies. The chain is untouched — it covers the digests, which 
 and every body comes back byte for byte (`verify` proves it). The space the old column
 took is free pages in a SQLite file until `VACUUM` (README: Body storage), and dead
 tuples on PostgreSQL until its VACUUM.
+
+Version 3 → 4, `erasable`: a body row says which erasure record changed it (`erased_by`,
+ledger/erasures.py); none has been, so the new column is empty.
 """
 
 from __future__ import annotations
@@ -42,3 +45,10 @@ async def bodies_apart(tx: Tx) -> None:
         )
         seq = bodies[-1][0]
     await tx.execute("ALTER TABLE receipts DROP COLUMN body")
+
+
+async def erasable(tx: Tx) -> None:
+    """Give `bodies` the column that names the erasure record that changed a body (a
+    database that has it already is left alone)."""
+    if "erased_by" not in await tx.columns("bodies"):
+        await tx.execute("ALTER TABLE bodies ADD COLUMN erased_by {int}".format(**tx.types))

@@ -57,3 +57,8 @@ class ReleaseRefused(ProjectionError):
 class ProjectionBehind(ProjectionError):
     """When the projection trails the ledger by more than the service's bound: an answer
     from it could be a stale "not suppressed"."""
+
+
+class ErasureRefused(ProjectionError):
+    """When an erasure cannot be done as asked: no erasure key is configured, the address
+    is not one, or the ledger cannot make it (nothing is written then)."""

@@ -91,6 +91,16 @@ class OperatorRelease(_Event, frozen=True, tag="operator_release"):
     seen: int | None = None
 
 
+class OperatorErase(_Event, frozen=True, tag="operator_erase"):
+    """`operator_erase`: an operator erased an address's data; its `recipient` is the
+    address's keyed hash, which stays suppressed for `reasons` (the causes active when
+    it was erased; none: by the erasure itself, as `manual`)."""
+
+    actor: str
+    note: str
+    reasons: tuple[Reason, ...] = ()
+
+
 class Ignored(_Event, frozen=True, tag="ignored"):
     """`ignored`: kept in the ledger and the timeline, without effect under this policy."""
 
@@ -107,6 +117,7 @@ NormalizedEvent = (
     | Deferred
     | OperatorSuppress
     | OperatorRelease
+    | OperatorErase
     | Ignored
 )
 

@@ -17,6 +17,7 @@ import msgspec
 
 from ledger import Receipt
 from projections import operator
+from projections.erasure_keys import is_subject
 from projections.errors import DecodeFailed
 from projections.policy import DERIVATION_VERSION
 from projections.providers import PROVIDERS, Provider, ProviderEvent
@@ -106,7 +107,9 @@ def derive(receipt: Receipt) -> list[Keyed]:
             action = operator.decode(receipt.body)
         except DecodeFailed:
             return []
-        recipient = normalize_recipient(action.email)
+        if isinstance(action, operator.Erasure):
+            return [_erasure(action, receipt.seq)]
+        recipient = operator.recipient(action.email)
         fact = Fact(
             source=operator.SOURCE,
             raw_kind=action.action,
@@ -135,6 +138,23 @@ def derive(receipt: Receipt) -> list[Keyed]:
         return []
 
 
+def _erasure(erasure: operator.Erasure, seq: int) -> Keyed:
+    """An erasure's one fact: about its keyed hash, carrying the causes it keeps."""
+    fact = Fact(
+        source=operator.SOURCE,
+        raw_kind=erasure.action,
+        recipient=erasure.subject,
+        at=erasure.at,
+        seq=seq,
+        ord=0,
+        event_id=f"operator:{seq}",
+        actor=erasure.actor,
+        note=erasure.note,
+        lifts=erasure.reasons,
+    )
+    return Keyed(dedup_key(operator.SOURCE, fact.event_id, erasure.subject), fact)
+
+
 def _derive(provider: Provider, receipt: Receipt) -> list[Keyed]:
     raws = provider.decode(receipt.body, receipt.content_type, receipt.headers)
     return derive_raws(provider, raws, receipt.source, receipt.seq, receipt.received_at)
@@ -160,6 +180,8 @@ def read(provider: Provider, raws: list[dict[str, Any]]) -> Reading:
     for raw in raws:
         for seen in provider.facts(raw):
             recipient = normalize_recipient(seen.recipient or "")
+            if is_subject(recipient):
+                continue  # a recipient an erasure redacted: no fact about anyone
             if recipient:
                 events.append((recipient, seen))
             elif seen.raw_kind not in ENGAGEMENT:

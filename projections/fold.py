@@ -25,6 +25,7 @@ from projections.events import (
     Delivered,
     Ignored,
     NormalizedEvent,
+    OperatorErase,
     OperatorRelease,
     OperatorSuppress,
     ProviderSuppressed,
@@ -72,6 +73,8 @@ def fold(state: RecipientState, event: NormalizedEvent, policy: Policy) -> Recip
             new = _activate(state, "manual", event)
         case OperatorRelease():
             new = _release(state, event, policy)
+        case OperatorErase():
+            new = _erase(state, event)
         case Deferred() | Ignored():
             new = state
         case _:
@@ -154,6 +157,14 @@ def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> R
     causes.sort(key=lambda cause: REASON_RANK.index(cause.reason))
     since = min(cause.at for cause in causes) if causes else None
     return replace(state, causes=tuple(causes), since=since, soft_bounces=counted)
+
+
+def _erase(state: RecipientState, event: OperatorErase) -> RecipientState:
+    """An erased address's keyed hash stays suppressed for every cause the address had
+    (none: for the erasure itself, as `manual`) until a release names it."""
+    for reason in event.reasons or ("manual",):
+        state = _activate(state, reason, event)
+    return state
 
 
 def _activate(

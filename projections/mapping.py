@@ -28,6 +28,7 @@ from projections.events import (
     Delivered,
     Ignored,
     NormalizedEvent,
+    OperatorErase,
     OperatorRelease,
     OperatorSuppress,
     ProviderSuppressed,
@@ -53,6 +54,11 @@ _SIMPLE: dict[
     "resubscribe": Resubscribe,
     "provider_suppressed": ProviderSuppressed,
     "deferred": Deferred,
+}
+_OPERATOR = {
+    "suppress": "operator_suppress",
+    "release": "operator_release",
+    "erase": "operator_erase",
 }
 # Events naming several recipients that still act for each of them: an opt-out must
 # not be lost because the provider did not say which recipient pressed the button.
@@ -153,9 +159,7 @@ class Mapper:
         the bounce class (for `bounce`) or the reason (for `ignored`). `delivered` holds
         the messages the recipient's history says were delivered to it (`delivered`)."""
         if fact.source == operator.SOURCE:
-            return (
-                "operator_suppress" if fact.raw_kind == "suppress" else "operator_release"
-            ), None
+            return _OPERATOR[fact.raw_kind], None
         mapped: Kind | None = self._mappings.get(fact.source, {}).get(fact.raw_kind)
         if mapped is None:
             return "ignored", f"unknown {fact.source} event {fact.raw_kind!r}"
@@ -275,6 +279,10 @@ class Mapper:
             return Ignored(reason=detail or "", **common)
         if kind == "operator_suppress":
             return OperatorSuppress(actor=fact.actor or "", note=fact.note or "", **common)
+        if kind == "operator_erase":
+            return OperatorErase(
+                actor=fact.actor or "", note=fact.note or "", reasons=fact.lifts or (), **common
+            )
         if kind == "operator_release":
             return OperatorRelease(
                 actor=fact.actor or "",

@@ -73,7 +73,7 @@ async def newest_operator_actions(store: Store, *, limit: int = 50) -> list[Acti
                 seq=int(seq),
                 at=_when(action.at),
                 action=action.action,
-                email=action.email,
+                email=action.subject if isinstance(action, operator.Erasure) else action.email,
                 actor=action.actor,
                 note=action.note,
             )

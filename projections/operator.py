@@ -1,10 +1,15 @@
-"""Operator actions — manual suppress and release — as receipts of source `operator`.
+"""Operator actions — manual suppress and release, and erasure — as receipts of source
+`operator`.
 
 They are appended to the ledger like any webhook, so a rebuild under any policy keeps
 them; the policy's mappings and exclusions never apply to them. The body carries the
 time of the action, so two identical actions are two receipts, not a redelivery. A
 release also names the causes it lifts and the newest evidence receipt the operator
 saw (projections/releases.py decides both; projections/fold.py applies them).
+
+An erasure's record (projections/erasing.py writes it) names no address: only its keyed
+hash (`subject`, projections/erasure_keys.py), the causes that were active, and the
+bodies it removed or redacted (ledger/erasures.py: what `verify` holds them to).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Literal
 import msgspec
 
 from ledger import NewReceipt, Store
+from ledger.erasures import Removed
+from projections.erasure_keys import is_subject
 from projections.errors import DecodeFailed
 from projections.recipients import normalize_recipient
 from projections.state import Reason
@@ -40,12 +47,45 @@ class OperatorAction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, om
     def __post_init__(self) -> None:
         if not self.note.strip():
             raise ValueError("an operator action needs a note saying why")
-        if not normalize_recipient(self.email):
+        if not recipient(self.email):
             raise ValueError("an operator action needs an email address")
 
 
+class Erasure(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The body of an erasure record: who erased whom (by keyed hash), when and why, the
+    causes of suppression that were active (kept, under the keyed hash, by every later
+    fold), and what it removed: bodies (`bodies`, in the ledger's words) and quarantined
+    deliveries (`quarantined`, a count: they are outside the chain)."""
+
+    action: Literal["erase"]
+    subject: str
+    actor: str
+    note: str
+    at: int
+    request: str | None = None
+    reasons: tuple[Reason, ...] = ()
+    bodies: tuple[Removed, ...] = ()
+    quarantined: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.note.strip():
+            raise ValueError("an erasure needs a note saying why")
+
+
+class _Action(msgspec.Struct, frozen=True):
+    action: str
+
+
+def recipient(email: str) -> str:
+    """Whom an action is about: a normalized address, or an erased address's keyed hash
+    as it is (a release of an erased address names it so)."""
+    return email if is_subject(email) else normalize_recipient(email)
+
+
 _encode = msgspec.json.Encoder(order="deterministic").encode
+_decode_action = msgspec.json.Decoder(_Action).decode
 _decode = msgspec.json.Decoder(OperatorAction).decode
+_decode_erasure = msgspec.json.Decoder(Erasure).decode
 
 
 def action_body(
@@ -59,14 +99,19 @@ def action_body(
     seen: int | None = None,
 ) -> bytes:
     """The receipt body for one operator action (ValueError when note or email is empty)."""
-    return _encode(
-        OperatorAction(action, normalize_recipient(email), actor, note.strip(), at, lifts, seen)
-    )
+    return _encode(OperatorAction(action, recipient(email), actor, note.strip(), at, lifts, seen))
 
 
-def decode(body: bytes) -> OperatorAction:
+def erasure_body(erasure: Erasure) -> bytes:
+    """The receipt body of an erasure record."""
+    return _encode(erasure)
+
+
+def decode(body: bytes) -> OperatorAction | Erasure:
     """The action in an operator receipt's body."""
     try:
+        if _decode_action(body).action == "erase":
+            return _decode_erasure(body)
         return _decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise DecodeFailed(f"not an operator action: {exc}") from exc

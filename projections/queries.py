@@ -12,6 +12,7 @@ import msgspec
 from ledger import Store
 from ledger.sql import Tx
 from projections import views
+from projections.erasure_keys import ErasureKey, is_subject
 from projections.errors import PolicyMismatch
 from projections.recipients import format_time, normalize_recipient
 from projections.state import RecipientState
@@ -46,6 +47,8 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     last_event_at: str | None
     causes: list[CauseView] = []
     newest_evidence: int = 0
+    # The keyed hash an erasure keeps the address suppressed under (projections/erasing.py)
+    erased: str | None = None
 
 
 class Suppression(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,22 +68,39 @@ async def require_policy(tx: Tx, policy_hash: str) -> int:
     return meta[0]
 
 
-async def status(store: Store, email: str, policy_hash: str) -> Status:
-    """The status of one address (an address never seen is simply not suppressed)."""
-    email = normalize_recipient(email)
-    async with store.reading() as tx:
-        await require_policy(tx, policy_hash)
-        state = await views.load_state(tx, email)
-    return status_of(state or RecipientState(email=email))
+async def status(
+    store: Store, email: str, policy_hash: str, key: ErasureKey | None = None
+) -> Status:
+    """The status of one address (an address never seen is simply not suppressed; one
+    erased is suppressed under its keyed hash, found with `key`)."""
+    return (await statuses(store, [email], policy_hash, key))[normalize_recipient(email)]
 
 
-async def statuses(store: Store, emails: list[str], policy_hash: str) -> dict[str, Status]:
-    """The status of each address (normalised; keyed so), read in one transaction."""
+async def statuses(
+    store: Store, emails: list[str], policy_hash: str, key: ErasureKey | None = None
+) -> dict[str, Status]:
+    """The status of each address (normalised; keyed so), read in one transaction; with
+    `key`, an erased address's keyed hash is looked up too."""
     addresses = list(dict.fromkeys(normalize_recipient(email) for email in emails))
+    subjects = {a: key.subject(a) for a in addresses} if key is not None else {}
     async with store.reading() as tx:
         await require_policy(tx, policy_hash)
-        states = await views.load_states(tx, addresses)
-    return {a: status_of(states.get(a) or RecipientState(email=a)) for a in addresses}
+        states = await views.load_states(tx, [*addresses, *subjects.values()])
+    found = {}
+    for address in addresses:
+        state = states.get(address) or RecipientState(email=address)
+        kept = states.get(subjects.get(address, ""))
+        found[address] = (
+            _with_erasure(state, kept) if kept and kept.suppressed else status_of(state)
+        )
+    return found
+
+
+def _with_erasure(state: RecipientState, kept: RecipientState) -> Status:
+    """An erased address's status: suppressed for the causes its keyed hash keeps (and any
+    evidence that came after the erasure)."""
+    shown = state if state.suppressed else msgspec.structs.replace(kept, email=state.email)
+    return msgspec.structs.replace(status_of(shown), erased=kept.email)
 
 
 def status_of(state: RecipientState) -> Status:
@@ -136,11 +156,17 @@ def _suppression(email: str, reason: str, since: int, seq: int, reasons: str) ->
     )
 
 
-async def check(store: Store, policy_hash: str, emails: list[str]) -> dict[str, Suppression]:
-    """Which of `emails` are suppressed, keyed by the address as given."""
+async def check(
+    store: Store, policy_hash: str, emails: list[str], key: ErasureKey | None = None
+) -> dict[str, Suppression]:
+    """Which of `emails` are suppressed, keyed by the address as given; with `key`, also
+    those erased (suppressed under their keyed hash, which the answer names)."""
     wanted: dict[str, list[str]] = {}
     for given in emails:
         wanted.setdefault(normalize_recipient(given), []).append(given)
+    if key is not None:
+        for address in list(wanted):
+            wanted.setdefault(key.subject(address), []).extend(wanted[address])
     addresses = list(wanted)
     rows = []
     async with store.reading() as tx:
@@ -152,11 +178,11 @@ async def check(store: Store, policy_hash: str, emails: list[str]) -> dict[str, 
                 f"WHERE email IN ({','.join('?' * len(chunk))})",
                 *chunk,
             )
-    found = {}
-    for row in rows:
+    found: dict[str, Suppression] = {}
+    for row in sorted(rows, key=lambda row: is_subject(row[0])):  # the address's own first
         hit = _suppression(*row)
         for given in wanted[hit.email]:
-            found[given] = hit
+            found.setdefault(given, hit)
     return found
 
 

@@ -19,7 +19,7 @@ import msgspec
 
 from ledger import NewReceipt, Receipt, Store
 from ledger.sql import Tx
-from projections import policy_history, views
+from projections import operator, policy_history, views
 from projections.derivation import Row, deriver
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper
@@ -358,6 +358,10 @@ async def _live_verdicts(tx: Tx, emails: list[str], listed: bool) -> dict[str, V
     return verdicts
 
 
+def _erases(fact: Fact) -> bool:
+    return fact.source == operator.SOURCE and fact.raw_kind == "erase"
+
+
 async def _swap(
     store: Store, mapper: Mapper, digest: str, upto: int, record: NewReceipt | None
 ) -> None:
@@ -373,12 +377,17 @@ async def _swap(
         # checkpoint's row is ours until this transaction commits: no projector step can
         # commit meanwhile, and what it appends after `seq` it folds under the new policy.
         emails: set[str] = set()
+        erased = False
         after = upto
         while after < live and (
             receipts := await store.read(after, min(_READ_CHUNK, live - after))
         ):
-            emails.update(k.fact.recipient for r in receipts for k in derive(r))
+            facts = [k.fact for r in receipts for k in derive(r)]
+            emails.update(fact.recipient for fact in facts)
+            erased = erased or any(_erases(fact) for fact in facts)
             after = receipts[-1].seq
+        if erased:  # an erasure while the rebuild read: what it folded of the address goes
+            await views.forget_factless(tx)
         states = [
             mapper.fold_facts(email, await views.load_facts(tx, email)) for email in sorted(emails)
         ]

@@ -387,3 +387,19 @@ async def write_meta(tx: Tx, seq: int, digest: str, policy: Policy) -> None:
         msgspec.json.encode(policy, order="sorted").decode(),
         DERIVATION_VERSION,
     )
+
+
+async def forget(tx: Tx, email: str) -> None:
+    """Delete everything the projection holds about one address (an erasure)."""
+    for table in ("recipient_facts", *STATE_TABLES):
+        await tx.execute(f"DELETE FROM {table} WHERE email = ?", email)
+
+
+async def forget_factless(tx: Tx) -> None:
+    """Delete the states of addresses that have no fact left: what a rebuild that read the
+    facts before an erasure still folded for the erased address."""
+    for table in STATE_TABLES:
+        await tx.execute(
+            f"DELETE FROM {table} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM recipient_facts f WHERE f.email = {table}.email)"
+        )

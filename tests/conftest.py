@@ -70,6 +70,7 @@ STATUS_FIELDS = {
     "events",
     "receipt",
     "last_event_at",
+    "erased",
 }
 
 

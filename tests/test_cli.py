@@ -174,6 +174,7 @@ def test_status_json_soft_bounces_and_unknown(ledger: Path) -> None:
         "events": 0,
         "receipt": None,
         "last_event_at": None,
+        "erased": None,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from api.cli.audit import audit
+from api.cli.erase import erase_command
 from api.cli.ledger import export_command, import_command, migrate_command, verify_command
 from api.cli.operator import release_command, suppress_command
 from api.cli.quarantine import quarantine
@@ -39,6 +40,7 @@ for command in (
     rebuild_command,
     suppress_command,
     release_command,
+    erase_command,
     audit,
     verify_command,
     export_command,

@@ -20,6 +20,7 @@ from api.cli.common import (
 )
 from ledger import Receipt
 from projections.audit import ReceiptView, TimelineEntry, timeline
+from projections.erasure_history import ErasureEntry, erasures
 from projections.policy_history import PolicyHistory, history_view
 from projections.rebuild import active_policy
 
@@ -34,7 +35,27 @@ def audit() -> None:
         bounceledger audit receipt 17 --raw > body.bin
         bounceledger audit receipts --source smtp2go --since 2026-05-01
         bounceledger audit policies
+        bounceledger audit erasures
     """
+
+
+@audit.command(name="erasures")
+@db_option
+@json_option
+def erasures_command(db: Path | str, as_json: bool) -> None:
+    """Every erasure: who, when, why, the request, what it kept suppressed and what it
+    removed — by keyed hash, never the address.
+
+    \b
+    Example:
+        bounceledger audit erasures --json
+    """
+
+    async def go() -> list[ErasureEntry]:
+        async with opened(db) as store:
+            return await erasures(store)
+
+    output.emit(run(go()), as_json, output.erasures_table)
 
 
 @audit.command(name="policies")

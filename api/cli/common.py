@@ -15,6 +15,7 @@ from api.settings import DEFAULT_DB
 from ledger import LedgerError, Store, as_target, is_database_url, open_store
 from ledger.urls import redact, url_problem
 from projections import Policy, PolicyInvalid, ProjectionError, Projector, read_policy
+from projections.erasure_keys import ErasureKey, load_key
 from projections.recipients import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,6 +108,15 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
     except (LedgerError, ProjectionError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def cli_erasure_key() -> ErasureKey | None:
+    """The erasure key the environment configures (None: erased addresses are not looked
+    up); a configured but unusable one is an error."""
+    try:
+        return load_key()
+    except ProjectionError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from api import output
-from api.cli.common import db_option, json_option, load, policy_option, projection, run, when
+from api.cli.common import (
+    cli_erasure_key,
+    db_option,
+    json_option,
+    load,
+    policy_option,
+    projection,
+    run,
+    when,
+)
 from projections import queries
 from projections.audit import Explanation, explain, status_as_of
 
@@ -42,7 +51,7 @@ def status_command(
                 return await status_as_of(
                     store, email, projector.mapper, projector.policy_hash, moment
                 )
-            return await queries.status(store, email, projector.policy_hash)
+            return await queries.status(store, email, projector.policy_hash, cli_erasure_key())
 
     output.emit(run(go()), as_json, output.status_text)
 

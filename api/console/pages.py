@@ -99,12 +99,16 @@ async def lookup(
 ) -> Template:
     """One address (`q`), or a pasted list (`emails`: one per line, or comma-separated)."""
     if q and q.strip():
-        found = await queries.status(runtime.store, q.strip(), runtime.projector.policy_hash)
+        found = await queries.status(
+            runtime.store, q.strip(), runtime.projector.policy_hash, runtime.settings.erasure_key
+        )
         return page(request, "lookup.html", "lookup", q=q, one=found, many=None, emails="")
     if emails and emails.strip():
         given = [part.strip() for part in emails.replace(",", "\n").splitlines() if part.strip()]
         given = given[:MAX_LOOKUP]
-        hits = await queries.check(runtime.store, runtime.projector.policy_hash, given)
+        hits = await queries.check(
+            runtime.store, runtime.projector.policy_hash, given, runtime.settings.erasure_key
+        )
         rows = [(email, hits.get(email)) for email in given]
         return page(request, "lookup.html", "lookup", q="", one=None, many=rows, emails=emails)
     return page(request, "lookup.html", "lookup", q="", one=None, many=None, emails="")

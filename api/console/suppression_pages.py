@@ -206,7 +206,9 @@ async def _confirm_page(
     too_many = len(emails) > MAX_RELEASE
     rows: list[tuple[str, queries.Status | None]] = []
     if not too_many:
-        found = await queries.statuses(runtime.store, emails, runtime.projector.policy_hash)
+        found = await queries.statuses(
+            runtime.store, emails, runtime.projector.policy_hash, runtime.settings.erasure_key
+        )
         rows = [(email, found.get(email)) for email in emails]
     return page(
         request,

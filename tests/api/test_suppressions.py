@@ -179,6 +179,7 @@ async def test_unknown_address_is_not_suppressed(client: Any) -> None:
         "events": 0,
         "receipt": None,
         "last_event_at": None,
+        "erased": None,
         "causes": [],
         "newest_evidence": 0,
     }

@@ -1,0 +1,148 @@
+"""Erasure: remove one person's data from the ledger and the projection, keep their "no".
+
+`erase` does it all in one transaction that holds the ledger's head (nothing is
+appended meanwhile), then has the store forget what it freed (ledger/store.py):
+
+1. the projection is brought up to the head, as the projector would fold it, so that
+   every receipt about the address is in the recipient index;
+2. each receipt that names the address loses its body — removed when it is about the
+   address alone, replaced by a redacted copy when it also names others, whose facts
+   stay as they were (projections/redaction.py); deliveries kept in quarantine that
+   mention it are deleted;
+3. the erasure record is appended (projections/operator.py, `Erasure`): who, when, why,
+   the request, the address's keyed hash (projections/erasure_keys.py), the causes that
+   were active, and every body changed with its digest — what `verify` holds them to;
+4. the projection forgets the address and folds the record: its keyed hash is
+   suppressed for the causes the address had (none: `manual`), under every later policy
+   and rebuild, until a recorded release names the keyed hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from ledger import NewReceipt, Store, quarantine, receipts
+from ledger.erasures import Removed
+from ledger.records import Receipt
+from ledger.sql import Tx
+from projections import operator, views
+from projections.erasure_keys import ErasureKey, is_subject
+from projections.errors import ErasureRefused
+from projections.facts import derive
+from projections.mapping import Mapper
+from projections.recipients import normalize_recipient
+from projections.redaction import mentions, redact
+from projections.state import Reason
+
+_CHUNK = 2000
+
+
+class ErasureReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What an erasure did: its record, the keyed hash the address is known by now, the
+    causes it keeps, the bodies removed and redacted, the quarantined deliveries
+    deleted."""
+
+    seq: int
+    subject: str
+    reasons: tuple[Reason, ...]
+    removed: list[int]
+    redacted: list[int]
+    quarantined: int
+
+
+async def erase(
+    store: Store,
+    key: ErasureKey,
+    email: str,
+    *,
+    actor: str,
+    note: str,
+    at: int,
+    request: str | None = None,
+) -> ErasureReport:
+    """Erase `email` (see the module docstring); ErasureRefused when it is no address, the
+    note is empty or the ledger was never projected (nothing is written then)."""
+    address = normalize_recipient(email)
+    if "@" not in address or is_subject(address):
+        raise ErasureRefused(f"not an email address: {email!r}")
+    if not note.strip():
+        raise ErasureRefused("an erasure needs a note saying why (the request, who checked it)")
+    subject = key.subject(address)
+    async with store.erasing() as tx:
+        meta = await views.read_meta(tx, lock=True) if await views.exists(tx) else None
+        if meta is None:
+            raise ErasureRefused("the ledger has never been projected: start the service once")
+        mapper = Mapper(meta.policy)
+        await _fold_to_head(tx, meta.seq, mapper)
+        state = await views.load_state(tx, address)
+        changes, bodies = await _changes(tx, address, subject)
+        deleted = await quarantine.forget(tx, lambda body: mentions(body, address))
+        reasons = tuple(cause.reason for cause in state.causes) if state else ()
+        record = operator.Erasure(
+            "erase", subject, actor, note.strip(), at, request, reasons, bodies, deleted
+        )
+        appended = await store.erase_in(
+            tx,
+            NewReceipt(
+                source=operator.SOURCE,
+                received_at=at,
+                content_type=operator.CONTENT_TYPE,
+                body=operator.erasure_body(record),
+            ),
+            changes,
+        )
+        await views.forget(tx, address)
+        written = await receipts.one(tx, appended.seq)
+        await views.apply(tx, derive(written) if written else [], mapper)
+        await tx.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", appended.seq)
+    await store.forget_freed()
+    return ErasureReport(
+        seq=appended.seq,
+        subject=subject,
+        reasons=reasons,
+        removed=sorted(seq for seq, kept in changes.items() if kept is None),
+        redacted=sorted(seq for seq, kept in changes.items() if kept is not None),
+        quarantined=deleted,
+    )
+
+
+async def _fold_to_head(tx: Tx, seq: int, mapper: Mapper) -> None:
+    """Fold the receipts after the checkpoint `seq`, as the projector would."""
+    while batch := await receipts.after(tx, seq, _CHUNK):
+        await views.apply(tx, [item for receipt in batch for item in derive(receipt)], mapper)
+        seq = batch[-1].seq
+
+
+async def _changes(
+    tx: Tx, address: str, subject: str
+) -> tuple[dict[int, bytes | None], tuple[Removed, ...]]:
+    """The bodies that name `address` (the recipient index says which): each one's
+    redacted copy (None: removed), and the record's account of them."""
+    seqs = sorted({fact.seq for fact in await views.load_facts(tx, address)})
+    changes: dict[int, bytes | None] = {}
+    named: list[Removed] = []
+    for seq in seqs:
+        receipt = await receipts.one(tx, seq)
+        if receipt is None:
+            continue
+        kept = _redacted(receipt, address, subject)
+        if kept == receipt.body:
+            continue
+        changes[seq] = kept
+        named.append(
+            Removed(
+                seq=seq,
+                sha256=receipt.body_sha256.hex(),
+                kept=None if kept is None else hashlib.sha256(kept).hexdigest(),
+            )
+        )
+    return changes, tuple(named)
+
+
+def _redacted(receipt: Receipt, address: str, subject: str) -> bytes | None:
+    """The body to keep in place of a receipt's (None: nothing)."""
+    if receipt.body == b"":
+        return b""  # removed by an earlier erasure: nothing left to erase
+    return redact(receipt, address, subject)

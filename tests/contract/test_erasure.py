@@ -1,0 +1,222 @@
+"""Erasure's contract, on every backend: the person's bodies are removed or redacted, the
+projection forgets the address, its keyed hash stays suppressed (through a rebuild too),
+`verify` passes and names the record, and a body changed without a record breaks it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ledger import NewReceipt, Store, export_ledger, import_receipts
+from projections import operator, queries
+from projections.erasing import erase
+from projections.erasure_history import erasures
+from projections.erasure_keys import ErasureKey
+from projections.errors import ErasureRefused
+from projections.policy import DEFAULT_POLICY
+from projections.projector import Projector
+from projections.rebuild import rebuild
+from tests.contract.backends import Ledgers, OnPostgres, OnSQLite
+
+KEY = ErasureKey(b"k" * 32)
+NOW = 1_780_000_300_000_000
+ALICE, BOB = "alice@example.org", "bob@example.net"
+SENDGRID = Path(__file__).parent.parent / "fixtures/sendgrid/batch.json"
+
+
+def smtp2go(n: int, email: str, event: str = "bounce") -> NewReceipt:
+    body = {
+        "event": event,
+        "rcpt": email,
+        "email_id": f"1q{n:06d}-alice-{n}",
+        "context": f"smtp;550 5.1.1 <{email}>: Recipient address rejected",
+        "bounce": "hard",
+        "time": "2026-11-30T10:00:00Z",
+    }
+    return NewReceipt(
+        source="smtp2go",
+        received_at=1_780_000_000_000_000 + n,
+        content_type="application/json",
+        body=json.dumps(body).encode(),
+    )
+
+
+def sendgrid_pair() -> NewReceipt:
+    """A SendGrid batch: a spam report from Alice and a bounce of Bob's, one POST."""
+    events = [
+        {"email": ALICE, "timestamp": 1780000000, "event": "spamreport",
+         "sg_event_id": "c3BhbS0x", "sg_message_id": "m1.filter"},
+        {"email": BOB, "timestamp": 1780000001, "event": "bounce", "type": "bounce",
+         "reason": "550 5.1.1 unknown user", "status": "5.1.1",
+         "sg_event_id": "Ym91bmNlLTE", "sg_message_id": "m2.filter"},
+    ]  # fmt: skip
+    return NewReceipt(
+        source="sendgrid",
+        received_at=1_780_000_100_000_000,
+        content_type="application/json",
+        body=json.dumps(events).encode(),
+    )
+
+
+async def projected(store: Store) -> Projector:
+    projector = Projector(store, DEFAULT_POLICY)
+    await projector.start()
+    await projector.catch_up()
+    return projector
+
+
+async def history(store: Store) -> dict[str, int]:
+    seqs = {"hard": (await store.append(smtp2go(1, ALICE))).seq}
+    seqs["shared"] = (await store.append(sendgrid_pair())).seq
+    seqs["other"] = (await store.append(smtp2go(2, "carol@example.com"))).seq
+    seqs["manual"] = await operator.record(
+        store,
+        "suppress",
+        ALICE,
+        actor="local:test",
+        note="asked by phone",
+        at=1_780_000_200_000_000,
+    )
+    return seqs
+
+
+async def database_text(store: Store) -> str:
+    """Every text and blob of the tables an erasure touches, as one lowercase string."""
+    out = []
+    async with store.reading() as tx:
+        for table in ("bodies", "recipient_facts", "recipient_state", "suppressions", "quarantine"):
+            for row in await tx.fetch(f"SELECT * FROM {table}"):
+                out += [
+                    bytes(v).decode("latin-1") if isinstance(v, bytes | memoryview) else str(v)
+                    for v in row
+                ]
+    return "\n".join(out).lower()
+
+
+class ErasureContract:
+    async def test_an_erased_address_is_gone_and_stays_suppressed(self, ledgers: Ledgers) -> None:
+        store = await ledgers.fresh()
+        seqs = await history(store)
+        projector = await projected(store)
+        before = await queries.status(store, ALICE, projector.policy_hash, KEY)
+        assert (before.reason, before.erased) == ("complaint", None)
+
+        report = await erase(
+            store,
+            KEY,
+            "Alice@Example.org",
+            actor="local:dpo",
+            note="DSAR 118",
+            at=NOW,
+            request="118",
+        )
+        assert report.removed == [seqs["hard"], seqs["manual"]]
+        assert report.redacted == [seqs["shared"]]
+        assert set(report.reasons) == {"complaint", "hard_bounce", "manual"}
+        assert report.subject == KEY.subject(ALICE)
+        assert ALICE not in await database_text(store)
+        assert "asked by phone" not in await database_text(store)  # the operator's note
+
+        await projector.follow()
+        after = await queries.status(store, ALICE, projector.policy_hash, KEY)
+        assert (after.suppressed, after.reason, after.erased) == (True, "complaint", report.subject)
+        checked = await queries.check(store, projector.policy_hash, [ALICE, BOB], KEY)
+        assert set(checked) == {ALICE, BOB}
+        assert checked[BOB].reason == "hard_bounce"  # Bob's evidence is kept, redacted around
+        # without the key, the address alone is not found: the keyed hash is
+        assert not (await queries.status(store, ALICE, projector.policy_hash)).suppressed
+
+        assert await store.verify() == (seqs["manual"] + 1, None)
+        stats = await store.body_stats()
+        assert (stats.erased, stats.erased_by) == (3, (report.seq,))
+        assert (await store.get(seqs["hard"])).erased_by == report.seq  # type: ignore[union-attr]
+        assert [entry.subject for entry in await erasures(store)] == [report.subject]
+
+        # a rebuild re-derives everything from the bodies left: nothing comes back
+        await rebuild(store, DEFAULT_POLICY)
+        await projector.follow()
+        again = await queries.status(store, ALICE, projector.policy_hash, KEY)
+        assert (again.suppressed, again.reason) == (True, "complaint")
+        assert (await queries.status(store, BOB, projector.policy_hash)).reason == "hard_bounce"
+        assert ALICE not in await database_text(store)
+
+    async def test_an_address_never_suppressed_is_kept_suppressed_by_the_erasure(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.fresh()
+        await store.append(smtp2go(1, ALICE, event="delivered"))
+        projector = await projected(store)
+        report = await erase(store, KEY, ALICE, actor="dpo", note="asked to be forgotten", at=NOW)
+        assert report.reasons == ()
+        await projector.follow()
+        status = await queries.status(store, ALICE, projector.policy_hash, KEY)
+        assert (status.suppressed, status.reason) == (True, "manual")
+
+    async def test_a_body_changed_without_a_record_breaks_verify(self, ledgers: Ledgers) -> None:
+        store = await ledgers.fresh()
+        seqs = await history(store)
+        await projected(store)
+        await erase(store, KEY, ALICE, actor="dpo", note="DSAR", at=NOW)
+        async with store.writing() as tx:  # claims an erasure of Carol's body, no record names it
+            await tx.execute(
+                "UPDATE bodies SET data = ?, size = 0, codec = 0, dictionary = NULL, erased_by = "
+                "(SELECT MAX(erased_by) FROM bodies) WHERE seq = ?",
+                b"",
+                seqs["other"],
+            )
+        assert (await store.verify())[1] == seqs["other"]
+
+    async def test_a_redacted_body_altered_afterwards_breaks_verify(self, ledgers: Ledgers) -> None:
+        store = await ledgers.fresh()
+        seqs = await history(store)
+        await projected(store)
+        await erase(store, KEY, ALICE, actor="dpo", note="DSAR", at=NOW)
+        async with store.writing() as tx:
+            await tx.execute(
+                "UPDATE bodies SET data = ?, size = 2, codec = 0, dictionary = NULL WHERE seq = ?",
+                b"[]",
+                seqs["shared"],
+            )
+        assert (await store.verify())[1] == seqs["shared"]
+
+    async def test_an_export_carries_the_erasure(self, ledgers: Ledgers, tmp_path: Path) -> None:
+        store = await ledgers.fresh()
+        await history(store)
+        await projected(store)
+        report = await erase(store, KEY, ALICE, actor="dpo", note="DSAR", at=NOW)
+        path = tmp_path / "ledger.jsonl"
+        with path.open("wb") as out:
+            await export_ledger(store, out)
+        assert ALICE.encode() not in path.read_bytes().lower()
+        copy = await ledgers.open("copy")
+        with path.open("rb") as source:
+            await import_receipts(copy, source)
+        assert await copy.verify() == (report.seq, None)
+        projector = await projected(copy)
+        status = await queries.status(copy, ALICE, projector.policy_hash, KEY)
+        assert (status.suppressed, status.erased) == (True, report.subject)
+
+    async def test_an_erasure_without_a_projection_or_a_note_is_refused(
+        self, ledgers: Ledgers
+    ) -> None:
+        store = await ledgers.fresh()
+        await store.append(smtp2go(1, ALICE))
+        with pytest.raises(ErasureRefused, match="never been projected"):
+            await erase(store, KEY, ALICE, actor="dpo", note="DSAR", at=NOW)
+        await projected(store)
+        with pytest.raises(ErasureRefused, match="note"):
+            await erase(store, KEY, ALICE, actor="dpo", note="  ", at=NOW)
+        with pytest.raises(ErasureRefused, match="not an email address"):
+            await erase(store, KEY, "nobody", actor="dpo", note="DSAR", at=NOW)
+        assert await store.last_seq() == 1
+
+
+class TestErasureOnSQLite(OnSQLite, ErasureContract):
+    pass
+
+
+@pytest.mark.postgres
+class TestErasureOnPostgres(OnPostgres, ErasureContract):
+    pass
