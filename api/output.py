@@ -272,13 +272,21 @@ def verification_text(result: Any) -> str:
 
 
 def bodies_text(stats: BodyStats) -> str:
-    """One line on body storage: how much the bodies take, raw and stored."""
+    """One line on body storage: how much the bodies take, raw and stored, and the bodies
+    erasures changed (with the records that did)."""
     ratio = f" ({stats.stored_bytes / stats.raw_bytes:.2f}x)" if stats.raw_bytes else ""
-    return (
+    line = (
         f"bodies: {stats.bodies} stored, {_size(stats.raw_bytes)} raw in "
         f"{_size(stats.stored_bytes)}{ratio}; {stats.plain} plain, "
         f"{stats.dictionaries} dictionar{'y' if stats.dictionaries == 1 else 'ies'}"
     )
+    if stats.erased:
+        records = ", ".join(map(str, stats.erased_by))
+        line += (
+            f"; {stats.erased} erased or redacted "
+            f"(by receipt{'s' if len(stats.erased_by) > 1 else ''} {records})"
+        )
+    return line
 
 
 def _size(count: int) -> str:

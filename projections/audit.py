@@ -100,6 +100,8 @@ class ReceiptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     body_base64: str | None = None
     body_text: str | None = None
     reading: ReceiptReading | None = None
+    # The erasure record that removed the body (then empty) or redacted it.
+    erased_by: int | None = None
 
     @classmethod
     def summary(cls, receipt: Receipt) -> ReceiptView:
@@ -113,6 +115,7 @@ class ReceiptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
             chain_hash=receipt.chain_hash.hex(),
             peer=receipt.peer,
             headers=receipt.headers,
+            erased_by=receipt.erased_by,
         )
 
     @classmethod

@@ -220,3 +220,19 @@ class TestErasureOnSQLite(OnSQLite, ErasureContract):
 @pytest.mark.postgres
 class TestErasureOnPostgres(OnPostgres, ErasureContract):
     pass
+
+
+class TestErasedFilesOnSQLite(OnSQLite):
+    """What a search of the SQLite files themselves (the database and its WAL) finds."""
+
+    async def test_no_trace_is_left_in_the_files(self, ledgers: Ledgers, tmp_path: Path) -> None:
+        store = await ledgers.fresh()
+        await history(store)
+        await projected(store)
+        await erase(store, KEY, ALICE, actor="dpo", note="DSAR", at=NOW)
+        files = [p for p in tmp_path.rglob("*") if p.is_file() and ".db" in p.name]
+        assert files
+        for path in files:
+            text = path.read_bytes().lower()
+            for needle in (b"alice@example.org", b"alice%40example.org", b"asked by phone"):
+                assert needle not in text, (path.name, needle)

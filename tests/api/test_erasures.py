@@ -1,0 +1,67 @@
+"""Erasure over HTTP: POST /v1/erasures erases and keeps the address suppressed; it needs
+an API key and an erasure key; GET /v1/erasures lists the records without the address."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from api.settings import load_settings
+from tests.api.helpers import hard_bounce, post_webhook, status
+from tests.conftest import API_KEY, AUTH, SECRET, settle
+
+ALICE = "alice@example.org"
+
+
+def environment(db_path: Path, **more: str) -> dict[str, str]:
+    return {
+        "BOUNCELEDGER_DB": str(db_path),
+        "SMTP2GO_WEBHOOK_SECRET": SECRET,
+        "BOUNCELEDGER_API_KEYS": f"ops:{API_KEY}",
+        **more,
+    }
+
+
+async def test_an_erasure_keeps_the_address_suppressed(make_client: Any, db_path: Path) -> None:
+    settings = load_settings(environment(db_path, BOUNCELEDGER_ERASURE_KEY="e" * 40))
+    async with make_client(settings=settings) as client:
+        await post_webhook(client, hard_bounce(ALICE))
+        await settle(client)
+        body = {"email": ALICE.upper(), "note": "DSAR 118", "request": "118"}
+        assert (await client.post("/v1/erasures", json=body)).status_code == 401
+        answer = await client.post("/v1/erasures", json=body, headers=AUTH)
+        assert answer.status_code == 201, answer.text
+        report = answer.json()
+        assert (report["reasons"], len(report["removed"])) == (["hard_bounce"], 1)
+        found = await status(client, ALICE)
+        assert (found["suppressed"], found["reason"], found["erased"]) == (
+            True,
+            "hard_bounce",
+            report["subject"],
+        )
+        checked = await client.post(
+            "/v1/suppressions/check", json={"emails": [ALICE]}, headers=AUTH
+        )
+        assert [hit["email"] for hit in checked.json()["suppressed"]] == [ALICE]
+        listed = await client.get("/v1/erasures", headers=AUTH)
+        assert [entry["request"] for entry in listed.json()] == ["118"]
+        assert ALICE not in listed.text
+        seq = report["removed"][0]
+        raw = await client.get(f"/v1/audit/receipts/{seq}?raw=true", headers=AUTH)
+        assert (raw.status_code, raw.content) == (200, b"")  # the body is gone
+        shown = (await client.get(f"/v1/audit/receipts/{seq}", headers=AUTH)).json()
+        assert shown["erased_by"] == report["seq"]
+
+
+async def test_without_an_erasure_key_nothing_is_erased(make_client: Any, db_path: Path) -> None:
+    async with make_client(settings=load_settings(environment(db_path))) as client:
+        await post_webhook(client, hard_bounce(ALICE))
+        await settle(client)
+        answer = await client.post(
+            "/v1/erasures", json={"email": ALICE, "note": "DSAR"}, headers=AUTH
+        )
+        assert answer.status_code == 409
+        assert "BOUNCELEDGER_ERASURE_KEY" in answer.json()["detail"]
+        assert (await status(client, ALICE))["reason"] == "hard_bounce"
+        bad = await client.post("/v1/erasures", json={"email": ALICE}, headers=AUTH)
+        assert bad.status_code == 400
