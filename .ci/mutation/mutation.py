@@ -22,8 +22,8 @@ selected test reaches counts as a survivor. Each area must reach 95 %.
 in all, of the core modules whose source changed since the record, and a seeded sample
 of --sample mutants the record says were killed in the unchanged modules. It fails when
 a changed module's sample scores below its recorded score (or 95 %) by more than one
-mutant, or when a mutant once killed survives: a test was weakened or removed. A module with no record yet
-(never run in full) is named and not guarded.
+mutant, or when a mutant once killed survives: a test was weakened or removed. A module
+with no record yet (never run in full) is named and not guarded.
 """
 
 from __future__ import annotations
