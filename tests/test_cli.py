@@ -607,3 +607,32 @@ def test_a_projection_folded_by_another_version_is_rebuilt_by_serve_and_by_rebui
     with TestClient(app=create_app(settings)) as client:
         served = client.get("/v1/suppressions/soft@example.org", headers=AUTH).json()
     assert (served["suppressed"], served["events"]) == (True, 3)
+
+
+# -- erasure ------------------------------------------------------------------------------
+
+
+@pytest.mark.both_backends
+def test_erase_keeps_the_address_suppressed_until_its_keyed_hash_is_released(
+    ledger: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = invoke("erase", "nobody@example.org", "--note", "DSAR 7", "--db", ledger)
+    assert refused.exit_code == 1
+    assert "BOUNCELEDGER_ERASURE_KEY" in refused.output
+    monkeypatch.setenv("BOUNCELEDGER_ERASURE_KEY", "cli-test-erasure-key-of-32-chars!")
+    erased = invoke("erase", "Nobody@Example.org", "--note", "DSAR 7", "--request", "7",
+                    "--db", ledger, "--json")  # fmt: skip
+    assert erased.exit_code == 0, erased.output
+    report = json.loads(erased.output)
+    assert (report["reasons"], report["removed"]) == (["hard_bounce"], [1])
+    status = json.loads(invoke("status", "nobody@example.org", "--db", ledger, "--json").output)
+    assert (status["suppressed"], status["erased"]) == (True, report["subject"])
+    listed = invoke("audit", "erasures", "--db", ledger)
+    assert "DSAR 7" in listed.output
+    assert "nobody@" not in listed.output
+    assert "erased or redacted (by receipt 7)" in invoke("verify", "--db", ledger).output
+
+    lifted = invoke("release", report["subject"], "--note", "asked to be mailed", "--db", ledger)
+    assert lifted.exit_code == 0, lifted.output
+    status = json.loads(invoke("status", "nobody@example.org", "--db", ledger, "--json").output)
+    assert (status["suppressed"], status["erased"]) == (False, None)

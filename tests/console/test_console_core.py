@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import pytest
 
 from api.console import session
 from api.settings import ApiKey, Secret, load_settings
+from projections.erasure_keys import ErasureKey
 from tests.api.helpers import event, hard_bounce, post_webhook
 from tests.conftest import API_KEY, AUTH, SECRET, settle
 from tests.console.helpers import (
@@ -258,3 +260,22 @@ async def test_a_link_cannot_put_words_in_the_consoles_mouth(client: Any) -> Non
     ):
         html = (await client.get(VICTIM_PAGE, params=forged)).text
         assert 'class="notice"' not in html, forged
+
+
+async def test_lookup_of_an_erased_address_says_it_is_kept_suppressed(
+    make_client: Callable[..., Any], settings: Any
+) -> None:
+    keyed = msgspec.structs.replace(
+        settings, erasure_key=ErasureKey(b"console-erasure-key-32-bytes-long")
+    )
+    async with make_client(settings=keyed) as client:
+        await post_webhook(client, hard_bounce("gone@example.org"))
+        await settle(client)
+        body = {"email": "gone@example.org", "note": "DSAR 9"}
+        subject = (await client.post("/v1/erasures", json=body, headers=AUTH)).json()["subject"]
+        await sign_in(client)
+        page = (await client.get("/console", params={"q": "gone@example.org"})).text
+        assert "suppressed · hard_bounce" in page
+        assert f"kept suppressed as <code>{subject}</code>" in page
+        listed = (await client.get("/console", params={"emails": "gone@example.org"})).text
+        assert "1 of 1 suppressed" in listed
