@@ -20,7 +20,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
 from api.console import console_router, signouts, template_config
-from api.erasures import create_erasure, list_erasures
+from api.erasures import create_erasure, list_erasures, run_retention
 from api.fastpath import FastWebhooks, webhook_provider
 from api.health import healthz, metrics, readyz
 from api.logs import REFUSALS, Refusal, access_log, escape_controls, refused
@@ -330,6 +330,7 @@ def create_app(
             release,
             create_erasure,
             list_erasures,
+            run_retention,
             recipient_events,
             list_receipts,
             get_receipt,

@@ -1,4 +1,5 @@
-"""Erasure over HTTP: erase an address's data (the record keeps its "no"), list erasures.
+"""Personal data over HTTP: erase an address's data (the record keeps its "no"), list
+erasures, apply the policy's retention (a dry run unless told otherwise).
 
 Both need an API key, as every route but the webhooks' does (api/auth.py). Erasing needs
 the erasure key as well (projections/erasure_keys.py): without one the service answers
@@ -19,6 +20,8 @@ from api.runtime import Runtime
 from projections.erasing import ErasureReport, erase
 from projections.erasure_history import ErasureEntry, erasures
 from projections.erasure_keys import NO_KEY, ErasureKeyMissing
+from projections.retention import RetentionReport
+from projections.retention import apply as retention
 
 
 class ErasureRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -65,3 +68,26 @@ async def create_erasure(
 @get("/v1/erasures", summary="Every erasure: who, when, why, what it removed (no address)")
 async def list_erasures(runtime: NamedDependency[Runtime]) -> list[ErasureEntry]:
     return await erasures(runtime.store)
+
+
+@post(
+    "/v1/retention",
+    status_code=200,
+    summary="Remove the bodies the policy's [retention] no longer keeps (or, dry_run, report)",
+    description=(
+        "Bodies of receipts whose events are all of kinds with a retention period "
+        "(delivered, deferred, ignored), once it has passed, and that are no evidence of an "
+        "active suppression; each run appends a retention record naming them."
+    ),
+)
+async def run_retention(
+    runtime: NamedDependency[Runtime], request: Request[Any, Any, Any], dry_run: bool = True
+) -> RetentionReport:
+    return await retention(
+        runtime.store,
+        runtime.expected or runtime.policy,  # serve --policy's periods, else the active policy's
+        time.time_ns() // 1000,
+        actor=str(request.state.get("api_key_name", "api")),
+        note="the policy's retention periods",
+        dry_run=dry_run,
+    )

@@ -23,6 +23,7 @@ from projections.policy_history import PolicyHistory
 from projections.quarantine_replay import Kept, KeptBody, Replay
 from projections.queries import Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
+from projections.retention import RetentionReport
 
 # C0 and C1 control characters but newline and tab: in stored text (a remote MTA's
 # diagnostic, a recipient, a body) they would reach the operator's terminal as escape
@@ -92,6 +93,21 @@ def erasure_text(report: ErasureReport) -> str:
         f"{len(report.redacted)} redacted, {report.quarantined} quarantined deliveries "
         f"deleted\n  still suppressed ({kept}) as {report.subject}"
     )
+
+
+def retention_text(report: RetentionReport) -> str:
+    if not report.periods or all(kept == "forever" for kept in report.periods.values()):
+        return "retention: the policy keeps every body forever (no [retention] periods)"
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(report.by_kind.items()))
+    verb = "would be removed" if report.dry_run else "removed"
+    line = f"retention: {report.bodies} bodies ({_size(report.bytes)}) {verb}"
+    if kinds:
+        line += f": {kinds}"
+    if report.records:
+        line += f"; recorded by receipt{'s' if len(report.records) > 1 else ''} "
+        line += ", ".join(map(str, report.records))
+    line += f"\n  {report.kept_as_evidence} kept as evidence of an active suppression"
+    return line
 
 
 def erasures_table(entries: list[ErasureEntry]) -> Table | str:

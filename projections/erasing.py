@@ -89,7 +89,7 @@ async def erase(
                 source=operator.SOURCE,
                 received_at=at,
                 content_type=operator.CONTENT_TYPE,
-                body=operator.erasure_body(record),
+                body=operator.record_body(record),
             ),
             changes,
         )

@@ -109,6 +109,8 @@ def derive(receipt: Receipt) -> list[Keyed]:
             return []
         if isinstance(action, operator.Erasure):
             return [_erasure(action, receipt.seq)]
+        if isinstance(action, operator.Retention):
+            return []  # about no one
         recipient = operator.recipient(action.email)
         fact = Fact(
             source=operator.SOURCE,

@@ -73,9 +73,19 @@ async def newest_operator_actions(store: Store, *, limit: int = 50) -> list[Acti
                 seq=int(seq),
                 at=_when(action.at),
                 action=action.action,
-                email=action.subject if isinstance(action, operator.Erasure) else action.email,
+                email=_about(action),
                 actor=action.actor,
                 note=action.note,
             )
         )
     return found
+
+
+def _about(action: operator.OperatorAction | operator.Erasure | operator.Retention) -> str:
+    """Whom an operator receipt is about: an address, an erased one's keyed hash, or no one
+    (a retention record)."""
+    if isinstance(action, operator.Erasure):
+        return action.subject
+    if isinstance(action, operator.Retention):
+        return ""
+    return action.email

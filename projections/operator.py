@@ -72,6 +72,20 @@ class Erasure(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
             raise ValueError("an erasure needs a note saying why")
 
 
+class Retention(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The body of a retention record: the bodies the policy's `[retention]` let go (no
+    address: the receipts and their digests), by whom, when, under which periods. It
+    changes no verdict: only bodies that are no evidence of an active suppression go
+    (projections/retention.py)."""
+
+    action: Literal["retain"]
+    actor: str
+    note: str
+    at: int
+    periods: dict[str, str] = {}
+    bodies: tuple[Removed, ...] = ()
+
+
 class _Action(msgspec.Struct, frozen=True):
     action: str
 
@@ -86,6 +100,7 @@ _encode = msgspec.json.Encoder(order="deterministic").encode
 _decode_action = msgspec.json.Decoder(_Action).decode
 _decode = msgspec.json.Decoder(OperatorAction).decode
 _decode_erasure = msgspec.json.Decoder(Erasure).decode
+_decode_retention = msgspec.json.Decoder(Retention).decode
 
 
 def action_body(
@@ -102,16 +117,19 @@ def action_body(
     return _encode(OperatorAction(action, recipient(email), actor, note.strip(), at, lifts, seen))
 
 
-def erasure_body(erasure: Erasure) -> bytes:
-    """The receipt body of an erasure record."""
-    return _encode(erasure)
+def record_body(record: Erasure | Retention) -> bytes:
+    """The receipt body of an erasure or retention record."""
+    return _encode(record)
 
 
-def decode(body: bytes) -> OperatorAction | Erasure:
+def decode(body: bytes) -> OperatorAction | Erasure | Retention:
     """The action in an operator receipt's body."""
     try:
-        if _decode_action(body).action == "erase":
+        action = _decode_action(body).action
+        if action == "erase":
             return _decode_erasure(body)
+        if action == "retain":
+            return _decode_retention(body)
         return _decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise DecodeFailed(f"not an operator action: {exc}") from exc

@@ -118,6 +118,12 @@ class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"exclusion for {self.source!r} names no kinds")
 
 
+# The kinds a retention period may be set for: what a receipt's events are, as mapped
+# (a receipt is kept for the longest period among its events' kinds). Bounces,
+# complaints, unsubscribes and operator actions are evidence: kept forever.
+RetainedKind = Literal["delivered", "deferred", "ignored"]
+
+
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Thresholds, mapping overrides, classification rules and exclusions.
 
@@ -134,10 +140,17 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     providers: dict[str, dict[str, Kind]] = {}
     classify: list[ClassifyRule] = []
     exclude: list[Exclusion] = []
+    # How long the bodies of receipts whose events are all of one kind are kept
+    # (projections/retention.py): kind -> a duration ("90d") or "forever" (the default
+    # for every kind). Not part of the fold: it never changes a verdict.
+    retention: dict[RetainedKind, str] = {}
 
     def __post_init__(self) -> None:
         if self.soft_bounce_window is not None:
             duration_us(self.soft_bounce_window)
+        for kept in self.retention.values():
+            if kept != "forever":
+                duration_us(kept)
 
     @property
     def window_us(self) -> int | None:
@@ -150,8 +163,11 @@ DEFAULT_POLICY = Policy()
 
 def policy_hash(policy: Policy) -> str:
     """A stable hash of the decoded policy (not of the file: reformatting changes nothing),
-    the fold's version and the fact derivation's version: a change of any means rebuild."""
-    canonical = msgspec.json.encode(policy, order="sorted")
+    the fold's version and the fact derivation's version: a change of any means rebuild.
+    Retention is left out: it decides which bodies are kept, never a verdict."""
+    folded = msgspec.to_builtins(policy)
+    del folded["retention"]
+    canonical = msgspec.json.encode(folded, order="sorted")
     versions = f"{PROJECTION_VERSION}/{DERIVATION_VERSION}".encode()
     return hashlib.sha256(versions + b"\0" + canonical).hexdigest()
 

@@ -403,3 +403,9 @@ async def forget_factless(tx: Tx) -> None:
             f"DELETE FROM {table} WHERE NOT EXISTS "
             f"(SELECT 1 FROM recipient_facts f WHERE f.email = {table}.email)"
         )
+
+
+async def forget_receipts(tx: Tx, facts: list[tuple[str, int]]) -> None:
+    """Delete the facts receipts gave the recipient index ((address, seq) pairs): their
+    bodies are gone."""
+    await tx.executemany("DELETE FROM recipient_facts WHERE email = ? AND seq = ?", facts)

@@ -636,3 +636,19 @@ def test_erase_keeps_the_address_suppressed_until_its_keyed_hash_is_released(
     assert lifted.exit_code == 0, lifted.output
     status = json.loads(invoke("status", "nobody@example.org", "--db", ledger, "--json").output)
     assert (status["suppressed"], status["erased"]) == (False, None)
+
+
+def test_retention_dry_run_then_apply(tmp_path: Path) -> None:
+    db = tmp_path / "retained.db"
+    populate(db, [("application/json", fixture_bytes("smtp2go", "delivered.json"))])
+    assert invoke("status", "x@example.org", "--db", db).exit_code == 0  # projects it
+    policy = write_policy(tmp_path, '[retention]\ndelivered = "1d"\n')
+    dry = invoke("retention", "--dry-run", "--policy", policy, "--db", db)
+    assert dry.exit_code == 0, dry.output
+    assert "retention: 1 bodies" in dry.output
+    assert "would be removed: delivered 1" in dry.output
+    done = invoke("retention", "--policy", policy, "--db", db, "--json")
+    assert json.loads(done.output)["records"] == [2]
+    assert "1 erased or redacted (by receipt 2)" in invoke("verify", "--db", db).output
+    forever = invoke("retention", "--db", db)
+    assert "keeps every body forever" in forever.output

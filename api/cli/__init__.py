@@ -11,6 +11,7 @@ from api.cli.operator import release_command, suppress_command
 from api.cli.quarantine import quarantine
 from api.cli.queries import explain_command, status_command, suppressions_command
 from api.cli.rebuild import rebuild_command
+from api.cli.retention import retention_command
 from api.cli.serve import serve_command
 
 
@@ -41,6 +42,7 @@ for command in (
     suppress_command,
     release_command,
     erase_command,
+    retention_command,
     audit,
     verify_command,
     export_command,
