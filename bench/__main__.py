@@ -1,7 +1,7 @@
 """`python -m bench [STEP ...] [options]`: measure, print the table, write results/latest.json.
 
-Steps: ingest, rebuild, size, start, timeline, check (default: all, in that order).
-size/start/timeline run on the largest --events ledger after its rebuild.
+Steps: ingest, rebuild, size, start, timeline, erase, check (default: all, in that
+order). size/start/timeline/erase run on the largest --events ledger after its rebuild.
 ingest and rebuild also measure bounceledger on PostgreSQL, beside SQLite: on a fresh
 database of the server BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres),
 dropped afterwards; skipped, with one line saying why, when that server cannot be used.
@@ -29,10 +29,11 @@ import traceback
 from pathlib import Path
 
 from bench import check, ingest, profile, reads, rebuild
+from bench import erase as erasure
 from bench.procs import BenchError
 from bench.report import Results, table, write_json
 
-STEPS = ("ingest", "rebuild", "size", "start", "timeline", "check")
+STEPS = ("ingest", "rebuild", "size", "start", "timeline", "erase", "check")
 BIG = 5_000_000
 
 
@@ -144,7 +145,7 @@ def _run(args: argparse.Namespace, work: Path, results: Results) -> None:
     built: Path | None = None
     built_events = 0
     runs: dict[int, rebuild.Ledger] = {}
-    if steps & {"rebuild", "size", "start", "timeline"}:
+    if steps & {"rebuild", "size", "start", "timeline", "erase"}:
         sizes = args.events if "rebuild" in steps else args.events[-1:]
         for events in sizes:
             _step(f"rebuild {events:,}", results)
@@ -166,6 +167,9 @@ def _run(args: argparse.Namespace, work: Path, results: Results) -> None:
         if "timeline" in steps:
             _step("timeline", results)
             reads.timeline(built, built_events, work, results, args.timeline_calls)
+        if "erase" in steps:
+            _step("erase", results)
+            erasure.run(built, built_events, work, results)
     if "check" in steps:
         _step("check", results)
         check.run(work, results, rows=args.check_rows, size=args.check_size, calls=args.check_calls)
