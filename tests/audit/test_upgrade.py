@@ -25,6 +25,9 @@ from ledger.bodies import MIN_SAMPLES
 from ledger.chain import GENESIS, body_digest, link_batch
 from ledger.postgres import PostgresStore
 from ledger.sqlite import SQLiteStore
+from projections import Projector, queries
+from projections.erasing import erase
+from projections.erasure_keys import ErasureKey
 from tests import pg
 from tests.audit.helpers import cli, ok_json, rows
 
@@ -232,3 +235,62 @@ def test_the_fixture_is_what_the_previous_release_wrote() -> None:
         assert "recipient_state" in tables
     finally:
         connection.close()
+
+
+V3 = Path(__file__).parents[1] / "fixtures" / "ledgers" / "v3.db"
+
+
+def test_the_v3_fixture_is_what_release_866dff8_wrote() -> None:
+    """tests/fixtures/ledgers/v3.db: v2.db opened, projected and given one operator action
+    by release 866dff8 (schema 3: bodies apart, no erasure column), then vacuumed."""
+    assert rows(V3, "SELECT version FROM bl_schema") == [(3,)]
+    assert "erased_by" not in {row[1] for row in rows(V3, "PRAGMA table_info(bodies)")}
+    assert rows(V3, "SELECT COUNT(*) FROM bodies") == [(62,)]
+
+
+async def test_a_ledger_of_release_866dff8_is_upgraded_and_can_erase(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    shutil.copyfile(V3, db)
+    store = await SQLiteStore.open(db)
+    try:
+        async with store.reading() as tx:
+            assert (await tx.fetch("SELECT version FROM bl_schema"))[0][0] == schema.VERSION == 4
+            assert "erased_by" in await tx.columns("bodies")
+        assert await store.verify() == (62, None)
+        projector = Projector(store)
+        await projector.start()
+        await projector.catch_up()
+        key = ErasureKey(b"upgrade-test-erasure-key-32-bytes")
+        report = await erase(store, key, "v3@example.org", actor="t", note="DSAR", at=1)
+        assert report.removed == [62]
+        assert await store.verify() == (63, None)
+        await projector.follow()
+        status = await queries.status(store, "v3@example.org", projector.policy_hash, key)
+        assert (status.suppressed, status.reason) == (True, "manual")
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_ledger_of_schema_3_gets_the_erasure_column(
+    pg_fresh_url: Callable[[], str],
+) -> None:
+    """The fixture's receipts laid out as release 866dff8 left them on PostgreSQL: bodies
+    apart (upgraded from schema 2 by that layout's own step), no `erased_by`, version 3."""
+    url = pg_fresh_url()
+    await lay_out_v2(url)
+    store = await PostgresStore.open(url)  # to schema 4, then taken back to 3
+    await store.close()
+    conn = await pg.connect(url)
+    try:
+        await conn.execute("ALTER TABLE bodies DROP COLUMN erased_by")
+        await conn.execute("UPDATE bl_schema SET version = 3")
+    finally:
+        await conn.close()
+    store = await PostgresStore.open(url)
+    try:
+        await assert_upgraded(store)
+        async with store.reading() as tx:
+            assert "erased_by" in await tx.columns("bodies")
+    finally:
+        await store.close()
