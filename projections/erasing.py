@@ -23,7 +23,7 @@ import hashlib
 
 import msgspec
 
-from ledger import NewReceipt, Store, quarantine, receipts
+from ledger import Store, quarantine, receipts
 from ledger.erasures import Removed
 from ledger.records import Receipt
 from ledger.sql import Tx
@@ -83,16 +83,7 @@ async def erase(
         record = operator.Erasure(
             "erase", subject, actor, note.strip(), at, request, reasons, bodies, deleted
         )
-        appended = await store.erase_in(
-            tx,
-            NewReceipt(
-                source=operator.SOURCE,
-                received_at=at,
-                content_type=operator.CONTENT_TYPE,
-                body=operator.record_body(record),
-            ),
-            changes,
-        )
+        appended = await store.erase_in(tx, operator.record_receipt(record), changes)
         await views.forget(tx, address)
         written = await receipts.one(tx, appended.seq)
         await views.apply(tx, derive(written) if written else [], mapper)

@@ -117,9 +117,11 @@ def action_body(
     return _encode(OperatorAction(action, recipient(email), actor, note.strip(), at, lifts, seen))
 
 
-def record_body(record: Erasure | Retention) -> bytes:
-    """The receipt body of an erasure or retention record."""
-    return _encode(record)
+def record_receipt(record: Erasure | Retention) -> NewReceipt:
+    """The receipt of an erasure or retention record."""
+    return NewReceipt(
+        source=SOURCE, received_at=record.at, content_type=CONTENT_TYPE, body=_encode(record)
+    )
 
 
 def decode(body: bytes) -> OperatorAction | Erasure | Retention:

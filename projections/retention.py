@@ -21,7 +21,7 @@ from collections import Counter
 
 import msgspec
 
-from ledger import NewReceipt, Receipt, Store, receipts
+from ledger import Receipt, Store, receipts
 from ledger.erasures import Removed
 from ledger.sql import Tx
 from projections import operator, views
@@ -166,17 +166,8 @@ async def _remove(
             return None, []
         periods = {str(kind): kept for kind, kept in policy.retention.items()}
         record = operator.Retention("retain", actor, note, at, periods, named)
-        body = operator.record_body(record)
-        result = await store.erase_in(
-            tx,
-            NewReceipt(
-                source=operator.SOURCE,
-                received_at=at,
-                content_type=operator.CONTENT_TYPE,
-                body=body,
-            ),
-            {item.seq: None for item in gone},
-        )
+        removed: dict[int, bytes | None] = {item.seq: None for item in gone}
+        result = await store.erase_in(tx, operator.record_receipt(record), removed)
         if await views.exists(tx):
             await views.forget_receipts(tx, [(e, item.seq) for item in gone for e in item.emails])
     return result.seq, gone

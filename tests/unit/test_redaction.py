@@ -17,21 +17,14 @@ from projections.facts import Fact, derive
 from projections.redaction import FORM, mentions, redact
 from tests.conftest import FIXTURES
 from tests.providers.signing import dumps, fixture_json, sns_notification
+from tests.unit.test_smtp2go import receipt as smtp2go_receipt
 
 PLACEHOLDER = "[erased]"
 
 
 def receipt(source: str, body: bytes, content_type: str = "application/json") -> Receipt:
-    return Receipt(
-        seq=7,
-        source=source,
-        received_at=1_800_000_000_000_000,
-        content_type=content_type,
-        body=body,
-        headers={},
-        peer=None,
-        body_sha256=b"",
-        chain_hash=b"",
+    return smtp2go_receipt(
+        body, seq=7, content_type=content_type, received_at=1_800_000_000_000_000, source=source
     )
 
 
