@@ -14,9 +14,11 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, QueryParameter
 
 from api.runtime import Runtime
+from api.schemas import Problem
 from projections.erasing import ErasureReport, erase
 from projections.erasure_history import ErasureEntry, erasures
 from projections.erasure_keys import NO_KEY, ErasureKeyMissing
@@ -43,6 +45,13 @@ class ErasureRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         "changed). Lookups of the address keep answering suppressed. 409 without an erasure "
         "key configured (BOUNCELEDGER_ERASURE_KEY)."
     ),
+    responses={
+        409: ResponseSpec(
+            data_container=Problem,
+            description="nothing erased: no erasure key is configured, the address is not "
+            "one, or the ledger has never been projected",
+        )
+    },
 )
 async def create_erasure(
     data: JSONBody[ErasureRequest],
@@ -81,7 +90,11 @@ async def list_erasures(runtime: NamedDependency[Runtime]) -> list[ErasureEntry]
     ),
 )
 async def run_retention(
-    runtime: NamedDependency[Runtime], request: Request[Any, Any, Any], dry_run: bool = True
+    runtime: NamedDependency[Runtime],
+    request: Request[Any, Any, Any],
+    dry_run: Annotated[
+        bool, QueryParameter(description="report only (the default); false: remove")
+    ] = True,
 ) -> RetentionReport:
     return await retention(
         runtime.store,

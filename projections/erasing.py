@@ -111,7 +111,7 @@ async def _changes(
 ) -> tuple[dict[int, bytes | None], tuple[Removed, ...]]:
     """The bodies that name `address` (the recipient index says which): each one's
     redacted copy (None: removed), and the record's account of them."""
-    seqs = sorted({fact.seq for fact in await views.load_facts(tx, address)})
+    seqs = await views.receipts_about(tx, address)
     changes: dict[int, bytes | None] = {}
     named: list[Removed] = []
     for seq in seqs:

@@ -11,6 +11,9 @@ through `ledger.sql.Tx`).
   first), the source of the evidence receipt and the time of the latest event, so the
   list can be filtered and sorted by index (projections/search.py). A rebuild writes
   `*_next` copies of these two and swaps them in one transaction;
+- `recipient_echoes`: receipts whose fact about an address repeats one already in the
+  index (the same event redelivered with other bytes): not folded, but about the
+  address all the same — an erasure removes them too;
 - `projection_set_aside`: receipts the projector could not fold, and why.
 
 Addresses sort byte-wise on both backends (PostgreSQL: `COLLATE "C"`), as Python sorts
@@ -114,6 +117,15 @@ CREATE TABLE IF NOT EXISTS projection_set_aside (
 );
 """
 
+_ECHOES = """
+CREATE TABLE IF NOT EXISTS recipient_echoes (
+    email TEXT {text} NOT NULL,
+    seq   {int}  NOT NULL,
+    PRIMARY KEY (email, seq)
+){table};
+"""
+INSERT_ECHOES = "INSERT INTO recipient_echoes VALUES (?, ?) ON CONFLICT DO NOTHING"
+
 _CHUNK = 500
 
 
@@ -125,7 +137,7 @@ def _statements(script: str, types: Mapping[str, str], suffix: str = "") -> list
 
 def schema(types: Mapping[str, str]) -> list[str]:
     """DDL for every projection table."""
-    return _statements(_META + _FACTS + _STATE + _SET_ASIDE, types)
+    return _statements(_META + _FACTS + _ECHOES + _STATE + _SET_ASIDE, types)
 
 
 def staged_facts_schema(types: Mapping[str, str]) -> list[str]:
@@ -138,7 +150,8 @@ INSERT_STAGED = "INSERT INTO recipient_facts_staged VALUES (?, ?, ?, ?, ?, ?)"
 
 def facts_from_staged(types: Mapping[str, str]) -> list[str]:
     """Fill a new fact index from the staged facts: the first copy (by seq, ord) of each
-    key, in the table's own order, then the key index, then the staging table gone."""
+    key, in the table's own order, then the key index; the later copies' receipts become
+    echoes; then the staging table goes."""
     copy = (
         "INSERT INTO recipient_facts SELECT email, at, seq, ord, key, fact FROM ("
         "SELECT email, at, seq, ord, key, fact, "
@@ -149,6 +162,11 @@ def facts_from_staged(types: Mapping[str, str]) -> list[str]:
         *_statements(_FACTS_TABLE, types),
         copy,
         *_statements(_FACTS_KEY, types),
+        "DROP TABLE IF EXISTS recipient_echoes",
+        *_statements(_ECHOES, types),
+        "INSERT INTO recipient_echoes SELECT DISTINCT s.email, s.seq "
+        "FROM recipient_facts_staged s JOIN recipient_facts f ON f.key = s.key "
+        "WHERE f.seq <> s.seq OR f.ord <> s.ord",
         "DROP TABLE recipient_facts_staged",
     ]
 
@@ -223,12 +241,13 @@ async def write_states(
 
 
 class Plan(msgspec.Struct):
-    """What folding a batch of facts will write: the new fact rows, the new states, and
-    the source of each state's evidence receipt."""
+    """What folding a batch of facts will write: the new fact rows, the new states, the
+    source of each state's evidence receipt, and the echoes (facts already indexed)."""
 
     rows: list[tuple[str, int, int, int, bytes, bytes]]
     states: list[RecipientState]
     sources: dict[int, str]
+    echoes: list[tuple[str, int]] = []
 
 
 async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
@@ -242,10 +261,13 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
     """
     known = await _known_keys(tx, [item.key for item in keyed])
     fresh: list[Keyed] = []
+    echoes: list[tuple[str, int]] = []
     for item in keyed:
         if item.key not in known:
             known.add(item.key)
             fresh.append(item)
+        else:
+            echoes.append((item.fact.recipient, item.fact.seq))
     by_email: dict[str, list[Fact]] = defaultdict(list)
     for item in fresh:
         by_email[item.fact.recipient].append(item.fact)
@@ -261,13 +283,17 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
             facts, state = sorted([*indexed, *facts], key=lambda fact: fact.position), None
         updated.append(mapper.fold_facts(email, facts, state))
     sources = await receipts.sources(tx, evidence(updated))
-    return Plan(rows=[fact_row(item) for item in fresh], states=updated, sources=sources)
+    return Plan(
+        rows=[fact_row(item) for item in fresh], states=updated, sources=sources, echoes=echoes
+    )
 
 
 async def write_plan(tx: Tx, planned: Plan) -> None:
     """Write a plan inside the caller's write transaction."""
     if planned.rows:
         await tx.executemany(INSERT_FACTS, planned.rows)
+    if planned.echoes:
+        await tx.executemany(INSERT_ECHOES, planned.echoes)
     await write_states(tx, planned.states, sources=planned.sources)
 
 
@@ -391,7 +417,7 @@ async def write_meta(tx: Tx, seq: int, digest: str, policy: Policy) -> None:
 
 async def forget(tx: Tx, email: str) -> None:
     """Delete everything the projection holds about one address (an erasure)."""
-    for table in ("recipient_facts", *STATE_TABLES):
+    for table in ("recipient_facts", "recipient_echoes", *STATE_TABLES):
         await tx.execute(f"DELETE FROM {table} WHERE email = ?", email)
 
 
@@ -408,4 +434,16 @@ async def forget_factless(tx: Tx) -> None:
 async def forget_receipts(tx: Tx, facts: list[tuple[str, int]]) -> None:
     """Delete the facts receipts gave the recipient index ((address, seq) pairs): their
     bodies are gone."""
-    await tx.executemany("DELETE FROM recipient_facts WHERE email = ? AND seq = ?", facts)
+    for table in ("recipient_facts", "recipient_echoes"):
+        await tx.executemany(f"DELETE FROM {table} WHERE email = ? AND seq = ?", facts)
+
+
+async def receipts_about(tx: Tx, email: str) -> list[int]:
+    """Every receipt the projection knows is about `email`: its facts' and its echoes'."""
+    rows = await tx.fetch(
+        "SELECT seq FROM recipient_facts WHERE email = ? "
+        "UNION SELECT seq FROM recipient_echoes WHERE email = ? ORDER BY 1",
+        email,
+        email,
+    )
+    return [int(row[0]) for row in rows]

@@ -73,6 +73,7 @@ _DUMP_QUERIES = {
     "facts": (
         "SELECT email, at, seq, ord, key, fact FROM recipient_facts ORDER BY email, at, seq, ord"
     ),
+    "echoes": "SELECT email, seq FROM recipient_echoes ORDER BY email, seq",
     "state": "SELECT email, state FROM recipient_state ORDER BY email",
     "suppressions": "SELECT email, reason, since, seq FROM suppressions ORDER BY email",
 }
