@@ -34,7 +34,10 @@ PROJECTION_VERSION = "4"
 # recipients are normalised anew (control characters and over-long addresses refused,
 # quoted local parts unquoted, NFC, emoji domains as A-labels); a release's fact carries
 # the causes it lifts and the evidence it saw.
-DERIVATION_VERSION = "5"
+# 6: an erased address's keyed hash in a redacted body is no recipient; the index keeps
+# the receipts whose facts repeat indexed ones (`recipient_echoes`), which an erasure
+# needs to find every receipt about an address.
+DERIVATION_VERSION = "6"
 
 Kind = Literal[
     "delivered",
