@@ -4,8 +4,10 @@ projection forgets the address, its keyed hash stays suppressed (through a rebui
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,8 @@ from projections.projector import Projector
 from projections.rebuild import rebuild
 from tests.contract.backends import Ledgers, OnPostgres, OnSQLite
 
+# the module (the package's `rebuild` is the function of the same name)
+rebuilding = importlib.import_module("projections.rebuild")
 KEY = ErasureKey(b"k" * 32)
 NOW = 1_780_000_300_000_000
 ALICE, BOB = "alice@example.org", "bob@example.net"
@@ -236,3 +240,33 @@ class TestErasedFilesOnSQLite(OnSQLite):
             text = path.read_bytes().lower()
             for needle in (b"alice@example.org", b"alice%40example.org", b"asked by phone"):
                 assert needle not in text, (path.name, needle)
+
+
+class TestErasureDuringARebuild(OnSQLite):
+    """An erasure that commits while a rebuild folds: the rebuild read the address's facts
+    before they went, and its swap must not bring the address's state back."""
+
+    async def test_the_swap_drops_what_the_rebuild_folded_of_the_erased_address(
+        self, ledgers: Ledgers, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store = await ledgers.fresh()
+        await history(store)
+        projector = await projected(store)
+        compare = rebuilding._compare
+        erased: list[int] = []
+
+        async def erase_midway(store_: Store, batch: Any, *args: Any) -> Any:
+            # the batch is folded (Alice's state in it), not yet written to the shadow
+            if not erased and any(state.email == ALICE for state in batch):
+                report = await erase(store, KEY, ALICE, actor="dpo", note="DSAR", at=NOW)
+                erased.append(report.seq)
+            return await compare(store_, batch, *args)
+
+        monkeypatch.setattr(rebuilding, "_compare", erase_midway)
+        await rebuild(store, DEFAULT_POLICY)
+        assert erased
+        await projector.follow()
+        assert ALICE not in await database_text(store)
+        status = await queries.status(store, ALICE, projector.policy_hash, KEY)
+        assert (status.suppressed, status.erased) == (True, KEY.subject(ALICE))
+        assert (await queries.status(store, BOB, projector.policy_hash)).reason == "hard_bounce"
