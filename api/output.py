@@ -95,6 +95,12 @@ def erasure_text(report: ErasureReport) -> str:
     )
 
 
+def erasures_reapplied(reports: list[ErasureReport]) -> str:
+    if not reports:
+        return "no erasure to re-apply: every one is here already"
+    return "\n".join(erasure_text(report) for report in reports)
+
+
 def retention_text(report: RetentionReport) -> str:
     if not report.periods or all(kept == "forever" for kept in report.periods.values()):
         return "retention: the policy keeps every body forever (no [retention] periods)"

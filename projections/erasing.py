@@ -20,6 +20,7 @@ appended meanwhile), then has the store forget what it freed (ledger/store.py):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import msgspec
 
@@ -29,7 +30,7 @@ from ledger.records import Receipt
 from ledger.sql import Tx
 from projections import operator, views
 from projections.erasure_keys import ErasureKey, is_subject
-from projections.errors import ErasureRefused
+from projections.errors import DecodeFailed, ErasureRefused
 from projections.facts import derive
 from projections.mapping import Mapper
 from projections.recipients import normalize_recipient
@@ -61,30 +62,56 @@ async def erase(
     note: str,
     at: int,
     request: str | None = None,
+    also_keep: tuple[Reason, ...] = (),
 ) -> ErasureReport:
-    """Erase `email` (see the module docstring); ErasureRefused when it is no address, the
-    note is empty or the ledger was never projected (nothing is written then)."""
+    """Erase `email` (see the module docstring), keeping it suppressed for the causes it
+    has and `also_keep`; ErasureRefused when it is no address, the note is empty or the
+    ledger was never projected (nothing is written then)."""
     address = normalize_recipient(email)
     if "@" not in address or is_subject(address):
         raise ErasureRefused(f"not an email address: {email!r}")
+    return await _erase(
+        store, key.subject(address), address, actor=actor, note=note, at=at,
+        request=request, also_keep=also_keep,
+    )  # fmt: skip
+
+
+async def _erase(
+    store: Store,
+    subject: str,
+    address: str | None,
+    *,
+    actor: str,
+    note: str,
+    at: int,
+    request: str | None,
+    also_keep: tuple[Reason, ...],
+) -> ErasureReport:
+    """Erase `address` as `subject` — or, with no address (it is not in this ledger), only
+    record the erasure, so its keyed hash is suppressed here too."""
     if not note.strip():
         raise ErasureRefused("an erasure needs a note saying why (the request, who checked it)")
-    subject = key.subject(address)
+    changes: dict[int, bytes | None] = {}
+    bodies: tuple[Removed, ...] = ()
+    deleted = 0
     async with store.erasing() as tx:
         meta = await views.read_meta(tx, lock=True) if await views.exists(tx) else None
         if meta is None:
             raise ErasureRefused("the ledger has never been projected: start the service once")
         mapper = Mapper(meta.policy)
         await _fold_to_head(tx, meta.seq, mapper)
-        state = await views.load_state(tx, address)
-        changes, bodies = await _changes(tx, address, subject)
-        deleted = await quarantine.forget(tx, lambda body: mentions(body, address))
-        reasons = tuple(cause.reason for cause in state.causes) if state else ()
+        state = await views.load_state(tx, address) if address else None
+        if address:
+            changes, bodies = await _changes(tx, address, subject)
+            deleted = await quarantine.forget(tx, lambda body: mentions(body, address))
+        had = tuple(cause.reason for cause in state.causes) if state else ()
+        reasons = tuple(dict.fromkeys((*had, *also_keep)))
         record = operator.Erasure(
             "erase", subject, actor, note.strip(), at, request, reasons, bodies, deleted
         )
         appended = await store.erase_in(tx, operator.record_receipt(record), changes)
-        await views.forget(tx, address)
+        if address:
+            await views.forget(tx, address)
         written = await receipts.one(tx, appended.seq)
         await views.apply(tx, derive(written) if written else [], mapper)
         await tx.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", appended.seq)
@@ -99,11 +126,82 @@ async def erase(
     )
 
 
-async def _fold_to_head(tx: Tx, seq: int, mapper: Mapper) -> None:
-    """Fold the receipts after the checkpoint `seq`, as the projector would."""
+def erasures_in(found: Iterable[Receipt]) -> list[operator.Erasure]:
+    """The erasure records among receipts (another copy of a ledger, its export)."""
+    records = []
+    for receipt in found:
+        if receipt.source != operator.SOURCE:
+            continue
+        try:
+            action = operator.decode(receipt.body)
+        except DecodeFailed:
+            continue
+        if isinstance(action, operator.Erasure):
+            records.append(action)
+    return records
+
+
+async def reapply(
+    store: Store, key: ErasureKey, records: Iterable[operator.Erasure], *, actor: str, at: int
+) -> list[ErasureReport]:
+    """Re-apply erasures recorded in another copy of the ledger (a newer one, its export)
+    to this one — an older backup restored, an old export imported — so nothing erased
+    comes back: each address of this ledger whose keyed hash an erasure names is erased
+    again, keeping the causes it has here and those the record kept; an erasure of an
+    address this ledger never saw is recorded as it is. Erasures already here are
+    skipped. ErasureRefused when a record was made with another key (nothing written)."""
+    wanted: dict[str, operator.Erasure] = {}
+    for record in records:
+        if record.subject.split(":")[1] != key.id:
+            raise ErasureRefused(
+                f"an erasure ({record.subject[:24]}…) was made with another key than this "
+                f"one (id {key.id}): set the key it was made with"
+            )
+        wanted.setdefault(record.subject, record)
+    await _catch_up(store)  # every address of the ledger is in the projection
+    found: dict[str, str] = {}
+    async with store.reading() as tx:
+        here = await views.load_states(tx, list(wanted))
+        after = ""
+        while rows := await tx.fetch(
+            "SELECT email FROM recipient_state WHERE email > ? ORDER BY email LIMIT ?",
+            after,
+            _CHUNK,
+        ):
+            for (email,) in rows:
+                subject = key.subject(str(email))
+                if subject in wanted:
+                    found[subject] = str(email)
+            after = str(rows[-1][0])
+    reports = []
+    for subject, record in wanted.items():
+        if subject in here and subject not in found:
+            continue  # erased here already
+        report = await _erase(
+            store, subject, found.get(subject), actor=actor, note=f"re-applied: {record.note}",
+            at=at, request=record.request, also_keep=record.reasons,
+        )  # fmt: skip
+        reports.append(report)
+    return reports
+
+
+async def _fold_to_head(tx: Tx, seq: int, mapper: Mapper) -> int:
+    """Fold the receipts after the checkpoint `seq`, as the projector would; returns the
+    last one folded (the caller moves the checkpoint)."""
     while batch := await receipts.after(tx, seq, _CHUNK):
         await views.apply(tx, [item for receipt in batch for item in derive(receipt)], mapper)
         seq = batch[-1].seq
+    return seq
+
+
+async def _catch_up(store: Store) -> None:
+    """Fold everything the projection has not, and move its checkpoint there."""
+    async with store.erasing() as tx:
+        meta = await views.read_meta(tx, lock=True) if await views.exists(tx) else None
+        if meta is None:
+            raise ErasureRefused("the ledger has never been projected: start the service once")
+        seq = await _fold_to_head(tx, meta.seq, Mapper(meta.policy))
+        await tx.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", seq)
 
 
 async def _changes(

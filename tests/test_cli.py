@@ -652,3 +652,25 @@ def test_retention_dry_run_then_apply(tmp_path: Path) -> None:
     assert "1 erased or redacted (by receipt 2)" in invoke("verify", "--db", db).output
     forever = invoke("retention", "--db", db)
     assert "keeps every body forever" in forever.output
+
+
+def test_erase_again_from_a_newer_copy_after_restoring_a_backup(
+    ledger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOUNCELEDGER_ERASURE_KEY", "cli-test-erasure-key-of-32-chars!")
+    backup = tmp_path / "backup.jsonl"
+    assert invoke("export", "--db", ledger, "--out", backup).exit_code == 0
+    assert invoke("erase", "nobody@example.org", "--note", "DSAR 8", "--db", ledger).exit_code == 0
+    restored = tmp_path / "restored.db"
+    assert invoke("import", backup, "--db", restored).exit_code == 0
+    assert invoke("erase", "--db", restored).exit_code == 2  # EMAIL or --again-from
+    again = invoke("erase", "--again-from", ledger, "--db", restored)
+    assert again.exit_code == 0, again.output
+    assert "erased by receipt 7: 1 bodies removed" in again.output
+    status = json.loads(invoke("status", "nobody@example.org", "--db", restored, "--json").output)
+    assert (status["suppressed"], status["reason"]) == (True, "hard_bounce")
+    assert status["erased"] is not None
+    assert (
+        "every one is here already"
+        in invoke("erase", "--again-from", ledger, "--db", restored).output
+    )

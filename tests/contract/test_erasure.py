@@ -13,7 +13,7 @@ import pytest
 
 from ledger import NewReceipt, Store, export_ledger, import_receipts
 from projections import operator, queries
-from projections.erasing import erase
+from projections.erasing import erase, erasures_in, reapply
 from projections.erasure_history import erasures
 from projections.erasure_keys import ErasureKey
 from projections.errors import ErasureRefused
@@ -201,6 +201,40 @@ class ErasureContract:
         projector = await projected(copy)
         status = await queries.status(copy, ALICE, projector.policy_hash, KEY)
         assert (status.suppressed, status.erased) == (True, report.subject)
+
+    async def test_an_old_copy_restored_gets_the_erasures_made_since(
+        self, ledgers: Ledgers, tmp_path: Path
+    ) -> None:
+        store = await ledgers.fresh()
+        await history(store)
+        path = tmp_path / "backup.jsonl"
+        with path.open("wb") as out:  # the backup, taken before anyone was erased
+            await export_ledger(store, out)
+        await store.append(smtp2go(9, "zed@example.com"))  # after the backup
+        await projected(store)
+        first = await erase(store, KEY, ALICE, actor="dpo", note="DSAR 1", at=NOW)
+        second = await erase(store, KEY, "zed@example.com", actor="dpo", note="DSAR 2", at=NOW)
+
+        restored = await ledgers.open("restored")
+        with path.open("rb") as source:
+            await import_receipts(restored, source)
+        projector = await projected(restored)
+        assert (await queries.status(restored, ALICE, projector.policy_hash)).suppressed
+        records = erasures_in(await store.read(0, 1000))
+        reports = await reapply(restored, KEY, records, actor="dpo", at=NOW)
+        assert [r.subject for r in reports] == [first.subject, second.subject]
+        assert (len(reports[0].removed), reports[1].removed) == (2, [])  # zed: never here
+        assert ALICE not in await database_text(restored)
+        await projector.follow()
+        for email, report in ((ALICE, first), ("zed@example.com", second)):
+            status = await queries.status(restored, email, projector.policy_hash, KEY)
+            assert (status.suppressed, status.erased) == (True, report.subject)
+            assert {c.reason for c in status.causes} == set(report.reasons)
+        assert await restored.verify() == (await restored.last_seq(), None)
+        assert await reapply(restored, KEY, records, actor="dpo", at=NOW) == []
+        other = ErasureKey(b"another-key-" * 3)
+        with pytest.raises(ErasureRefused, match="another key"):
+            await reapply(restored, other, records, actor="dpo", at=NOW)
 
     async def test_an_erasure_without_a_projection_or_a_note_is_refused(
         self, ledgers: Ledgers
