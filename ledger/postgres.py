@@ -252,7 +252,7 @@ class PostgresStore(SqlStore):
                 self._pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
-                yield PostgresTx(conn)
+                yield PostgresTx(conn, durable=False)  # commits nothing
 
     @contextlib.asynccontextmanager
     async def statement(self) -> AsyncIterator[PostgresTx]:
@@ -260,7 +260,7 @@ class PostgresStore(SqlStore):
         trip instead of three)."""
         with _translated("read"):
             async with self._pool.acquire() as conn:
-                yield PostgresTx(conn)
+                yield PostgresTx(conn, durable=False)  # a read: commits nothing
 
     # -- tailing ---------------------------------------------------------------
 

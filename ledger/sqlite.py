@@ -244,19 +244,16 @@ class SQLiteStore(SqlStore):
     async def forget_freed(self) -> None:
         """Copy the WAL into the database and truncate it to nothing: the WAL holds the
         pages as they were before the last writes until then. A reader's open snapshot
-        can hold the checkpoint back: it is tried again for a few seconds, then the WAL
-        is left to the next checkpoint (StoreUnavailable says so)."""
-        for _ in range(50):
-            async with self._write_lock:
-                cursor = await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                busy = (await cursor.fetchone() or (1,))[0]
-            if not busy:
-                return
-            await asyncio.sleep(0.1)
-        raise StoreUnavailable(
-            f"{self.path}: the write-ahead log could not be truncated (a reader held it): "
-            "what the erasure removed stays in it until the next checkpoint"
-        )
+        holds the checkpoint back: it waits for readers as long as any write waits for a
+        lock (busy_timeout), then leaves the WAL to the next checkpoint and says so."""
+        async with self._write_lock:
+            cursor = await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            (busy, *_) = await cursor.fetchone() or (1,)
+        if busy:
+            raise StoreUnavailable(
+                f"{self.path}: the write-ahead log could not be truncated (a reader held it): "
+                "what the erasure removed stays in it until the next checkpoint"
+            )
 
     async def close(self) -> None:
         await self._group.drain()
@@ -335,6 +332,6 @@ class SQLiteStore(SqlStore):
             with _translated("read"):
                 await db.execute("BEGIN")
                 try:
-                    yield SQLiteTx(db, readonly=True)
+                    yield SQLiteTx(db, readonly=True, durable=False)  # commits nothing
                 finally:
                     await db.execute("COMMIT")

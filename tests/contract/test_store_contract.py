@@ -127,6 +127,16 @@ class StoreContract:
         assert result.seq == 1
         assert await store.last_seq() == 1
 
+    async def test_an_append_is_refused_inside_a_read(self, make_store: MakeStore) -> None:
+        """A read commits nothing (SQLite's read connection once committed it all the
+        same): a receipt appended in one would be acknowledged on no durable commit."""
+        store = await make_store()
+        refusal = "append_in needs this store's own durable write transaction"
+        async with store.reading() as tx:
+            with pytest.raises(TypeError, match=refusal):
+                await store.append_in(tx, receipt())
+        assert await store.last_seq() == 0
+
     async def test_arrivals_are_the_seq_and_arrival_of_what_read_returns(
         self, make_store: MakeStore
     ) -> None:
