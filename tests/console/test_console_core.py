@@ -279,3 +279,7 @@ async def test_lookup_of_an_erased_address_says_it_is_kept_suppressed(
         assert f"kept suppressed as <code>{subject}</code>" in page
         listed = (await client.get("/console", params={"emails": "gone@example.org"})).text
         assert "1 of 1 suppressed" in listed
+        ledger = (await client.get("/console/ledger")).text
+        assert "<td>erase</td>" in ledger
+        assert subject in ledger
+        assert "gone@example.org" not in ledger
