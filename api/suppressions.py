@@ -185,6 +185,7 @@ async def release(
             expect=seen,
             now=time.time_ns() // 1000,
             settle=runtime.projector.wait_until,
+            key=runtime.settings.erasure_key,
         )
     except ValueError as exc:
         raise ValidationException(str(exc)) from exc

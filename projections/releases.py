@@ -23,8 +23,9 @@ import msgspec
 
 from ledger import Store
 from projections import operator, views
+from projections.erasure_keys import ErasureKey
 from projections.errors import ProjectionBehind, ReleaseRefused
-from projections.queries import Status, require_policy, status_of
+from projections.queries import Status, require_policy, status_of, statuses
 from projections.recipients import normalize_recipient
 from projections.state import BOUNCE_CLASS, NAMED_ONLY, Reason, RecipientState
 
@@ -194,11 +195,14 @@ async def release(
     expect: int | None = None,
     now: int,
     settle: Settle,
+    key: ErasureKey | None = None,
 ) -> Status:
-    """Release one address (release_many); returns its status after the release.
+    """Release one address (release_many); returns its status after the release (with
+    `key`, as lookups see it: an erased address stays suppressed under its keyed hash).
 
     Raises ReleaseRefused and ProjectionBehind (nothing recorded), and ValueError (an
-    empty note or address)."""
+    empty note or address). An address kept suppressed only by an erasure is refused,
+    naming the keyed hash to release instead."""
     (outcome,) = await release_many(
         store,
         policy_hash,
@@ -209,10 +213,13 @@ async def release(
         now=now,
         settle=settle,
     )
-    async with store.reading() as tx:
-        await require_policy(tx, policy_hash)
-        state = await views.load_state(tx, outcome.email)
-    status = status_of(state or RecipientState(email=outcome.email))
+    status = (await statuses(store, [outcome.email], policy_hash, key))[outcome.email]
     if outcome.refused is not None:
         raise ReleaseRefused(outcome.refused, status)
+    if outcome.receipt is None and status.suppressed and status.erased:
+        raise ReleaseRefused(
+            f"{outcome.email} was erased and is kept suppressed as {status.erased}: release "
+            "that keyed hash to lift it (name its causes with also); nothing was released",
+            status,
+        )
     return status

@@ -632,6 +632,9 @@ def test_erase_keeps_the_address_suppressed_until_its_keyed_hash_is_released(
     assert "nobody@" not in listed.output
     assert "erased or redacted (by receipt 7)" in invoke("verify", "--db", ledger).output
 
+    by_address = invoke("release", "nobody@example.org", "--note", "asked", "--db", ledger)
+    assert by_address.exit_code == 1
+    assert f"kept suppressed as {report['subject']}: release that keyed hash" in by_address.output
     lifted = invoke("release", report["subject"], "--note", "asked to be mailed", "--db", ledger)
     assert lifted.exit_code == 0, lifted.output
     status = json.loads(invoke("status", "nobody@example.org", "--db", ledger, "--json").output)

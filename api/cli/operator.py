@@ -9,6 +9,7 @@ import click
 
 from api import output
 from api.cli.common import (
+    cli_erasure_key,
     db_option,
     json_option,
     load,
@@ -60,7 +61,7 @@ def _release(
 
             return await releases.release(
                 store, projector.policy_hash, email, actor=_actor(), note=note, also=also,
-                expect=expect, now=time.time_ns() // 1000, settle=settle,
+                expect=expect, now=time.time_ns() // 1000, settle=settle, key=cli_erasure_key(),
             )  # fmt: skip
 
     return run(go())
