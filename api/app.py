@@ -20,12 +20,12 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
 from api.console import console_router, signouts, template_config
-from api.erasures import create_erasure, list_erasures, run_retention
 from api.fastpath import FastWebhooks, webhook_provider
 from api.health import healthz, metrics, readyz
 from api.logs import REFUSALS, Refusal, access_log, escape_controls, refused
 from api.metrics import OTHER, UNKNOWN
 from api.paths import ADDRESS_PREFIXES, loggable, routable
+from api.personal_data import create_erasure, list_erasures, run_retention
 from api.quarantine import get_quarantined, list_quarantine, replay_quarantined
 from api.runtime import RUNTIME, Runtime
 from api.settings import Settings
