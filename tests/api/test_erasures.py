@@ -3,11 +3,14 @@ an API key and an erasure key; GET /v1/erasures lists the records without the ad
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 from api.settings import load_settings
-from tests.api.helpers import hard_bounce, post_webhook, status
+from projections import Policy
+from tests.api.helpers import event, hard_bounce, post_webhook, status
 from tests.conftest import API_KEY, AUTH, SECRET, settle
 
 ALICE = "alice@example.org"
@@ -65,3 +68,23 @@ async def test_without_an_erasure_key_nothing_is_erased(make_client: Any, db_pat
         assert (await status(client, ALICE))["reason"] == "hard_bounce"
         bad = await client.post("/v1/erasures", json={"email": ALICE}, headers=AUTH)
         assert bad.status_code == 400
+
+
+async def test_retention_is_a_dry_run_unless_told_otherwise(
+    make_client: Any, db_path: Path
+) -> None:
+    settings = load_settings(environment(db_path))
+    policy = Policy(retention={"delivered": "1s"})
+    async with make_client(settings=settings, policy=policy) as client:
+        posted = await post_webhook(client, json.dumps(event("delivered", ALICE, "d-1")).encode())
+        seq = posted.json()["seq"]
+        await settle(client)
+        await asyncio.sleep(1.2)  # older than the policy keeps deliveries
+        assert (await client.post("/v1/retention")).status_code == 401
+        dry = (await client.post("/v1/retention", headers=AUTH)).json()
+        assert (dry["dry_run"], dry["bodies"], dry["records"]) == (True, 1, [])
+        done = await client.post("/v1/retention", params={"dry_run": "false"}, headers=AUTH)
+        assert done.json()["bodies"] == 1
+        (record,) = done.json()["records"]
+        shown = (await client.get(f"/v1/audit/receipts/{seq}", headers=AUTH)).json()
+        assert (shown["erased_by"], shown["size"]) == (record, 0)
