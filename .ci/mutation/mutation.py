@@ -58,6 +58,7 @@ AREAS: dict[str, tuple[str, ...]] = {
         "projections/policy.py",
     ),
     "addresses": ("projections/recipients.py",),
+    "erasure: redaction": ("projections/redaction.py",),
     "facts and providers": ("projections/facts.py", "projections/providers/*.py"),
     "ledger: chain, group commit, append and read": ("ledger/*.py",),
     "authentication and signatures": ("api/*.py",),

@@ -198,3 +198,28 @@ async def test_the_refusals_say_what_was_refused(tmp_path: Path) -> None:
         assert str(moved.value) == "the ledger's head is not receipt 99 after the append"
     finally:
         await store.close()
+
+
+async def test_a_database_laid_out_by_newer_code_is_refused_by_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    store = await SQLiteStore.open(path)
+    await store.close()
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE bl_schema SET version = 99")
+    connection.close()
+    with pytest.raises(StoreUnavailable) as refused:
+        await SQLiteStore.open(path)
+    assert f"{path}: the database's schema is version 99, newer than" in str(refused.value)
+
+
+async def test_transact_passes_keywords_through(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(tmp_path / "ledger.db")
+    try:
+
+        def count(connection: sqlite3.Connection, *, table: str) -> int:
+            return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+        assert await store.transact(count, table="receipts") == 0
+    finally:
+        await store.close()
