@@ -24,6 +24,7 @@ from projections import (
     Projector,
     policy_hash,
     policy_history,
+    queries,
     read_policy,
     rebuild,
 )
@@ -95,6 +96,7 @@ class Runtime:
             await self._put_into_effect(self.expected)
             await projector.start()
         await projector.catch_up()
+        await queries.require_erasure_key(store, settings.erasure_key)
         # from here on: what arrives while serving (not the backlog folded at start)
         projector.on_step = self.metrics.record_projection
         projector.on_set_aside = self.metrics.record_set_aside

@@ -12,7 +12,7 @@ import msgspec
 from ledger import Store
 from ledger.sql import Tx
 from projections import views
-from projections.erasure_keys import ErasureKey, is_subject
+from projections.erasure_keys import NO_KEY, PREFIX, ErasureKey, ErasureKeyMissing, is_subject
 from projections.errors import PolicyMismatch
 from projections.recipients import format_time, normalize_recipient
 from projections.state import RecipientState
@@ -184,6 +184,30 @@ async def check(
         for given in wanted[hit.email]:
             found.setdefault(given, hit)
     return found
+
+
+async def erasure_key_ids(store: Store) -> set[str]:
+    """The ids of the keys the erased addresses the projection keeps suppressed were
+    hashed with."""
+    async with store.reading() as tx:
+        rows = await tx.fetch(
+            "SELECT DISTINCT substr(email, ?, 8) FROM suppressions WHERE email LIKE ?",
+            len(PREFIX) + 1,
+            PREFIX + "%",
+        )
+    return {str(row[0]) for row in rows}
+
+
+async def require_erasure_key(store: Store, key: ErasureKey | None) -> None:
+    """ErasureKeyMissing when the projection keeps erased addresses suppressed under a key
+    this instance does not hold: its lookups would answer "not suppressed" for them."""
+    missing = sorted(await erasure_key_ids(store) - ({key.id} if key else set()))
+    if missing:
+        raise ErasureKeyMissing(
+            f"the ledger keeps erased addresses suppressed under erasure key id "
+            f"{', '.join(missing)}, which this instance does not hold: without it, a lookup "
+            f'of such an address would answer "not suppressed". {NO_KEY}'
+        )
 
 
 async def suppression_counts(store: Store) -> dict[str, int]:

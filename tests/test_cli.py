@@ -635,6 +635,11 @@ def test_erase_keeps_the_address_suppressed_until_its_keyed_hash_is_released(
     by_address = invoke("release", "nobody@example.org", "--note", "asked", "--db", ledger)
     assert by_address.exit_code == 1
     assert f"kept suppressed as {report['subject']}: release that keyed hash" in by_address.output
+    monkeypatch.delenv("BOUNCELEDGER_ERASURE_KEY")
+    unkeyed = invoke("status", "nobody@example.org", "--db", ledger)
+    assert unkeyed.exit_code == 1
+    assert "which this instance does not hold" in unkeyed.output
+    monkeypatch.setenv("BOUNCELEDGER_ERASURE_KEY", "cli-test-erasure-key-of-32-chars!")
     lifted = invoke("release", report["subject"], "--note", "asked to be mailed", "--db", ledger)
     assert lifted.exit_code == 0, lifted.output
     status = json.loads(invoke("status", "nobody@example.org", "--db", ledger, "--json").output)

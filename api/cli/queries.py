@@ -51,7 +51,9 @@ def status_command(
                 return await status_as_of(
                     store, email, projector.mapper, projector.policy_hash, moment
                 )
-            return await queries.status(store, email, projector.policy_hash, cli_erasure_key())
+            key = cli_erasure_key()
+            await queries.require_erasure_key(store, key)
+            return await queries.status(store, email, projector.policy_hash, key)
 
     output.emit(run(go()), as_json, output.status_text)
 

@@ -8,8 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from api.settings import load_settings
 from projections import Policy
+from projections.erasure_keys import ErasureKeyMissing
 from tests.api.helpers import event, hard_bounce, post_webhook, status
 from tests.conftest import API_KEY, AUTH, SECRET, settle
 
@@ -88,3 +91,20 @@ async def test_retention_is_a_dry_run_unless_told_otherwise(
         (record,) = done.json()["records"]
         shown = (await client.get(f"/v1/audit/receipts/{seq}", headers=AUTH)).json()
         assert (shown["erased_by"], shown["size"]) == (record, 0)
+
+
+async def test_an_instance_without_the_key_refuses_to_serve_a_ledger_with_erasures(
+    make_client: Any, db_path: Path
+) -> None:
+    keyed = load_settings(environment(db_path, BOUNCELEDGER_ERASURE_KEY="e" * 40))
+    async with make_client(settings=keyed) as client:
+        await post_webhook(client, hard_bounce(ALICE))
+        await settle(client)
+        body = {"email": ALICE, "note": "DSAR 118"}
+        assert (await client.post("/v1/erasures", json=body, headers=AUTH)).status_code == 201
+    other_key = environment(db_path, BOUNCELEDGER_ERASURE_KEY="f" * 40)
+    for environ in (environment(db_path), other_key):
+        with pytest.raises(ExceptionGroup) as refused:  # the app's start, in a task group
+            async with make_client(settings=load_settings(environ)):
+                pass
+        assert refused.group_contains(ErasureKeyMissing, match="this instance does not hold")
