@@ -144,7 +144,7 @@ async def apply(
         await store.forget_freed()
     return RetentionReport(
         dry_run=dry_run,
-        periods={str(kind): kept for kind, kept in policy.retention.items()},
+        periods={str(kind): period for kind, period in policy.retention.items()},
         bodies=len(removed),
         bytes=sum(item.size for item in removed),
         by_kind=dict(Counter(item.kind for item in removed)),
@@ -164,7 +164,7 @@ async def _remove(
         named = tuple(Removed(seq=item.seq, sha256=held[item.seq][0].hex()) for item in gone)
         if not named:
             return None, []
-        periods = {str(kind): kept for kind, kept in policy.retention.items()}
+        periods = {str(kind): period for kind, period in policy.retention.items()}
         record = operator.Retention("retain", actor, note, at, periods, named)
         removed: dict[int, bytes | None] = {item.seq: None for item in gone}
         result = await store.erase_in(tx, operator.record_receipt(record), removed)
