@@ -162,8 +162,10 @@ def score(module: Module, known: dict[str, str], names: set[str] | None = None) 
     results = {
         name: code for name, code in module.results.items() if names is None or name in names
     }
-    equivalent = [name for name in results if name in known]
     killed = [name for name, code in results.items() if state(code) == "killed"]
+    # A listed mutant that a test kills is no equivalent (its name may now number another
+    # change of an edited source): counted as killed, not left out.
+    equivalent = [name for name in results if name in known and name not in killed]
     survivors = sorted(
         name for name, code in results.items() if state(code) != "killed" and name not in known
     )
