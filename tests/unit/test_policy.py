@@ -481,6 +481,18 @@ def test_a_rule_limited_to_another_source_does_not_apply_to_smtp2go() -> None:
     assert got.bounce_class == "hard"
 
 
+def test_a_rule_for_another_source_does_not_hide_the_rules_after_it() -> None:
+    policy = Policy(
+        classify=[
+            ClassifyRule(pattern=r"blocked", bounce="hard", source="ses"),
+            ClassifyRule(pattern=r"5\.7\.1", bounce="ignore"),
+        ]
+    )
+    got = only(bounce(BLOCKED), policy)
+    assert isinstance(got, Ignored)
+    assert got.reason == "classified by policy: 5\\.7\\.1"
+
+
 def test_classification_rules_touch_only_bounces() -> None:
     policy = parse("[[classify]]\npattern = '.*'\nbounce = 'ignore'")
     body = msgspec.json.encode(
@@ -512,6 +524,13 @@ def test_an_event_inside_an_exclusion_is_ignored(time: str) -> None:
     assert "excluded by policy" in got.reason
     assert "sender-side incident" in got.reason
     assert not replay(got.recipient, [got], policy).suppressed
+
+
+def test_an_exclusion_without_a_note_says_only_that() -> None:
+    policy = parse(EXCLUDE.replace('note = "sender-side incident"\n', ""))
+    got = only(bounce(BLOCKED, time="2026-05-04T10:30:00Z"), policy)
+    assert isinstance(got, Ignored)
+    assert got.reason == "excluded by policy"
 
 
 @pytest.mark.parametrize(
