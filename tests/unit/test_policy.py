@@ -410,7 +410,10 @@ def test_a_matching_hard_bounce_classified_ignore_becomes_an_ignored_event() -> 
     # without the rule the same bounce is ignored too, by the sender-side default (5.7.1)
     default = only(bounce(BLOCKED), DEFAULT_POLICY)
     assert isinstance(default, Ignored)
-    assert "sender-side refusal" in default.reason
+    assert default.reason == (
+        "sender-side refusal: the sender or the message was refused, not the address "
+        '(policy: sender_side_bounces = "ignore")'
+    )
     # and a hard bounce without an enhanced code suppresses unless a rule ignores it
     rule = parse("[[classify]]\npattern = 'blocked'\nbounce = \"ignore\"\n")
     assert isinstance(only(bounce(REFUSED), rule), Ignored)
