@@ -26,11 +26,16 @@ def _key() -> ErasureKey:
         raise click.ClickException(str(exc)) from exc
 
 
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(_SQLITE)) == _SQLITE
+
+
 async def _records_of(source: str) -> list[Receipt]:
     """The operator receipts of another copy of the ledger: an export file (JSON lines),
     a SQLite file or a PostgreSQL URL."""
     path = Path(source)
-    if path.is_file() and not path.read_bytes()[:16].startswith(_SQLITE):
+    if path.is_file() and not _is_sqlite(path):
         with path.open("rb") as lines:
             return [receipt for receipt in parse_lines(lines) if receipt.source == "operator"]
     other: Store = await open_store(as_target(source), pool_min=1, pool_max=2)
