@@ -34,7 +34,8 @@ class Tx(Protocol):
         """The words of a CREATE TABLE template: `int` (a 64-bit integer), `blob`, `text`
         (what makes a text column compare byte-wise, as Python compares strings), `table`
         (options after the closing parenthesis), `identity` (an integer key the database
-        assigns)."""
+        assigns), `scratch` (a table for derived rows a crash may lose, kept out of the
+        ledger's own file where the backend can)."""
         ...
 
     # Appended to a SELECT that reads a row the transaction will write: it must hold the

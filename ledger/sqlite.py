@@ -71,6 +71,9 @@ TYPES = {
     "text": "",
     "table": " WITHOUT ROWID",
     "identity": "INTEGER PRIMARY KEY",
+    # A table of the one writer connection, in a temporary file: dropped, it leaves no
+    # free pages in the ledger's own file (a re-derivation's staging, 0.3x the bodies).
+    "scratch": "TEMP",
 }
 
 

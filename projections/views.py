@@ -68,7 +68,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS recipient_facts_key ON recipient_facts (key);
 _FACTS = _FACTS_TABLE + _FACTS_KEY
 # Where a re-derivation appends the facts before they are copied into recipient_facts.
 _FACTS_STAGED = """
-CREATE TABLE recipient_facts_staged (
+CREATE {scratch} TABLE recipient_facts_staged (
     email TEXT {text} NOT NULL,
     at    {int}   NOT NULL,
     seq   {int}   NOT NULL,

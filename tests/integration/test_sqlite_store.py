@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ import pytest
 
 from ledger import NewReceipt, StoreUnavailable
 from ledger.sqlite import SQLiteStore
+from projections import DEFAULT_POLICY, rebuild
+from tests.api.helpers import event
 
 
 def receipt(n: int, *, body: bytes | None = None) -> NewReceipt:
@@ -284,3 +287,26 @@ async def test_a_write_inside_a_read_transaction_is_refused_not_lost(tmp_path: P
                 await tx.execute("CREATE TABLE nothing (x INTEGER)")
     finally:
         await store.close()
+
+
+async def test_a_rederivation_leaves_no_free_pages_in_the_ledger_file(tmp_path: Path) -> None:
+    """The facts a re-derivation stages are dropped once copied: in a temporary table of
+    the writer's connection, not in the ledger's own file (where they left the file about
+    a third larger than it needs to be, as free pages — bench size)."""
+    path = tmp_path / "ledger.db"
+    store = await SQLiteStore.open(path)
+    try:
+        for n in range(3000):
+            soft = event("bounce", f"r{n % 50}@example.org", f"e{n}", bounce="soft")
+            body = json.dumps(soft).encode()
+            await store.append(receipt(n, body=body))
+        await rebuild(store, DEFAULT_POLICY)
+        with raw(path) as db:
+            facts = db.execute("SELECT COUNT(*) FROM recipient_facts").fetchone()[0]
+            free = db.execute("PRAGMA freelist_count").fetchone()[0]
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    finally:
+        await store.close()
+    assert facts == 3000
+    assert free < 10  # the old state tables' and the first fact index's pages, no more
+    assert "recipient_facts_staged" not in tables
