@@ -42,7 +42,7 @@ from api.throttle import FailureCounter, throttle_middleware
 from api.webhooks import receive_webhook
 from ledger import BodyMissing, LedgerError, StoreUnavailable, ValueRefused
 from projections import DecodeFailed, Policy, PolicyMismatch
-from projections.errors import ErasureRefused, ProjectionBehind, ReleaseRefused
+from projections.errors import ErasureRefused, ProjectionBehind, ReleaseRefused, UnknownStream
 from projections.providers import PROVIDERS
 
 log = logging.getLogger("bounceledger")
@@ -167,6 +167,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ProjectionBehind: lambda r, exc: _problem(r, 503, str(exc), _RETRY),
     ReleaseRefused: _release_refused,
     ErasureRefused: lambda r, exc: _problem(r, 409, str(exc)),
+    UnknownStream: lambda r, exc: _problem(r, 400, str(exc)),
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     BodyMissing: lambda r, exc: _problem(r, 500, f"ledger damaged: {exc} (bounceledger verify)"),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),

@@ -21,7 +21,7 @@ from projections.erasing import ErasureReport
 from projections.erasure_history import ErasureEntry
 from projections.policy_history import PolicyHistory
 from projections.quarantine_replay import Kept, KeptBody, Replay
-from projections.queries import Status, Suppression
+from projections.queries import CauseView, Status, Suppression
 from projections.rebuild import RebuildReport, Verdict
 from projections.retention import RetentionReport
 
@@ -61,20 +61,21 @@ def emit(value: Any, as_json: bool, render: Callable[[Any], str | Table]) -> Non
 
 
 def status_text(status: Status) -> str:
+    where = f" for stream {status.stream}" if isinstance(status.stream, str) else ""
     if not status.suppressed:
-        head = f"{status.email}: not suppressed"
+        head = f"{status.email}: not suppressed{where}"
     else:
+        first = status.causes[0] if status.causes else None
+        streams = f" ({', '.join(first.streams)})" if first and first.streams else ""
         head = (
-            f"{status.email}: SUPPRESSED ({status.reason}) since {status.since}, "
-            f"evidence in receipt {status.receipt}"
+            f"{status.email}: SUPPRESSED{where} ({status.reason}{streams}) since "
+            f"{status.since}, evidence in receipt {status.receipt}"
         )
     lines = [head]
     if len(status.causes) > 1:  # every active cause: a release lifts only those it names
-        causes = ", ".join(
-            f"{c.reason}{f' ({c.scope})' if c.scope else ''} since {c.since} (receipt {c.receipt})"
-            for c in status.causes
-        )
-        lines.append(f"  causes: {causes}")
+        lines.append(f"  causes: {_causes(status.causes)}")
+    if isinstance(status.other_causes, list) and status.other_causes:
+        lines.append(f"  not blocking this stream: {_causes(status.other_causes)}")
     detail = f"  soft bounces: {status.soft_bounces}   events: {status.events}"
     if status.last_event_at:
         detail += f"   last event: {status.last_event_at}"
@@ -84,6 +85,15 @@ def status_text(status: Status) -> str:
     if status.erased:
         lines.append(f"  erased: its data is gone; kept suppressed as {status.erased}")
     return "\n".join(lines)
+
+
+def _causes(causes: list[CauseView]) -> str:
+    return ", ".join(
+        f"{c.reason}{f' ({c.scope})' if c.scope else ''}"
+        f"{' [' + '+'.join(c.streams) + ']' if c.streams else ''} since {c.since} "
+        f"(receipt {c.receipt})"
+        for c in causes
+    )
 
 
 def erasure_text(report: ErasureReport) -> str:

@@ -71,9 +71,11 @@ class WebhookAccepted(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class CheckRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Addresses to check before a send; up to 50,000 per call."""
+    """Addresses to check before a send; up to 50,000 per call; for one stream of the
+    policy (what that kind of mail may not be sent to), or every stream (the strictest)."""
 
     emails: Annotated[list[str], msgspec.Meta(max_length=MAX_CHECK)]
+    stream: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class CheckResult(msgspec.Struct, frozen=True):
@@ -82,6 +84,7 @@ class CheckResult(msgspec.Struct, frozen=True):
 
     checked: int
     suppressed: list[Suppression]
+    stream: str | msgspec.UnsetType = msgspec.UNSET  # the stream asked for, if one was
 
 
 class SuppressionPage(msgspec.Struct, frozen=True):

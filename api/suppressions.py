@@ -29,7 +29,7 @@ from api.schemas import (
     if_match,
     parse_when,
 )
-from projections import operator, queries, releases, search
+from projections import operator, queries, releases, search, streams
 from projections.audit import Explanation, explain, status_as_of
 from projections.state import Reason
 
@@ -56,16 +56,30 @@ async def get_suppression(
             max_length=64,
         ),
     ] = None,
+    stream: Annotated[
+        str | None,
+        QueryParameter(
+            description="the kind of mail (a stream of the policy) to answer for; without "
+            "it, every stream: suppressed when any cause is active",
+            max_length=64,
+        ),
+    ] = None,
 ) -> Response[Status]:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
     when = parse_when(as_of, "as_of")
     if when is not None:
         found = await status_as_of(
-            runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash, when
+            runtime.store,
+            email,
+            runtime.projector.mapper,
+            runtime.projector.policy_hash,
+            when,
+            stream,
         )
         return Response(found)
+    scope = streams.scope(runtime.projector.mapper.policy, stream)
     found = await queries.status(
-        runtime.store, email, runtime.projector.policy_hash, runtime.settings.erasure_key
+        runtime.store, email, runtime.projector.policy_hash, runtime.settings.erasure_key, scope
     )
     return Response(found, headers={"ETag": f'"{found.newest_evidence}"'})
 
@@ -256,10 +270,16 @@ async def list_suppressions(
 async def check_suppressions(
     data: JSONBody[CheckRequest], runtime: NamedDependency[Runtime]
 ) -> CheckResult:
+    scope = streams.scope(runtime.projector.mapper.policy, data.stream)
     found = await queries.check(
-        runtime.store, runtime.projector.policy_hash, data.emails, runtime.settings.erasure_key
+        runtime.store,
+        runtime.projector.policy_hash,
+        data.emails,
+        runtime.settings.erasure_key,
+        scope,
     )
     # Each suppressed address comes back as it was given, so the caller can match it
     # against its own list without normalizing (the verdict is case-insensitive).
     hits = [msgspec.structs.replace(hit, email=given) for given, hit in found.items()]
-    return CheckResult(checked=len(data.emails), suppressed=hits)
+    shown = msgspec.UNSET if data.stream is None else data.stream
+    return CheckResult(checked=len(data.emails), suppressed=hits, stream=shown)

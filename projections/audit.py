@@ -13,7 +13,7 @@ from collections import Counter
 import msgspec
 
 from ledger import Receipt, Store, receipts
-from projections import policy_history, views
+from projections import policy_history, streams, views
 from projections.events import (
     Bounce,
     Ignored,
@@ -212,17 +212,23 @@ async def timeline(
 
 
 async def status_as_of(
-    store: Store, email: str, mapper: Mapper, policy_hash: str, as_of: int
+    store: Store,
+    email: str,
+    mapper: Mapper,
+    policy_hash: str,
+    as_of: int,
+    stream: str | None = None,
 ) -> Status:
     """What the service answered at `as_of`: the address refolded from the receipts the
     ledger had received by then, under the policy in force then (the latest change the
     ledger recorded by then; the built-in defaults before its first one; the active
-    policy when it records none). Evidence received later is left out, whatever its
-    event time."""
+    policy when it records none), for `stream` as that policy defined it (UnknownStream
+    when it did not). Evidence received later is left out, whatever its event time."""
     rows = await _rows(store, email, policy_hash, received_by=as_of)
     then = await _policy_at(store, as_of, mapper)
+    scope = streams.scope(then.policy, stream)
     state = then.fold_facts(normalize_recipient(email), [fact for fact, _ in rows])
-    return status_of(state)
+    return status_of(state, scope)
 
 
 async def _policy_at(store: Store, moment: int, current: Mapper) -> Mapper:

@@ -6,6 +6,7 @@ ProjectionError
 ├── PolicyMismatch    the stored projection was built under another policy
 ├── PolicyConflict    an instance was given a policy other than the ledger's active one
 ├── ReleaseRefused    a release would lift evidence the operator did not see or name
+├── UnknownStream     a read or an action names a stream the policy does not define
 └── ProjectionBehind  the projection trails the ledger by more than the service's bound
 """
 
@@ -24,6 +25,15 @@ class DecodeFailed(ProjectionError):
 
 class PolicyInvalid(ProjectionError):
     """When a policy file cannot be read or a key or value in it is wrong."""
+
+
+class UnknownStream(ProjectionError):
+    """When a read or an operator action names a stream the policy does not define."""
+
+    def __init__(self, stream: str, defined: list[str]) -> None:
+        known = ", ".join(defined) if defined else "none: add [streams.NAME] tables to it"
+        super().__init__(f"unknown stream {stream!r} (the policy's streams: {known})")
+        self.stream = stream
 
 
 class PolicyMismatch(ProjectionError):

@@ -30,6 +30,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     scope: str | None = None  # the list/topic/tag/stream of an (un)subscribe
     flags: tuple[str, ...] = ()  # what an operator should know: ambiguous, time replaced
     shared: int = 0  # how many recipients the event names without saying which (0: its own)
+    streams: tuple[str, ...] = ()  # the policy's streams its evidence belongs to (none: all)
 
     @property
     def position(self) -> tuple[int, int, int]:

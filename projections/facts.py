@@ -77,6 +77,9 @@ class Fact(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     refusal: Refusal | None = None
     lifts: tuple[Reason, ...] | None = None  # a release: the causes it lifts
     seen: int | None = None  # a release: the newest evidence receipt the operator saw
+    # The provider's fields saying which kind of mail it is about (ProviderEvent.labels);
+    # an operator action's streams, as ("stream", name).
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -124,6 +127,7 @@ def derive(receipt: Receipt) -> list[Keyed]:
             note=action.note,
             lifts=action.lifts,
             seen=action.seen,
+            labels=tuple((operator.STREAM_LABEL, stream) for stream in action.streams),
         )
         return [Keyed(dedup_key(operator.SOURCE, fact.event_id, recipient), fact)]
     provider = PROVIDERS.get(receipt.source)
@@ -219,6 +223,7 @@ def place(reading: Reading, source: str, seq: int, received_at: int) -> list[Key
             shared=seen.shared if seen.shared > 1 else 0,
             flags=flags,
             refusal=seen.refusal or text_refusal(seen.diagnostic),
+            labels=seen.labels,
         )
         out.append(Keyed(dedup_key(source, seen.event_id, recipient), fact))
     return out

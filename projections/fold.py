@@ -6,9 +6,14 @@ order, because they are about what the ledger held, not about when things happen
 
 - an operator release lifts only the evidence the operator saw: receipts in the ledger
   before it (a lower sequence number, and at most the `seen` receipt it names), of the
-  causes it names (the bounce-class ones unless told more); evidence that reaches the
-  ledger afterwards suppresses again, whatever its event time;
-- a resubscribe lifts only the unsubscribe it answers: the same source and scope.
+  causes it names (the bounce-class ones unless told more), for the streams it names
+  (every stream unless told); evidence that reaches the ledger afterwards suppresses
+  again, whatever its event time;
+- a resubscribe lifts only the unsubscribe it answers: the same source, scope and
+  streams.
+
+A cause keeps the streams its evidence belongs to (`event.streams`, the policy's
+`[streams]`: projections/streams.py); bounces are global, whatever their labels.
 """
 
 from __future__ import annotations
@@ -55,13 +60,13 @@ def fold(state: RecipientState, event: NormalizedEvent, policy: Policy) -> Recip
         case Bounce():
             new = _soft_bounce(state, event, policy)
         case Complaint():
-            new = _activate(state, "complaint", event)
+            new = _activate(state, "complaint", event, streams=event.streams)
         case Unsubscribe():
-            new = _activate(state, "unsubscribe", event, unsubscribe_scope(event))
+            new = _activate(state, "unsubscribe", event, unsubscribe_scope(event), event.streams)
         case Resubscribe():
-            new = _deactivate(state, "unsubscribe", unsubscribe_scope(event))
+            new = _deactivate(state, "unsubscribe", unsubscribe_scope(event), event.streams)
         case ProviderSuppressed():
-            new = _activate(state, "provider_suppressed", event)
+            new = _activate(state, "provider_suppressed", event, streams=event.streams)
         case Delivered():
             # A delivery proves the mailbox works *at that time*: soft bounces before it
             # stop counting, and a soft-bounce suppression heals. Hard bounces and
@@ -70,7 +75,7 @@ def fold(state: RecipientState, event: NormalizedEvent, policy: Policy) -> Recip
             if policy.delivery_clears_soft_bounces:
                 new = _deactivate(replace(state, soft_bounces=()), "soft_bounce_threshold")
         case OperatorSuppress():
-            new = _activate(state, "manual", event)
+            new = _activate(state, "manual", event, streams=event.streams)
         case OperatorRelease():
             new = _release(state, event, policy)
         case OperatorErase():
@@ -138,14 +143,14 @@ def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> R
     seen = event.seq - 1 if event.seen is None else min(event.seen, event.seq - 1)
     causes = []
     for cause in state.causes:
-        if cause.reason not in lifts:
+        if cause.reason not in lifts or not _within(cause, event.streams):
             causes.append(cause)
         elif cause.reason != "soft_bounce_threshold":
             later = tuple(c for c in cause.support if c.seq > seen)
             if later:
                 causes.append(replace(cause, at=later[0].at, seq=later[0].seq, support=later))
     counted = state.soft_bounces
-    if "soft_bounce_threshold" in lifts:
+    if "soft_bounce_threshold" in lifts and not event.streams:
         counted = tuple(c for c in counted if c.seq > seen)
         if len(counted) >= policy.soft_bounce_threshold:
             # as if counted afresh: the bounce that reaches the threshold, and those after it
@@ -159,6 +164,13 @@ def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> R
     return replace(state, causes=tuple(causes), since=since, soft_bounces=counted)
 
 
+def _within(cause: Cause, streams: tuple[str, ...]) -> bool:
+    """Whether a release for `streams` (none: every stream) reaches a cause: one for
+    every stream reaches all; one for some streams, the causes whose evidence belongs to
+    those streams alone — never a global cause, which would stay for the others."""
+    return not streams or (bool(cause.streams) and set(cause.streams) <= set(streams))
+
+
 def _erase(state: RecipientState, event: OperatorErase) -> RecipientState:
     """An erased address's keyed hash stays suppressed for every cause the address had
     (none: for the erasure itself, as `manual`) until a release names it."""
@@ -168,11 +180,17 @@ def _erase(state: RecipientState, event: OperatorErase) -> RecipientState:
 
 
 def _activate(
-    state: RecipientState, reason: Reason, event: NormalizedEvent, scope: str = ""
+    state: RecipientState,
+    reason: Reason,
+    event: NormalizedEvent,
+    scope: str = "",
+    streams: tuple[str, ...] = (),
 ) -> RecipientState:
+    """Add the event as evidence for the cause of `reason` about `scope` (an unsubscribe's
+    list) and `streams` (the kinds of mail its evidence belongs to: none, every kind)."""
     seen = Counted(event.at, event.seq)
     for index, cause in enumerate(state.causes):
-        if cause.reason == reason and cause.scope == scope:
+        if cause.reason == reason and cause.scope == scope and cause.streams == streams:
             support = (*cause.support, seen)
             if len(support) > SUPPORT_KEPT:  # the lowest seq is the first a release lifts
                 lowest = min(range(1, len(support)), key=lambda i: support[i].seq)
@@ -180,14 +198,20 @@ def _activate(
             causes = list(state.causes)
             causes[index] = replace(cause, support=support)
             return replace(state, causes=tuple(causes))
-    added = Cause(reason, event.at, event.seq, scope, (seen,))
+    added = Cause(reason, event.at, event.seq, scope, (seen,), streams)
     ranked = sorted((*state.causes, added), key=lambda cause: REASON_RANK.index(cause.reason))
     since = state.since if state.causes else event.at
     return replace(state, causes=tuple(ranked), since=since)
 
 
-def _deactivate(state: RecipientState, reason: Reason, scope: str = "") -> RecipientState:
-    causes = tuple(c for c in state.causes if not (c.reason == reason and c.scope == scope))
+def _deactivate(
+    state: RecipientState, reason: Reason, scope: str = "", streams: tuple[str, ...] = ()
+) -> RecipientState:
+    causes = tuple(
+        c
+        for c in state.causes
+        if not (c.reason == reason and c.scope == scope and c.streams == streams)
+    )
     if len(causes) == len(state.causes):
         return state
     return replace(state, causes=causes, since=state.since if causes else None)

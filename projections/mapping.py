@@ -42,6 +42,7 @@ from projections.providers import PROVIDERS
 from projections.providers.common import NO_MAILBOX, SENDER
 from projections.recipients import to_micros
 from projections.state import RecipientState
+from projections.streams import Streams, matches
 
 KNOWN_SOURCES = frozenset(PROVIDERS)
 
@@ -66,8 +67,14 @@ _SHARED_ACTS = frozenset({"complaint", "unsubscribe", "deferred"})
 
 
 def check_event_names(policy: Policy, origin: str = "policy") -> Policy:
-    """Refuse a `[providers.NAME]` override whose event the provider does not send (a
-    misspelt name would otherwise do nothing, silently)."""
+    """Refuse a `[providers.NAME]` override whose event the provider does not send, and a
+    stream's match naming a label its provider does not read (a misspelt name would
+    otherwise do nothing, silently)."""
+    for stream_name, stream in policy.streams.items():
+        try:
+            matches(stream)
+        except ValueError as exc:
+            raise PolicyInvalid(f"{origin}: [streams.{stream_name}.match] {exc}") from exc
     for name, table in policy.providers.items():
         provider = PROVIDERS[name]
         for event in table:
@@ -130,6 +137,7 @@ class Mapper:
             if PROVIDERS[name].DEFAULT_MAPPING.get(kind) != mapped
         )
         self._sender_side_soft = policy.sender_side_bounces == "soft"
+        self.streams = Streams(policy)
 
     def placed(self, receipt: Receipt) -> list[Placed]:
         """Every event in a receipt under this policy (derive, then map), with its key."""
@@ -256,8 +264,7 @@ class Mapper:
         delivered = self.delivered(facts)
         return [self.map_fact(fact, delivered) for fact in facts]
 
-    @staticmethod
-    def build(fact: Fact, kind: str, detail: str | None) -> NormalizedEvent:
+    def build(self, fact: Fact, kind: str, detail: str | None) -> NormalizedEvent:
         """The normalized event for a fact and what the policy decided about it."""
         common: dict[str, Any] = {
             "recipient": fact.recipient,
@@ -272,6 +279,7 @@ class Mapper:
             "scope": fact.scope,
             "flags": fact.flags,
             "shared": fact.shared,
+            "streams": self.streams.of(fact.source, fact.labels) if fact.labels else (),
         }
         if kind == "bounce":
             return Bounce(bounce_class="hard" if detail == "hard" else "soft", **common)

@@ -26,6 +26,8 @@ from projections.recipients import normalize_recipient
 from projections.state import Reason
 
 SOURCE = "operator"
+# The label an action's fact names each of its streams with (projections/streams.py).
+STREAM_LABEL = "stream"
 CONTENT_TYPE = "application/json"
 
 Action = Literal["suppress", "release"]
@@ -43,6 +45,8 @@ class OperatorAction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, om
     at: int  # microseconds since the Unix epoch: when the operator acted
     lifts: tuple[Reason, ...] | None = None  # release: the causes it lifts
     seen: int | None = None  # release: the newest evidence receipt the operator saw
+    # The streams it is about (projections/streams.py); none: every stream.
+    streams: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.note.strip():

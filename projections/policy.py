@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from projections.errors import PolicyInvalid
+from projections.state import REASON_RANK, Reason
 
 # Bumped whenever the fold, a default mapping or the projection's tables change, so that
 # a projection built by older code is rebuilt rather than served. 3: `suppressions`
@@ -37,7 +38,9 @@ PROJECTION_VERSION = "4"
 # 6: an erased address's keyed hash in a redacted body is no recipient; the index keeps
 # the receipts whose facts repeat indexed ones (`recipient_echoes`), which an erasure
 # needs to find every receipt about an address.
-DERIVATION_VERSION = "6"
+# 7: facts carry the provider's stream fields (`labels`: a Postmark message stream, a
+# SendGrid group, Mailgun tags…) and an operator action's streams.
+DERIVATION_VERSION = "7"
 
 Kind = Literal[
     "delivered",
@@ -121,6 +124,47 @@ class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"exclusion for {self.source!r} names no kinds")
 
 
+# A stream's name, as the policy's `[streams.NAME]`, `--stream` and `?stream=` spell it.
+STREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# What every stream is blocked by, whatever its `blocked_by` says: a mailbox that does not
+# exist takes no mail of any kind, and an operator's suppression for every stream means
+# every stream.
+EVERY_STREAM: tuple[str, ...] = ("hard_bounce", "manual")
+# A value a stream's match names: one or several, text or a number (`asm_group = [4211]`).
+MatchValues = str | int | list[str | int]
+
+
+class Stream(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One kind of mail (`[streams.NAME]`) and the causes that block it.
+
+    A cause blocks the stream when its reason is in `blocked_by` and its evidence is
+    global (names no stream: every bounce, every event without a matching label) or
+    belongs to this stream; `blocked_by_any_stream` widens that for some reasons to
+    evidence of any stream (a complaint about anything stops marketing). `match` says
+    which evidence belongs to the stream: `<provider>_<label> = [values]`, or for a
+    label that takes a key, `<provider>_<label> = { key = value(s) }` (the labels each
+    provider reads: docs/providers.md, "Stream fields"); evidence matching no stream's
+    labels is global.
+    """
+
+    blocked_by: list[Reason] = msgspec.field(default_factory=lambda: list(REASON_RANK))
+    blocked_by_any_stream: list[Reason] = []
+    match: dict[str, MatchValues | dict[str, MatchValues]] = {}
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        missing = [reason for reason in EVERY_STREAM if reason not in self.blocked_by]
+        if missing:
+            raise ValueError(
+                f"blocked_by must name {' and '.join(missing)}: a mailbox that does not "
+                "exist takes no mail of any kind, and an operator's suppression for every "
+                "stream blocks every stream"
+            )
+        outside = [r for r in self.blocked_by_any_stream if r not in self.blocked_by]
+        if outside:
+            raise ValueError(f"blocked_by_any_stream names {outside[0]!r}, not in blocked_by")
+
+
 # The kinds a retention period may be set for: what a receipt's events are, as mapped
 # (a receipt is kept for the longest period among its events' kinds). Bounces,
 # complaints, unsubscribes and operator actions are evidence: kept forever.
@@ -147,10 +191,18 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # (projections/retention.py): kind -> a duration ("90d") or "forever" (the default
     # for every kind). Not part of the fold: it never changes a verdict.
     retention: dict[RetainedKind, str] = {}
+    # Kinds of mail with verdicts of their own (projections/streams.py): name -> rules.
+    streams: dict[str, Stream] = {}
 
     def __post_init__(self) -> None:
         if self.soft_bounce_window is not None:
             duration_us(self.soft_bounce_window)
+        for name in self.streams:
+            if not STREAM_NAME.match(name):
+                raise ValueError(
+                    f"stream name {name!r}: use lower-case letters, digits, '_', '-' and "
+                    "'.' (at most 64, starting with a letter or digit)"
+                )
         for kept in self.retention.values():
             if kept != "forever":
                 duration_us(kept)
@@ -170,6 +222,8 @@ def policy_hash(policy: Policy) -> str:
     Retention is left out: it decides which bodies are kept, never a verdict."""
     folded = msgspec.to_builtins(policy)
     del folded["retention"]
+    if not folded["streams"]:
+        del folded["streams"]  # a policy without streams hashes as it did before them
     canonical = msgspec.json.encode(folded, order="sorted")
     versions = f"{PROJECTION_VERSION}/{DERIVATION_VERSION}".encode()
     return hashlib.sha256(versions + b"\0" + canonical).hexdigest()

@@ -15,7 +15,8 @@ from projections import views
 from projections.erasure_keys import NO_KEY, PREFIX, ErasureKey, ErasureKeyMissing, is_subject
 from projections.errors import PolicyMismatch
 from projections.recipients import format_time, normalize_recipient
-from projections.state import RecipientState
+from projections.state import Cause, RecipientState
+from projections.streams import Scope, reason_names
 
 _CHUNK = 500
 
@@ -29,6 +30,7 @@ class CauseView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     receipt: int  # the earliest evidence's receipt
     newest_receipt: int  # the newest evidence's receipt
     scope: str | None = None  # an unsubscribe's `source:list`
+    streams: list[str] = []  # the streams its evidence belongs to (none: global)
 
 
 class Status(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +51,11 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     newest_evidence: int = 0
     # The keyed hash an erasure keeps the address suppressed under (projections/erasing.py)
     erased: str | None = None
+    # Asked for one stream (projections/streams.py): its name; `causes` are those that
+    # block it, `other_causes` those active for other streams only. Left out of an answer
+    # for every stream, which reads as it did before streams.
+    stream: str | msgspec.UnsetType = msgspec.UNSET
+    other_causes: list[CauseView] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Suppression(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,18 +76,28 @@ async def require_policy(tx: Tx, policy_hash: str) -> int:
 
 
 async def status(
-    store: Store, email: str, policy_hash: str, key: ErasureKey | None = None
+    store: Store,
+    email: str,
+    policy_hash: str,
+    key: ErasureKey | None = None,
+    scope: Scope | None = None,
 ) -> Status:
     """The status of one address (an address never seen is simply not suppressed; one
-    erased is suppressed under its keyed hash, found with `key`)."""
-    return (await statuses(store, [email], policy_hash, key))[normalize_recipient(email)]
+    erased is suppressed under its keyed hash, found with `key`), for every stream or the
+    one of `scope` (projections/streams.py)."""
+    found = await statuses(store, [email], policy_hash, key, scope)
+    return found[normalize_recipient(email)]
 
 
 async def statuses(
-    store: Store, emails: list[str], policy_hash: str, key: ErasureKey | None = None
+    store: Store,
+    emails: list[str],
+    policy_hash: str,
+    key: ErasureKey | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Status]:
     """The status of each address (normalised; keyed so), read in one transaction; with
-    `key`, an erased address's keyed hash is looked up too."""
+    `key`, an erased address's keyed hash is looked up too; with `scope`, for its stream."""
     addresses = list(dict.fromkeys(normalize_recipient(email) for email in emails))
     subjects = {a: key.subject(a) for a in addresses} if key is not None else {}
     async with store.reading() as tx:
@@ -91,41 +108,51 @@ async def statuses(
         state = states.get(address) or RecipientState(email=address)
         kept = states.get(subjects.get(address, ""))
         found[address] = (
-            _with_erasure(state, kept) if kept and kept.suppressed else status_of(state)
+            _with_erasure(state, kept, scope)
+            if kept and kept.suppressed
+            else status_of(state, scope)
         )
     return found
 
 
-def _with_erasure(state: RecipientState, kept: RecipientState) -> Status:
+def _with_erasure(state: RecipientState, kept: RecipientState, scope: Scope | None) -> Status:
     """An erased address's status: suppressed for the causes its keyed hash keeps (and any
     evidence that came after the erasure)."""
     shown = state if state.suppressed else msgspec.structs.replace(kept, email=state.email)
-    return msgspec.structs.replace(status_of(shown), erased=kept.email)
+    return msgspec.structs.replace(status_of(shown, scope), erased=kept.email)
 
 
-def status_of(state: RecipientState) -> Status:
-    """The public view of a folded state."""
-    causes = [
-        CauseView(
-            reason=cause.reason,
-            since=format_time(cause.at) or "",
-            receipt=cause.seq,
-            newest_receipt=max(c.seq for c in cause.support) if cause.support else cause.seq,
-            scope=cause.scope.rstrip(":") or None,
-        )
-        for cause in state.causes
-    ]
+def _cause_view(cause: Cause) -> CauseView:
+    return CauseView(
+        reason=cause.reason,
+        since=format_time(cause.at) or "",
+        receipt=cause.seq,
+        newest_receipt=max(c.seq for c in cause.support) if cause.support else cause.seq,
+        scope=cause.scope.rstrip(":") or None,
+        streams=list(cause.streams),
+    )
+
+
+def status_of(state: RecipientState, scope: Scope | None = None) -> Status:
+    """The public view of a folded state: for every stream (the strictest verdict: any
+    active cause), or for the stream of `scope` (the causes that block it)."""
+    causes = state.causes if scope is None else scope.blocking(state.causes)
+    others = [_cause_view(cause) for cause in state.causes if cause not in causes]
+    # for a stream, its own suppression began with the earliest cause that blocks it
+    since = state.since if scope is None else min((cause.at for cause in causes), default=None)
     return Status(
         email=state.email,
-        suppressed=state.suppressed,
-        reason=state.reason,
-        since=format_time(state.since),
+        suppressed=bool(causes),
+        reason=causes[0].reason if causes else None,
+        since=format_time(since),
         soft_bounces=len(state.soft_bounces),
         events=state.events,
-        receipt=state.causes[0].seq if state.causes else None,
+        receipt=causes[0].seq if causes else None,
         last_event_at=format_time(state.position[0]) if state.events else None,
-        causes=causes,
+        causes=[_cause_view(cause) for cause in causes],
         newest_evidence=state.newest_evidence,
+        stream=scope.name if scope else msgspec.UNSET,
+        other_causes=others if scope else msgspec.UNSET,
     )
 
 
@@ -152,15 +179,29 @@ def _suppression(email: str, reason: str, since: int, seq: int, reasons: str) ->
         reason=reason,
         since=format_time(since) or "",
         receipt=seq,
-        reasons=reasons.split(",") if reasons else [reason],
+        reasons=reason_names(reasons, reason),
     )
 
 
+def _for_stream(hit: Suppression, tags: str, scope: Scope) -> Suppression | None:
+    """A listed suppression as one stream sees it: None when no cause blocks it; else the
+    reasons that do (the row's `receipt` and `since` are the strongest cause's)."""
+    blocked = scope.blocked(tags) if tags else [hit.reason]
+    if not blocked:
+        return None
+    return msgspec.structs.replace(hit, reason=blocked[0], reasons=blocked)
+
+
 async def check(
-    store: Store, policy_hash: str, emails: list[str], key: ErasureKey | None = None
+    store: Store,
+    policy_hash: str,
+    emails: list[str],
+    key: ErasureKey | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Suppression]:
     """Which of `emails` are suppressed, keyed by the address as given; with `key`, also
-    those erased (suppressed under their keyed hash, which the answer names)."""
+    those erased (suppressed under their keyed hash, which the answer names); with
+    `scope`, those its stream may not mail."""
     wanted: dict[str, list[str]] = {}
     for given in emails:
         wanted.setdefault(normalize_recipient(given), []).append(given)
@@ -180,7 +221,11 @@ async def check(
             )
     found: dict[str, Suppression] = {}
     for row in sorted(rows, key=lambda row: is_subject(row[0])):  # the address's own first
-        hit = _suppression(*row)
+        hit: Suppression | None = _suppression(*row)
+        if scope is not None and hit is not None:
+            hit = _for_stream(hit, row[4], scope)
+        if hit is None:
+            continue
         for given in wanted[hit.email]:
             found.setdefault(given, hit)
     return found

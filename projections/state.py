@@ -42,7 +42,9 @@ class Cause(msgspec.Struct, frozen=True, array_like=True):
     in the ledger before the release (a lower seq): evidence that arrives later,
     whatever its event time, keeps the address suppressed. `scope` tells apart
     unsubscribes from different lists (`source:list`; empty for every other reason), so
-    that a resubscribe lifts only the unsubscribe it answers.
+    that a resubscribe lifts only the unsubscribe it answers. `streams` names the kinds
+    of mail the evidence belongs to (the policy's streams its labels match: projections/
+    streams.py); empty, it is global — every bounce is.
     """
 
     reason: Reason
@@ -50,6 +52,7 @@ class Cause(msgspec.Struct, frozen=True, array_like=True):
     seq: int
     scope: str = ""
     support: tuple[Counted, ...] = ()
+    streams: tuple[str, ...] = ()
 
 
 # How many supporting events a cause, and how many counted soft bounces a state, keeps

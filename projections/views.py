@@ -33,6 +33,7 @@ from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, enco
 from projections.mapping import Mapper
 from projections.policy import Policy
 from projections.state import RecipientState, decode_state, encode_state
+from projections.streams import tag
 
 STATE_TABLES = ("recipient_state", "suppressions")
 
@@ -207,7 +208,7 @@ async def write_states(
         state_out.append((state.email, encode_state(state)))
         if state.causes and state.since is not None:
             cause = state.causes[0]
-            reasons = ",".join(dict.fromkeys(c.reason for c in state.causes))
+            reasons = ",".join(dict.fromkeys(tag(c) for c in state.causes))
             row = (
                 state.email,
                 cause.reason,

@@ -82,6 +82,15 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
 
+def stream_option(func: F) -> F:
+    return click.option(
+        "--stream",
+        metavar="NAME",
+        help="The kind of mail to answer for: a stream of the policy ([streams.NAME]). "
+        "Without it, every stream: suppressed when any cause is active.",
+    )(func)
+
+
 def load(path: Path | None) -> Policy | None:
     """The policy at `path`, or None (follow the ledger's active policy) when no file is
     given; a bad file is a one-line error."""

@@ -15,9 +15,10 @@ from api.cli.common import (
     policy_option,
     projection,
     run,
+    stream_option,
     when,
 )
-from projections import queries
+from projections import queries, streams
 from projections.audit import Explanation, explain, status_as_of
 
 
@@ -30,17 +31,24 @@ from projections.audit import Explanation, explain, status_as_of
     help="What the service answered at TIME: the receipts received by then, under the "
     "policy in force then (evidence received later is left out, whatever its event time).",
 )
+@stream_option
 @db_option
 @policy_option
 @json_option
 def status_command(
-    email: str, as_of: str | None, db: Path | str, policy: Path | None, as_json: bool
+    email: str,
+    as_of: str | None,
+    stream: str | None,
+    db: Path | str,
+    policy: Path | None,
+    as_json: bool,
 ) -> None:
     """Is EMAIL suppressed? Why, since when, on which receipt's evidence?
 
     \b
     Example:
         bounceledger status alice@example.org --json
+        bounceledger status alice@example.org --stream transactional
         bounceledger status alice@example.org --as-of 2026-05-01T00:00:00Z
     """
     chosen, moment = load(policy), when(as_of, "--as-of")
@@ -49,11 +57,12 @@ def status_command(
         async with projection(db, chosen) as (store, projector):
             if moment is not None:
                 return await status_as_of(
-                    store, email, projector.mapper, projector.policy_hash, moment
+                    store, email, projector.mapper, projector.policy_hash, moment, stream
                 )
+            scope = streams.scope(projector.mapper.policy, stream)
             key = cli_erasure_key()
             await queries.require_erasure_key(store, key)
-            return await queries.status(store, email, projector.policy_hash, key)
+            return await queries.status(store, email, projector.policy_hash, key, scope)
 
     output.emit(run(go()), as_json, output.status_text)
 

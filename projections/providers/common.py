@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import msgspec
 
+from projections.erasure_keys import PREFIX as KEYED_HASH
 from projections.errors import DecodeFailed
 from projections.recipients import normalize_recipient
 
@@ -56,6 +58,54 @@ def json_object(body: bytes) -> Raw:
     if not isinstance(document, dict):
         raise DecodeFailed("body is not a JSON object")
     return document
+
+
+# A provider's own field that says which kind of mail an event is about (its stream,
+# list, group, tag, category, configuration set, custom header…), as (name, value):
+# `("message_stream", "broadcast")`, `("tag:campaign", "weekly")` for a named one. The
+# policy's `[streams.NAME.match]` maps them to streams (projections/streams.py).
+Label = tuple[str, str]
+# Bounds on what one event keeps: labels are stored on every fact of the index.
+LABELS_KEPT = 32
+LABEL_TEXT_MAX = 200
+
+
+def labels(pairs: Iterable[tuple[str, Any]]) -> tuple[Label, ...]:
+    """An event's labels, normalised: names stripped and lower-cased, values as text
+    (numbers too: `asm_group_id` 4211 is `"4211"`; objects, arrays, booleans and blanks
+    dropped), each cut to LABEL_TEXT_MAX characters; unique, sorted, at most LABELS_KEPT.
+
+    A label says which kind of mail an event is about, never who it is about: one whose
+    name or value holds an address (`@`) or an erased address's keyed hash is dropped,
+    so the fact index keeps no address in its labels, and redacting a body (which
+    replaces addresses with keyed hashes) leaves the other recipients' labels as they were.
+    """
+    kept: set[Label] = set()
+    for name, value in pairs:
+        shown = text(value)
+        key = name.strip().lower()
+        if shown is None or not key or _personal(key) or _personal(shown):
+            continue
+        kept.add((key[:LABEL_TEXT_MAX], shown[:LABEL_TEXT_MAX]))
+    return tuple(sorted(kept))[:LABELS_KEPT]
+
+
+def each(value: Any) -> list[Any]:
+    """A field that is one value or an array of them, as a list ([] when missing)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def keyed(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    """(`prefix` + key, value) for each entry of a field that should be an object, for
+    `labels`: `keyed("metadata:", {"tenant": "t_42"})` -> `[("metadata:tenant", "t_42")]`.
+    Blank keys are skipped; anything but an object has no entries."""
+    return [(prefix + key.strip(), item) for key, item in obj(value).items() if key.strip()]
+
+
+def _personal(label_text: str) -> bool:
+    return "@" in label_text or KEYED_HASH in label_text.lower()  # erasure_keys.PREFIX
 
 
 def snake(name: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import msgspec
 
 from projections.policy import Kind
-from projections.providers.common import Refusal
+from projections.providers.common import Label, Refusal
 
 
 class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +31,9 @@ class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
     the provider's own fields state it: `no_mailbox` (the mailbox does not exist) or
     `sender` (a refusal of the sender or the message: 5.7.x, reputation, content);
     None when its fields say neither (facts.place then reads the diagnostic text).
+    `labels` are the provider's own fields that say which kind of mail the event is
+    about (`common.labels`; the module's LABELS names them), which the policy's
+    streams match.
     """
 
     raw_kind: str
@@ -43,6 +46,7 @@ class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
     scope: str | None = None
     shared: int = 0
     refusal: Refusal | None = None
+    labels: tuple[Label, ...] = ()
 
 
 class Provider(Protocol):
@@ -50,6 +54,9 @@ class Provider(Protocol):
 
     NAME: str
     DEFAULT_MAPPING: dict[str, Kind]
+    # The labels the module reads (`ProviderEvent.labels`): name -> what it is, in the
+    # provider's terms. A name ending in `:` takes a key (`tag:` -> `tag:campaign`).
+    LABELS: dict[str, str]
 
     def decode(
         self, body: bytes, content_type: str = "", headers: Mapping[str, str] | None = None

@@ -21,6 +21,9 @@ not reliably say whether the tag link or the global link was used, so it still
 unsubscribes by default). `event-data.id` is unique only within a day, so the event id
 is the id plus the event timestamp. The signature (over timestamp + token) is checked
 at the door.
+
+Labels (which kind of mail an event is about): each of `tags`, and each scalar entry of
+`user-variables` (`user_variable:<key>`).
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ from projections.errors import DecodeFailed
 from projections.policy import Kind
 from projections.providers.common import (
     SENDER,
+    Label,
     Raw,
     Refusal,
     derived_id,
     json_object,
+    keyed,
+    labels,
     obj,
     status_refusal,
     stronger,
@@ -67,6 +73,11 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "opened": "ignore",
     "clicked": "ignore",
     "stored": "ignore",
+}
+
+LABELS: dict[str, str] = {
+    "tag": "each of the message's `tags` (`o:tag` / `X-Mailgun-Tag` at sending)",
+    "user_variable:": "each scalar entry of `user-variables` (`v:` / `X-Mailgun-Variables`)",
 }
 
 SYNONYMS = {
@@ -124,6 +135,12 @@ def _tags(raw: Raw) -> list[str]:
     return [tag for tag in (text(t) for t in tags) if tag] if isinstance(tags, list) else []
 
 
+def _labels(raw: Raw) -> tuple[Label, ...]:
+    return labels(
+        [*(("tag", tag) for tag in _tags(raw)), *keyed("user_variable:", raw.get("user-variables"))]
+    )
+
+
 def _refusal(kind: str, raw: Raw, status: Raw) -> Refusal | None:
     """What the delivery status (and an `espblock` reason) says the refusal is about."""
     if kind not in _FAILURES:
@@ -163,5 +180,6 @@ def facts(raw: Raw) -> list[ProviderEvent]:
             bounce_class=bounce_class,
             scope=",".join(tags) or None,
             refusal=_refusal(kind, raw, status),
+            labels=_labels(raw),
         )
     ]

@@ -7,15 +7,31 @@ some notes guess at (`event`, `email`, `occurred_at`, `bounce_type`, `message_id
 read too. Whether the mailbox does not exist or the sender was refused is read from the
 enhanced code in `diagnosticCode` (projections.facts.place). The HMAC over the raw body
 is checked at the door.
+
+Labels: the spec names no field saying which kind of mail an event is about, so these
+are our own convention: `data.stream` (top-level `stream` in the flat shape) is
+`stream`, and `data.tags` (likewise `tags`) is `tag` for each entry of an array of
+strings, or `tag:<name>` for each entry of an object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import Raw, derived_id, json_object, obj, text
+from projections.providers.common import (
+    Label,
+    Raw,
+    derived_id,
+    each,
+    json_object,
+    keyed,
+    labels,
+    obj,
+    text,
+)
 from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
@@ -29,6 +45,13 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "opened": "ignore",
     "clicked": "ignore",
     "failed": "ignore",  # Mailtura could not send: the sender's problem
+}
+
+# Not in Mailtura's spec: the fields a sender is asked to set (see the docstring).
+LABELS: dict[str, str] = {
+    "stream": "`data.stream`: the stream the email was sent in",
+    "tag": "each of `data.tags`, when it is an array of strings",
+    "tag:": "each entry of `data.tags`, when it is an object name -> value",
 }
 
 SYNONYMS = {"bounce": "bounced", "complaint": "complained", "open": "opened", "click": "clicked"}
@@ -60,6 +83,11 @@ def decode(
     return [document]
 
 
+def _labels(stream: str | None, tags: Any) -> tuple[Label, ...]:
+    named = keyed("tag:", tags) if isinstance(tags, dict) else [("tag", t) for t in each(tags)]
+    return labels([("stream", stream), *named])
+
+
 def facts(raw: Raw) -> list[ProviderEvent]:
     """One ProviderEvent: a Mailtura event names one recipient."""
     kind = canonical_kind(event_name(raw) or "")
@@ -82,5 +110,6 @@ def facts(raw: Raw) -> list[ProviderEvent]:
             message_id=message_id,
             diagnostic=reason or None,
             bounce_class=bounce if bounce in ("hard", "soft") else None,
+            labels=_labels(field("stream"), data.get("tags") or raw.get("tags")),
         )
     ]

@@ -19,6 +19,9 @@ or an admin suppressed it: `provider_suppressed`). A reactivation
 recipient's consent, so it is ignored by default. Unsubscribe and resubscribe records
 carry the record's `MessageStream` as their scope.
 
+Labels (which kind of mail a record is about): the record's `MessageStream`, its `Tag`
+and each scalar entry of its `Metadata` (`metadata:<key>`).
+
 Bounce and SpamComplaint records carry a numeric `ID`; other records are identified by
 (RecordType, MessageID, recipient, time). Postmark does not sign: HTTP Basic auth is
 checked at the door.
@@ -30,7 +33,17 @@ from collections.abc import Mapping
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import NO_MAILBOX, Raw, derived_id, json_object, snake, text
+from projections.providers.common import (
+    NO_MAILBOX,
+    Label,
+    Raw,
+    derived_id,
+    json_object,
+    keyed,
+    labels,
+    snake,
+    text,
+)
 from projections.providers.events import ProviderEvent
 from projections.recipients import parse_time
 
@@ -75,6 +88,12 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "subscription_change.resubscribed": "resubscribe",  # the recipient re-subscribed
     # The customer or an admin lifted its own suppression: not the recipient's consent.
     "subscription_change.reactivated": "ignore",
+}
+
+LABELS: dict[str, str] = {
+    "message_stream": "the record's `MessageStream` (`outbound`, `broadcast`, …)",
+    "tag": "the message's `Tag`",
+    "metadata:": "each scalar entry of the message's `Metadata`, by its key",
 }
 
 TYPE_CODES = {
@@ -162,6 +181,16 @@ def _raw_kind(raw: Raw) -> str:
 _TIME_FIELDS = ("BouncedAt", "DeliveredAt", "ReceivedAt", "ChangedAt")
 
 
+def _labels(raw: Raw) -> tuple[Label, ...]:
+    return labels(
+        [
+            ("message_stream", raw.get("MessageStream")),
+            ("tag", raw.get("Tag")),
+            *keyed("metadata:", raw.get("Metadata")),
+        ]
+    )
+
+
 def facts(raw: Raw) -> list[ProviderEvent]:
     """One ProviderEvent: a Postmark record names one recipient (`Email` or `Recipient`)."""
     kind = _raw_kind(raw)
@@ -187,5 +216,6 @@ def facts(raw: Raw) -> list[ProviderEvent]:
             bounce_class=bounce_class,
             scope=text(raw.get("MessageStream")) if kind in _SCOPED else None,
             refusal=NO_MAILBOX if kind == "bad_email_address" else None,
+            labels=_labels(raw),
         )
     ]

@@ -29,21 +29,30 @@ ignored: Resend sends `contact.updated` for any change (a name edit) and the pay
 carries no previous value, so it is never a resubscribe. `contact.deleted` is
 `contact_deleted`, ignored. A known event naming no address is still read (recipient
 None), so it is counted as unattributed. The Svix signature is verified at the door.
+
+Labels (which kind of mail an event is about): each of `data.tags` (`tag:<name>`; an
+object name -> value, or an array of `{name, value}`) and `data.audience_id`
+(`audience`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
 from projections.providers.common import (
     NO_MAILBOX,
     SENDER,
+    Label,
     Raw,
     Refusal,
     derived_id,
+    each,
     json_object,
+    keyed,
+    labels,
     obj,
     text,
 )
@@ -80,6 +89,11 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "contact_created": "ignore",
     "contact_updated": "ignore",
     "contact_deleted": "ignore",
+}
+
+LABELS: dict[str, str] = {
+    "tag:": "each of the email's `tags`, by tag name",
+    "audience": "`audience_id`: the audience (contact events name theirs)",
 }
 
 _BOUNCE_CLASS = {"permanent": "hard", "transient": "soft"}
@@ -131,6 +145,18 @@ def _contact_kind(kind: str, data: Raw) -> str:
     return kind
 
 
+def _tags(tags: Any) -> list[tuple[str, Any]]:
+    """`data.tags`: an object name -> value, or an array of `{"name", "value"}`."""
+    if isinstance(tags, dict):
+        return keyed("tag:", tags)
+    entries = [obj(entry) for entry in each(tags)]
+    return [(f"tag:{name}", e.get("value")) for e in entries if (name := text(e.get("name")))]
+
+
+def _labels(data: Raw) -> tuple[Label, ...]:
+    return labels([*_tags(data.get("tags")), ("audience", data.get("audience_id"))])
+
+
 def facts(raw: Raw) -> list[ProviderEvent]:
     """One ProviderEvent per address in `data.to` (`data.email` for suppression-list and
     contact events)."""
@@ -159,6 +185,7 @@ def facts(raw: Raw) -> list[ProviderEvent]:
         bounce_class = None
     event_id = text(raw.get(SVIX_ID)) or derived_id(message_id or contact_id, kind, created)
     suppressed = obj(data.get("suppressed"))
+    found = _labels(data)
     diagnostic = (
         text(bounce.get("message"))
         or text(bounce.get("subType"))
@@ -178,6 +205,7 @@ def facts(raw: Raw) -> list[ProviderEvent]:
             scope=scope,
             shared=shared,
             refusal=refusal,
+            labels=found,
         )
         for recipient in recipients
     ]

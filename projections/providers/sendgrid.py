@@ -23,6 +23,9 @@ or `dropped_unsubscribe` (evidence of that reason); any other drop is the sender
 problem and stays `dropped`, ignored. Group (un)subscribes carry their
 `asm_group_id` as scope. De-duplication is by `sg_event_id`. Authentication (ECDSA
 over timestamp + raw body) is at the door.
+
+Labels (which kind of mail an event is about): `asm_group_id` (the unsubscribe group),
+each `category` (a string or an array) and `marketing_campaign_id`.
 """
 
 from __future__ import annotations
@@ -34,10 +37,13 @@ from projections.policy import Kind
 from projections.providers.common import (
     NO_MAILBOX,
     SENDER,
+    Label,
     Raw,
     Refusal,
     derived_id,
+    each,
     json_document,
+    labels,
     status_refusal,
     stronger,
     text,
@@ -75,6 +81,12 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "processed": "ignore",
     "open": "ignore",
     "click": "ignore",
+}
+
+LABELS: dict[str, str] = {
+    "asm_group": "`asm_group_id`: the unsubscribe (suppression) group the message was sent in",
+    "category": "each of the message's `category` values (a string or an array)",
+    "marketing_campaign": "`marketing_campaign_id`: the Marketing Campaigns campaign",
 }
 
 SYNONYMS = {"spam_report": "spamreport", "bounced": "bounce", "opened": "open"}
@@ -166,6 +178,16 @@ def _refusal(kind: str, raw: Raw) -> Refusal | None:
     return stronger(stated, status_refusal(text(raw.get("status"))))
 
 
+def _labels(raw: Raw) -> tuple[Label, ...]:
+    return labels(
+        [
+            ("asm_group", raw.get("asm_group_id")),
+            *(("category", category) for category in each(raw.get("category"))),
+            ("marketing_campaign", raw.get("marketing_campaign_id")),
+        ]
+    )
+
+
 def facts(raw: Raw) -> list[ProviderEvent]:
     """One ProviderEvent per event: SendGrid events are already one per recipient."""
     kind = _raw_kind(raw)
@@ -186,5 +208,6 @@ def facts(raw: Raw) -> list[ProviderEvent]:
             bounce_class=_bounce_class(kind, raw),
             scope=text(raw.get("asm_group_id")) if kind in _GROUP else None,
             refusal=_refusal(kind, raw),
+            labels=_labels(raw),
         )
     ]

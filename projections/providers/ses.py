@@ -24,6 +24,12 @@ several every ProviderEvent carries `shared` likewise. A shared complaint or
 unsubscribe still suppresses every listed address (see projections.mapping). Their
 scope is `subscription.contactList`.
 
+Labels (which kind of mail an event is about) come from `mail.tags` (event publishing;
+name -> list of values): the `ses:configuration-set` tag is `configuration_set`, each
+value of the sender's own tags is `tag:<name>`, and SES's other built-in `ses:` tags
+(source IP, from domain, caller identity…) are not labels. Feedback notifications carry
+no tags.
+
 SNS subscription handshakes and SES's plain-text "Successfully validated SNS topic"
 notification hold no events. The signature is verified at the door.
 """
@@ -41,10 +47,13 @@ from projections.providers.common import (
     JSON_ERRORS,
     NO_MAILBOX,
     SENDER,
+    Label,
     Raw,
     Refusal,
     derived_id,
+    each,
     json_object,
+    labels,
     obj,
     snake,
     status_refusal,
@@ -78,6 +87,11 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "open": "ignore",
     "click": "ignore",
     "rendering_failure": "ignore",
+}
+
+LABELS: dict[str, str] = {
+    "configuration_set": "the mail's configuration set (its `ses:configuration-set` tag)",
+    "tag:": "each value of the sender's own message tags (`mail.tags`), by tag name",
 }
 
 _BOUNCE_CLASS = {"permanent": "hard", "transient": "soft"}
@@ -161,6 +175,18 @@ def _subscription_kind(subscription: Raw) -> str:
     return "subscription"
 
 
+def _labels(mail: Raw) -> tuple[Label, ...]:
+    """`mail.tags`: the configuration set, and the sender's own tags (not SES's `ses:`)."""
+    pairs: list[tuple[str, Any]] = []
+    for name, values in obj(mail.get("tags")).items():
+        tag = name.strip().lower()
+        if tag == "ses:configuration-set":
+            pairs += (("configuration_set", value) for value in each(values))
+        elif not tag.startswith("ses:"):
+            pairs += ((f"tag:{tag}", value) for value in each(values))
+    return labels(pairs)
+
+
 def facts(raw: Raw) -> list[ProviderEvent]:
     """One ProviderEvent per recipient the SES event names."""
     message: Raw = raw["message"]
@@ -200,6 +226,7 @@ def facts(raw: Raw) -> list[ProviderEvent]:
         scope = text(detail.get("contactList"))
     if kind in _SUBSCRIPTION_KINDS or kind in _COMPLAINT_KINDS:
         shared = len(recipients) if len(recipients) > 1 else 0
+    found = _labels(mail)
     return [
         ProviderEvent(
             raw_kind=kind,
@@ -216,6 +243,7 @@ def facts(raw: Raw) -> list[ProviderEvent]:
                 if kind == "bounce"
                 else None
             ),
+            labels=found,
         )
         for address, entry in recipients
     ]

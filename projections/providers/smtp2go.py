@@ -9,11 +9,20 @@ suppression list refused the send) is a provider-side suppression. SMTP2GO has n
 field saying whether the mailbox does not exist or the sender was refused: that
 refusal is read from the enhanced code in `message` (projections.facts.place). SMTP2GO
 does not sign its webhooks: authentication is at the door.
+
+Labels: the custom headers a webhook is set to pass on, which SMTP2GO sends as extra
+top-level keys named as the header (`X-Stream: newsletter` is `header:x-stream`). Every
+top-level key that is not one of SMTP2GO's own fields (`_FIELDS`: its documented
+parameters, the keys seen in live callbacks, and the names an early library used) and
+is a valid header name (printable ASCII, no `:`) is one, named `header:` + its name
+lower-cased, with `_` read as `-` as for every key. The default `Message-Id` and
+`Subject` headers are SMTP2GO's own `message-id` and `subject`, so never labels.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +30,7 @@ import msgspec
 
 from projections.errors import DecodeFailed
 from projections.policy import Kind
-from projections.providers.common import JSON_ERRORS
+from projections.providers.common import JSON_ERRORS, Label, labels
 from projections.providers.events import ProviderEvent
 from projections.providers.forms import form_pairs
 from projections.recipients import normalize_recipient, parse_time, split_recipients
@@ -47,6 +56,10 @@ DEFAULT_MAPPING: dict[str, Kind] = {
     "unsubscribe": "ignore",
     "resubscribe": "ignore",
     "processed": "ignore",
+}
+
+LABELS: dict[str, str] = {
+    "header:": "each custom header the webhook passes on (a top-level key named as it)",
 }
 
 # Spellings seen in the wild (docs vs. one library's reconstructed callbacks).
@@ -138,6 +151,34 @@ def _decode_form(text: bytes) -> Raw:
     return raw
 
 
+# SMTP2GO's own top-level fields, as `_key` spells them: any other key is a custom header.
+_FIELDS = frozenset(
+    {
+        # the documented parameters (the default Message-Id and Subject headers among them)
+        *("event", "time", "sendtime", "sender", "from", "from_address", "from_name"),
+        *("rcpt", "recipients", "auth", "host", "message", "context", "email_id", "id"),
+        *("message_id", "bounce", "subject", "user_agent", "read_secs", "client"),
+        *("client_device", "client_os", "geoip_continent", "geoip_country", "geoip_city"),
+        "srchost",
+        # seen in live callbacks but not documented, and a form's repeated recipients
+        *("opened_at", "clicked_at", "link", "click_url", "recipients[]"),
+        # the names an early library took from SMTP2GO's reference page
+        *("timestamp", "email", "recipients_list", "hostname"),
+    }
+)
+_HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII but `:`
+
+
+def _labels(raw: Raw) -> tuple[Label, ...]:
+    """`header:<name>` for each top-level key that is a custom header (module docstring)."""
+    keys = ((_key(name), value) for name, value in raw.items())
+    return labels(
+        ("header:" + key.replace("_", "-"), value)
+        for key, value in keys
+        if key not in _FIELDS and _HEADER_NAME.fullmatch(key)
+    )
+
+
 def _text(raw: Raw, key: str) -> str | None:
     value = raw.get(key)
     if value is None or isinstance(value, (dict, list)):
@@ -162,6 +203,7 @@ def facts(raw: Raw) -> list[ProviderEvent]:
     time = _text(raw, "time")
     event_id = _text(raw, "id")
     bounce = (_text(raw, "bounce") or "").lower()
+    found = _labels(raw)
     out = []
     for recipient in _recipients(raw):
         identity = event_id or _derived_id(raw, kind, recipient, time)
@@ -174,6 +216,7 @@ def facts(raw: Raw) -> list[ProviderEvent]:
                 message_id=_text(raw, "email_id"),
                 diagnostic=_text(raw, "message") or _text(raw, "context"),
                 bounce_class=bounce if bounce in ("hard", "soft") else None,
+                labels=found,
             )
         )
     return out

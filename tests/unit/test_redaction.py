@@ -180,11 +180,22 @@ def test_a_placeholder_naming_no_one_only_moves_the_others_facts_up() -> None:
 
 
 def test_an_object_key_naming_the_address_is_replaced_too() -> None:
+    """A tag named by the address is no label (a label never holds an address, nor the
+    keyed hash that replaces it), so the other recipients' facts are unchanged."""
+    subject = "hmac-sha256:k1:" + "ab" * 32
     document = fixture_json("resend", "multi_recipient_bounce.json")
     document["data"]["tags"] = {"One@Example.org": "vip", "plan": "gold"}
-    redacted = redact(receipt("resend", dumps(document)), "one@example.org", PLACEHOLDER)
+    redacted = redact(receipt("resend", dumps(document)), "one@example.org", subject)
     assert redacted is not None
-    assert json.loads(redacted)["data"]["tags"] == {PLACEHOLDER: "vip", "plan": "gold"}
+    assert json.loads(redacted)["data"]["tags"] == {subject: "vip", "plan": "gold"}
+
+
+def test_a_tag_that_is_not_an_address_stays_a_label_after_redaction() -> None:
+    """With a placeholder that is no keyed hash, the tag's key changes the others' labels:
+    the body is then not redacted but removed (redaction keeps only what it can prove)."""
+    document = fixture_json("resend", "multi_recipient_bounce.json")
+    document["data"]["tags"] = {"One@Example.org": "vip", "plan": "gold"}
+    assert redact(receipt("resend", dumps(document)), "one@example.org", PLACEHOLDER) is None
 
 
 def test_a_form_body_is_redacted_field_by_field() -> None:
