@@ -215,7 +215,9 @@ async def release(
         "(each optional, combined with AND): `reason`; `provider`, the source of the "
         "evidence receipt (`operator` for a manual one); `since` and `until`, days "
         "(YYYY-MM-DD, UTC) on when the suppression began, `until` included; `q`, text "
-        "the address contains. `sort`: `email` (default), `since` (oldest first) or "
+        "the address contains; `stream`, the addresses that stream of the policy may not "
+        "mail (`reason` then filters the strongest reason blocking it). `sort`: `email` "
+        "(default), `since` (oldest first) or "
         "`-since` (newest first). Pass `next` as `after` for the following page (with "
         "the same filters and sort); `next` is null on the last page."
     ),
@@ -246,11 +248,21 @@ async def list_suppressions(
         str | None, QueryParameter(description="text the address contains", max_length=320)
     ] = None,
     sort: Annotated[search.Sort, QueryParameter(description="the order of the list")] = "email",
+    stream: Annotated[
+        str | None,
+        QueryParameter(
+            description="only addresses this stream of the policy may not mail, each with "
+            "the reasons that block it",
+            max_length=64,
+        ),
+    ] = None,
 ) -> SuppressionPage:
+    scope = streams.scope(runtime.projector.mapper.policy, stream)
     try:
         wanted = search.parse_filter(
             reason=reason, provider=provider, since=since, until=until, q=q, sort=sort
         )
+        wanted = search.for_stream(wanted, scope)
         found = await search.search(
             runtime.store, runtime.projector.policy_hash, wanted, after=after, limit=limit
         )

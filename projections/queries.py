@@ -157,17 +157,36 @@ def status_of(state: RecipientState, scope: Scope | None = None) -> Status:
 
 
 async def suppressions(
-    store: Store, policy_hash: str, *, after: str | None = None, limit: int | None = None
+    store: Store,
+    policy_hash: str,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+    scope: Scope | None = None,
 ) -> list[Suppression]:
-    """Suppressed addresses in address order, starting after `after` (keyset pagination)."""
+    """Suppressed addresses in address order, starting after `after` (keyset pagination);
+    with `scope`, those its stream may not mail (rows that do not block it passed over)."""
+    wanted = 2**62 if limit is None else limit
+    found: list[Suppression] = []
     async with store.reading() as tx:
         await require_policy(tx, policy_hash)
-        rows = await tx.fetch(
-            f"SELECT {_COLUMNS} FROM suppressions WHERE email > ? ORDER BY email LIMIT ?",
-            after or "",
-            2**62 if limit is None else limit,
-        )
-    return [_suppression(*row) for row in rows]
+        while len(found) < wanted:
+            asked = wanted - len(found)
+            rows = await tx.fetch(
+                f"SELECT {_COLUMNS} FROM suppressions WHERE email > ? ORDER BY email LIMIT ?",
+                after or "",
+                asked,
+            )
+            for row in rows:
+                hit: Suppression | None = _suppression(*row)
+                if scope is not None and hit is not None:
+                    hit = _for_stream(hit, row[4], scope)
+                if hit is not None:
+                    found.append(hit)
+            if scope is None or len(rows) < asked:
+                break
+            after = rows[-1][0]
+    return found
 
 
 _COLUMNS = "email, reason, since, seq, reasons"
@@ -186,7 +205,7 @@ def _suppression(email: str, reason: str, since: int, seq: int, reasons: str) ->
 def _for_stream(hit: Suppression, tags: str, scope: Scope) -> Suppression | None:
     """A listed suppression as one stream sees it: None when no cause blocks it; else the
     reasons that do (the row's `receipt` and `since` are the strongest cause's)."""
-    blocked = scope.blocked(tags) if tags else [hit.reason]
+    blocked = scope.blocked(tags, hit.reason)
     if not blocked:
         return None
     return msgspec.structs.replace(hit, reason=blocked[0], reasons=blocked)

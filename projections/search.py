@@ -31,6 +31,7 @@ from projections.providers import PROVIDERS
 from projections.queries import require_policy
 from projections.recipients import to_micros
 from projections.state import REASON_RANK
+from projections.streams import Scope, reason_names
 
 Sort = Literal["email", "since", "-since"]
 SORTS: tuple[Sort, ...] = get_args(Sort)
@@ -73,6 +74,9 @@ class Filter(msgspec.Struct, frozen=True, kw_only=True):
     since_before: int | None = None  # ... and before this
     contains: str | None = None  # lower-case text the address contains
     sort: Sort = "email"
+    # One stream's view (projections/streams.py): the suppressions that block it, each
+    # with the reasons that do (`reason` then filters the stream's strongest one).
+    scope: Scope | None = None
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -129,7 +133,8 @@ def parse_filter(
     sort: str | None = None,
 ) -> Filter:
     """A filter from query-string values (empty values mean no filter): `since` and
-    `until` are days, YYYY-MM-DD in UTC, `until` included. BadFilter names a bad one."""
+    `until` are days, YYYY-MM-DD in UTC, `until` included. BadFilter names a bad one.
+    (A stream's view is set apart: `for_stream`.)"""
     reason = (reason or "").strip() or None
     if reason is not None and reason not in REASONS:
         raise BadFilter("reason", f"{reason[:40]!r} is not one of {', '.join(REASONS)}")
@@ -154,9 +159,18 @@ def parse_filter(
     )
 
 
+def for_stream(wanted: Filter, scope: Scope | None) -> Filter:
+    """The filter as the stream of `scope` sees the list (None: every stream)."""
+    return wanted if scope is None else msgspec.structs.replace(wanted, scope=scope)
+
+
 def cursor(entry: Entry, since: int, sort: Sort) -> str:
     """The cursor after `entry` (its `since` in microseconds) under `sort`."""
-    return entry.email if sort == "email" else f"{since}/{entry.email}"
+    return _cursor(entry.email, since, sort)
+
+
+def _cursor(email: str, since: int, sort: Sort) -> str:
+    return email if sort == "email" else f"{since}/{email}"
 
 
 def _after(text: str, sort: Sort) -> tuple[Any, ...]:
@@ -243,23 +257,34 @@ async def _plan(tx: Tx, wanted: Filter) -> Plan:
 
 
 async def _fetch(tx: Tx, wanted: Filter, after: str | None, limit: int) -> list[tuple[Entry, int]]:
-    sql, args = _query(wanted, after, await _plan(tx, wanted))
-    rows = await tx.fetch(sql, *args, limit)
-    return [
-        (
-            Entry(
+    """At most `limit` entries after `after`. For a stream, rows are read in the list's
+    order and those that do not block it passed over (as the text filter does), until
+    `limit` are found or the list ends."""
+    scope = wanted.scope
+    listed = wanted if scope is None else msgspec.structs.replace(wanted, reason=None)
+    found: list[tuple[Entry, int]] = []
+    while True:
+        sql, args = _query(listed, after, await _plan(tx, listed))
+        rows = await tx.fetch(sql, *args, limit)
+        for email, reason, since, seq, source, last_event, reasons in rows:
+            named = (
+                reason_names(reasons, reason) if scope is None else scope.blocked(reasons, reason)
+            )
+            if not named or (scope is not None and wanted.reason not in (None, named[0])):
+                continue
+            entry = Entry(
                 email=email,
-                reason=reason,
+                reason=named[0],
                 since=iso_time(since),
                 receipt=seq,
                 provider=source,
                 last_event=None if last_event is None else iso_time(last_event),
-                reasons=reasons.split(",") if reasons else [reason],
-            ),
-            since,
-        )
-        for email, reason, since, seq, source, last_event, reasons in rows
-    ]
+                reasons=named,
+            )
+            found.append((entry, since))
+        if scope is None or len(rows) < limit or len(found) >= limit:
+            return found[:limit]
+        after = _cursor(rows[-1][0], rows[-1][2], wanted.sort)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -123,12 +123,14 @@ class Scope:
     def blocking(self, causes: Iterable[Cause]) -> tuple[Cause, ...]:
         return tuple(cause for cause in causes if blocks(cause, self.name, self.rules))
 
-    def blocked(self, tags: str) -> list[str]:
-        """The reasons of a suppressions row's `reasons` column (`tags`) that block this
-        stream, strongest first."""
+    def blocked(self, tags: str, strongest: str) -> list[str]:
+        """The reasons of a suppressions row that block this stream, strongest first:
+        `tags`, its `reasons` column (a row written before the column held every reason
+        has only `strongest`, its `reason`, read as global)."""
+        causes = parse_tags(tags) or [(strongest, ())]
         return [
             reason
-            for reason, streams in parse_tags(tags)
+            for reason, streams in causes
             if blocks(Cause(reason, 0, 0, streams=streams), self.name, self.rules)  # type: ignore[arg-type]
         ]
 

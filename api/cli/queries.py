@@ -68,21 +68,26 @@ def status_command(
 
 
 @click.command(name="suppressions")
+@stream_option
 @db_option
 @policy_option
 @json_option
-def suppressions_command(db: Path | str, policy: Path | None, as_json: bool) -> None:
+def suppressions_command(
+    stream: str | None, db: Path | str, policy: Path | None, as_json: bool
+) -> None:
     """List every suppressed address with its reason and since when.
 
     \b
     Example:
         bounceledger suppressions --json > suppressed.json
+        bounceledger suppressions --stream newsletter
     """
     chosen = load(policy)
 
     async def go() -> list[queries.Suppression]:
         async with projection(db, chosen) as (store, projector):
-            return await queries.suppressions(store, projector.policy_hash)
+            scope = streams.scope(projector.mapper.policy, stream)
+            return await queries.suppressions(store, projector.policy_hash, scope=scope)
 
     output.emit(run(go()), as_json, output.suppressions_table)
 

@@ -134,3 +134,37 @@ async def test_an_unknown_stream_is_refused_with_the_streams_there_are(make_clie
         assert checked.status_code == 400
     with pytest.raises(UnknownStream, match=r"add \[streams.NAME\] tables"):
         scope(Policy(), "weekly")  # a policy without streams says how to add one
+
+
+async def _listed(client: Any, **params: Any) -> list[dict[str, Any]]:
+    """Every entry of the list, walking its pages."""
+    entries: list[dict[str, Any]] = []
+    after = None
+    while True:
+        asked = {**params, **({"after": after} if after else {})}
+        page = await client.get("/v1/suppressions", params=asked, headers=AUTH)
+        assert page.status_code == 200, page.text
+        entries += page.json()["items"]
+        after = page.json()["next"]
+        if after is None:
+            return entries
+
+
+async def test_the_list_for_a_stream_holds_whom_it_may_not_mail(make_client: Any) -> None:
+    async with make_client(policy=POLICY) as client:
+        await _send_history(client)
+        for stream, blocked in BLOCKED.items():
+            for limit in (1, 2, 1000):  # pages of one pass over rows of other streams
+                listed = await _listed(client, stream=stream, limit=limit)
+                assert [e["email"] for e in listed] == sorted(blocked), (stream, limit)
+            by_since = await _listed(client, stream=stream, sort="-since", limit=1)
+            assert {e["email"] for e in by_since} == blocked
+        complaints = await _listed(client, stream="marketing", reason="complaint")
+        assert [(e["email"], e["reasons"]) for e in complaints] == [
+            ("bob@example.org", ["complaint"])
+        ]
+        # the newsletter's unsubscribe, listed for the newsletter, is not the others'
+        alice = [e for e in await _listed(client, stream="newsletter") if e["email"][0] == "a"]
+        assert alice[0]["reason"] == "unsubscribe"
+        bad = await client.get("/v1/suppressions", params={"stream": "weekly"}, headers=AUTH)
+        assert bad.status_code == 400
