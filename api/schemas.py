@@ -104,9 +104,13 @@ class ReceiptPage(msgspec.Struct, frozen=True):
 
 
 class OperatorNote(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Why an operator suppresses or releases an address (required)."""
+    """Why an operator suppresses an address (required), and for which streams of the
+    policy (none: every stream)."""
 
     note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    streams: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=16)
+    ] = []
 
 
 class ReleaseRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -118,6 +122,11 @@ class ReleaseRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
     also: Annotated[list[str], msgspec.Meta(max_length=8)] = []
     expect: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)] | None = None
+    # the streams of the policy it is for (none: every stream): it lifts only the causes
+    # of those streams alone
+    streams: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=16)
+    ] = []
 
 
 def if_match(value: str | None) -> int | None:

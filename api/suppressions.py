@@ -111,6 +111,7 @@ async def suppress(
     runtime: NamedDependency[Runtime],
 ) -> Status:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
+    chosen, shown = _streams(runtime, data.streams)
     try:
         seq = await operator.record(
             runtime.store,
@@ -119,13 +120,21 @@ async def suppress(
             actor=_actor(request),
             note=data.note,
             at=time.time_ns() // 1000,
+            streams=chosen,
         )
     except ValueError as exc:
         raise ValidationException(str(exc)) from exc
     await runtime.projector.wait_until(seq)
     return await queries.status(
-        runtime.store, email, runtime.projector.policy_hash, runtime.settings.erasure_key
+        runtime.store, email, runtime.projector.policy_hash, runtime.settings.erasure_key, shown
     )
+
+
+def _streams(runtime: Runtime, names: list[str]) -> tuple[tuple[str, ...], streams.Scope | None]:
+    """The streams an action names, each checked against the policy (UnknownStream: 400),
+    and the view to answer in: the one stream named, else every stream."""
+    scopes = [streams.scope(runtime.projector.mapper.policy, name) for name in names]
+    return tuple(dict.fromkeys(names)), scopes[0] if len(scopes) == 1 else None
 
 
 @delete(
@@ -176,6 +185,14 @@ async def release(
             description='the status\'s ETag (`"N"`): the newest evidence receipt you saw',
         ),
     ] = None,
+    stream: Annotated[
+        str | None,
+        QueryParameter(
+            description="only for this stream of the policy: lifts the causes of that stream "
+            "alone (without it, and without `streams` in the body: every stream)",
+            max_length=64,
+        ),
+    ] = None,
 ) -> Status:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
     why = data.note if data is not None else note
@@ -188,6 +205,8 @@ async def release(
     seen = data.expect if data is not None and data.expect is not None else expect
     if seen is None:
         seen = if_match(precondition)
+    asked = data.streams if data is not None and data.streams else [stream] if stream else []
+    chosen, _ = _streams(runtime, asked)
     try:
         return await releases.release(
             runtime.store,
@@ -200,6 +219,7 @@ async def release(
             now=time.time_ns() // 1000,
             settle=runtime.projector.wait_until,
             key=runtime.settings.erasure_key,
+            streams=chosen,
         )
     except ValueError as exc:
         raise ValidationException(str(exc)) from exc

@@ -47,6 +47,7 @@ from projections.state import (
     Reason,
     RecipientState,
 )
+from projections.streams import within
 
 
 def fold(state: RecipientState, event: NormalizedEvent, policy: Policy) -> RecipientState:
@@ -143,7 +144,7 @@ def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> R
     seen = event.seq - 1 if event.seen is None else min(event.seen, event.seq - 1)
     causes = []
     for cause in state.causes:
-        if cause.reason not in lifts or not _within(cause, event.streams):
+        if cause.reason not in lifts or not within(cause, event.streams):
             causes.append(cause)
         elif cause.reason != "soft_bounce_threshold":
             later = tuple(c for c in cause.support if c.seq > seen)
@@ -162,13 +163,6 @@ def _release(state: RecipientState, event: OperatorRelease, policy: Policy) -> R
     causes.sort(key=lambda cause: REASON_RANK.index(cause.reason))
     since = min(cause.at for cause in causes) if causes else None
     return replace(state, causes=tuple(causes), since=since, soft_bounces=counted)
-
-
-def _within(cause: Cause, streams: tuple[str, ...]) -> bool:
-    """Whether a release for `streams` (none: every stream) reaches a cause: one for
-    every stream reaches all; one for some streams, the causes whose evidence belongs to
-    those streams alone — never a global cause, which would stay for the others."""
-    return not streams or (bool(cause.streams) and set(cause.streams) <= set(streams))
 
 
 def _erase(state: RecipientState, event: OperatorErase) -> RecipientState:

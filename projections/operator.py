@@ -116,9 +116,14 @@ def action_body(
     at: int,
     lifts: tuple[Reason, ...] | None = None,
     seen: int | None = None,
+    streams: tuple[str, ...] = (),
 ) -> bytes:
     """The receipt body for one operator action (ValueError when note or email is empty)."""
-    return _encode(OperatorAction(action, recipient(email), actor, note.strip(), at, lifts, seen))
+    return _encode(
+        OperatorAction(
+            action, recipient(email), actor, note.strip(), at, lifts, seen, tuple(sorted(streams))
+        )
+    )
 
 
 def record_receipt(record: Erasure | Retention) -> NewReceipt:
@@ -151,12 +156,16 @@ async def record(
     at: int,
     lifts: tuple[Reason, ...] | None = None,
     seen: int | None = None,
+    streams: tuple[str, ...] = (),
 ) -> int:
-    """Append one operator action to the ledger; returns its receipt's sequence number.
+    """Append one operator action to the ledger (for `streams` of the policy; none: every
+    stream); returns its receipt's sequence number.
 
     Raises ValueError when the note or the address is empty (nothing is appended).
     """
-    body = action_body(action, email, actor=actor, note=note, at=at, lifts=lifts, seen=seen)
+    body = action_body(
+        action, email, actor=actor, note=note, at=at, lifts=lifts, seen=seen, streams=streams
+    )
     result = await store.append(
         NewReceipt(source=SOURCE, received_at=at, content_type=CONTENT_TYPE, body=body)
     )

@@ -28,6 +28,7 @@ from projections.errors import ProjectionBehind, ReleaseRefused
 from projections.queries import Status, require_policy, status_of, statuses
 from projections.recipients import normalize_recipient
 from projections.state import BOUNCE_CLASS, NAMED_ONLY, Reason, RecipientState
+from projections.streams import within
 
 __all__ = [
     "NAMED_ONLY",
@@ -51,6 +52,7 @@ class Plan(msgspec.Struct, frozen=True):
     lifts: tuple[Reason, ...]
     seen: int
     at: int
+    streams: tuple[str, ...] = ()  # the streams it is for (none: every stream)
 
 
 def parse_also(names: Iterable[str]) -> tuple[Reason, ...]:
@@ -72,26 +74,34 @@ def parse_also(names: Iterable[str]) -> tuple[Reason, ...]:
 
 
 def plan(
-    state: RecipientState, *, also: tuple[Reason, ...], expect: int | None, now: int
+    state: RecipientState,
+    *,
+    also: tuple[Reason, ...],
+    expect: int | None,
+    now: int,
+    streams: tuple[str, ...] = (),
 ) -> Plan | None:
-    """What releasing `state` records now; None when there is nothing to lift (not
-    suppressed and no soft bounce counting). ReleaseRefused when newer evidence than
-    `expect` has arrived, or when every active cause is one the release does not name."""
+    """What releasing `state` (for `streams`; none: every stream) records now; None when
+    there is nothing to lift (not suppressed and no soft bounce counting — or, for some
+    streams, no cause of theirs alone). ReleaseRefused when newer evidence than `expect`
+    has arrived, or when every cause in reach is one the release does not name."""
     newest = state.newest_evidence
     current = status_of(state)
     if expect is not None and expect != newest:
         raise ReleaseRefused(_changed(expect, current), current)
-    if not state.suppressed and not state.soft_bounces:
+    reach = [cause for cause in state.causes if within(cause, streams)]
+    if not reach and (streams or not state.soft_bounces):
         return None
     lifts = (*BOUNCE_CLASS, *also)
-    if state.causes and not any(cause.reason in lifts for cause in state.causes):
-        unnamed = sorted({cause.reason for cause in state.causes}, key=NAMED_ONLY.index)
+    if reach and not any(cause.reason in lifts for cause in reach):
+        unnamed = sorted({cause.reason for cause in reach}, key=NAMED_ONLY.index)
+        where = f" for stream {', '.join(streams)}" if streams else ""
         raise ReleaseRefused(
-            f"{state.email} is suppressed by {', '.join(unnamed)}, which a release lifts only "
-            f"when named (also={','.join(unnamed)}): nothing was released",
+            f"{state.email} is suppressed{where} by {', '.join(unnamed)}, which a release "
+            f"lifts only when named (also={','.join(unnamed)}): nothing was released",
             current,
         )
-    return Plan(lifts=lifts, seen=newest, at=max(now, state.position[0]))
+    return Plan(lifts=lifts, seen=newest, at=max(now, state.position[0]), streams=streams)
 
 
 def _changed(expect: int, current: Status) -> str:
@@ -130,6 +140,7 @@ async def release_many(
     also: tuple[Reason, ...] = (),
     now: int,
     settle: Settle,
+    streams: tuple[str, ...] = (),
 ) -> list[Outcome]:
     """Release each asked address as `actor`, once `settle(head)` has folded what the
     ledger holds: each is checked on its evidence as it stands, recorded (together, so
@@ -155,7 +166,7 @@ async def release_many(
     for item, address in zip(asked, addresses, strict=True):
         state = states.get(address) or RecipientState(email=address)
         try:
-            chosen = plan(state, also=also, expect=item.expect, now=now)
+            chosen = plan(state, also=also, expect=item.expect, now=now, streams=streams)
         except ReleaseRefused as exc:
             outcomes.append(Outcome(email=address, refused=str(exc)))
             continue
@@ -173,6 +184,7 @@ async def release_many(
                 at=chosen.at,
                 lifts=chosen.lifts,
                 seen=chosen.seen,
+                streams=chosen.streams,
             )
             for _, address, chosen in planned
         )
@@ -196,6 +208,7 @@ async def release(
     now: int,
     settle: Settle,
     key: ErasureKey | None = None,
+    streams: tuple[str, ...] = (),
 ) -> Status:
     """Release one address (release_many); returns its status after the release (with
     `key`, as lookups see it: an erased address stays suppressed under its keyed hash).
@@ -212,6 +225,7 @@ async def release(
         also=also,
         now=now,
         settle=settle,
+        streams=streams,
     )
     status = (await statuses(store, [outcome.email], policy_hash, key))[outcome.email]
     if outcome.refused is not None:

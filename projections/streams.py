@@ -108,6 +108,13 @@ def blocks(cause: Cause, stream: str, rules: Stream) -> bool:
     return cause.reason in rules.blocked_by_any_stream
 
 
+def within(cause: Cause, streams: tuple[str, ...]) -> bool:
+    """Whether an operator's release for `streams` (none: every stream) reaches a cause:
+    one for every stream reaches all; one for some streams, the causes whose evidence
+    belongs to those streams alone — never a global cause, which stays for the others."""
+    return not streams or (bool(cause.streams) and set(cause.streams) <= set(streams))
+
+
 def scoped(reason: str, streams: tuple[str, ...]) -> tuple[str, ...]:
     """The streams a cause of `reason` keeps from evidence of `streams`: none for a
     bounce, which says the mailbox does not work for any kind of mail."""

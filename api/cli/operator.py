@@ -18,7 +18,8 @@ from api.cli.common import (
     projection,
     run,
 )
-from projections import operator, queries, releases
+from projections import operator, queries, releases, streams
+from projections.policy import Policy
 from projections.state import Reason
 
 
@@ -27,19 +28,30 @@ def _actor() -> str:
     return f"local:{local_user()}"
 
 
-def _suppress(email: str, note: str, db: Path | str, policy: Path | None) -> queries.Status:
+def _suppress(
+    email: str, note: str, chosen_streams: tuple[str, ...], db: Path | str, policy: Path | None
+) -> queries.Status:
     chosen = load(policy)
 
     async def go() -> queries.Status:
         # An operator may suppress before the service ever ran: the ledger is created.
         async with projection(db, chosen, create=True) as (store, projector):
+            shown = _scopes(projector.mapper.policy, chosen_streams)
             await operator.record(
-                store, "suppress", email, actor=_actor(), note=note, at=time.time_ns() // 1000
-            )
+                store, "suppress", email, actor=_actor(), note=note, at=time.time_ns() // 1000,
+                streams=chosen_streams,
+            )  # fmt: skip
             await projector.catch_up()  # folds everything up to the head, this suppression included
-            return await queries.status(store, email, projector.policy_hash)
+            return await queries.status(store, email, projector.policy_hash, scope=shown)
 
     return run(go())
+
+
+def _scopes(policy: Policy, chosen: tuple[str, ...]) -> streams.Scope | None:
+    """Each named stream checked against the policy (UnknownStream); the view to show
+    the result in: the one stream named, else every stream."""
+    scopes = [streams.scope(policy, name) for name in chosen]
+    return scopes[0] if len(scopes) == 1 else None
 
 
 def _release(
@@ -47,6 +59,7 @@ def _release(
     note: str,
     also: tuple[Reason, ...],
     expect: int | None,
+    chosen_streams: tuple[str, ...],
     db: Path | str,
     policy: Path | None,
 ) -> queries.Status:
@@ -54,6 +67,7 @@ def _release(
 
     async def go() -> queries.Status:
         async with projection(db, chosen) as (store, projector):
+            _scopes(projector.mapper.policy, chosen_streams)
 
             async def settle(_: int) -> bool:
                 await projector.catch_up()  # folds everything up to the head
@@ -62,6 +76,7 @@ def _release(
             return await releases.release(
                 store, projector.policy_hash, email, actor=_actor(), note=note, also=also,
                 expect=expect, now=time.time_ns() // 1000, settle=settle, key=cli_erasure_key(),
+                streams=chosen_streams,
             )  # fmt: skip
 
     return run(go())
@@ -84,24 +99,40 @@ def _nonblank(ctx: click.Context, param: click.Parameter, value: str) -> str:
 _note = click.option(
     "--note", required=True, callback=_nonblank, help="Why (required; kept in the ledger)."
 )
+_streams = click.option(
+    "--stream",
+    "chosen_streams",
+    metavar="NAME",
+    multiple=True,
+    help="Only for this stream of the policy ([streams.NAME]; repeat for several). "
+    "Without it, every stream.",
+)
 
 
 @click.command(name="suppress")
 @click.argument("email")
 @_note
+@_streams
 @db_option
 @policy_option
 @json_option
 def suppress_command(
-    email: str, note: str, db: Path | str, policy: Path | None, as_json: bool
+    email: str,
+    note: str,
+    chosen_streams: tuple[str, ...],
+    db: Path | str,
+    policy: Path | None,
+    as_json: bool,
 ) -> None:
     """Suppress EMAIL by hand (reason `manual`), recorded in the ledger with who and why.
 
     \b
     Example:
         bounceledger suppress bob@example.com --note "asked by phone, ticket 4711"
+        bounceledger suppress bob@example.com --stream newsletter --note "no more news"
     """
-    output.emit(_suppress(email, note, db, policy), as_json, output.status_text)
+    found = _suppress(email, note, chosen_streams, db, policy)
+    output.emit(found, as_json, output.status_text)
 
 
 @click.command(name="release")
@@ -121,6 +152,7 @@ def suppress_command(
     help="The newest evidence you saw (`newest evidence` in `status`): the release is "
     "refused, and nothing recorded, if newer evidence has arrived since.",
 )
+@_streams
 @db_option
 @policy_option
 @json_option
@@ -129,6 +161,7 @@ def release_command(
     note: str,
     also: tuple[Reason, ...],
     expect: int | None,
+    chosen_streams: tuple[str, ...],
     db: Path | str,
     policy: Path | None,
     as_json: bool,
@@ -136,7 +169,8 @@ def release_command(
     """Lift EMAIL's bounce suppression (hard_bounce, soft_bounce_threshold), recorded in
     the ledger with who and why. A complaint, an unsubscribe, a manual or a provider's
     suppression is someone's "no": it is lifted only when named with --also. Only the
-    evidence already in the ledger is lifted: a later bounce suppresses again.
+    evidence already in the ledger is lifted: a later bounce suppresses again. With
+    --stream, only the causes of those streams alone are lifted (bounces are global).
 
     \b
     Example:
@@ -145,4 +179,5 @@ def release_command(
         bounceledger release bob@example.org --also unsubscribe --expect 812 \\
             --note "re-subscribed by phone, ticket 4711"
     """
-    output.emit(_release(email, note, also, expect, db, policy), as_json, output.status_text)
+    found = _release(email, note, also, expect, chosen_streams, db, policy)
+    output.emit(found, as_json, output.status_text)

@@ -168,3 +168,49 @@ async def test_the_list_for_a_stream_holds_whom_it_may_not_mail(make_client: Any
         assert alice[0]["reason"] == "unsubscribe"
         bad = await client.get("/v1/suppressions", params={"stream": "weekly"}, headers=AUTH)
         assert bad.status_code == 400
+
+
+async def _may_mail(client: Any, email: str, stream: str) -> bool:
+    got = await client.get(f"/v1/suppressions/{email}", params={"stream": stream}, headers=AUTH)
+    assert got.status_code == 200, got.text
+    return got.json()["suppressed"] is False
+
+
+async def test_operator_actions_are_scoped_to_the_streams_they_name(make_client: Any) -> None:
+    async with make_client(policy=POLICY) as client:
+        await _send_history(client)
+        erin = "erin@example.org"
+        put = await client.put(
+            f"/v1/suppressions/{erin}",
+            json={"note": "no more newsletters, by phone", "streams": ["newsletter"]},
+            headers=AUTH,
+        )
+        assert put.status_code == 200, put.text
+        assert (put.json()["stream"], put.json()["reason"]) == ("newsletter", "manual")
+        assert not await _may_mail(client, erin, "newsletter")
+        assert await _may_mail(client, erin, "transactional")
+        assert await _may_mail(client, erin, "marketing")
+        # a release for the newsletter lifts the newsletter's unsubscribe, named
+        lifted = await client.request(
+            "DELETE",
+            "/v1/suppressions/alice@example.org",
+            params={"stream": "newsletter", "also": "unsubscribe", "note": "resubscribed"},
+            headers=AUTH,
+        )
+        assert lifted.status_code == 200, lifted.text
+        assert await _may_mail(client, "alice@example.org", "newsletter")
+        # …but never a global cause: dave's unsubscribe names no stream, so it stays
+        kept = await client.request(
+            "DELETE",
+            "/v1/suppressions/dave@example.org",
+            params={"stream": "newsletter", "also": "unsubscribe", "note": "asked"},
+            headers=AUTH,
+        )
+        assert kept.status_code == 200, kept.text
+        assert kept.json()["suppressed"] is True
+        assert not await _may_mail(client, "dave@example.org", "newsletter")
+        unknown = await client.put(
+            f"/v1/suppressions/{erin}", json={"note": "x", "streams": ["weekly"]}, headers=AUTH
+        )
+        assert unknown.status_code == 400
+        assert "unknown stream 'weekly'" in unknown.json()["detail"]
