@@ -194,6 +194,11 @@ def explanation_text(explanation: Explanation) -> str:
         lines += [f"{'':25}! {flag}" for flag in event.flags]
     if explanation.evidence:
         lines.append("* = evidence the current verdict rests on")
+    if isinstance(explanation.streams, list):
+        lines.append("streams:")
+        for verdict in explanation.streams:
+            said = "SUPPRESSED" if verdict.suppressed else "may be mailed"
+            lines.append(f"  {verdict.stream}: {said} — {verdict.rule}")
     return "\n".join(lines)
 
 

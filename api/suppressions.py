@@ -91,11 +91,20 @@ async def get_suppression(
     responses=BEHIND,
 )
 async def explain_suppression(
-    email: FromPath[str], runtime: NamedDependency[Runtime]
+    email: FromPath[str],
+    runtime: NamedDependency[Runtime],
+    stream: Annotated[
+        str | None,
+        QueryParameter(
+            description="the stream of the policy the verdict is for (without it: every "
+            "stream); `streams` gives each stream's verdict and the rule that decided it",
+            max_length=64,
+        ),
+    ] = None,
 ) -> Explanation:
     email = paths.address(email)  # escaped into one path segment by api/paths.py
     return await explain(
-        runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
+        runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash, stream
     )
 
 

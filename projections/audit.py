@@ -156,6 +156,9 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     policy: PolicyView
     evidence: list[Step]
     steps: list[Step]
+    # Each of the policy's streams' verdict and the rule that decided it (left out when
+    # the policy defines no streams).
+    streams: list[streams.StreamVerdict] | msgspec.UnsetType = msgspec.UNSET
 
 
 async def _rows(
@@ -240,9 +243,13 @@ async def _policy_at(store: Store, moment: int, current: Mapper) -> Mapper:
     return current if policy == current.policy else Mapper(policy)
 
 
-async def explain(store: Store, email: str, mapper: Mapper, policy_hash: str) -> Explanation:
-    """The current verdict and, event by event, how the policy arrived at it."""
+async def explain(
+    store: Store, email: str, mapper: Mapper, policy_hash: str, stream: str | None = None
+) -> Explanation:
+    """The current verdict (for every stream, or for `stream`) and, event by event, how
+    the policy arrived at it; each stream's verdict and the rule that decided it."""
     policy = mapper.policy
+    scope = streams.scope(policy, stream)
     history = await _history(store, email, mapper, policy_hash)
     state = RecipientState(email=normalize_recipient(email))
     effects, states = [], []
@@ -256,7 +263,7 @@ async def explain(store: Store, email: str, mapper: Mapper, policy_hash: str) ->
         for index, ((event, received), effect) in enumerate(zip(history, effects, strict=True))
     ]
     return Explanation(
-        status=status_of(state),
+        status=status_of(state, scope),
         policy=PolicyView(
             hash=policy_hash,
             soft_bounce_threshold=policy.soft_bounce_threshold,
@@ -265,6 +272,7 @@ async def explain(store: Store, email: str, mapper: Mapper, policy_hash: str) ->
         ),
         evidence=[step for step in steps if step.decisive],
         steps=steps,
+        streams=streams.verdicts(policy, state.causes) if policy.streams else msgspec.UNSET,
     )
 
 

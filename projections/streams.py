@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import msgspec
+
 from projections import operator
 from projections.errors import UnknownStream
 from projections.policy import MatchValues, Policy, Stream
@@ -172,3 +174,54 @@ def reason_names(tags: str, strongest: str) -> list[str]:
     """The reasons of a `reasons` column, each once, strongest first (`strongest` when the
     column is empty: rows written before it held every reason)."""
     return list(dict.fromkeys(reason for reason, _ in parse_tags(tags))) or [strongest]
+
+
+class StreamVerdict(msgspec.Struct, frozen=True, kw_only=True):
+    """One stream's verdict on an address, and the rule that decided it, in words."""
+
+    stream: str
+    suppressed: bool
+    rule: str
+    receipt: int | None = None  # the deciding cause's evidence (shown first)
+
+
+def verdicts(policy: Policy, causes: tuple[Cause, ...]) -> list[StreamVerdict]:
+    """Each of the policy's streams' verdict on these causes (strongest first), with the
+    rule that decided: the cause that blocks it and why it reaches the stream, or why
+    none of them does."""
+    found = []
+    for name in sorted(policy.streams):
+        rules = policy.streams[name]
+        blocking = [cause for cause in causes if blocks(cause, name, rules)]
+        if blocking:
+            cause = blocking[0]
+            found.append(
+                StreamVerdict(
+                    stream=name, suppressed=True, rule=_why(cause, name, rules), receipt=cause.seq
+                )
+            )
+            continue
+        passed = "; ".join(_why_not(cause, name, rules) for cause in causes)
+        found.append(
+            StreamVerdict(stream=name, suppressed=False, rule=passed or "no active cause")
+        )
+    return found
+
+
+def _why(cause: Cause, name: str, rules: Stream) -> str:
+    if not cause.streams:
+        reach = "its evidence names no stream, so it is about every one"
+    elif name in cause.streams:
+        reach = f"its evidence belongs to {name}"
+    else:
+        reach = (
+            f"its evidence belongs to {'+'.join(cause.streams)}, and [streams.{name}] takes "
+            f"{cause.reason} from any stream (blocked_by_any_stream)"
+        )
+    return f"{cause.reason} (receipt {cause.seq}) is in [streams.{name}] blocked_by; {reach}"
+
+
+def _why_not(cause: Cause, name: str, rules: Stream) -> str:
+    if cause.reason not in rules.blocked_by:
+        return f"{cause.reason} is not in [streams.{name}] blocked_by"
+    return f"{cause.reason} (receipt {cause.seq}) belongs to {'+'.join(cause.streams)} only"

@@ -112,3 +112,21 @@ def test_an_unknown_stream_is_a_one_line_error(streamed: Path) -> None:
     assert refused.exit_code == 1
     assert "unknown stream 'weekly'" in refused.output
     assert _status(streamed, "x@example.org")["events"] == 0  # nothing was recorded
+
+
+def test_explain_names_the_rule_that_decided_each_stream(streamed: Path) -> None:
+    result = invoke("explain", "bob@example.org", "--db", streamed, "--json")
+    assert result.exit_code == 0, result.output
+    verdicts = {v["stream"]: v for v in json.loads(result.output)["streams"]}
+    assert verdicts["marketing"]["suppressed"] is True
+    assert "complaint (receipt 2) is in [streams.marketing] blocked_by" in (
+        verdicts["marketing"]["rule"]
+    )
+    assert verdicts["newsletter"]["suppressed"] is False
+    assert verdicts["newsletter"]["rule"] == "complaint (receipt 2) belongs to marketing only"
+    assert verdicts["transactional"]["suppressed"] is False
+    alice = invoke("explain", "alice@example.org", "--db", streamed, "--stream", "newsletter")
+    assert "SUPPRESSED for stream newsletter" in alice.output
+    assert "transactional: may be mailed — unsubscribe (receipt 1) belongs to newsletter only" in (
+        alice.output
+    )

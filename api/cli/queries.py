@@ -94,10 +94,13 @@ def suppressions_command(
 
 @click.command(name="explain")
 @click.argument("email")
+@stream_option
 @db_option
 @policy_option
 @json_option
-def explain_command(email: str, db: Path | str, policy: Path | None, as_json: bool) -> None:
+def explain_command(
+    email: str, stream: str | None, db: Path | str, policy: Path | None, as_json: bool
+) -> None:
     """Why is EMAIL suppressed (or not)? The policy and the events that decided it.
 
     Every event is listed with what it did; the evidence (marked *) is what the
@@ -106,11 +109,12 @@ def explain_command(email: str, db: Path | str, policy: Path | None, as_json: bo
     \b
     Example:
         bounceledger explain alice@example.org
+        bounceledger explain alice@example.org --stream newsletter
     """
     chosen = load(policy)
 
     async def go() -> Explanation:
         async with projection(db, chosen) as (store, projector):
-            return await explain(store, email, projector.mapper, projector.policy_hash)
+            return await explain(store, email, projector.mapper, projector.policy_hash, stream)
 
     output.emit(run(go()), as_json, output.explanation_text)
