@@ -5,6 +5,7 @@ is the strictest of them all; and adding a stream never lifts a global cause."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,7 +66,12 @@ histories = st.lists(
 def facts(history: list[Happened]) -> list[Fact]:
     made = []
     for n, happened in enumerate(history, start=1):
-        common = {"recipient": "r@example.org", "at": 1_000_000 * n, "seq": n, "ord": 0}
+        common: dict[str, Any] = {
+            "recipient": "r@example.org",
+            "at": 1_000_000 * n,
+            "seq": n,
+            "ord": 0,
+        }
         if happened.kind == "manual":
             labels = ((operator.STREAM_LABEL, happened.label),) if happened.label else ()
             made.append(

@@ -4,6 +4,8 @@ names."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from projections import operator
@@ -32,7 +34,7 @@ NEWS = Stream(
     }
 )
 PROMO = Stream(blocked_by_any_stream=["complaint"], match={"mailgun_tag": ["promo"]})
-TRANSACTIONAL = Stream(blocked_by=["hard_bounce", "manual", "complaint"])  # type: ignore[list-item]
+TRANSACTIONAL = Stream(blocked_by=["hard_bounce", "manual", "complaint"])
 POLICY = Policy(streams={"news": NEWS, "promo": PROMO, "transactional": TRANSACTIONAL})
 
 
@@ -60,7 +62,7 @@ def test_a_match_names_provider_label_and_value_triples() -> None:
         ({"smtp2go_header": ["x"]}, "takes a table of keys, as { name = value }"),
     ],
 )
-def test_a_match_naming_what_no_provider_reads_is_refused(match: dict, said: str) -> None:
+def test_a_match_naming_what_no_provider_reads_is_refused(match: dict[str, Any], said: str) -> None:
     with pytest.raises(ValueError, match=said.replace("(", r"\(").replace("{", r"\{")):
         matches(Stream(match=match))
 
@@ -175,8 +177,8 @@ def test_each_verdict_names_the_rule_that_decided() -> None:
 
 def test_a_stream_must_be_blocked_by_hard_bounces_and_manual_suppressions() -> None:
     with pytest.raises(ValueError, match="blocked_by must name hard_bounce and manual"):
-        Stream(blocked_by=["complaint"])  # type: ignore[list-item]
+        Stream(blocked_by=["complaint"])
     with pytest.raises(ValueError, match="blocked_by must name manual"):
-        Stream(blocked_by=["hard_bounce"])  # type: ignore[list-item]
+        Stream(blocked_by=["hard_bounce"])
     with pytest.raises(ValueError, match="blocked_by_any_stream names 'complaint', not in"):
-        Stream(blocked_by=["hard_bounce", "manual"], blocked_by_any_stream=["complaint"])  # type: ignore[list-item]
+        Stream(blocked_by=["hard_bounce", "manual"], blocked_by_any_stream=["complaint"])
