@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 from ledger.group import CommitReport
+from projections import queries, streams
 from projections.operator import SOURCE as OPERATOR_SOURCE
 from projections.providers import PROVIDERS
 from projections.state import REASON_RANK
@@ -168,6 +169,16 @@ class Metrics:
             ),
             (SUPPRESSION_REASONS, OTHER),
         )
+        # Labelled by the policy's streams (at most MAX_STREAMS: projections/policy.py);
+        # a stream a rebuild removed is removed here.
+        self.stream_suppressions = Gauge(
+            "bounceledger_stream_suppressions",
+            "Addresses each stream of the policy may not mail",
+            ["stream"],
+            registry=r,
+        )
+        self._stream_counts: tuple[tuple[int, str], dict[str, int]] | None = None
+        self._stream_names: set[str] = set()
         self.unattributed = Bounded(
             Counter(
                 "bounceledger_unattributed_events",
@@ -241,4 +252,21 @@ class Metrics:
         counts = await runtime.suppression_counts()
         for reason in REASON_RANK:
             self.suppressions.labels(reason).set(counts.get(reason, 0))
+        await self._per_stream(runtime)
         return generate_latest(self.registry)
+
+    async def _per_stream(self, runtime: Runtime) -> None:
+        """Set the per-stream gauge, counted again only when the projection moved (the
+        count reads the whole list, grouped)."""
+        policy = runtime.projector.mapper.policy
+        at = (runtime.projector.projected_seq, runtime.projector.policy_hash)
+        if self._stream_counts is None or self._stream_counts[0] != at:
+            scopes = [scope for name in policy.streams if (scope := streams.scope(policy, name))]
+            counts = await queries.stream_counts(runtime.store, scopes) if scopes else {}
+            self._stream_counts = (at, counts)
+        counts = self._stream_counts[1]
+        for gone in self._stream_names - counts.keys():
+            self.stream_suppressions.remove(gone)
+        for name, count in counts.items():
+            self.stream_suppressions.labels(name).set(count)
+        self._stream_names = set(counts)

@@ -124,6 +124,8 @@ class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"exclusion for {self.source!r} names no kinds")
 
 
+# At most this many streams: each is a label of a metric (api/metrics.py).
+MAX_STREAMS = 64
 # A stream's name, as the policy's `[streams.NAME]`, `--stream` and `?stream=` spell it.
 STREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 # What every stream is blocked by, whatever its `blocked_by` says: a mailbox that does not
@@ -197,6 +199,8 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.soft_bounce_window is not None:
             duration_us(self.soft_bounce_window)
+        if len(self.streams) > MAX_STREAMS:
+            raise ValueError(f"at most {MAX_STREAMS} streams, not {len(self.streams)}")
         for name in self.streams:
             if not STREAM_NAME.match(name):
                 raise ValueError(

@@ -281,6 +281,21 @@ async def suppression_counts(store: Store) -> dict[str, int]:
     return {reason: int(count) for reason, count in rows}
 
 
+async def stream_counts(store: Store, scopes: list[Scope]) -> dict[str, int]:
+    """How many addresses each stream may not mail: the list grouped by its columns of
+    reasons (a few distinct values), each group read per stream."""
+    async with store.reading() as tx:
+        rows = await tx.fetch(
+            "SELECT reason, reasons, COUNT(*) FROM suppressions GROUP BY reason, reasons"
+        )
+    counts = dict.fromkeys((scope.name for scope in scopes), 0)
+    for reason, tags, count in rows:
+        for scope in scopes:
+            if scope.blocked(tags, reason):
+                counts[scope.name] += int(count)
+    return counts
+
+
 async def oldest_unprojected(store: Store) -> tuple[int, int] | None:
     """(seq, received_at) of the first receipt after the stored checkpoint — the one the
     projection waits on, whoever projects — or None when the projection is current."""

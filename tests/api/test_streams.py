@@ -214,3 +214,22 @@ async def test_operator_actions_are_scoped_to_the_streams_they_name(make_client:
         )
         assert unknown.status_code == 400
         assert "unknown stream 'weekly'" in unknown.json()["detail"]
+
+
+async def test_metrics_count_whom_each_stream_may_not_mail(make_client: Any) -> None:
+    async with make_client(policy=POLICY) as client:
+        await _send_history(client)
+        text = (await client.get("/metrics", headers=AUTH)).text
+        for stream, blocked in BLOCKED.items():
+            line = f'bounceledger_stream_suppressions{{stream="{stream}"}} {len(blocked)}.0'
+            assert line in text, stream
+        # counted again once the projection moves
+        put = await client.put(
+            "/v1/suppressions/erin@example.org",
+            json={"note": "by phone", "streams": ["marketing"]},
+            headers=AUTH,
+        )
+        assert put.status_code == 200
+        text = (await client.get("/metrics", headers=AUTH)).text
+        assert 'bounceledger_stream_suppressions{stream="marketing"} 4.0' in text
+        assert 'bounceledger_stream_suppressions{stream="transactional"} 2.0' in text
