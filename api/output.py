@@ -165,7 +165,15 @@ def rebuild_text(report: RebuildReport) -> str:
         f"{report.policy_hash[:12]}: {report.suppressed} suppressed",
         f"{len(report.changed)} address(es) {verb}" + (":" if report.changed else ""),
     ]
-    lines += [f"  {c.email}: {_verdict(c.before)} -> {_verdict(c.after)}" for c in report.changed]
+    lines += [
+        f"  {c.email}: {_verdict(c.before)} -> {_verdict(c.after)}"
+        + (
+            f"  (streams: {', '.join(c.streams)})"
+            if isinstance(c.streams, list) and c.streams
+            else ""
+        )
+        for c in report.changed
+    ]
     if report.dry_run:
         lines.append("nothing was written; run again without --dry-run to apply")
     return "\n".join(lines)

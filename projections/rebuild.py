@@ -19,13 +19,14 @@ import msgspec
 
 from ledger import NewReceipt, Receipt, Store
 from ledger.sql import Tx
-from projections import operator, policy_history, views
+from projections import operator, policy_history, streams, views
 from projections.derivation import Row, deriver
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
 from projections.mapping import Mapper
 from projections.policy import DEFAULT_POLICY, Policy, policy_hash
 from projections.projector import Projector, ensure_schema
 from projections.state import RecipientState
+from projections.streams import tag
 
 Progress = Callable[[int, int], None]
 _READ_CHUNK = 2000
@@ -35,7 +36,9 @@ _STATE_CHUNK = 5_000
 
 class Verdict(msgspec.Struct, frozen=True):
     """Whether an address is suppressed, why (the strongest reason), and every active
-    reason: a change of a reason hidden behind a stronger one is a change too."""
+    reason: a change of a reason hidden behind a stronger one is a change too. A reason
+    whose evidence belongs to some streams reads `reason@stream+stream` (streams.tag): a
+    change of a cause's streams is a change too."""
 
     suppressed: bool
     reason: str | None
@@ -43,11 +46,14 @@ class Verdict(msgspec.Struct, frozen=True):
 
 
 class Change(msgspec.Struct, frozen=True):
-    """An address whose verdict differs between the live projection and the rebuild."""
+    """An address whose verdict differs between the live projection and the rebuild, and
+    the streams of the rebuild's policy whose own verdict on it differs."""
 
     email: str
     before: Verdict
     after: Verdict
+    # (left out when the policy defines no streams)
+    streams: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +113,9 @@ async def rebuild(
     digest = policy_hash(policy)
     if not dry_run:
         await _swap(store, mapper, digest, upto, record)
+    scopes = [scope for name in sorted(policy.streams) if (scope := streams.scope(policy, name))]
+    if scopes:
+        changed = [_per_stream(change, scopes) for change in changed]
     return RebuildReport(
         changed=sorted(changed, key=lambda change: change.email),
         dry_run=dry_run,
@@ -310,12 +319,25 @@ async def _compare(
         old = before.get(state.email, _NOBODY)
         new = _NOBODY
         if state.suppressed:
-            new = Verdict(True, state.reason, tuple(dict.fromkeys(c.reason for c in state.causes)))
+            new = Verdict(True, state.reason, tuple(dict.fromkeys(tag(c) for c in state.causes)))
         if _differ(old, new, listed):
             changes.append(Change(state.email, old, new))
     rebuilt = {state.email for state in states}
     changes += [Change(email, old, _NOBODY) for email, old in vanished if email not in rebuilt]
     return changes
+
+
+def _per_stream(change: Change, scopes: list[streams.Scope]) -> Change:
+    """The change, naming the streams whose verdict on the address it changes (read, both
+    before and after, under the rebuild's streams)."""
+
+    def blocked(verdict: Verdict, scope: streams.Scope) -> bool:
+        return verdict.suppressed and bool(
+            scope.blocked(",".join(verdict.reasons), verdict.reason or "")
+        )
+
+    names = [s.name for s in scopes if blocked(change.before, s) != blocked(change.after, s)]
+    return msgspec.structs.replace(change, streams=names)
 
 
 def _differ(old: Verdict, new: Verdict, listed: bool) -> bool:

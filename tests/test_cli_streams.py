@@ -119,8 +119,9 @@ def test_explain_names_the_rule_that_decided_each_stream(streamed: Path) -> None
     assert result.exit_code == 0, result.output
     verdicts = {v["stream"]: v for v in json.loads(result.output)["streams"]}
     assert verdicts["marketing"]["suppressed"] is True
-    assert "complaint (receipt 2) is in [streams.marketing] blocked_by" in (
-        verdicts["marketing"]["rule"]
+    assert (
+        "complaint (receipt 2) is in [streams.marketing] blocked_by"
+        in (verdicts["marketing"]["rule"])
     )
     assert verdicts["newsletter"]["suppressed"] is False
     assert verdicts["newsletter"]["rule"] == "complaint (receipt 2) belongs to marketing only"
@@ -130,3 +131,26 @@ def test_explain_names_the_rule_that_decided_each_stream(streamed: Path) -> None
     assert "transactional: may be mailed — unsubscribe (receipt 1) belongs to newsletter only" in (
         alice.output
     )
+
+
+def test_a_dry_run_names_the_streams_each_change_affects(streamed: Path, tmp_path: Path) -> None:
+    """Dropping the newsletter's match makes its evidence global: alice's unsubscribe
+    then blocks transactional mail and promotions too; bob's complaint, matched by promo,
+    and carol's hard bounce (global either way) are unchanged. The dry run names the
+    streams whose verdict changes."""
+    text = EXAMPLE.read_text().replace('postmark_message_stream = ["broadcast"]', "")
+    text = text.replace('smtp2go_header = { "X-Stream" = "newsletter" }', "")
+    text += '\n[providers.smtp2go]\nunsubscribe = "unsubscribe"\n'
+    wider = write_policy(tmp_path, text, "wider.toml")
+    result = invoke("rebuild", "--db", streamed, "--policy", wider, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    changed = {c["email"]: c for c in json.loads(result.output)["changed"]}
+    assert set(changed) == {"alice@example.org"}
+    alice = changed["alice@example.org"]
+    assert (alice["before"]["reasons"], alice["after"]["reasons"]) == (
+        ["unsubscribe@newsletter"],
+        ["unsubscribe"],
+    )
+    assert alice["streams"] == ["marketing", "transactional"]
+    text_out = invoke("rebuild", "--db", streamed, "--policy", wider, "--dry-run").output
+    assert "unsubscribe@newsletter -> unsubscribe  (streams: marketing, transactional)" in text_out
