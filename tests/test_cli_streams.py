@@ -41,6 +41,8 @@ def streamed(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Pa
     assert dry.exit_code == 0, dry.output
     done = invoke("rebuild", "--db", db, "--policy", policy, "--note", "streams from today")
     assert done.exit_code == 0, done.output
+    again = invoke("rebuild", "--db", db, "--policy", policy, "--dry-run", "--json")
+    assert json.loads(again.output)["changed"] == []  # the streams kept compare equal
     return db
 
 
