@@ -66,7 +66,7 @@ def status_text(status: Status) -> str:
         head = f"{status.email}: not suppressed{where}"
     else:
         first = status.causes[0] if status.causes else None
-        streams = f" ({', '.join(first.streams)})" if first and first.streams else ""
+        streams = f" [{'+'.join(first.streams)}]" if first and first.streams else ""
         head = (
             f"{status.email}: SUPPRESSED{where} ({status.reason}{streams}) since "
             f"{status.since}, evidence in receipt {status.receipt}"
