@@ -193,9 +193,10 @@ def explanation_text(explanation: Explanation) -> str:
     for step in explanation.steps:
         event = step.event
         mark = "*" if step.decisive else " "
+        streams = f" [{'+'.join(event.streams)}]" if isinstance(event.streams, tuple) else ""
         lines.append(
             f" {mark} {event.event_time}  receipt {event.receipt:<6} {event.source:<8} "
-            f"{event.raw_kind:<12} {step.effect}"
+            f"{event.raw_kind:<12} {step.effect}{streams}"
         )
         if event.diagnostic:
             lines.append(f"{'':25}{event.diagnostic}")

@@ -52,6 +52,8 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     flags: tuple[str, ...] = ()
     lifts: tuple[str, ...] | None = None  # a release: the causes it names
     seen: int | None = None  # a release: the newest evidence receipt it saw
+    # the policy's streams its evidence belongs to (left out when global)
+    streams: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ReadEvent(msgspec.Struct, frozen=True):
@@ -203,6 +205,7 @@ def entry(event: NormalizedEvent, received_at: int) -> TimelineEntry:
         flags=event.flags,
         lifts=event.lifts if isinstance(event, OperatorRelease) else None,
         seen=event.seen if isinstance(event, OperatorRelease) else None,
+        streams=event.streams or msgspec.UNSET,
     )
 
 

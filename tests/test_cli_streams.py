@@ -129,6 +129,7 @@ def test_explain_names_the_rule_that_decided_each_stream(streamed: Path) -> None
     assert verdicts["transactional"]["suppressed"] is False
     alice = invoke("explain", "alice@example.org", "--db", streamed, "--stream", "newsletter")
     assert "SUPPRESSED for stream newsletter" in alice.output
+    assert "suppressed: unsubscribe (smtp2go) [newsletter]" in alice.output  # the event's streams
     assert "transactional: may be mailed — unsubscribe (receipt 1) belongs to newsletter only" in (
         alice.output
     )

@@ -10,6 +10,8 @@ import pytest
 
 from projections import operator
 from projections.errors import UnknownStream
+from projections.facts import Fact
+from projections.mapping import Mapper
 from projections.policy import Policy, Stream
 from projections.state import Cause
 from projections.streams import (
@@ -182,3 +184,38 @@ def test_a_stream_must_be_blocked_by_hard_bounces_and_manual_suppressions() -> N
         Stream(blocked_by=["hard_bounce"])
     with pytest.raises(ValueError, match="blocked_by_any_stream names 'complaint', not in"):
         Stream(blocked_by=["hard_bounce", "manual"], blocked_by_any_stream=["complaint"])
+
+
+def _postmark(kind: str, n: int, message_stream: str) -> Fact:
+    return Fact(
+        source="postmark",
+        raw_kind=f"subscription_change.{kind}",
+        recipient="r@example.org",
+        at=n * 1_000_000,
+        seq=n,
+        ord=0,
+        event_id=f"e{n}",
+        scope=message_stream,
+        labels=(("message_stream", message_stream),),
+    )
+
+
+def test_a_resubscribe_lifts_only_the_unsubscribe_of_its_own_list_and_streams() -> None:
+    """Unsubscribed from the newsletter (broadcast) and from the transactional stream's
+    list (outbound, which no stream matches: global); resubscribing to the newsletter
+    lifts the newsletter's unsubscribe alone."""
+    mapper = Mapper(POLICY)
+    facts = [
+        _postmark("unsubscribed", 1, "broadcast"),
+        _postmark("unsubscribed", 2, "outbound"),
+        _postmark("resubscribed", 3, "broadcast"),
+    ]
+    state = mapper.fold_facts("r@example.org", facts)
+    assert [(c.reason, c.scope, c.streams) for c in state.causes] == [
+        ("unsubscribe", "postmark:outbound", ())
+    ]
+    before = mapper.fold_facts("r@example.org", facts[:2])
+    assert [(c.scope, c.streams) for c in before.causes] == [
+        ("postmark:broadcast", ("news",)),
+        ("postmark:outbound", ()),
+    ]
