@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Request, post
 from litestar.di import NamedDependency
@@ -24,10 +25,13 @@ from projections import releases
 from projections.recipients import normalize_recipient
 
 
-def _where(email: str) -> tuple[str, str]:
-    """The address, normalised, and its console page."""
+def _where(email: str, stream: object = None) -> tuple[str, str]:
+    """The address, normalised, and its console page (for the stream the page showed,
+    `shown_stream` of its form: the operator comes back to the view they acted from; the
+    action itself is for every stream)."""
     address = normalize_recipient(email) or email
-    return address, f"/console/address/{address_path(address)}"
+    shown = f"?{urlencode({'stream': stream})}" if isinstance(stream, str) and stream else ""
+    return address, f"/console/address/{address_path(address)}{shown}"
 
 
 @post("/address/{email:str}/suppress", status_code=303)
@@ -37,7 +41,7 @@ async def suppress(
     runtime: NamedDependency[Runtime],
     data: Annotated[dict[str, str], FORM],
 ) -> Redirect:
-    address, where = _where(paths.address(email))
+    address, where = _where(paths.address(email), data.get("shown_stream"))
     note = data.get("note", "").strip()
     if not note:
         return back(request, where, "nothing done: a suppress needs a note saying why")
@@ -53,8 +57,8 @@ async def suppress(
 async def release(
     email: FromPath[str], request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
 ) -> Redirect:
-    address, where = _where(paths.address(email))
     form = await request.form()
+    address, where = _where(paths.address(email), form.get("shown_stream"))
     note = str(form.get("note", "")).strip()
     if not note:
         return back(request, where, "nothing done: a release needs a note saying why")

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from api import paths
 from api.auth import find_api_key
 from api.console import cookies, signouts
-from api.console.render import address_path, back, operator, page
+from api.console.render import Streamed, address_path, back, operator, page
 from api.console.session import COOKIE, LOGIN_COOKIE, Session, issue
 from api.freshness import FRESH
 from api.runtime import Runtime
@@ -96,41 +96,79 @@ async def lookup(
     runtime: NamedDependency[Runtime],
     q: Annotated[str | None, QueryParameter()] = None,
     emails: Annotated[str | None, QueryParameter()] = None,
+    stream: Annotated[str | None, QueryParameter()] = None,
 ) -> Template:
-    """One address (`q`), or a pasted list (`emails`: one per line, or comma-separated)."""
-    if q and q.strip():
+    """One address (`q`), or a pasted list (`emails`: one per line, or comma-separated);
+    for every stream (the strictest verdict), or for the policy's `stream`."""
+    chosen = Streamed.of(runtime, stream)
+    shown: dict[str, Any] = {"q": "", "one": None, "many": None, "emails": ""}
+    if chosen.error is not None:
+        shown.update(q=q or "", emails=emails or "")
+    elif q and q.strip():
         found = await queries.status(
-            runtime.store, q.strip(), runtime.projector.policy_hash, runtime.settings.erasure_key
+            runtime.store,
+            q.strip(),
+            runtime.projector.policy_hash,
+            runtime.settings.erasure_key,
+            chosen.scope,
         )
-        return page(request, "lookup.html", "lookup", q=q, one=found, many=None, emails="")
-    if emails and emails.strip():
+        shown.update(q=q, one=found)
+    elif emails and emails.strip():
         given = [part.strip() for part in emails.replace(",", "\n").splitlines() if part.strip()]
         given = given[:MAX_LOOKUP]
         hits = await queries.check(
-            runtime.store, runtime.projector.policy_hash, given, runtime.settings.erasure_key
+            runtime.store,
+            runtime.projector.policy_hash,
+            given,
+            runtime.settings.erasure_key,
+            chosen.scope,
         )
-        rows = [(email, hits.get(email)) for email in given]
-        return page(request, "lookup.html", "lookup", q="", one=None, many=rows, emails=emails)
-    return page(request, "lookup.html", "lookup", q="", one=None, many=None, emails="")
+        shown.update(many=[(email, hits.get(email)) for email in given], emails=emails)
+    return page(
+        request,
+        "lookup.html",
+        "lookup",
+        status_code=400 if chosen.error else 200,
+        chosen=chosen,
+        **shown,
+    )
 
 
 @get("/address/{email:str}", name="console-address", guards=FRESH)
 async def address(
-    email: FromPath[str], request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    email: FromPath[str],
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    stream: Annotated[str | None, QueryParameter()] = None,
 ) -> Template:
-    """One address: verdict, the explain table (every event, what it did), actions."""
+    """One address: verdict (for every stream, or for the policy's `stream`: the causes
+    that block it and those that do not), the explain table (every event, what it did),
+    actions."""
     email = paths.address(email)  # escaped into one path segment by api/paths.py
+    chosen = Streamed.of(runtime, stream)
     explanation = await explain(
         runtime.store, email, runtime.projector.mapper, runtime.projector.policy_hash
     )
+    for_stream = None
+    if chosen.scope is not None:  # what GET /v1/suppressions/{email}?stream= answers
+        for_stream = await queries.status(
+            runtime.store,
+            email,
+            runtime.projector.policy_hash,
+            runtime.settings.erasure_key,
+            chosen.scope,
+        )
     return page(
         request,
         "address.html",
         "lookup",
+        status_code=400 if chosen.error else 200,
         email=normalize_recipient(email) or email,
         why=explanation,
         quoted=address_path(normalize_recipient(email) or email),
         named=named_causes([explanation.status]),
+        chosen=chosen,
+        for_stream=for_stream,
     )
 
 

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from litestar import Request
 from litestar.response import Redirect, Template
@@ -22,8 +22,12 @@ from markupsafe import Markup, escape
 from api.console import cookies
 from api.console.forms import FIELD, expected_token
 from api.console.session import login_nonce, login_token
-from api.runtime import runtime_of
+from api.logs import note
+from api.runtime import Runtime, runtime_of
 from api.settings import ApiKey
+from projections import streams
+from projections.errors import UnknownStream
+from projections.policy import Policy
 
 NOTICE_LIFETIME = 600  # seconds a notice link shows its notice
 _NOTICE = b"bounceledger console notice\0"
@@ -40,6 +44,38 @@ def address_path(email: str) -> str:
     """An address as one segment of a console URL: every character quoted but `@`, so an
     address holding `/`, `?`, `#` or `%` links to its own page (api/paths.py)."""
     return quote(email, safe="@")
+
+
+class Streamed:
+    """The stream a page was asked about (`?stream=`), as the JSON API reads it: `scope`
+    is its view (None: every stream, the strictest verdict); `names` the policy's streams,
+    sorted, for the selector (none: the page shows no selector); `error` says why the
+    page answers 400 (a stream the policy does not define), when it does."""
+
+    def __init__(self, policy: Policy, given: str | None) -> None:
+        self.names: list[str] = sorted(policy.streams)
+        self.given = given or ""  # as asked: kept in the page's links
+        self.error: str | None = None
+        self.scope: streams.Scope | None = None
+        try:
+            self.scope = streams.scope(policy, given or None)
+        except UnknownStream as exc:
+            note("stream", "not a stream of the policy")  # the name itself is not logged
+            self.error = str(exc)
+
+    @classmethod
+    def of(cls, runtime: Runtime, given: str | None) -> Streamed:
+        return cls(runtime.projector.mapper.policy, given)
+
+    @property
+    def name(self) -> str | None:
+        """The stream answered for (None: every stream, or the stream was refused)."""
+        return self.scope.name if self.scope is not None else None
+
+    def query(self) -> str:
+        """`?stream=NAME` for a link that keeps the stream answered for ("" for every
+        stream)."""
+        return f"?{urlencode({'stream': self.name})}" if self.name else ""
 
 
 def operator(request: Request[Any, Any, Any]) -> str:
@@ -103,9 +139,11 @@ def notice_of(request: Request[Any, Any, Any]) -> str | None:
 
 
 def back(request: Request[Any, Any, Any], path: str, notice: str | None = None) -> Redirect:
-    """Post/redirect/get: a 303 to `path`, with a one-line notice shown there (signed)."""
+    """Post/redirect/get: a 303 to `path` (which may carry a query already), with a
+    one-line notice shown there (signed)."""
     if not notice:
         return Redirect(path, status_code=303)
     expires = int(time.time()) + NOTICE_LIFETIME
     mac = _notice_mac(runtime_of(request).settings.api_keys, notice, expires)
-    return Redirect(path, status_code=303, query_params={"done": notice, "sig": f"{expires}.{mac}"})
+    signed = urlencode({"done": notice, "sig": f"{expires}.{mac}"})
+    return Redirect(f"{path}{'&' if '?' in path else '?'}{signed}", status_code=303)

@@ -5,8 +5,10 @@ recorded as an operator receipt with the signed-in key's name as its actor).
 Filters (query string, every one optional): `reason`, `provider` (the source of the
 evidence receipt), `since` and `until` (days, YYYY-MM-DD in UTC, on the suppression's
 `since`; `until` includes the day it names), `q` (text the address contains), `sort`
-(`email`, `since`, `-since`), and `after` (the cursor of the page before). A page holds
-100 rows; the count shown is the page's own (no count of the whole list per view).
+(`email`, `since`, `-since`), `stream` (when the policy defines streams: the addresses
+that stream may not mail, each with the reasons that block it — as GET /v1/suppressions
+answers), and `after` (the cursor of the page before). A page holds 100 rows; the count
+shown is the page's own (no count of the whole list per view).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Stream, Template
 
 from api.console.pages import named_causes
-from api.console.render import back, operator, page
+from api.console.render import Streamed, back, operator, page
 from api.freshness import FRESH
 from api.logs import note
 from api.runtime import Runtime
@@ -55,6 +57,11 @@ def _given(values: dict[str, str | None]) -> dict[str, str]:
     return {key: value.strip() for key, value in values.items() if value and value.strip()}
 
 
+def _kept(given: dict[str, str], chosen: Streamed) -> dict[str, str]:
+    """The filter and the stream as given: what the page's links keep."""
+    return {**given, "stream": chosen.given} if chosen.given else given
+
+
 def _url(base: str, given: dict[str, str], sort: str, after: str | None = None) -> str:
     """`base` with the filter `given`, the sort (left out when it is the default) and a
     cursor."""
@@ -77,21 +84,29 @@ async def suppressions(
     q: FromQuery[str | None] = None,
     sort: FromQuery[str | None] = None,
     after: FromQuery[str | None] = None,
+    stream: FromQuery[str | None] = None,
 ) -> Template:
     """The suppression list: the filter form, a page of rows to tick for release."""
     given = _given({"reason": reason, "provider": provider, "since": since, "until": until, "q": q})
+    chosen = Streamed.of(runtime, stream)
     given_sort = (sort or "").strip() or "email"
-    error = None
+    error = chosen.error
     result = search.Page(items=[], next=None)
     try:
         wanted = search.parse_filter(**given, sort=given_sort)
-        result = await search.search(
-            runtime.store, runtime.projector.policy_hash, wanted, after=after or None, limit=PAGE
-        )
+        if error is None:
+            result = await search.search(
+                runtime.store,
+                runtime.projector.policy_hash,
+                search.for_stream(wanted, chosen.scope),
+                after=after or None,
+                limit=PAGE,
+            )
     except search.BadFilter as exc:
         note(exc.param, exc.why, exc.shown)
         error = str(exc)
         given_sort = given_sort if given_sort in search.SORTS else "email"
+    kept = _kept(given, chosen)
     return page(
         request,
         "suppressions.html",
@@ -99,15 +114,16 @@ async def suppressions(
         status_code=400 if error else 200,
         error=error,
         given=given,
+        chosen=chosen,
         sort=given_sort,
         reasons=search.REASONS,
         providers=search.PROVIDER_NAMES,
         rows=result.items,
-        first_link=_url(LIST, given, given_sort) if after and not error else None,
-        next_link=_url(LIST, given, given_sort, result.next) if result.next else None,
-        sort_email=_url(LIST, given, "email"),
-        sort_since=_url(LIST, given, "-since" if given_sort == "since" else "since"),
-        csv_link=_url(CSV, given, given_sort),
+        first_link=_url(LIST, kept, given_sort) if after and not error else None,
+        next_link=_url(LIST, kept, given_sort, result.next) if result.next else None,
+        sort_email=_url(LIST, kept, "email"),
+        sort_since=_url(LIST, kept, "-since" if given_sort == "since" else "since"),
+        csv_link=_url(CSV, kept, given_sort),
         max_release=MAX_RELEASE,
     )
 
@@ -122,11 +138,16 @@ async def suppressions_csv(
     until: FromQuery[str | None] = None,
     q: FromQuery[str | None] = None,
     sort: FromQuery[str | None] = None,
+    stream: FromQuery[str | None] = None,
 ) -> Response[Any]:
-    """Every row of the filter as CSV, in the page's order, streamed chunk by chunk."""
+    """Every row of the filter (for the stream, when one is named) as CSV, in the page's
+    order, streamed chunk by chunk."""
     given = _given({"reason": reason, "provider": provider, "since": since, "until": until, "q": q})
+    chosen = Streamed.of(runtime, stream)
+    if chosen.error is not None:
+        return Response(f"{chosen.error}\n", status_code=400, media_type="text/plain")
     try:
-        wanted = search.parse_filter(**given, sort=sort)
+        wanted = search.for_stream(search.parse_filter(**given, sort=sort), chosen.scope)
     except search.BadFilter as exc:
         note(exc.param, exc.why, exc.shown)
         return Response(f"{exc}\n", status_code=400, media_type="text/plain")

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.api.test_streams import HISTORY as STREAM_HISTORY
+from tests.api.test_streams import POLICY as STREAM_POLICY
 from tests.browser.conftest import Tabs
 from tests.browser.helpers import (
     API_KEY,
@@ -19,6 +21,7 @@ from tests.browser.helpers import (
     PHONE,
     LiveServer,
     Steps,
+    axe_check,
     complaint,
     event,
     hard_bounce,
@@ -366,3 +369,43 @@ def test_f_the_lookup_page_on_a_phone(serve: Serve, tabs: Tabs) -> None:
     page.get_by_text("Check a list").click()
     _within_viewport(page, page.get_by_label(re.compile("^Addresses, one per line")))
     _no_horizontal_overflow(page)
+
+
+# (g) --------------------------------------------------------------------------------
+
+NEWSLETTER_ONLY = "alice@example.org"  # unsubscribed from the newsletter (X-Stream header)
+
+
+def test_g_choose_a_stream_on_the_lookup_page(serve: Serve, tabs: Tabs) -> None:
+    """Look up an address unsubscribed from the newsletter: suppressed for every stream;
+    choose the transactional stream: it may be mailed, and the unsubscribe is listed as
+    not blocking it; choose the newsletter: suppressed again."""
+    live = serve(policy=STREAM_POLICY)
+    for body in STREAM_HISTORY:
+        live.webhook(body)
+    live.settle()
+    page = tabs.open(live)
+    sign_in(page)
+    steps = Steps("(g) streams: look up, choose a stream, see the verdict for it")
+
+    search = page.get_by_role("search")
+    steps.type(search.get_by_label("Address"), NEWSLETTER_ONLY, "the address")
+    steps.click(search.get_by_role("button", name="Look up"), "Look up")
+    verdict = page.get_by_role("region", name=NEWSLETTER_ONLY)
+    expect(verdict).to_contain_text("suppressed · unsubscribe")
+
+    _set(steps, search.get_by_label("Stream"), "transactional", "the stream: transactional")
+    steps.click(search.get_by_role("button", name="Look up"), "Look up")
+    expect(verdict).to_contain_text("For the transactional stream: may be mailed")
+    expect(verdict).to_contain_text("unsubscribe (smtp2go) [newsletter]")  # not blocking this stream
+    expect(search.get_by_label("Stream")).to_have_value("transactional")  # kept
+    axe_check(page, "lookup-stream")
+
+    _set(steps, search.get_by_label("Stream"), "newsletter", "the stream: newsletter")
+    steps.click(search.get_by_role("button", name="Look up"), "Look up")
+    expect(verdict).to_contain_text("For the newsletter stream: suppressed · unsubscribe")
+    steps.click(verdict.get_by_role("link", name="Every event and what it did"), "the address")
+    expect(page.get_by_role("heading", name=NEWSLETTER_ONLY, level=1)).to_be_visible()
+    expect(page.get_by_label("Stream", exact=True)).to_have_value("newsletter")  # kept here too
+    expect(page.get_by_text("For the newsletter stream")).to_be_visible()
+    steps.report()
