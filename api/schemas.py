@@ -14,6 +14,9 @@ from projections.recipients import parse_time
 from projections.search import Entry
 
 MAX_CHECK = 50_000
+# A check's body may be larger than BOUNCELEDGER_MAX_BODY_BYTES (a webhook's bound): 50,000
+# addresses of up to 254 characters (RFC 5321's longest path), quoted and separated.
+MAX_CHECK_BODY = MAX_CHECK * 260 + 1024
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER: larger numbers cannot name anything stored
 
 

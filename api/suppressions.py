@@ -18,6 +18,7 @@ from api.logs import note
 from api.runtime import Runtime
 from api.schemas import (
     BEHIND,
+    MAX_CHECK_BODY,
     MAX_SEQ,
     REFUSED,
     CheckRequest,
@@ -307,6 +308,9 @@ async def list_suppressions(
     summary="Which of these addresses are suppressed?",
     guards=FRESH,
     responses=BEHIND,
+    # up to 50,000 addresses, whatever BOUNCELEDGER_MAX_BODY_BYTES allows a webhook; read
+    # only after the API key is checked
+    request_max_body_size=MAX_CHECK_BODY,
 )
 async def check_suppressions(
     data: JSONBody[CheckRequest], runtime: NamedDependency[Runtime]

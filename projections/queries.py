@@ -178,10 +178,7 @@ async def suppressions(
                 asked,
             )
             for row in rows:
-                hit: Suppression | None = _suppression(*row)
-                if scope is not None and hit is not None:
-                    hit = _for_stream(hit, row[4], scope)
-                if hit is not None:
+                if (hit := _seen_by(scope, *row)) is not None:
                     found.append(hit)
             if scope is None or len(rows) < asked:
                 break
@@ -202,13 +199,19 @@ def _suppression(email: str, reason: str, since: int, seq: int, reasons: str) ->
     )
 
 
-def _for_stream(hit: Suppression, tags: str, scope: Scope) -> Suppression | None:
-    """A listed suppression as one stream sees it: None when no cause blocks it; else the
-    reasons that do (the row's `receipt` and `since` are the strongest cause's)."""
-    blocked = scope.blocked(tags, hit.reason)
+def _seen_by(
+    scope: Scope | None, email: str, reason: str, since: int, seq: int, tags: str
+) -> Suppression | None:
+    """A listed suppression as every stream (`scope` None) or one stream sees it: None
+    when no cause blocks that stream; else with the reasons that do (the row's `receipt`
+    and `since` are the strongest cause's)."""
+    if scope is None:
+        return _suppression(email, reason, since, seq, tags)
+    blocked = scope.blocked(tags, reason)
     if not blocked:
         return None
-    return msgspec.structs.replace(hit, reason=blocked[0], reasons=blocked)
+    shown = format_time(since) or ""
+    return Suppression(email=email, reason=blocked[0], since=shown, receipt=seq, reasons=blocked)
 
 
 async def check(
@@ -240,9 +243,7 @@ async def check(
             )
     found: dict[str, Suppression] = {}
     for row in sorted(rows, key=lambda row: is_subject(row[0])):  # the address's own first
-        hit: Suppression | None = _suppression(*row)
-        if scope is not None and hit is not None:
-            hit = _for_stream(hit, row[4], scope)
+        hit = _seen_by(scope, *row)
         if hit is None:
             continue
         for given in wanted[hit.email]:
