@@ -169,6 +169,16 @@ class SQLiteTx:
                 conn.execute(sql, params)
 
 
+async def _end_read(db: aiosqlite.Connection) -> None:
+    """End a read transaction: queued after its BEGIN on the connection's thread, also
+    when the BEGIN failed (then there is nothing to end) or the caller was cancelled."""
+    try:
+        await db.execute("COMMIT")
+    except sqlite3.OperationalError:
+        if db.in_transaction:
+            raise  # a read that cannot end: the reader is not usable
+
+
 @contextlib.contextmanager
 def _translated(what: str) -> Iterator[None]:
     """The driver's errors as the ledger's: a value refused (ValueRefused), anything else
@@ -329,12 +339,17 @@ class SQLiteStore(SqlStore):
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[SQLiteTx]:
-        """On the read connection (one reader at a time, beside the writer)."""
+        """On the read connection (one reader at a time, beside the writer).
+
+        The transaction ends whatever happens to the caller: a BEGIN runs on the reader's
+        thread even when the request awaiting it is cancelled (its client gone), so the
+        COMMIT is queued behind it in every case — else every later read of the process
+        would fail, "within a transaction"."""
         async with self._read_lock:
             db = self._reader
             with _translated("read"):
-                await db.execute("BEGIN")
                 try:
+                    await db.execute("BEGIN")
                     yield SQLiteTx(db, readonly=True, durable=False)  # commits nothing
                 finally:
-                    await db.execute("COMMIT")
+                    await _end_read(db)

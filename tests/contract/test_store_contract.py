@@ -11,6 +11,7 @@ opened through `ledgers` is closed after the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -136,6 +137,35 @@ class StoreContract:
             with pytest.raises(TypeError, match=refusal):
                 await store.append_in(tx, receipt())
         assert await store.last_seq() == 0
+
+    async def test_transactions_cancelled_at_any_point_leave_the_store_usable(
+        self, make_store: MakeStore
+    ) -> None:
+        """A request cancelled (its client gone) on its way into or out of a read or a
+        write: later reads and writes work (SQLite's reader once stayed inside the
+        cancelled read's transaction, and every later read failed)."""
+        store = await make_store()
+
+        async def read() -> None:
+            async with store.reading() as tx:
+                await tx.fetch("SELECT 1")
+
+        async def write() -> None:
+            async with store.writing() as tx:
+                await tx.execute("CREATE TABLE IF NOT EXISTS scratch_probe (x INTEGER)")
+
+        appended = 0
+        for work in (read, write):
+            for steps in range(8):  # cancelled at each point of the way in and out
+                task = asyncio.create_task(work())
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                assert await store.last_seq() == appended, (work.__name__, steps)
+                appended += 1
+                assert (await store.append(receipt())).seq == appended, (work.__name__, steps)
 
     async def test_arrivals_are_the_seq_and_arrival_of_what_read_returns(
         self, make_store: MakeStore
