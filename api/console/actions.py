@@ -21,7 +21,8 @@ from api.console.pages import FORM
 from api.console.render import address_path, back, operator
 from api.runtime import Runtime
 from projections import operator as operator_actions
-from projections import releases
+from projections import releases, streams
+from projections.errors import UnknownStream
 from projections.recipients import normalize_recipient
 
 
@@ -45,12 +46,30 @@ async def suppress(
     note = data.get("note", "").strip()
     if not note:
         return back(request, where, "nothing done: a suppress needs a note saying why")
+    try:
+        only = _only(runtime, data.get("for_stream"))
+    except UnknownStream as exc:
+        return back(request, where, f"nothing done: {exc}")
     seq = await operator_actions.record(
         runtime.store, "suppress", address, actor=operator(request), note=note,
-        at=time.time_ns() // 1000,
+        at=time.time_ns() // 1000, streams=only,
     )  # fmt: skip
     await runtime.projector.wait_until(seq, timeout=2.0)
-    return back(request, where, f"suppressed by {operator(request)}, recorded as receipt {seq}")
+    done = f"suppressed{_for(only)} by {operator(request)}, recorded as receipt {seq}"
+    return back(request, where, done)
+
+
+def _only(runtime: Runtime, chosen: object) -> tuple[str, ...]:
+    """The streams an action is for, as its form names one (none: every stream);
+    UnknownStream for one the policy does not define."""
+    if not isinstance(chosen, str) or not chosen:
+        return ()
+    streams.scope(runtime.projector.mapper.policy, chosen)
+    return (chosen,)
+
+
+def _for(only: tuple[str, ...]) -> str:
+    return f" for the {only[0]} stream" if only else ""
 
 
 @post("/address/{email:str}/release", status_code=303)
@@ -69,7 +88,8 @@ async def release(
         )
     try:
         also = releases.parse_also([str(value) for value in form.getall("also", [])])
-    except ValueError as exc:
+        only = _only(runtime, form.get("for_stream"))
+    except (ValueError, UnknownStream) as exc:
         return back(request, where, f"nothing released: {exc}")
     (outcome,) = await releases.release_many(
         runtime.store,
@@ -80,14 +100,15 @@ async def release(
         also=also,
         now=time.time_ns() // 1000,
         settle=lambda seq: runtime.projector.wait_until(seq, timeout=2.0),
+        streams=only,
     )
     if outcome.refused is not None:
         return back(request, where, outcome.refused)
     if outcome.receipt is None:
-        return back(request, where, "nothing released: the address is not suppressed")
-    return back(
-        request, where, f"released by {operator(request)}, recorded as receipt {outcome.receipt}"
-    )
+        nothing = f"has no cause of the {only[0]} stream alone" if only else "is not suppressed"
+        return back(request, where, f"nothing released: the address {nothing}")
+    done = f"released{_for(only)} by {operator(request)}, recorded as receipt {outcome.receipt}"
+    return back(request, where, done)
 
 
 HANDLERS = [suppress, release]

@@ -245,7 +245,7 @@ async def test_the_address_page_answers_for_the_stream_chosen(make_client: Any) 
         assert "<strong>unsubscribe</strong> (smtp2go) [newsletter]" in _fact(
             transactional, "Not blocking this stream"
         )
-        assert "Release and Suppress act on every stream" in transactional
+        assert "<legend>For which mail?</legend>" in transactional  # every stream, or it alone
         # the timeline is the same whatever the stream
         assert transactional.count("<tr") == every.count("<tr")
 
@@ -409,3 +409,56 @@ async def test_without_streams_the_pages_show_no_selector(make_client: Any) -> N
             assert 'name="stream"' not in got.text, path
         form = await client.get(LOOKUP)
         assert csrf_token(form.text)  # the pages' forms still carry their token
+
+
+async def _verdict(client: Any, email: str, stream: str) -> bool:
+    page = await client.get(address_page(email), params={"stream": stream})
+    return _suppressed(_between(page.text, "stream:", "</p>"))
+
+
+async def test_an_action_from_a_stream_view_may_be_for_that_stream_only(
+    make_client: Any,
+) -> None:
+    async with _console(make_client, POLICY) as client:
+        erin = "erin@example.org"
+        view = f"{address_page(erin)}?stream=newsletter"
+        shown = await client.get(view)
+        assert 'name="for_stream" value="newsletter"' in shown.text  # the choice is offered
+        assert 'name="for_stream"' not in (await client.get(address_page(erin))).text
+        done = await post_form(
+            client, view, f"{address_page(erin)}/suppress",
+            {"note": "no more news, by phone", "for_stream": "newsletter"},
+        )  # fmt: skip
+        assert parse_qs(urlsplit(done.headers["location"]).query)["done"][0].startswith(
+            "suppressed for the newsletter stream by ops"
+        )
+        assert await _verdict(client, erin, "newsletter")
+        assert not await _verdict(client, erin, "transactional")
+        # a release for the newsletter alone lifts alice's newsletter unsubscribe…
+        alice = f"{address_page(ALICE)}?stream=newsletter"
+        lifted = await post_form(
+            client, alice, f"{address_page(ALICE)}/release",
+            {"note": "resubscribed", "also": "unsubscribe", "for_stream": "newsletter"},
+        )  # fmt: skip
+        assert (
+            "released for the newsletter stream"
+            in parse_qs(urlsplit(lifted.headers["location"]).query)["done"][0]
+        )
+        assert not await _verdict(client, ALICE, "newsletter")
+        # …never dave's, which names no stream
+        dave = "dave@example.org"
+        kept = await post_form(
+            client, f"{address_page(dave)}?stream=newsletter", f"{address_page(dave)}/release",
+            {"note": "asked", "also": "unsubscribe", "for_stream": "newsletter"},
+        )  # fmt: skip
+        assert parse_qs(urlsplit(kept.headers["location"]).query)["done"] == [
+            "nothing released: the address has no cause of the newsletter stream alone"
+        ]
+        assert await _verdict(client, dave, "newsletter")
+        refused = await post_form(
+            client, view, f"{address_page(erin)}/suppress", {"note": "x", "for_stream": "weekly"}
+        )
+        assert (
+            "nothing done: unknown stream"
+            in parse_qs(urlsplit(refused.headers["location"]).query)["done"][0]
+        )
