@@ -310,4 +310,3 @@ async def test_a_rederivation_leaves_no_free_pages_in_the_ledger_file(tmp_path: 
     assert facts == 3000
     assert free < 10  # the old state tables' and the first fact index's pages, no more
     assert "recipient_facts_staged" not in tables
-
