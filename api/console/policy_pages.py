@@ -68,16 +68,25 @@ def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_CSV_TRIGGERS) else text
 
 
+def streams_text(change: Change) -> str:
+    """The streams whose verdict a change affects ("" when the policy has no streams)."""
+    return " ".join(change.streams) if isinstance(change.streams, list) else ""
+
+
 def changes_csv(changed: list[Change]) -> str:
+    """Who changes; with a `streams` column (each stream whose verdict changes) when the
+    candidate policy has streams."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["email", "before", "after"])
+    streamed = any(isinstance(change.streams, list) for change in changed)
+    writer.writerow(["email", "before", "after", *(["streams"] if streamed else [])])
     for change in changed:
         writer.writerow(
             [
                 csv_cell(change.email),
                 csv_cell(verdict_text(change.before)),
                 csv_cell(verdict_text(change.after)),
+                *([csv_cell(streams_text(change))] if streamed else []),
             ]
         )
     return out.getvalue()
@@ -181,9 +190,15 @@ async def _preview_page(
         report=report,
         transitions=sorted(transitions.items(), key=lambda item: (-item[1], item[0])),
         rows=[
-            (change.email, verdict_text(change.before), verdict_text(change.after))
+            (
+                change.email,
+                verdict_text(change.before),
+                verdict_text(change.after),
+                streams_text(change),
+            )
             for change in report.changed[:PREVIEW_ROWS]
         ],
+        streamed=bool(candidate.policy.streams),
         limit=PREVIEW_ROWS,
         error=error,
         note=note,

@@ -287,3 +287,34 @@ async def test_the_policy_pages_ask_to_sign_in(client: Any) -> None:
     response = await client.get("/console/policy", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/console/login?next=")
+
+
+STREAMED = """soft_bounce_threshold = 1
+[streams.transactional]
+blocked_by = ["hard_bounce", "complaint", "unsubscribe", "manual", "provider_suppressed"]
+note = "password resets"
+[streams.newsletter]
+"""
+
+
+async def test_a_preview_with_streams_names_the_streams_each_change_affects(
+    client: Any,
+) -> None:
+    """Soft bounces reaching a threshold of 1 block the newsletter (every reason), not the
+    transactional stream (not blocked by soft_bounce_threshold): both the page and the
+    CSV say which streams' verdicts change."""
+    await _soft_bounces(client)
+    await sign_in(client)
+    page = await _preview(client, STREAMED)
+    assert page.status_code == 200, page.text
+    assert '<th scope="col">Streams whose verdict changes</th>' in page.text
+    assert "<td>newsletter</td>" in page.text
+    download = await client.post(
+        "/console/policy/preview.csv",
+        data={"toml": STREAMED, "_csrf_token": await _token(client)},
+    )
+    rows = list(csv.reader(io.StringIO(download.text)))
+    assert rows[0] == ["email", "before", "after", "streams"]
+    assert {row[3] for row in rows[1:]} == {"newsletter"}
+    overview = await client.get("/console/policy")
+    assert "<dt>Streams</dt><dd>none (every read answers for all mail)</dd>" in overview.text
