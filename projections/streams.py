@@ -65,8 +65,19 @@ def label_name(provider: str, label: str, key: str) -> str:
 
 
 def _values(values: MatchValues) -> list[str]:
+    """A match's values as labels hold them (text; numbers as text); ValueError for one
+    no label can hold — blank, or an address (`common.labels`): it would never match."""
     listed = values if isinstance(values, list) else [values]
-    return [dict(labels([("v", value)])).get("v", "") for value in listed]
+    found = []
+    for value in listed:
+        kept = labels([("value", value)])
+        if not kept:
+            raise ValueError(
+                f"{str(value)[:40]!r} can never match: a label is never blank and never holds "
+                "an address"
+            )
+        found.append(kept[0][1])
+    return found
 
 
 class Streams:
@@ -100,14 +111,19 @@ class Streams:
 
 
 def blocks(cause: Cause, stream: str, rules: Stream) -> bool:
-    """Whether one cause blocks `stream` under its rules: its reason is one the stream is
-    blocked by, and its evidence is global, this stream's, or any stream's for a reason
-    the stream takes from every stream."""
-    if cause.reason not in rules.blocked_by:
+    """Whether one cause blocks `stream` under its rules (`reaches`)."""
+    return reaches(cause.reason, cause.streams, stream, rules)
+
+
+def reaches(reason: str, streams: tuple[str, ...], stream: str, rules: Stream) -> bool:
+    """Whether a cause of `reason` whose evidence belongs to `streams` (none: global)
+    blocks `stream`: its reason is one the stream is blocked by, and its evidence is
+    global, this stream's, or any stream's for a reason the stream takes from every one."""
+    if reason not in rules.blocked_by:
         return False
-    if not cause.streams or stream in cause.streams:
+    if not streams or stream in streams:
         return True
-    return cause.reason in rules.blocked_by_any_stream
+    return reason in rules.blocked_by_any_stream
 
 
 def within(cause: Cause, streams: tuple[str, ...]) -> bool:
@@ -145,7 +161,7 @@ class Scope:
             known = [
                 reason
                 for reason, streams in causes
-                if blocks(Cause(reason, 0, 0, streams=streams), self.name, self.rules)  # type: ignore[arg-type]
+                if reaches(reason, streams, self.name, self.rules)
             ]
             self._blocked[(tags, strongest)] = known
         return known
@@ -204,7 +220,7 @@ def verdicts(policy: Policy, causes: tuple[Cause, ...]) -> list[StreamVerdict]:
             cause = blocking[0]
             found.append(
                 StreamVerdict(
-                    stream=name, suppressed=True, rule=_why(cause, name, rules), receipt=cause.seq
+                    stream=name, suppressed=True, rule=_why(cause, name), receipt=cause.seq
                 )
             )
             continue
@@ -213,7 +229,7 @@ def verdicts(policy: Policy, causes: tuple[Cause, ...]) -> list[StreamVerdict]:
     return found
 
 
-def _why(cause: Cause, name: str, rules: Stream) -> str:
+def _why(cause: Cause, name: str) -> str:
     if not cause.streams:
         reach = "its evidence names no stream, so it is about every one"
     elif name in cause.streams:
