@@ -21,7 +21,7 @@ from projections import operator
 from projections.errors import UnknownStream
 from projections.policy import MatchValues, Policy, Stream
 from projections.providers import PROVIDERS
-from projections.providers.common import Label, labels
+from projections.providers.common import Label, label_value
 from projections.state import BOUNCE_CLASS, Cause
 
 
@@ -70,13 +70,13 @@ def _values(values: MatchValues) -> list[str]:
     listed = values if isinstance(values, list) else [values]
     found = []
     for value in listed:
-        kept = labels([("value", value)])
-        if not kept:
+        kept = label_value(value)
+        if kept is None:
             raise ValueError(
                 f"{str(value)[:40]!r} can never match: a label is never blank and never holds "
                 "an address"
             )
-        found.append(kept[0][1])
+        found.append(kept)
     return found
 
 

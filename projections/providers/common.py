@@ -82,11 +82,11 @@ def labels(pairs: Iterable[tuple[str, Any]]) -> tuple[Label, ...]:
     """
     kept: set[Label] = set()
     for name, value in pairs:
-        shown = text(value)
+        shown = label_value(value)
         key = name.strip().lower()
-        if shown is None or not key or _personal(key) or _personal(shown):
+        if shown is None or not key or _personal(key):
             continue
-        kept.add((key[:LABEL_TEXT_MAX], shown[:LABEL_TEXT_MAX]))
+        kept.add((key[:LABEL_TEXT_MAX], shown))
     return tuple(sorted(kept))[:LABELS_KEPT]
 
 
@@ -102,6 +102,13 @@ def keyed(prefix: str, value: Any) -> list[tuple[str, Any]]:
     `labels`: `keyed("metadata:", {"tenant": "t_42"})` -> `[("metadata:tenant", "t_42")]`.
     Blank keys are skipped; anything but an object has no entries."""
     return [(prefix + key.strip(), item) for key, item in obj(value).items() if key.strip()]
+
+
+def label_value(value: Any) -> str | None:
+    """A label's value as `labels` keeps it (None: no label — blank, not a scalar, or
+    holding an address or a keyed hash)."""
+    shown = text(value)
+    return None if shown is None or _personal(shown) else shown[:LABEL_TEXT_MAX]
 
 
 def _personal(label_text: str) -> bool:

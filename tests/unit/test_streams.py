@@ -73,7 +73,14 @@ def test_a_match_names_provider_label_and_value_triples() -> None:
             "'postmark_message_stream' takes a value or a list of values, not a table",
         ),
         ({"smtp2go_header": ["x"]}, "'smtp2go_header' takes a table of keys, as { name = value }"),
-        ({"mailgun_tag": ["news", ""]}, "'' can never match: a label is never blank"),
+        (
+            {"mailgun_tag": ["news", ""]},
+            "'' can never match: a label is never blank and never holds an address",
+        ),
+        (
+            {"mailgun_tag": "someone.with.a.very.long.name@example.org"},
+            "'someone.with.a.very.long.name@example.or' can never match",  # 40 characters
+        ),
         ({"mailgun_tag": "a@example.org"}, "'a@example.org' can never match"),
         ({"smtp2go_header": {"X-To": ["a@example.org"]}}, "'a@example.org' can never match"),
     ],
