@@ -19,7 +19,6 @@ strongest blocking reason, and none other.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import statistics
@@ -28,10 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import BenchError, Server, cpu_seconds, free_port, server
+from bench.procs import BenchError, cpu_seconds
 from bench.reads import Client, _pct, hello
 from bench.report import Results, Row
-from bench.service import AUTH, bl_argv, bl_env
+from bench.service import bounceledger
 from ledger.sqlite import SQLiteStore
 from projections import Projector, streams, views
 from projections.mapping import read_policy
@@ -161,26 +160,6 @@ def _states(rows: int) -> Iterator[list[RecipientState]]:
         yield states
 
 
-@contextlib.contextmanager
-def serving(db: Path, policy: Path, work: Path, *, timeout: float = 120.0) -> Iterator[Server]:
-    """`bounceledger serve --policy POLICY` on `db`, started as bench/service.py starts it
-    otherwise: the policy it expects is the one the projection was built under, so it
-    serves the rows as written (another one would be put into effect by a rebuild of the
-    empty ledger, and every answer would be wrong)."""
-    port = free_port()
-    with server(
-        "bounceledger",
-        [*bl_argv(db, port), "--policy", str(policy)],
-        port,
-        log=work / f"serve-{port}.log",
-        env=bl_env(db),
-        ready_path="/healthz",
-        headers=AUTH,
-        timeout=timeout,
-    ) as srv:
-        yield srv
-
-
 @dataclass
 class Sample:
     """One call's addresses, and the row number of each suppressed one (None: unknown)."""
@@ -280,7 +259,9 @@ def run(work: Path, results: Results, *, rows: int, size: int, calls: int, warm:
     samples = _samples(rows, size, calls + warm)
     got = Measured()
     path = "/v1/suppressions/check"
-    with serving(db, toml, work) as srv:
+    # the policy the projection was built under: another one would be put into effect by
+    # a rebuild of the empty ledger, and every answer would be wrong
+    with bounceledger(db, work, options=("--policy", str(toml))) as srv:
         client = Client(srv)
         try:
             for index, sample in enumerate(samples):

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.procs import HOST, PYTHON, Server, free_port, server, tool
@@ -38,13 +38,16 @@ def bl_argv(db: Path | str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def bounceledger(db: Path | str, work: Path, *, timeout: float = 120.0) -> Iterator[Server]:
+def bounceledger(
+    db: Path | str, work: Path, *, timeout: float = 120.0, options: Sequence[str] = ()
+) -> Iterator[Server]:
     """`bounceledger serve` on a fresh port, ready once /healthz answers 2xx; `db` is a
-    SQLite file or a postgresql:// URL (several servers may share one)."""
+    SQLite file or a postgresql:// URL (several servers may share one); `options` are
+    more of serve's (`--policy FILE`)."""
     port = free_port()
     with server(
         "bounceledger",
-        bl_argv(db, port),
+        [*bl_argv(db, port), *options],
         port,
         log=work / f"serve-{port}.log",
         env=bl_env(db),

@@ -176,6 +176,17 @@ async def _may_mail(client: Any, email: str, stream: str) -> bool:
     return got.json()["suppressed"] is False
 
 
+async def _release_newsletter_unsubscribe(client: Any, email: str) -> dict[str, Any]:
+    released = await client.request(
+        "DELETE",
+        f"/v1/suppressions/{email}",
+        params={"stream": "newsletter", "also": "unsubscribe", "note": "asked"},
+        headers=AUTH,
+    )
+    assert released.status_code == 200, released.text
+    return dict(released.json())
+
+
 async def test_operator_actions_are_scoped_to_the_streams_they_name(make_client: Any) -> None:
     async with make_client(policy=POLICY) as client:
         await _send_history(client)
@@ -191,23 +202,11 @@ async def test_operator_actions_are_scoped_to_the_streams_they_name(make_client:
         assert await _may_mail(client, erin, "transactional")
         assert await _may_mail(client, erin, "marketing")
         # a release for the newsletter lifts the newsletter's unsubscribe, named
-        lifted = await client.request(
-            "DELETE",
-            "/v1/suppressions/alice@example.org",
-            params={"stream": "newsletter", "also": "unsubscribe", "note": "resubscribed"},
-            headers=AUTH,
-        )
-        assert lifted.status_code == 200, lifted.text
+        await _release_newsletter_unsubscribe(client, "alice@example.org")
         assert await _may_mail(client, "alice@example.org", "newsletter")
         # …but never a global cause: dave's unsubscribe names no stream, so it stays
-        kept = await client.request(
-            "DELETE",
-            "/v1/suppressions/dave@example.org",
-            params={"stream": "newsletter", "also": "unsubscribe", "note": "asked"},
-            headers=AUTH,
-        )
-        assert kept.status_code == 200, kept.text
-        assert kept.json()["suppressed"] is True
+        kept = await _release_newsletter_unsubscribe(client, "dave@example.org")
+        assert kept["suppressed"] is True
         assert not await _may_mail(client, "dave@example.org", "newsletter")
         unknown = await client.put(
             f"/v1/suppressions/{erin}", json={"note": "x", "streams": ["weekly"]}, headers=AUTH
