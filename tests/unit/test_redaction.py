@@ -318,3 +318,107 @@ PLAIN = st.recursive(
 @given(PLAIN)
 def test_mentions_finds_nothing_where_there_is_no_address(document: Any) -> None:
     assert not mentions(json.dumps(document).encode(), ADDRESS)
+
+
+def test_a_json_body_with_a_byte_order_mark_is_redacted_and_keeps_it() -> None:
+    plain = fixture_receipt("ses/multi_recipient_bounce.json")
+    original = replace(plain, body=b"\xef\xbb\xbf" + plain.body)
+    redacted = redact(original, "second@example.org", PLACEHOLDER)
+    assert redacted == original.body.replace(b'"Second@Example.org"', b'"[erased]"')
+    others = ["first@example.org", "third@example.org", "fine@example.org"]
+    assert facts_about(replace(original, body=redacted), others) == facts_about(original, others)
+
+
+FORM_BODY = (
+    b"event=processed&id=f00d&time=2026-05-06T09%3A00%3A00Z"
+    b"&recipients=bob%40example.com&recipients=carol%40example.com"
+)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [FORM, "Application/X-WWW-Form-Urlencoded; charset=utf-8", "application/json", "text/plain"],
+)
+def test_an_smtp2go_form_body_is_redacted_whatever_its_content_type(content_type: str) -> None:
+    # SMTP2GO's format is sniffed from the bytes: a webhook left on the wrong output type
+    # still yields facts, so its body is redacted as the form it is.
+    original = receipt("smtp2go", FORM_BODY, content_type)
+    redacted = redact(original, "carol@example.com", PLACEHOLDER)
+    assert redacted == FORM_BODY.replace(b"carol%40example.com", b"%5Berased%5D")
+    bob = ["bob@example.com"]
+    assert facts_about(replace(original, body=redacted), bob) == facts_about(original, bob)
+
+
+def test_a_form_value_holding_an_equals_sign_is_replaced_whole() -> None:
+    # parse_qsl splits a field at its first `=`: the rest, `=` included, is the value.
+    body = FORM_BODY + b"&link=https%3A%2F%2Fexample.net%2Fu%3Fe=carol%40example.com"
+    redacted = redact(receipt("smtp2go", body, FORM), "carol@example.com", PLACEHOLDER)
+    assert redacted == (
+        b"event=processed&id=f00d&time=2026-05-06T09%3A00%3A00Z"
+        b"&recipients=bob%40example.com&recipients=%5Berased%5D&link=%5Berased%5D"
+    )
+
+
+def resend_with(**data: Any) -> Receipt:
+    document = fixture_json("resend", "multi_recipient_bounce.json")
+    document["data"].update(data)
+    return receipt("resend", dumps(document))
+
+
+def test_a_string_holding_a_json_array_is_redacted_inside() -> None:
+    listed = json.dumps(["One@Example.org", "two@example.org"])
+    redacted = redact(resend_with(cc=listed), "one@example.org", PLACEHOLDER)
+    assert redacted is not None
+    assert json.loads(json.loads(redacted)["data"]["cc"]) == [PLACEHOLDER, "two@example.org"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        json.dumps("one@example.org"),  # a string holding a JSON string: no object, no array
+        "[Team] update for one@example.org",  # starts like an array, but is no JSON
+        "{one@example.org}",
+    ],
+)
+def test_a_string_holding_no_json_object_or_array_is_replaced_whole(value: str) -> None:
+    redacted = redact(resend_with(subject=value), "one@example.org", PLACEHOLDER)
+    assert redacted is not None
+    assert json.loads(redacted)["data"]["subject"] == PLACEHOLDER
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "One@Example.org",  # the copy would still name the address
+        "\ud800",  # the copy cannot be encoded
+    ],
+)
+def test_a_copy_that_cannot_be_made_safely_removes_the_body(placeholder: str) -> None:
+    assert redact(resend_with(), "one@example.org", placeholder) is None
+
+
+def test_the_error_for_no_address_says_so() -> None:
+    with pytest.raises(ValueError, match=r"^no address to erase$"):
+        redact(resend_with(), "", PLACEHOLDER)
+
+
+def test_mentions_splits_a_quoted_local_part_at_its_last_at_sign() -> None:
+    email = '"a@b"@xn--bcher-kva.example'
+    assert mentions('"a@b"@bücher.example'.encode(), email)
+    assert not mentions(b'"a@b"@example.org', email)
+
+
+def test_mentions_reads_no_unicode_domain_in_text_without_an_at_sign() -> None:
+    assert mentions(b"xn--bcher-kva.example", "xn--bcher-kva.example")
+    assert not mentions("bücher.example".encode(), "xn--bcher-kva.example")
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        (b'{"note":"\\ud800"}', False),
+        (b'{"note":"\\udc00\\ud800x","to":"bob\\u0040example.org"}', True),
+    ],
+)
+def test_mentions_reads_a_body_holding_a_lone_surrogate_escape(body: bytes, found: bool) -> None:
+    assert mentions(body, "bob@example.org") is found
