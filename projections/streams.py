@@ -22,7 +22,7 @@ from projections.errors import UnknownStream
 from projections.policy import MatchValues, Policy, Stream
 from projections.providers import PROVIDERS
 from projections.providers.common import Label, label_value
-from projections.state import BOUNCE_CLASS, Cause
+from projections.state import Cause
 
 
 def matches(stream: Stream) -> set[tuple[str, str, str]]:
@@ -131,12 +131,6 @@ def within(cause: Cause, streams: tuple[str, ...]) -> bool:
     one for every stream reaches all; one for some streams, the causes whose evidence
     belongs to those streams alone — never a global cause, which stays for the others."""
     return not streams or (bool(cause.streams) and set(cause.streams) <= set(streams))
-
-
-def scoped(reason: str, streams: tuple[str, ...]) -> tuple[str, ...]:
-    """The streams a cause of `reason` keeps from evidence of `streams`: none for a
-    bounce, which says the mailbox does not work for any kind of mail."""
-    return () if reason in BOUNCE_CLASS else streams
 
 
 class Scope:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from projections import operator
@@ -21,7 +22,6 @@ from projections.streams import (
     parse_tags,
     reason_names,
     scope,
-    scoped,
     tag,
     verdicts,
     within,
@@ -165,9 +165,28 @@ def test_a_release_reaches_only_causes_of_its_streams_alone() -> None:
 
 
 def test_bounces_are_global_whatever_their_evidence() -> None:
-    assert scoped("hard_bounce", ("news",)) == ()
-    assert scoped("soft_bounce_threshold", ("news",)) == ()
-    assert scoped("complaint", ("news",)) == ("news",)
+    """A hard bounce of a newsletter, and soft bounces of it reaching the threshold, say
+    the mailbox does not work for any kind of mail: their causes name no stream."""
+    mapper = Mapper(Policy(soft_bounce_threshold=2, streams=POLICY.streams))
+    bounces = [
+        Fact(
+            source="postmark",
+            raw_kind=kind,
+            recipient="r@example.org",
+            at=n,
+            seq=n,
+            ord=0,
+            event_id=f"b{n}",
+            bounce_class=cls,
+            labels=(("message_stream", "broadcast"),),
+        )
+        for n, kind, cls in ((1, "soft_bounce", "soft"), (2, "soft_bounce", "soft"))
+    ]
+    state = mapper.fold_facts("r@example.org", bounces)
+    assert [(c.reason, c.streams) for c in state.causes] == [("soft_bounce_threshold", ())]
+    hard = msgspec.structs.replace(bounces[0], raw_kind="hard_bounce", bounce_class="hard")
+    state = mapper.fold_facts("r@example.org", [hard])
+    assert [(c.reason, c.streams) for c in state.causes] == [("hard_bounce", ())]
 
 
 def test_each_verdict_names_the_rule_that_decided() -> None:
