@@ -91,10 +91,6 @@ class Streams:
             for triple in matches(stream):
                 self._by_label.setdefault(triple, set()).add(name)
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(self.rules)
-
     def of(self, source: str, event_labels: Iterable[Label]) -> tuple[str, ...]:
         """The streams an event's evidence belongs to (empty: global). An operator's
         names a stream directly; one this policy does not define is global."""
