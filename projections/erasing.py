@@ -28,7 +28,7 @@ from ledger import Store, quarantine, receipts
 from ledger.erasures import Removed
 from ledger.records import Receipt
 from ledger.sql import Tx
-from projections import operator, views
+from projections import feed, operator, views
 from projections.erasure_keys import ErasureKey, is_subject
 from projections.errors import DecodeFailed, ErasureRefused
 from projections.facts import derive
@@ -111,6 +111,7 @@ async def _erase(
         )
         appended = await store.erase_in(tx, operator.record_receipt(record), changes)
         if address:
+            await feed.erase(tx, address, subject)
             await views.forget(tx, address)
         written = await receipts.one(tx, appended.seq)
         await views.apply(tx, derive(written) if written else [], mapper)

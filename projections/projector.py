@@ -230,7 +230,9 @@ class Projector:
     async def _commit(self, planned: views.Plan, after: int, seq: int) -> bool:
         """Write a planned step if the checkpoint and policy are still where the plan
         started; False (nothing written) when another projector or a rebuild moved them."""
-        async with self.store.writing(durable=False) as tx:  # derived: see Store.writing
+        # Derived data may commit without waiting for the disk (Store.writing) — unless
+        # it changes a verdict: a feed entry a client has read is never taken back.
+        async with self.store.writing(durable=bool(planned.changes)) as tx:
             if await views.read_checkpoint(tx, lock=True) != (after, self.policy_hash):
                 return False
             await views.write_plan(tx, planned)

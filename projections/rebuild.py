@@ -19,30 +19,20 @@ import msgspec
 
 from ledger import NewReceipt, Receipt, Store
 from ledger.sql import Tx
-from projections import operator, policy_history, streams, views
+from projections import feed, operator, policy_history, streams, views
 from projections.derivation import Row, deriver
+from projections.errors import DecodeFailed
 from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
+from projections.feed import NOBODY, Verdict, verdict
 from projections.mapping import Mapper
 from projections.policy import DEFAULT_POLICY, Policy, policy_hash
 from projections.projector import Projector, ensure_schema
 from projections.state import RecipientState
-from projections.streams import tag
 
 Progress = Callable[[int, int], None]
 _READ_CHUNK = 2000
 _FACT_CHUNK = 20_000
 _STATE_CHUNK = 5_000
-
-
-class Verdict(msgspec.Struct, frozen=True):
-    """Whether an address is suppressed, why (the strongest reason), and every active
-    reason: a change of a reason hidden behind a stronger one is a change too. A reason
-    whose evidence belongs to some streams reads `reason@stream+stream` (streams.tag): a
-    change of a cause's streams is a change too."""
-
-    suppressed: bool
-    reason: str | None
-    reasons: tuple[str, ...] = ()
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -68,7 +58,7 @@ class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
     suppressed: int
 
 
-_NOBODY = Verdict(False, None)
+_NOBODY = NOBODY
 
 
 async def rebuild(
@@ -317,9 +307,7 @@ async def _compare(
     changes = []
     for state in states:
         old = before.get(state.email, _NOBODY)
-        new = _NOBODY
-        if state.suppressed:
-            new = Verdict(True, state.reason, tuple(dict.fromkeys(tag(c) for c in state.causes)))
+        new = verdict(state)
         if _differ(old, new, listed):
             changes.append(Change(state.email, old, new))
     rebuilt = {state.email for state in states}
@@ -348,10 +336,6 @@ def _differ(old: Verdict, new: Verdict, listed: bool) -> bool:
     return (old.suppressed, old.reason) != (new.suppressed, new.reason)
 
 
-def _live(reason: str, reasons: str | None) -> Verdict:
-    return Verdict(True, reason, tuple(reasons.split(",")) if reasons else (reason,))
-
-
 def _reasons(listed: bool) -> str:
     return "reasons" if listed else "NULL"
 
@@ -364,7 +348,7 @@ async def _live_between(
     if upto is not None:
         query, params = query + " AND email <= ?", (after, upto)
     rows = await tx.fetch(query + " ORDER BY email", *params)
-    return [(email, _live(reason, reasons)) for email, reason, reasons in rows]
+    return [(email, feed.listed(reason, reasons)) for email, reason, reasons in rows]
 
 
 async def _live_verdicts(tx: Tx, emails: list[str], listed: bool) -> dict[str, Verdict]:
@@ -376,7 +360,7 @@ async def _live_verdicts(tx: Tx, emails: list[str], listed: bool) -> dict[str, V
             f"SELECT email, reason, {_reasons(listed)} FROM suppressions WHERE email IN ({marks})",
             *chunk,
         )
-        verdicts.update({email: _live(reason, reasons) for email, reason, reasons in rows})
+        verdicts.update({email: feed.listed(reason, reasons) for email, reason, reasons in rows})
     return verdicts
 
 
@@ -390,14 +374,10 @@ async def _swap(
     async with store.writing() as tx:
         meta = await views.read_meta(tx, lock=True)  # no projector step commits meanwhile
         live = meta.seq if meta is not None else upto
-        for table in views.STATE_TABLES:
-            await tx.execute(f"DROP TABLE {table}")
-            await tx.rename_table(f"{table}_next", table)
         # The tail. Facts of receipts (upto, live] were indexed (and folded under the old
-        # policy) while the rebuild read: refold those recipients from their history.
-        # Receipts after `live` are derived and applied as the projector would. The
-        # checkpoint's row is ours until this transaction commits: no projector step can
-        # commit meanwhile, and what it appends after `seq` it folds under the new policy.
+        # policy) while the rebuild read: refold those recipients from their history into
+        # the new tables. The checkpoint's row is ours until this transaction commits:
+        # no projector step can commit meanwhile.
         emails: set[str] = set()
         erased = False
         after = upto
@@ -409,17 +389,38 @@ async def _swap(
             erased = erased or any(_erases(fact) for fact in facts)
             after = receipts[-1].seq
         if erased:  # an erasure while the rebuild read: what it folded of the address goes
-            await views.forget_factless(tx)
+            await views.forget_factless(tx, "_next")
         states = [
             mapper.fold_facts(email, await views.load_facts(tx, email)) for email in sorted(emails)
         ]
-        await views.write_states(tx, states)
-        # Up to the head as it is now: on PostgreSQL other instances go on appending, and
-        # what they append after it the projector folds, under the new policy.
+        await views.write_states(tx, states, suffix="_next")
+        # The feed: every address whose verdict the swap changes, between its markers.
+        started, _ = await feed.rebuilt(
+            tx,
+            "_next",
+            previous=meta.policy_hash if meta is not None else None,
+            policy_hash=digest,
+            listed_reasons=await views.lists_reasons(tx),
+        )
+        for table in views.STATE_TABLES:
+            await tx.execute(f"DROP TABLE {table}")
+            await tx.rename_table(f"{table}_next", table)
+        # Receipts after `live` are derived and applied as the projector would, up to the
+        # head as it is now: on PostgreSQL other instances go on appending, and what they
+        # append after it the projector folds, under the new policy.
         seq, end = live, await store.last_seq()
         while seq < end and (receipts := await store.read(seq, min(_READ_CHUNK, end - seq))):
             await views.apply(tx, [k for r in receipts for k in derive(r)], mapper)
             seq = receipts[-1].seq
         await views.write_meta(tx, seq, digest, mapper.policy)
         if record is not None:  # last: it holds the ledger's head until the commit
-            await store.append_in(tx, record)
+            appended = await store.append_in(tx, record)
+            await feed.note_record(tx, started, appended.seq, _note(record))
+
+
+def _note(record: NewReceipt) -> str | None:
+    """The note of a policy change's record (projections/policy_history.py)."""
+    try:
+        return policy_history.decode(record.body).note
+    except DecodeFailed:
+        return None

@@ -29,9 +29,10 @@ import msgspec
 
 from ledger import receipts
 from ledger.sql import Tx, fetchrow, statements
+from projections import feed
 from projections.facts import DERIVATION_VERSION, Fact, Keyed, decode_fact, encode_fact
 from projections.mapping import Mapper
-from projections.policy import Policy
+from projections.policy import Policy, policy_hash
 from projections.state import RecipientState, decode_state, encode_state
 from projections.streams import tag
 
@@ -137,8 +138,11 @@ def _statements(script: str, types: Mapping[str, str], suffix: str = "") -> list
 
 
 def schema(types: Mapping[str, str]) -> list[str]:
-    """DDL for every projection table."""
-    return _statements(_META + _FACTS + _ECHOES + _STATE + _SET_ASIDE, types)
+    """DDL for every projection table, and the change feed's (projections/feed.py)."""
+    return [
+        *_statements(_META + _FACTS + _ECHOES + _STATE + _SET_ASIDE, types),
+        *feed.schema(types),
+    ]
 
 
 def staged_facts_schema(types: Mapping[str, str]) -> list[str]:
@@ -243,12 +247,15 @@ async def write_states(
 
 class Plan(msgspec.Struct):
     """What folding a batch of facts will write: the new fact rows, the new states, the
-    source of each state's evidence receipt, and the echoes (facts already indexed)."""
+    source of each state's evidence receipt, the echoes (facts already indexed), and the
+    verdict changes for the feed (under the policy `policy_hash`)."""
 
     rows: list[tuple[str, int, int, int, bytes, bytes]]
     states: list[RecipientState]
     sources: dict[int, str]
     echoes: list[tuple[str, int]] = []
+    changes: list[feed.Pending] = []
+    policy_hash: str = ""
 
 
 async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
@@ -274,8 +281,10 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
         by_email[item.fact.recipient].append(item.fact)
     states = await load_states(tx, list(by_email))
     updated = []
+    triggers: dict[str, Fact] = {}
     for email, facts in by_email.items():
         state = states.get(email)
+        triggers[email] = max(facts, key=lambda fact: (fact.seq, fact.ord))  # the newest
         facts.sort(key=lambda fact: fact.position)
         if state is not None and (
             facts[0].position < state.position or mapper.needs_history(state, facts)
@@ -284,18 +293,26 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
             facts, state = sorted([*indexed, *facts], key=lambda fact: fact.position), None
         updated.append(mapper.fold_facts(email, facts, state))
     sources = await receipts.sources(tx, evidence(updated))
+    changes = feed.pending(states, updated, triggers)
     return Plan(
-        rows=[fact_row(item) for item in fresh], states=updated, sources=sources, echoes=echoes
+        rows=[fact_row(item) for item in fresh],
+        states=updated,
+        sources=sources,
+        echoes=echoes,
+        changes=changes,
+        policy_hash=policy_hash(mapper.policy) if changes else "",
     )
 
 
 async def write_plan(tx: Tx, planned: Plan) -> None:
-    """Write a plan inside the caller's write transaction."""
+    """Write a plan inside the caller's write transaction (which holds the checkpoint's
+    row: the feed's entries are numbered in commit order)."""
     if planned.rows:
         await tx.executemany(INSERT_FACTS, planned.rows)
     if planned.echoes:
         await tx.executemany(INSERT_ECHOES, planned.echoes)
     await write_states(tx, planned.states, sources=planned.sources)
+    await feed.record(tx, planned.changes, planned.policy_hash)
 
 
 async def apply(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> None:
@@ -422,13 +439,13 @@ async def forget(tx: Tx, email: str) -> None:
         await tx.execute(f"DELETE FROM {table} WHERE email = ?", email)
 
 
-async def forget_factless(tx: Tx) -> None:
+async def forget_factless(tx: Tx, suffix: str = "") -> None:
     """Delete the states of addresses that have no fact left: what a rebuild that read the
     facts before an erasure still folded for the erased address."""
     for table in STATE_TABLES:
         await tx.execute(
-            f"DELETE FROM {table} WHERE NOT EXISTS "
-            f"(SELECT 1 FROM recipient_facts f WHERE f.email = {table}.email)"
+            f"DELETE FROM {table}{suffix} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM recipient_facts f WHERE f.email = {table}{suffix}.email)"
         )
 
 
