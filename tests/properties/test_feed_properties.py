@@ -133,7 +133,7 @@ async def run(steps: list[Step], store: Store) -> None:
             assert [type(m) for m in markers] == [feed.RebuildStarted, feed.RebuildCompleted]
             changed = [e for e in written if isinstance(e, feed.Changed)]
             assert [e.cause for e in changed] == ["rebuild"] * len(changed)
-            assert sorted((e.email or e.subject) for e in changed) == [
+            assert sorted(e.email or e.subject or "" for e in changed) == [
                 c.email for c in planned.changed
             ]
             assert markers[1].changed == len(changed)  # type: ignore[union-attr]
@@ -165,11 +165,11 @@ async def run(steps: list[Step], store: Store) -> None:
 async def opened(backend: str, database: Callable[[], str]) -> AsyncIterator[Store]:
     if backend == "sqlite":
         with scratch() as directory:
-            store = await SQLiteStore.open(Path(directory) / "ledger.db")
+            lite: Store = await SQLiteStore.open(Path(directory) / "ledger.db")
             try:
-                yield store
+                yield lite
             finally:
-                await store.close()
+                await lite.close()
         return
     from ledger.postgres import PostgresStore
 
