@@ -19,6 +19,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 
 from api.audit import get_receipt, list_receipts, policy_history, recipient_events
 from api.auth import require_api_key
+from api.changes import gone, list_changes, stream_changes
 from api.console import console_router, signouts, template_config
 from api.fastpath import FastWebhooks, webhook_provider
 from api.health import healthz, metrics, readyz
@@ -41,7 +42,7 @@ from api.suppressions import (
 from api.throttle import FailureCounter, throttle_middleware
 from api.webhooks import receive_webhook
 from ledger import BodyMissing, LedgerError, StoreUnavailable, ValueRefused
-from projections import DecodeFailed, Policy, PolicyMismatch
+from projections import DecodeFailed, Policy, PolicyMismatch, feed
 from projections.errors import ErasureRefused, ProjectionBehind, ReleaseRefused, UnknownStream
 from projections.providers import PROVIDERS
 
@@ -55,6 +56,7 @@ _REASONS = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     408: "timeout",
     413: "too_large",
     429: "rate_limited",
@@ -159,6 +161,12 @@ def _release_refused(request: Request[Any, Any, Any], exc: ReleaseRefused) -> Re
     return Response(body, status_code=409, media_type=MediaType.JSON)
 
 
+def _cursor_expired(request: Request[Any, Any, Any], exc: feed.Expired) -> Response[Any]:
+    """410: the feed no longer keeps the cursor's entries; where to resynchronise from."""
+    _count(request, 410)
+    return Response(gone(exc), status_code=410, media_type=MediaType.JSON)
+
+
 # The one place where errors become HTTP responses.
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HTTPException: _http_error,
@@ -168,6 +176,8 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ReleaseRefused: _release_refused,
     ErasureRefused: lambda r, exc: _problem(r, 409, str(exc)),
     UnknownStream: lambda r, exc: _problem(r, 400, str(exc)),
+    feed.CursorRefused: lambda r, exc: _problem(r, 400, str(exc)),
+    feed.Expired: _cursor_expired,
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
     BodyMissing: lambda r, exc: _problem(r, 500, f"ledger damaged: {exc} (bounceledger verify)"),
     LedgerError: lambda r, _: _problem(r, 500, "ledger error"),
@@ -336,6 +346,8 @@ def create_app(
             list_receipts,
             get_receipt,
             policy_history,
+            list_changes,
+            stream_changes,
             list_quarantine,
             get_quarantined,
             replay_quarantined,

@@ -16,13 +16,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from ledger import BodyStats
+from projections import feed
 from projections.audit import Explanation, ReceiptView, TimelineEntry
 from projections.erasing import ErasureReport
 from projections.erasure_history import ErasureEntry
+from projections.feed import Verdict
 from projections.policy_history import PolicyHistory
 from projections.quarantine_replay import Kept, KeptBody, Replay
 from projections.queries import CauseView, Status, Suppression
-from projections.rebuild import RebuildReport, Verdict
+from projections.rebuild import RebuildReport
 from projections.retention import RetentionReport
 
 # C0 and C1 control characters but newline and tab: in stored text (a remote MTA's
@@ -394,3 +396,31 @@ def progress(label: str, *, enabled: bool) -> Iterator[Callable[[int, int], None
     task = bar.add_task(label, total=None)
     with bar:
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def change_line(entry: feed.Entry) -> str:
+    """One change-feed entry as a line for people (projections/feed.py)."""
+    head = f"{entry.cursor}  {entry.at}"
+    if isinstance(entry, feed.RebuildStarted):
+        noted = f" — {entry.note!r} (receipt {entry.record})" if entry.note else ""
+        previous = (entry.previous_policy_hash or "none")[:12]
+        return (
+            f"{head}  rebuild {entry.rebuild_id} started: {previous} → "
+            f"{entry.policy_hash[:12]}{noted}"
+        )
+    if isinstance(entry, feed.RebuildCompleted):
+        return (
+            f"{head}  rebuild {entry.rebuild_id} completed: {entry.changed} changed, "
+            f"{entry.suppressed} suppressed"
+        )
+    who = entry.email if entry.email is not None else f"(erased) {entry.subject}"
+    cause: str = entry.cause
+    if entry.action is not None:
+        cause += f" {entry.action}"
+    if entry.receipt is not None:
+        cause += f", receipt {entry.receipt}"
+    if entry.rebuild_id is not None:
+        cause += f" {entry.rebuild_id}"
+    return printable(
+        f"{head}  {who}: {_verdict(entry.before)} → {_verdict(entry.after)}  ({cause})"
+    )

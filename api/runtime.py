@@ -14,6 +14,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 
+from api.feed_watch import FeedWatch
 from api.metrics import Metrics
 from api.settings import Settings
 from ledger import NewReceipt, Store, StoreUnavailable, open_store
@@ -54,6 +55,8 @@ class Runtime:
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._feed_watch: FeedWatch | None = None
+        self._feed_task: asyncio.Task[None] | None = None
         self.metrics = Metrics()
         # Why lookups answer 503 now: the projection trails the ledger by more than
         # settings.max_projection_lag (None: it does not). Kept by `watch`.
@@ -70,6 +73,13 @@ class Runtime:
         if self._projector is None:
             raise RuntimeError("runtime not started")
         return self._projector
+
+    @property
+    def feed_watch(self) -> FeedWatch:
+        """The change feed's head, shared by every stream client (api/changes.py)."""
+        if self._feed_watch is None:
+            raise RuntimeError("runtime not started")
+        return self._feed_watch
 
     @property
     def policy(self) -> Policy:
@@ -104,6 +114,9 @@ class Runtime:
         takeover = settings.max_projection_lag / 2
         self._task = asyncio.create_task(projector.run(takeover_after=takeover), name="projector")
         self._watch_task = asyncio.create_task(self._watch(), name="projection watch")
+        watch = self._feed_watch = FeedWatch(store, settings.changes_keep)
+        await watch.poll()
+        self._feed_task = asyncio.create_task(watch.run(), name="feed watch")
 
     async def _put_into_effect(self, policy: Policy) -> None:
         """The expected policy, on a ledger without a policy history: recorded, rebuilt."""
@@ -145,7 +158,12 @@ class Runtime:
         The server has stopped taking requests by then, so the projection is left at the
         last receipt: the next command or instance starts with nothing to fold.
         """
-        for task, what in ((self._watch_task, "watch"), (self._task, "projector")):
+        tasks = (
+            (self._feed_task, "feed watch"),
+            (self._watch_task, "watch"),
+            (self._task, "projector"),
+        )
+        for task, what in tasks:
             if task is not None:
                 task.cancel()
                 await self._bounded(task, f"stopping the {what}", grace)

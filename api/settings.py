@@ -32,6 +32,7 @@ DEFAULT_QUARANTINE_MAX = 1000  # pending undecodable deliveries per source
 # Seconds the oldest unprojected receipt may wait before lookups answer 503 and /readyz
 # fails: the projection normally trails the ledger by well under a second.
 DEFAULT_MAX_PROJECTION_LAG = 10.0
+DEFAULT_CHANGES_KEEP_DAYS = 30.0
 
 
 class Secret:
@@ -130,6 +131,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The key erased addresses are looked up by (projections/erasure_keys.py:
     # BOUNCELEDGER_ERASURE_KEY or BOUNCELEDGER_ERASURE_KEY_FILE); None: erasure refused.
     erasure_key: ErasureKey | None = None
+    # How long the change feed keeps its entries, in seconds (projections/feed.py;
+    # BOUNCELEDGER_CHANGES_KEEP_DAYS, 30 days by default): a cursor from before is 410.
+    changes_keep: float = DEFAULT_CHANGES_KEEP_DAYS * 86400
 
 
 class SettingsInvalid(ValueError):
@@ -306,6 +310,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             _positive(environ, "BOUNCELEDGER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, whole=True)
         ),
         erasure_key=_erasure_key(environ),
+        changes_keep=86400
+        * _positive(
+            environ, "BOUNCELEDGER_CHANGES_KEEP_DAYS", DEFAULT_CHANGES_KEEP_DAYS, unit="days"
+        ),
     )
 
 
@@ -317,7 +325,12 @@ def _erasure_key(environ: Mapping[str, str]) -> ErasureKey | None:
 
 
 def _positive(
-    environ: Mapping[str, str], name: str, default: float, *, whole: bool = False
+    environ: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    whole: bool = False,
+    unit: str = "seconds",
 ) -> float:
     """A positive number (a whole one if `whole`) from `name`, or `default` when unset."""
     value = environ.get(name, "").strip()
@@ -328,7 +341,7 @@ def _positive(
     except ValueError:
         number = 0
     if not number > 0 or number == float("inf"):
-        kind = "a positive whole number" if whole else "a positive number of seconds"
+        kind = "a positive whole number" if whole else f"a positive number of {unit}"
         raise SettingsInvalid(f"{name} must be {kind}, not {value!r}")
     return number
 

@@ -69,7 +69,12 @@ class CursorRefused(ProjectionError):
 
 class Expired(ProjectionError):
     """A cursor whose next entries are no longer kept, or that belongs to another feed
-    (HTTP 410): resynchronise from the full list."""
+    (HTTP 410): resynchronise from the full list, then read on after `resume` (the
+    feed's newest entry when the cursor was refused)."""
+
+    def __init__(self, message: str, resume: str) -> None:
+        super().__init__(message)
+        self.resume = resume
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -315,7 +320,8 @@ class Position(msgspec.Struct, frozen=True):
     pruned: int
 
     def cursor(self, seq: int) -> str:
-        return f"{self.feed}-{seq}"
+        """The cursor after entry `seq` (`0` while the feed has not started)."""
+        return f"{self.feed}-{seq}" if self.feed else "0"
 
 
 async def position(tx: Tx) -> Position:
@@ -343,12 +349,21 @@ def parse_cursor(text: str | None, at: Position) -> int:
         if not feed or not number.isdigit() or len(number) > 18:
             raise CursorRefused(f"not a cursor of this feed: {text[:40]!r}")
         if feed != at.feed:
-            raise Expired("this cursor belongs to another feed (a restored or migrated database)")
+            raise Expired(
+                "this cursor belongs to another feed (a restored or migrated database)",
+                at.cursor(at.head),
+            )
         seq = int(number)
         if seq > at.head:
-            raise Expired("this cursor is ahead of the feed (a database restored from a backup?)")
+            raise Expired(
+                "this cursor is ahead of the feed (a database restored from a backup?)",
+                at.cursor(at.head),
+            )
     if seq < at.pruned:
-        raise Expired(f"the entries after this cursor are no longer kept (kept: after {at.pruned})")
+        raise Expired(
+            f"the entries after this cursor are no longer kept (kept: after {at.pruned})",
+            at.cursor(at.head),
+        )
     return seq
 
 

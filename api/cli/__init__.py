@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from api.cli.audit import audit
+from api.cli.changes import changes_command
 from api.cli.erase import erase_command
 from api.cli.ledger import export_command, import_command, migrate_command, verify_command
 from api.cli.operator import release_command, suppress_command
@@ -43,6 +44,7 @@ for command in (
     release_command,
     erase_command,
     retention_command,
+    changes_command,
     audit,
     verify_command,
     export_command,

@@ -32,9 +32,10 @@ from api.console.render import back, operator, page
 from api.runtime import Runtime
 from ledger import NewReceipt, StoreUnavailable
 from projections import PolicyInvalid, PolicyMismatch, policy_history, rebuild
+from projections.feed import Verdict
 from projections.mapping import KNOWN_SOURCES, check_event_names
 from projections.policy import Policy, parse_policy, policy_hash
-from projections.rebuild import Change, RebuildReport, Verdict, active_policy
+from projections.rebuild import Change, RebuildReport, active_policy
 
 MAX_TOML = 256 * 1024  # characters of a candidate policy
 PREVIEW_ROWS = 500  # addresses listed on the preview page (the CSV has them all)
