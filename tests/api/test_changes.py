@@ -277,7 +277,7 @@ async def test_a_client_that_takes_nothing_is_disconnected(
             return {"type": "http.disconnect"}
 
         scope = {"type": "http", "app": app, "headers": [(b"last-event-id", b"0")]}
-        stream = asyncio.create_task(changes.stream_changes.fn(scope, receive, send))
+        stream = asyncio.ensure_future(changes.stream_changes.fn(scope, receive, send))
         await deliver(http, hard_bounce(BOB))  # the service goes on meanwhile
         await asyncio.wait_for(stream, 5)
         assert sent[0]["status"] == 200
