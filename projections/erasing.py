@@ -110,11 +110,17 @@ async def _erase(
             "erase", subject, actor, note.strip(), at, request, reasons, bodies, deleted
         )
         appended = await store.erase_in(tx, operator.record_receipt(record), changes)
+        anonymous = await feed.erase(tx, address, subject) if address else []
         if address:
-            await feed.erase(tx, address, subject)
             await views.forget(tx, address)
+        was = await views.load_state(tx, subject)
         written = await receipts.one(tx, appended.seq)
         await views.apply(tx, derive(written) if written else [], mapper)
+        now = await views.load_state(tx, subject)
+        await feed.erased(
+            tx, subject, (feed.verdict(was), feed.verdict(now)), erases=anonymous,
+            receipt=appended.seq, policy_hash=meta.policy_hash,
+        )  # fmt: skip
         await tx.execute("UPDATE projection_meta SET seq = ? WHERE id = 1", appended.seq)
     await store.forget_freed()
     return ErasureReport(

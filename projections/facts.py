@@ -34,6 +34,7 @@ __all__ = [
     "derive",
     "derive_raws",
     "encode_fact",
+    "is_erasure",
     "place",
     "read",
 ]
@@ -84,6 +85,11 @@ class Fact(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     @property
     def position(self) -> tuple[int, int, int]:
         return (self.at, self.seq, self.ord)
+
+
+def is_erasure(fact: Fact) -> bool:
+    """Whether a fact is an erasure record's (projections/erasing.py)."""
+    return fact.source == operator.SOURCE and fact.raw_kind == "erase"
 
 
 class Keyed(msgspec.Struct, frozen=True, array_like=True):

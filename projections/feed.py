@@ -37,7 +37,7 @@ from ledger.sql import Tx, fetchrow, statements
 from projections import operator
 from projections.erasure_keys import is_subject
 from projections.errors import ProjectionError
-from projections.facts import Fact
+from projections.facts import Fact, is_erasure
 from projections.recipients import format_time
 from projections.state import RecipientState
 from projections.streams import tag
@@ -147,8 +147,10 @@ class RebuildCompleted(_Entry, tag="rebuild.completed", kw_only=True):
 
 
 Entry = Changed | RebuildStarted | RebuildCompleted
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Entry).decode
+# Stored as MessagePack (the id, cursor, time, address and keyed hash are columns, filled
+# in on reading); answered as JSON.
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Entry).decode
 
 
 class Pending(msgspec.Struct, frozen=True):
@@ -219,35 +221,51 @@ def _cause(fact: Fact | None) -> dict[str, object]:
     if fact.source != operator.SOURCE:
         event = {"receipt": fact.seq, "source": fact.source, "event_id": fact.event_id}
         return {"cause": "event", **event}
-    cause = "erasure" if fact.raw_kind == "erase" else "operator"
-    return {"cause": cause, "receipt": fact.seq, "action": fact.raw_kind}
+    return {"cause": "operator", "receipt": fact.seq, "action": fact.raw_kind}
 
 
 async def record(tx: Tx, changes: list[Pending], policy_hash: str) -> None:
-    """Write the entries of a fold's verdict changes. An erased address's keyed hash
-    taking its place names the earlier entries it erased (`erase` made them anonymous)."""
+    """Write the entries of a fold's verdict changes (an erasure's own: `erased`)."""
     entries: list[tuple[Entry, str | None, str | None]] = []
     for change in changes:
-        cause = _cause(change.trigger)
-        erased = is_subject(change.email)
-        erases: list[str] = []
-        if erased and cause["cause"] == "erasure":
-            rows = await tx.fetch(
-                "SELECT seq FROM changes WHERE subject = ? AND email IS NULL ORDER BY seq",
-                change.email,
-            )
-            erases = [f"chg_{row[0]}" for row in rows]
+        trigger = change.trigger
+        if trigger is not None and is_erasure(trigger):
+            continue  # the erasure writes its own entry
         entry = Changed(
-            before=change.before, after=change.after, policy_hash=policy_hash, erases=erases,
-            **cause,  # type: ignore[arg-type]
+            before=change.before, after=change.after, policy_hash=policy_hash,
+            **_cause(trigger),  # type: ignore[arg-type]
         )  # fmt: skip
+        erased = is_subject(change.email)
         entries.append((entry, None if erased else change.email, change.email if erased else None))
     await write(tx, entries)
 
 
-async def erase(tx: Tx, email: str, subject: str) -> None:
-    """An erasure: the entries about `email` keep its keyed hash instead (`subject`)."""
+async def erase(tx: Tx, email: str, subject: str) -> list[int]:
+    """An erasure: the entries about `email` keep its keyed hash instead (`subject`);
+    returns their numbers."""
+    rows = await tx.fetch("SELECT seq FROM changes WHERE email = ? ORDER BY seq", email)
     await tx.execute("UPDATE changes SET email = NULL, subject = ? WHERE email = ?", subject, email)
+    return [int(row[0]) for row in rows]
+
+
+async def erased(
+    tx: Tx,
+    subject: str,
+    change: tuple[Verdict, Verdict],
+    *,
+    erases: list[int],
+    receipt: int,
+    policy_hash: str,
+) -> None:
+    """The erasure's entry, always written (also when the keyed hash was suppressed
+    already, by an earlier erasure): the keyed hash's verdict, and the entries `erase`
+    made anonymous, so that a copy downstream made from them is found and deleted."""
+    before, after = change
+    entry = Changed(
+        before=before, after=after, cause="erasure", policy_hash=policy_hash, receipt=receipt,
+        action="erase", erases=[f"chg_{seq}" for seq in erases],
+    )  # fmt: skip
+    await write(tx, [(entry, None, subject)])
 
 
 async def rebuilt(

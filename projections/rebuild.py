@@ -19,10 +19,17 @@ import msgspec
 
 from ledger import NewReceipt, Receipt, Store
 from ledger.sql import Tx
-from projections import feed, operator, policy_history, streams, views
+from projections import feed, policy_history, streams, views
 from projections.derivation import Row, deriver
 from projections.errors import DecodeFailed
-from projections.facts import DERIVATION_VERSION, Fact, decode_fact, derive, encode_fact
+from projections.facts import (
+    DERIVATION_VERSION,
+    Fact,
+    decode_fact,
+    derive,
+    encode_fact,
+    is_erasure,
+)
 from projections.feed import NOBODY, Verdict, verdict
 from projections.mapping import Mapper
 from projections.policy import DEFAULT_POLICY, Policy, policy_hash
@@ -364,10 +371,6 @@ async def _live_verdicts(tx: Tx, emails: list[str], listed: bool) -> dict[str, V
     return verdicts
 
 
-def _erases(fact: Fact) -> bool:
-    return fact.source == operator.SOURCE and fact.raw_kind == "erase"
-
-
 async def _swap(
     store: Store, mapper: Mapper, digest: str, upto: int, record: NewReceipt | None
 ) -> None:
@@ -386,7 +389,7 @@ async def _swap(
         ):
             facts = [k.fact for r in receipts for k in derive(r)]
             emails.update(fact.recipient for fact in facts)
-            erased = erased or any(_erases(fact) for fact in facts)
+            erased = erased or any(is_erasure(fact) for fact in facts)
             after = receipts[-1].seq
         if erased:  # an erasure while the rebuild read: what it folded of the address goes
             await views.forget_factless(tx, "_next")

@@ -111,3 +111,22 @@ def test_pages_by_cursor_in_text_and_json(db: Path | str) -> None:
     expired = invoke("changes", "--db", db, "--after", "feedf00d-1")
     assert expired.exit_code == 1
     assert "another feed" in expired.output
+
+
+def test_a_second_erasure_names_what_came_after_the_first(
+    db: Path | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keyed hash was suppressed already: the second erasure changes no verdict, and
+    still writes its entry naming the entry the address had got since (found by the
+    property test: a mirror kept the address)."""
+    monkeypatch.setenv("BOUNCELEDGER_ERASURE_KEY", "k" * 40)
+    assert invoke("erase", "dan@example.org", "--db", db, "--note", "DSAR 7").exit_code == 0
+    again = {"event": "bounce", "bounce": "hard", "id": "h2", "rcpt": "dan@example.org"}
+    populate(db, [("application/json", json.dumps(again).encode())])
+    came_back = lines(db, "--after", "0")[-1]
+    assert came_back["email"] == "dan@example.org"  # a new webhook: the plain address again
+    assert invoke("erase", "dan@example.org", "--db", db, "--note", "DSAR 8").exit_code == 0
+    last = lines(db, "--after", came_back["cursor"])
+    assert [(e["cause"], e["erases"]) for e in last] == [("erasure", [came_back["id"]])]
+    assert last[0]["before"] == last[0]["after"]
+    assert "dan@example.org" not in json.dumps(lines(db, "--after", "0"))
