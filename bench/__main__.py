@@ -1,7 +1,7 @@
 """`python -m bench [STEP ...] [options]`: measure, print the table, write results/latest.json.
 
-Steps: ingest, rebuild, size, start, timeline, erase, check (default: all, in that
-order). size/start/timeline/erase run on the largest --events ledger after its rebuild.
+Steps: ingest, rebuild, size, start, timeline, erase, check, feed (default: all, in
+that order). size/start/timeline/erase run on the largest --events ledger after its rebuild.
 ingest and rebuild also measure bounceledger on PostgreSQL, beside SQLite: on a fresh
 database of the server BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres),
 dropped afterwards; skipped, with one line saying why, when that server cannot be used.
@@ -14,6 +14,7 @@ Examples:
     python -m bench rebuild --events 1000000 --big   # + 5,000,000: events/s, peak RSS
     python -m bench timeline start --events 100000
     python -m bench check --check-rows 100000
+    python -m bench feed --feed-entries 100000
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import check, ingest, profile, reads, rebuild
+from bench import check, feed, ingest, profile, reads, rebuild
 from bench import erase as erasure
 from bench.procs import BenchError
 from bench.report import Results, table, write_json
 
-STEPS = ("ingest", "rebuild", "size", "start", "timeline", "erase", "check")
+STEPS = ("ingest", "rebuild", "size", "start", "timeline", "erase", "check", "feed")
 BIG = 5_000_000
 
 
@@ -71,6 +72,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--check-size", type=int, default=10_000)
     p.add_argument("--check-calls", type=int, default=20)
     p.add_argument("--timeline-calls", type=int, default=200)
+    p.add_argument("--feed-entries", type=int, default=200_000, help="feed step: entries")
+    p.add_argument("--feed-webhooks", type=int, default=300, help="feed step: pushes timed")
+    p.add_argument("--feed-rate", type=float, default=20.0, help="feed step: webhooks a second")
     p.add_argument("--start-repeats", type=int, default=3)
     p.add_argument(
         "--profile",
@@ -173,6 +177,9 @@ def _run(args: argparse.Namespace, work: Path, results: Results) -> None:
     if "check" in steps:
         _step("check", results)
         check.run(work, results, rows=args.check_rows, size=args.check_size, calls=args.check_calls)
+    if "feed" in steps:
+        _step("feed", results)
+        feed.run(work, results, args.feed_entries, args.feed_webhooks, args.feed_rate)
     if args.big and runs:  # last: it is slow
         _big(args, work, runs, results)
 

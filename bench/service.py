@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from bench.procs import HOST, PYTHON, Server, free_port, server, tool
@@ -39,18 +39,23 @@ def bl_argv(db: Path | str, port: int) -> list[str]:
 
 @contextlib.contextmanager
 def bounceledger(
-    db: Path | str, work: Path, *, timeout: float = 120.0, options: Sequence[str] = ()
+    db: Path | str,
+    work: Path,
+    *,
+    timeout: float = 120.0,
+    options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """`bounceledger serve` on a fresh port, ready once /healthz answers 2xx; `db` is a
     SQLite file or a postgresql:// URL (several servers may share one); `options` are
-    more of serve's (`--policy FILE`)."""
+    more of serve's (`--policy FILE`), `env` more of its environment."""
     port = free_port()
     with server(
         "bounceledger",
         [*bl_argv(db, port), *options],
         port,
         log=work / f"serve-{port}.log",
-        env=bl_env(db),
+        env={**bl_env(db), **(env or {})},
         ready_path="/healthz",
         headers=AUTH,
         timeout=timeout,

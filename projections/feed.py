@@ -390,7 +390,7 @@ async def read(tx: Tx, after: int, limit: int, at: Position) -> list[Entry]:
     rows = await tx.fetch(
         "SELECT seq, at, email, subject, entry FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
         after,
-        min(max(limit, 1), MAX_LIMIT),
+        max(limit, 1),
     )
     entries: list[Entry] = []
     for seq, when, email, subject, blob in rows:

@@ -21,7 +21,7 @@ from api.app import create_app
 from api.feed_watch import FeedWatch
 from api.settings import Settings, load_settings
 from ledger import open_store
-from projections import DEFAULT_POLICY
+from projections import DEFAULT_POLICY, Projector, feed
 from tests.api.helpers import event, hard_bounce, post_webhook
 from tests.conftest import API_KEY, AUTH, SECRET, settle
 from tests.serving import free_port
@@ -284,3 +284,24 @@ async def test_a_client_that_takes_nothing_is_disconnected(
         await asyncio.sleep(0.3)
         page = (await http.get("/v1/changes", params={"after": "0"})).json()
         assert [e["email"] for e in page["data"]] == [ALICE, BOB]
+
+
+async def test_a_full_page_of_the_largest_size_says_there_is_more(tmp_path: Path) -> None:
+    """`has_more` at limit 1,000 (the largest) with 1,001 entries: the page reads one
+    entry past the limit to know (found by the feed benchmark: a cap on the read hid it)."""
+    store = await open_store(tmp_path / "ledger.db")
+    try:
+        projector = Projector(store)
+        await projector.start()
+        change = feed.Changed(
+            before=feed.NOBODY, after=feed.Verdict(True, "manual", ("manual",)),
+            cause="operator", policy_hash=projector.policy_hash,
+        )  # fmt: skip
+        async with store.writing() as tx:
+            await feed.write(tx, [(change, f"r{n}@example.org", None) for n in range(1001)])
+        first = await changes.page(store, "0", feed.MAX_LIMIT)
+        assert (len(first.data), first.has_more) == (1000, True)
+        rest = await changes.page(store, first.next, feed.MAX_LIMIT)
+        assert ([e.email for e in rest.data], rest.has_more) == (["r1000@example.org"], False)
+    finally:
+        await store.close()
