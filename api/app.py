@@ -27,6 +27,17 @@ from api.logs import REFUSALS, Refusal, access_log, escape_controls, refused
 from api.metrics import OTHER, UNKNOWN
 from api.paths import ADDRESS_PREFIXES, loggable, routable
 from api.personal_data import create_erasure, list_erasures, run_retention
+from api.push.endpoints import EndpointRefused, UnknownEndpoint
+from api.push.routes import (
+    add_endpoint,
+    get_endpoint,
+    list_endpoints,
+    pause_endpoint,
+    probe_endpoint,
+    remove_endpoint,
+    resume_endpoint,
+)
+from api.push.signing import EndpointKeyMissing
 from api.quarantine import get_quarantined, list_quarantine, replay_quarantined
 from api.runtime import RUNTIME, Runtime
 from api.settings import Settings
@@ -176,6 +187,9 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ReleaseRefused: _release_refused,
     ErasureRefused: lambda r, exc: _problem(r, 409, str(exc)),
     UnknownStream: lambda r, exc: _problem(r, 400, str(exc)),
+    UnknownEndpoint: lambda r, exc: _problem(r, 404, str(exc)),
+    EndpointRefused: lambda r, exc: _problem(r, 400, str(exc)),
+    EndpointKeyMissing: lambda r, exc: _problem(r, 409, str(exc)),
     feed.CursorRefused: lambda r, exc: _problem(r, 400, str(exc)),
     feed.Expired: _cursor_expired,
     StoreUnavailable: lambda r, _: _problem(r, 503, "ledger unavailable, retry", _RETRY),
@@ -351,6 +365,13 @@ def create_app(
             list_quarantine,
             get_quarantined,
             replay_quarantined,
+            add_endpoint,
+            list_endpoints,
+            get_endpoint,
+            remove_endpoint,
+            pause_endpoint,
+            resume_endpoint,
+            probe_endpoint,
             healthz,
             readyz,
             metrics,

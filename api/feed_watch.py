@@ -1,11 +1,14 @@
-"""What a running service knows of the change feed: its newest entry, polled for every
-stream client at once (entries another instance commits on PostgreSQL show too), and the
-retention that deletes entries older than `keep` seconds (projections/feed.py, `prune`).
+"""What a running service knows of the change feed: its newest entry, read for every
+stream client and the deliverer at once — at once when this instance's projector commits
+a step (`nudge`), and every `every` seconds for what other instances commit on
+PostgreSQL — and the retention that deletes entries older than `keep` seconds
+(projections/feed.py, `prune`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -27,7 +30,18 @@ class FeedWatch:
         self.every = every
         self.head = 0
         self._moved = asyncio.Event()
+        self._nudged = asyncio.Event()
         self._pruned_at = 0.0
+
+    def nudge(self) -> None:
+        """Look at the head now (this instance's projector just committed a step)."""
+        self._nudged.set()
+
+    async def changed(self, timeout: float) -> None:
+        """Wait until the head moves, or `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._moved.wait()
 
     async def poll(self) -> int:
         """Read the head now; wake whoever waits when it moved."""
@@ -80,4 +94,7 @@ class FeedWatch:
                 pass  # readiness reports the ledger itself
             except Exception:  # the watch must outlive any one failure
                 log.exception("watching the change feed failed")
-            await asyncio.sleep(self.every)
+            with contextlib.suppress(TimeoutError):  # a nudge, or the next poll
+                async with asyncio.timeout(self.every):
+                    await self._nudged.wait()
+            self._nudged.clear()

@@ -209,3 +209,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
     # aiosqlite logs every statement with its parameters at DEBUG: receipt bodies and
     # recipient addresses have no place in logs, whatever the level.
     logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
+    # httpx logs every request's URL at INFO: an outbound webhook endpoint's URL may hold
+    # a token (api/push/deliverer.py names endpoints by id instead).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))

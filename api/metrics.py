@@ -16,6 +16,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from api.push import endpoints
 from ledger.group import CommitReport
 from projections import queries, streams
 from projections.operator import SOURCE as OPERATOR_SOURCE
@@ -53,6 +54,7 @@ REFUSAL_REASONS = frozenset(
     }
 )
 SUPPRESSION_REASONS = frozenset(REASON_RANK)
+PUSH_OUTCOMES = frozenset({"delivered", "failed", "disabled"})
 
 M = TypeVar("M", Counter, Gauge)
 
@@ -200,6 +202,31 @@ class Metrics:
         self.ledger_receipts = Gauge(
             "bounceledger_ledger_receipts", "Receipts in the ledger", registry=r
         )
+        # Outbound webhooks: labelled by the endpoints' ids (configured; a removed
+        # endpoint's series are removed) and by fixed outcomes.
+        self.endpoint_failing = Gauge(
+            "bounceledger_endpoint_failing",
+            "1 while an outbound webhook endpoint gets nothing until an operator resumes it: "
+            "every retry of an entry failed (failing), or it answered 410 (disabled)",
+            ["endpoint"],
+            registry=r,
+        )
+        self.endpoint_lag = Gauge(
+            "bounceledger_endpoint_lag_entries",
+            "Change-feed entries not yet delivered to an outbound webhook endpoint",
+            ["endpoint"],
+            registry=r,
+        )
+        self._endpoint_ids: set[str] = set()
+        self.push_deliveries = Bounded(
+            Counter(
+                "bounceledger_push_deliveries",
+                "Outbound webhook attempts by this instance, by outcome",
+                ["outcome"],
+                registry=r,
+            ),
+            (PUSH_OUTCOMES, OTHER),
+        )
 
     def record_commit(self, report: CommitReport) -> None:
         """The store's on_commit hook."""
@@ -242,6 +269,22 @@ class Metrics:
         """Count a refusal; a source or reason outside the fixed sets is `unknown`/`other`."""
         self.refusals.labels(source, reason).inc()
 
+    def record_push(self, outcome: str) -> None:
+        """The deliverer's on_outcome hook: `delivered`, `failed` or `disabled`."""
+        self.push_deliveries.labels(outcome).inc()
+
+    async def _endpoints(self, runtime: Runtime) -> None:
+        """Set the endpoints' gauges from their table (whichever instance delivers)."""
+        listed = await endpoints.listing(runtime.store)
+        for gone in self._endpoint_ids - {endpoint.id for endpoint in listed}:
+            self.endpoint_failing.remove(gone)
+            self.endpoint_lag.remove(gone)
+        for endpoint in listed:
+            stopped = endpoint.state in ("failing", "disabled")
+            self.endpoint_failing.labels(endpoint.id).set(1 if stopped else 0)
+            self.endpoint_lag.labels(endpoint.id).set(endpoint.lag)
+        self._endpoint_ids = {endpoint.id for endpoint in listed}
+
     async def render(self, runtime: Runtime) -> bytes:
         """Refresh the gauges from the store, then the exposition text."""
         head = await runtime.store.last_seq()
@@ -253,6 +296,7 @@ class Metrics:
         for reason in REASON_RANK:
             self.suppressions.labels(reason).set(counts.get(reason, 0))
         await self._per_stream(runtime)
+        await self._endpoints(runtime)
         return generate_latest(self.registry)
 
     async def _per_stream(self, runtime: Runtime) -> None:

@@ -16,6 +16,8 @@ from litestar.di import Provide
 
 from api.feed_watch import FeedWatch
 from api.metrics import Metrics
+from api.push import deliverer
+from api.push.deliverer import Deliverer
 from api.settings import Settings
 from ledger import NewReceipt, Store, StoreUnavailable, open_store
 from projections import (
@@ -57,6 +59,8 @@ class Runtime:
         self._watch_task: asyncio.Task[None] | None = None
         self._feed_watch: FeedWatch | None = None
         self._feed_task: asyncio.Task[None] | None = None
+        # Pushes the change feed to the endpoints (only with an endpoint key).
+        self._deliverer: Deliverer | None = None
         self.metrics = Metrics()
         # Why lookups answer 503 now: the projection trails the ledger by more than
         # settings.max_projection_lag (None: it does not). Kept by `watch`.
@@ -108,14 +112,26 @@ class Runtime:
         await projector.catch_up()
         await queries.require_erasure_key(store, settings.erasure_key)
         # from here on: what arrives while serving (not the backlog folded at start)
-        projector.on_step = self.metrics.record_projection
+        watch = self._feed_watch = FeedWatch(store, settings.changes_keep)
+        await watch.poll()
+
+        def stepped(arrived: list[int]) -> None:
+            self.metrics.record_projection(arrived)
+            watch.nudge()  # the feed may have moved: stream clients and pushes go now
+
+        projector.on_step = stepped
         projector.on_set_aside = self.metrics.record_set_aside
         # a lease holder that does not fold is taken over well before lookups answer 503
         takeover = settings.max_projection_lag / 2
         self._task = asyncio.create_task(projector.run(takeover_after=takeover), name="projector")
         self._watch_task = asyncio.create_task(self._watch(), name="projection watch")
-        watch = self._feed_watch = FeedWatch(store, settings.changes_keep)
-        await watch.poll()
+        self._deliverer = await deliverer.started(  # outbound webhooks (with a key)
+            store,
+            settings.endpoint_key,
+            settings.push_schedule,
+            self.metrics.record_push,
+            wake=watch.changed,
+        )
         self._feed_task = asyncio.create_task(watch.run(), name="feed watch")
 
     async def _put_into_effect(self, policy: Policy) -> None:
@@ -158,6 +174,8 @@ class Runtime:
         The server has stopped taking requests by then, so the projection is left at the
         last receipt: the next command or instance starts with nothing to fold.
         """
+        if self._deliverer is not None:  # an abandoned delivery is sent again later
+            await self._bounded(self._deliverer.stop(), "stopping the webhook deliveries", grace)
         tasks = (
             (self._feed_task, "feed watch"),
             (self._watch_task, "watch"),

@@ -15,6 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from api.network import Network, NetworksInvalid, parse_networks
+from api.push.endpoints import Schedule
+from api.push.signing import EndpointKey, EndpointKeyMissing
+from api.push.signing import load_key as load_endpoint_key
 from api.sns_certificates import Fetch, fetch_https
 from ledger.backends import as_target
 from projections.erasure_keys import ErasureKey, load_key
@@ -131,6 +134,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The key erased addresses are looked up by (projections/erasure_keys.py:
     # BOUNCELEDGER_ERASURE_KEY or BOUNCELEDGER_ERASURE_KEY_FILE); None: erasure refused.
     erasure_key: ErasureKey | None = None
+    # The key every outbound webhook endpoint's secret is derived from (api/push/signing.py:
+    # BOUNCELEDGER_ENDPOINT_KEY or BOUNCELEDGER_ENDPOINT_KEY_FILE); None: no endpoint can be
+    # added, and nothing is delivered.
+    endpoint_key: EndpointKey | None = None
+    # When a failed delivery is retried (Svix's schedule; tests shorten it).
+    push_schedule: Schedule = msgspec.field(default_factory=Schedule)
     # How long the change feed keeps its entries, in seconds (projections/feed.py;
     # BOUNCELEDGER_CHANGES_KEEP_DAYS, 30 days by default): a cursor from before is 410.
     changes_keep: float = DEFAULT_CHANGES_KEEP_DAYS * 86400
@@ -310,6 +319,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             _positive(environ, "BOUNCELEDGER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, whole=True)
         ),
         erasure_key=_erasure_key(environ),
+        endpoint_key=_endpoint_key(environ),
         changes_keep=86400
         * _positive(
             environ, "BOUNCELEDGER_CHANGES_KEEP_DAYS", DEFAULT_CHANGES_KEEP_DAYS, unit="days"
@@ -321,6 +331,13 @@ def _erasure_key(environ: Mapping[str, str]) -> ErasureKey | None:
     try:
         return load_key(environ)
     except ErasureRefused as exc:
+        raise SettingsInvalid(str(exc)) from exc
+
+
+def _endpoint_key(environ: Mapping[str, str]) -> EndpointKey | None:
+    try:
+        return load_endpoint_key(environ)
+    except EndpointKeyMissing as exc:
         raise SettingsInvalid(str(exc)) from exc
 
 

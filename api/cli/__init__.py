@@ -6,6 +6,7 @@ import click
 
 from api.cli.audit import audit
 from api.cli.changes import changes_command
+from api.cli.endpoints import endpoints_group
 from api.cli.erase import erase_command
 from api.cli.ledger import export_command, import_command, migrate_command, verify_command
 from api.cli.operator import release_command, suppress_command
@@ -51,6 +52,7 @@ for command in (
     import_command,
     migrate_command,
     quarantine,
+    endpoints_group,
 ):
     cli.add_command(command)
 

@@ -22,7 +22,14 @@ from litestar.datastructures import ResponseHeader
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from api.console import actions, ledger_pages, pages, policy_pages, suppression_pages
+from api.console import (
+    actions,
+    endpoint_actions,
+    ledger_pages,
+    pages,
+    policy_pages,
+    suppression_pages,
+)
 from api.console.forms import check_form
 from api.console.guard import require_session
 from api.console.render import address_path
@@ -60,6 +67,7 @@ def console_router() -> Router:
             *suppression_pages.HANDLERS,
             *policy_pages.HANDLERS,
             *ledger_pages.HANDLERS,
+            *endpoint_actions.HANDLERS,
         ],
         guards=[require_session],
         before_request=check_form,

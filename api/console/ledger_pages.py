@@ -1,5 +1,7 @@
 """Console ledger page: verify the chain, the newest receipts (by provider), the
-quarantine with a replay button per delivery, and the log of operator actions.
+quarantine with a replay button per delivery, the log of operator actions, and the change
+feed's endpoints with how their deliveries stand (api/console/endpoint_actions.py acts on
+them).
 
 The last verification is kept per instance (in `app.state`), with when it ran: it is a
 fact about the ledger at that moment, shown until the next one.
@@ -19,6 +21,7 @@ from litestar.response import Redirect, Template
 from api.audit import MAX_SOURCE, SOURCE_PATTERN
 from api.console.render import back, page
 from api.output import bodies_text
+from api.push import endpoints
 from api.runtime import Runtime
 from api.schemas import MAX_SEQ
 from projections import operator, policy_history
@@ -60,6 +63,7 @@ async def ledger_page(
     received = await newest_receipts(runtime.store, before=before, source=chosen, limit=PAGE)
     pending = await listing(runtime.store, limit=QUARANTINE_SHOWN)
     actions = await newest_operator_actions(runtime.store, limit=PAGE)
+    pushed = await endpoints.listing(runtime.store)
     sources = SOURCES if chosen is None or chosen in SOURCES else (*SOURCES, chosen)
     return page(
         request,
@@ -75,6 +79,8 @@ async def ledger_page(
         pending=pending,
         pending_more=len(pending) == QUARANTINE_SHOWN,
         actions=actions,
+        endpoints=pushed,
+        pushing=runtime.settings.endpoint_key is not None,
         page_size=PAGE,
     )
 
