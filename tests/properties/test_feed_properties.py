@@ -28,6 +28,7 @@ from projections import Policy, Projector, feed, rebuild
 from projections.erasing import erase
 from projections.erasure_keys import ErasureKey
 from tests import pg
+from tests.conftest import BACKENDS
 from tests.properties.histories import ADDRESSES, POLICIES, Delivery, histories, resend_histories
 from tests.properties.test_invariants import DB, scratch
 
@@ -183,7 +184,7 @@ async def opened(backend: str, database: Callable[[], str]) -> AsyncIterator[Sto
         await pg.execute(url, f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def feed_backend(request: pytest.FixtureRequest) -> tuple[str, Callable[[], str]]:
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_database")

@@ -12,7 +12,7 @@ import pytest
 from ledger import Receipt
 from projections import operator
 from projections.errors import PolicyInvalid
-from projections.facts import FUTURE_TOLERANCE_US, Fact, _event_time, derive
+from projections.facts import FUTURE_TOLERANCE_US, Fact, _event_time, derive, is_erasure
 from projections.mapping import Mapper, read_policy
 from projections.policy import DEFAULT_POLICY
 from projections.providers import PROVIDERS
@@ -146,3 +146,17 @@ def test_an_event_time_up_to_the_tolerance_after_its_receipt_is_kept() -> None:
     later, flags = _event_time(received + FUTURE_TOLERANCE_US + 1, received)
     assert later == received
     assert flags[0].endswith("is after the receipt: the receipt time is used")
+
+
+def test_only_an_operator_erase_is_an_erasure() -> None:
+    """What the feed and the rebuild's swap ask of a fact (projections/feed.py skips the
+    erasure's own fold; the swap forgets what a rebuild folded of an erased address)."""
+
+    def fact(source: str, kind: str) -> Fact:
+        return Fact(source=source, raw_kind=kind, recipient="r@example.org", at=1, seq=1, ord=0,
+                    event_id="e")  # fmt: skip
+
+    assert is_erasure(fact(operator.SOURCE, "erase"))
+    assert not is_erasure(fact(operator.SOURCE, "suppress"))
+    assert not is_erasure(fact(operator.SOURCE, "release"))
+    assert not is_erasure(fact("smtp2go", "erase"))  # a provider's event of that name
