@@ -274,10 +274,10 @@ async def rebuilt(
     """A rebuild's swap, before the tables `*{suffix}` replace the live ones: write the
     start marker, one entry per address whose verdict differs between them (what the
     dry run lists), and the end marker. Returns (the start marker's number, changes)."""
-    reasons = "reasons" if listed_reasons else "NULL"
+    reasons = "a.reasons" if listed_reasons else "NULL"
     differ = "a.reason <> b.reason" + (" OR a.reasons <> b.reasons" if listed_reasons else "")
     rows = await tx.fetch(
-        f"SELECT a.email, a.reason, a.{reasons}, b.reason, b.reasons FROM suppressions a "
+        f"SELECT a.email, a.reason, {reasons}, b.reason, b.reasons FROM suppressions a "
         f"LEFT JOIN suppressions{suffix} b ON b.email = a.email "
         f"WHERE b.email IS NULL OR {differ} "
         f"UNION ALL SELECT b.email, NULL, NULL, b.reason, b.reasons FROM suppressions{suffix} b "

@@ -5,6 +5,7 @@ keyed hash in the feed; pages by cursor; text for people, JSON lines for program
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,20 @@ def test_a_second_erasure_names_what_came_after_the_first(
     assert [(e["cause"], e["erases"]) for e in last] == [("erasure", [came_back["id"]])]
     assert last[0]["before"] == last[0]["after"]
     assert "dan@example.org" not in json.dumps(lines(db, "--after", "0"))
+
+
+@pytest.mark.sqlite_only
+def test_a_rebuild_of_a_projection_listing_one_reason_only(db: Path, tmp_path: Path) -> None:
+    """A projection folded before the suppressions table listed every reason (no `reasons`
+    column): its rebuild compares on the strongest reason, and writes its entries."""
+    assert lines(db, "--after", "0")  # folded now
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE suppressions DROP COLUMN reasons")
+    strict = write_policy(tmp_path, "soft_bounce_threshold = 2\n")
+    done = invoke("rebuild", "--db", db, "--policy", strict, "--note", "two soft bounces do")
+    assert done.exit_code == 0, done.output
+    changed = [e for e in lines(db, "--after", "0") if e["type"] == "suppression.changed"]
+    assert [(e["email"], e["cause"]) for e in changed] == [
+        ("dan@example.org", "event"),
+        (CAROL, "rebuild"),
+    ]
