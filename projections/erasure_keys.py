@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from projections.errors import ErasureRefused
+from projections.keyfiles import configured
 
 PREFIX = "hmac-sha256:"
 MIN_KEY = 32
@@ -61,17 +60,8 @@ class ErasureKey:
 def load_key(environ: Mapping[str, str] | None = None) -> ErasureKey | None:
     """The erasure key the environment configures, or None; ErasureKeyMissing when the
     configured one is unusable (too short, the file unreadable)."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV):
-        return ErasureKey(env[ENV].encode())
-    if env.get(ENV_FILE):
-        path = Path(env[ENV_FILE])
-        try:
-            secret = path.read_bytes().strip()
-        except OSError as exc:
-            raise ErasureKeyMissing(f"{ENV_FILE}={path}: {exc.strerror or exc}") from exc
-        return ErasureKey(secret)
-    return None
+    secret = configured(environ, ENV, ENV_FILE, ErasureKeyMissing)
+    return ErasureKey(secret) if secret is not None else None
 
 
 NO_KEY = (

@@ -19,9 +19,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
-from pathlib import Path
+
+from projections.keyfiles import configured
 
 PREFIX = "whsec_"
 MIN_KEY = 32
@@ -65,17 +65,8 @@ class EndpointKey:
 def load_key(environ: Mapping[str, str] | None = None) -> EndpointKey | None:
     """The endpoint key the environment configures, or None; EndpointKeyMissing when the
     configured one is unusable (too short, the file unreadable)."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV):
-        return EndpointKey(env[ENV].encode())
-    if env.get(ENV_FILE):
-        path = Path(env[ENV_FILE])
-        try:
-            key = path.read_bytes().strip()
-        except OSError as exc:
-            raise EndpointKeyMissing(f"{ENV_FILE}={path}: {exc.strerror or exc}") from exc
-        return EndpointKey(key)
-    return None
+    key = configured(environ, ENV, ENV_FILE, EndpointKeyMissing)
+    return EndpointKey(key) if key is not None else None
 
 
 def require_key(environ: Mapping[str, str] | None = None) -> EndpointKey:
