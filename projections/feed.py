@@ -215,29 +215,40 @@ async def write(tx: Tx, entries: list[tuple[Entry, str | None, str | None]]) -> 
     return [row[0] for row in rows]
 
 
-def _cause(fact: Fact | None) -> dict[str, object]:
+def _changed(change: Pending, policy_hash: str) -> Changed:
+    """The entry of a fold's verdict change, naming what caused it."""
+    fact = change.trigger
     if fact is None:
-        return {"cause": "event"}
-    if fact.source != operator.SOURCE:
-        event = {"receipt": fact.seq, "source": fact.source, "event_id": fact.event_id}
-        return {"cause": "event", **event}
-    return {"cause": "operator", "receipt": fact.seq, "action": fact.raw_kind}
+        return Changed(
+            before=change.before, after=change.after, cause="event", policy_hash=policy_hash
+        )
+    if fact.source == operator.SOURCE:
+        return Changed(
+            before=change.before, after=change.after, cause="operator", policy_hash=policy_hash,
+            receipt=fact.seq, action=fact.raw_kind,
+        )  # fmt: skip
+    return Changed(
+        before=change.before, after=change.after, cause="event", policy_hash=policy_hash,
+        receipt=fact.seq, source=fact.source, event_id=fact.event_id,
+    )  # fmt: skip
+
+
+def _keyed(email: str) -> tuple[str | None, str | None]:
+    """(email, subject) of an entry about `email`: an erased address's keyed hash is a
+    subject, never an address."""
+    return (None, email) if is_subject(email) else (email, None)
 
 
 async def record(tx: Tx, changes: list[Pending], policy_hash: str) -> None:
     """Write the entries of a fold's verdict changes (an erasure's own: `erased`)."""
-    entries: list[tuple[Entry, str | None, str | None]] = []
-    for change in changes:
-        trigger = change.trigger
-        if trigger is not None and is_erasure(trigger):
-            continue  # the erasure writes its own entry
-        entry = Changed(
-            before=change.before, after=change.after, policy_hash=policy_hash,
-            **_cause(trigger),  # type: ignore[arg-type]
-        )  # fmt: skip
-        erased = is_subject(change.email)
-        entries.append((entry, None if erased else change.email, change.email if erased else None))
-    await write(tx, entries)
+    await write(
+        tx,
+        [
+            (_changed(change, policy_hash), *_keyed(change.email))
+            for change in changes
+            if change.trigger is None or not is_erasure(change.trigger)  # it writes its own
+        ],
+    )
 
 
 async def erase(tx: Tx, email: str, subject: str) -> list[int]:
@@ -302,8 +313,7 @@ async def rebuilt(
             before=before, after=after, cause="rebuild", policy_hash=policy_hash,
             rebuild_id=rebuild_id,
         )  # fmt: skip
-        subject = is_subject(email)
-        entries.append((entry, None if subject else email, email if subject else None))
+        entries.append((entry, *_keyed(email)))
     done = RebuildCompleted(
         rebuild_id=rebuild_id,
         policy_hash=policy_hash,
