@@ -370,9 +370,13 @@ async def _append_on(
     the transaction commits)."""
     digests = [body_digest(receipt.body) for receipt in batch]
     head = await _lock_head(conn)
-    rows = await conn.fetch(
-        "SELECT source, body_sha256, seq FROM receipts WHERE body_sha256 = ANY($1)",
-        list(set(digests)),
+    pairs = list({(receipt.source, digest) for receipt, digest in zip(batch, digests, strict=True)})
+    rows = await conn.fetch(  # through the unique (source, body_sha256): no other index
+        "SELECT r.source, r.body_sha256, r.seq FROM receipts r "
+        "JOIN unnest($1::text[], $2::bytea[]) AS wanted (source, digest) "
+        "ON r.source = wanted.source AND r.body_sha256 = wanted.digest",
+        [source for source, _ in pairs],
+        [digest for _, digest in pairs],
     )
     known = {(row[0], bytes(row[1])): row[2] for row in rows}
     ids = await conn.fetch(

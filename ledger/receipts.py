@@ -23,6 +23,9 @@ from ledger.sql import Row, Tx
 
 # The chained row's columns, in the order the appends insert them.
 COLUMNS = "seq, received_at, source, content_type, headers, peer, body_sha256, chain_hash"
+# What SQLite indexes of a body's digest (ledger/sqlite.py), and a lookup by digest
+# names: its first 8 bytes. (PostgreSQL's lookups use its UNIQUE (source, body_sha256).)
+DIGEST_PREFIX = "substr(body_sha256, 1, 8)"
 # A receipt with its stored body (codec, dictionary, data: ledger/bodies.py).
 _SELECT = (
     "SELECT r.seq, r.received_at, r.source, r.content_type, r.headers, r.peer, "

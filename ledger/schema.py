@@ -1,7 +1,7 @@
 """The ledger's tables, as data every backend fills in with its own words (`Tx.types`) and
-extends with what only it needs (ledger/sqlite.py: the append-only triggers; ledger/
-postgres.py: the head row, its triggers, the unique digest), and the schema version
-both keep in the same table.
+extends with what only it needs (ledger/sqlite.py: the append-only triggers, the digest
+prefix index; ledger/postgres.py: the head row, its triggers, the unique digest), and the
+schema version both keep in the same table.
 
 - `receipts`: the log itself, append-only (each backend refuses UPDATE and DELETE in the
   database itself): each row chains its body's digest, not its bytes;
@@ -26,9 +26,11 @@ from ledger.sql import Tx, fetchrow, statements
 
 # The layout this code reads and writes. 2: the quarantine. 3: bodies kept compressed
 # apart from the receipts (ledger/upgrade.py moves them). 4: a body says which erasure
-# record changed it (ledger/erasures.py). A SQLite ledger laid out before SQLite kept the
-# version table is at version 2 (the tables are the same).
-VERSION = 4
+# record changed it (ledger/erasures.py). 5: no index of the whole body digest (SQLite
+# indexes its first 8 bytes; PostgreSQL's unique (source, digest) serves its lookups). A
+# SQLite ledger laid out before SQLite kept the version table is at version 2 (the tables
+# are the same).
+VERSION = 5
 # Serializes creating the schema between instances starting at once.
 LOCK = 0x626C5F736368656D  # "bl_schem"
 
@@ -50,7 +52,6 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS receipts (\n        seq {int} PRIMARY KEY,"
     + _DELIVERY
     + ",\n        chain_hash {blob} NOT NULL{receipts_constraints}\n    )",
-    "CREATE INDEX IF NOT EXISTS receipts_by_digest ON receipts (body_sha256)",
     """CREATE TABLE IF NOT EXISTS bodies (
         seq        {int}    PRIMARY KEY,
         codec      SMALLINT NOT NULL,
@@ -107,6 +108,7 @@ async def ensure(
         await tx.execute(statement)
     await upgrade.bodies_apart(tx)
     await upgrade.erasable(tx)
+    await upgrade.digest_prefix(tx)
     await tx.execute(
         "INSERT INTO bl_schema VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = ?",
         VERSION,

@@ -27,6 +27,7 @@ from ledger.body_store import Packer, load_packer
 from ledger.chain import GENESIS, BodyRow, IdentityRow
 from ledger.errors import AppendRejected, StoreUnavailable, ValueRefused
 from ledger.group import CommitReport, GroupCommit
+from ledger.receipts import DIGEST_PREFIX
 from ledger.records import AppendResult, NewReceipt
 from ledger.sql import Row, Tx, fetchrow
 from ledger.sqlstore import SqlStore
@@ -64,6 +65,10 @@ APPEND_ONLY = (
     BEGIN SELECT RAISE(ABORT, 'receipts are append-only: UPDATE refused'); END""",
     """CREATE TRIGGER IF NOT EXISTS receipts_refuse_delete BEFORE DELETE ON receipts
     BEGIN SELECT RAISE(ABORT, 'receipts are append-only: DELETE refused'); END""",
+    # The appends find a redelivered body by its digest (ledger/writer.py known_digests):
+    # by its first 8 bytes, which narrow a lookup to one row in practice, at a third of
+    # what indexing the whole 32 would cost.
+    f"CREATE INDEX IF NOT EXISTS receipts_by_digest_prefix ON receipts ({DIGEST_PREFIX})",
 )
 TYPES = {
     "int": "INTEGER",

@@ -10,6 +10,11 @@ tuples on PostgreSQL until its VACUUM.
 
 Version 3 → 4, `erasable`: a body row says which erasure record changed it (`erased_by`,
 ledger/erasures.py); none has been, so the new column is empty.
+
+Version 4 → 5, `digest_prefix`: the index of every receipt's whole body digest goes
+(0.08x the bodies' raw bytes at 1,000,000 receipts): SQLite's appends look a digest up by
+its first 8 bytes (an index the backend's own statements create), PostgreSQL's by its
+unique (source, digest).
 """
 
 from __future__ import annotations
@@ -52,3 +57,8 @@ async def erasable(tx: Tx) -> None:
     database that has it already is left alone)."""
     if "erased_by" not in await tx.columns("bodies"):
         await tx.execute("ALTER TABLE bodies ADD COLUMN erased_by {int}".format(**tx.types))
+
+
+async def digest_prefix(tx: Tx) -> None:
+    """Drop the index of the whole body digest (a database without it is left alone)."""
+    await tx.execute("DROP INDEX IF EXISTS receipts_by_digest")

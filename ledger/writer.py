@@ -16,7 +16,7 @@ import aiosqlite
 
 from ledger.body_store import INSERT_BODIES, Packer
 from ledger.chain import GENESIS, KnownIdentities, batch_identities, body_digest, link_batch
-from ledger.receipts import COLUMNS
+from ledger.receipts import COLUMNS, DIGEST_PREFIX
 from ledger.records import AppendResult, NewReceipt
 
 T = TypeVar("T")
@@ -100,15 +100,20 @@ def known_identities(conn: sqlite3.Connection, identities: list[str]) -> KnownId
 
 
 def known_digests(conn: sqlite3.Connection, digests: list[bytes]) -> dict[tuple[str, bytes], int]:
-    unique = list(set(digests))
+    """(source, digest) -> the first receipt of that source with that body's digest, for
+    the digests given that the ledger holds: looked up by their first 8 bytes (the index,
+    ledger/sqlite.py), then compared whole."""
+    wanted = set(digests)
+    prefixes = list({digest[:8] for digest in wanted})
     known: dict[tuple[str, bytes], int] = {}
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
+    for start in range(0, len(prefixes), 500):
+        chunk = prefixes[start : start + 500]
         marks = ",".join("?" * len(chunk))
         for source, digest, seq in conn.execute(
             f"SELECT source, body_sha256, MIN(seq) FROM receipts "
-            f"WHERE body_sha256 IN ({marks}) GROUP BY source, body_sha256",
+            f"WHERE {DIGEST_PREFIX} IN ({marks}) GROUP BY source, body_sha256",
             chunk,
         ):
-            known[(source, digest)] = seq
+            if digest in wanted:
+                known[(source, digest)] = seq
     return known

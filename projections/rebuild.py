@@ -179,7 +179,7 @@ async def _indexed_groups(store: Store, upto: int, progress: Progress | None) ->
                 list[tuple[str, bytes, int]],
                 await tx.fetch(
                     "SELECT email, fact, seq FROM recipient_facts WHERE email > ? "
-                    "ORDER BY email, at, seq, ord LIMIT ?",
+                    "ORDER BY email, key LIMIT ?",
                     after,
                     _FACT_CHUNK,
                 ),
@@ -200,13 +200,13 @@ async def _indexed_groups(store: Store, upto: int, progress: Progress | None) ->
                 break  # possibly cut short by the LIMIT: the next chunk starts with it
             if email != group_email:
                 if group:
-                    yield group_email, group
+                    yield group_email, views.in_history_order(group)
                 group_email, group = email, []
             if seq <= upto:
                 group.append(decode_fact(blob))
             done += 1
         if group:
-            yield group_email, group
+            yield group_email, views.in_history_order(group)
         after = group_email if full else last_email
         if progress:
             progress(done, total)

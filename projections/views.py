@@ -3,9 +3,10 @@ through `ledger.sql.Tx`).
 
 - `projection_meta`: the checkpoint (last receipt folded), the policy it was folded
   under, and the derivation version of the stored facts;
-- `recipient_facts`: every fact by recipient in history order, unique by
-  de-duplication key — the recipient index and the decode cache, independent of the
-  policy, so rebuilds and out-of-order refolds never parse a body again;
+- `recipient_facts`: every fact by recipient, unique by de-duplication key (which names
+  the recipient: the pair is the primary key, no index beside it) — the recipient index
+  and the decode cache, independent of the policy, so rebuilds and out-of-order refolds
+  never parse a body again. A recipient's facts are put in history order when read;
 - `recipient_state`: each recipient's folded state; `suppressions`: just the
   suppressed addresses, what senders query — with every active reason (strongest
   first), the source of the evidence receipt and the time of the latest event, so the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 
 import msgspec
 
@@ -56,18 +58,15 @@ CREATE TABLE IF NOT EXISTS recipient_facts (
     ord   INTEGER NOT NULL,
     key   {blob}  NOT NULL,
     fact  {blob}  NOT NULL,
-    PRIMARY KEY (email, at, seq, ord)
+    PRIMARY KEY (email, key)
 ){table};
 """
-# The de-duplication key's uniqueness is an index of its own, not part of the table: a
-# re-derivation (projections/rebuild.py) writes all the rows first, in key order-free
-# appends, then copies them in address order and builds this index once, by sorting —
-# rather than inserting a million random keys into two B-trees one by one (far slower:
-# bench/README.md, "Measured reasons").
-_FACTS_KEY = """
-CREATE UNIQUE INDEX IF NOT EXISTS recipient_facts_key ON recipient_facts (key);
-"""
-_FACTS = _FACTS_TABLE + _FACTS_KEY
+# The de-duplication key is a hash of the recipient with the event's identity, so the pair
+# (recipient, key) is as unique as the key: one B-tree serves the recipient's reads and the
+# key's uniqueness (an index on the key alone cost a quarter of the table beside it:
+# bench/README.md, "Measured reasons"). A re-derivation (projections/rebuild.py) appends
+# the rows first, without any index, then copies them in the table's own order.
+_FACTS = _FACTS_TABLE
 # Where a re-derivation appends the facts before they are copied into recipient_facts.
 _FACTS_STAGED = """
 CREATE {scratch} TABLE recipient_facts_staged (
@@ -129,6 +128,9 @@ CREATE TABLE IF NOT EXISTS recipient_echoes (
 INSERT_ECHOES = "INSERT INTO recipient_echoes VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 _CHUNK = 500
+# Key lookups a statement (two parameters each; SQLite's expression depth stays far below
+# its limit of 1,000).
+_PAIRS = 100
 
 
 def _statements(script: str, types: Mapping[str, str], suffix: str = "") -> list[str]:
@@ -155,22 +157,22 @@ INSERT_STAGED = "INSERT INTO recipient_facts_staged VALUES (?, ?, ?, ?, ?, ?)"
 
 def facts_from_staged(types: Mapping[str, str]) -> list[str]:
     """Fill a new fact index from the staged facts: the first copy (by seq, ord) of each
-    key, in the table's own order, then the key index; the later copies' receipts become
-    echoes; then the staging table goes."""
+    key, in the table's own order; the later copies' receipts become echoes; then the
+    staging table goes."""
     copy = (
         "INSERT INTO recipient_facts SELECT email, at, seq, ord, key, fact FROM ("
         "SELECT email, at, seq, ord, key, fact, "
-        "ROW_NUMBER() OVER (PARTITION BY key ORDER BY seq, ord) AS copy "
-        "FROM recipient_facts_staged) AS staged WHERE copy = 1 ORDER BY email, at, seq, ord"
+        "ROW_NUMBER() OVER (PARTITION BY email, key ORDER BY seq, ord) AS copy "
+        "FROM recipient_facts_staged) AS staged WHERE copy = 1 ORDER BY email, key"
     )
     return [
         *_statements(_FACTS_TABLE, types),
         copy,
-        *_statements(_FACTS_KEY, types),
         "DROP TABLE IF EXISTS recipient_echoes",
         *_statements(_ECHOES, types),
         "INSERT INTO recipient_echoes SELECT DISTINCT s.email, s.seq "
-        "FROM recipient_facts_staged s JOIN recipient_facts f ON f.key = s.key "
+        "FROM recipient_facts_staged s JOIN recipient_facts f "
+        "ON f.email = s.email AND f.key = s.key "
         "WHERE f.seq <> s.seq OR f.ord <> s.ord",
         "DROP TABLE recipient_facts_staged",
     ]
@@ -267,7 +269,7 @@ async def plan(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> Plan:
     depends on event time, never on arrival order — and so is one whose new facts weigh
     a shared bounce against a delivery (Mapper.needs_history).
     """
-    known = await _known_keys(tx, [item.key for item in keyed])
+    known = await _known_keys(tx, keyed)
     fresh: list[Keyed] = []
     echoes: list[tuple[str, int]] = []
     for item in keyed:
@@ -320,12 +322,16 @@ async def apply(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> None:
     await write_plan(tx, await plan(tx, keyed, mapper))
 
 
-async def _known_keys(tx: Tx, keys: list[bytes]) -> set[bytes]:
+async def _known_keys(tx: Tx, keyed: list[Keyed]) -> set[bytes]:
+    """Which of these facts' keys the index holds already: each looked up by its primary
+    key (recipient, key) — one OR of equalities, which both backends answer from the
+    primary key (SQLite's row-value IN over VALUES would scan the table)."""
     known: set[bytes] = set()
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = await tx.fetch(f"SELECT key FROM recipient_facts WHERE key IN ({marks})", *chunk)
+    for start in range(0, len(keyed), _PAIRS):
+        chunk = keyed[start : start + _PAIRS]
+        where = " OR ".join(["(email = ? AND key = ?)"] * len(chunk))
+        pairs = [value for item in chunk for value in (item.fact.recipient, item.key)]
+        rows = await tx.fetch(f"SELECT key FROM recipient_facts WHERE {where}", *pairs)
         known.update(bytes(row[0]) for row in rows)
     return known
 
@@ -352,11 +358,19 @@ async def load_state(tx: Tx, email: str) -> RecipientState | None:
 async def load_facts(tx: Tx, email: str, until: int | None = None) -> list[Fact]:
     """A recipient's indexed facts in history order, optionally up to event time `until`."""
     rows = await tx.fetch(
-        "SELECT fact FROM recipient_facts WHERE email = ? AND at <= ? ORDER BY at, seq, ord",
+        "SELECT fact FROM recipient_facts WHERE email = ? AND at <= ?",
         email,
         until if until is not None else 2**62,
     )
-    return [decode_fact(blob) for (blob,) in rows]
+    return in_history_order(decode_fact(blob) for (blob,) in rows)
+
+
+def in_history_order(facts: Iterable[Fact]) -> list[Fact]:
+    """Facts sorted as history has them: by event time, then receipt, then position."""
+    return sorted(facts, key=_POSITION)
+
+
+_POSITION = attrgetter("at", "seq", "ord")
 
 
 async def set_aside(tx: Tx, seq: int, reason: str, at: int) -> None:

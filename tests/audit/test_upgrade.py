@@ -261,7 +261,7 @@ async def test_a_ledger_of_release_866dff8_is_upgraded_and_can_erase(tmp_path: P
     store = await SQLiteStore.open(db)
     try:
         async with store.reading() as tx:
-            assert (await tx.fetch("SELECT version FROM bl_schema"))[0][0] == schema.VERSION == 4
+            assert (await tx.fetch("SELECT version FROM bl_schema"))[0][0] == schema.VERSION
             assert "erased_by" in await tx.columns("bodies")
         assert await store.verify() == (62, None)
         await rebuild(store, await active_policy(store))  # the derivation changed since
