@@ -1,7 +1,9 @@
 """`python -m bench [STEP ...] [options]`: measure, print the table, write results/latest.json.
 
-Steps: ingest, rebuild, size, start, timeline, erase, check, feed (default: all, in
-that order). size/start/timeline/erase run on the largest --events ledger after its rebuild.
+Steps: ingest, rebuild, size, start, timeline, erase, check, feed, mixed (default: all,
+in that order). size/start/timeline/erase run on the largest --events ledger after its
+rebuild; mixed builds a ledger of every provider's receipts (--mixed-events) and measures
+its size, alone and projected, on SQLite and PostgreSQL.
 ingest and rebuild also measure bounceledger on PostgreSQL, beside SQLite: on a fresh
 database of the server BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres),
 dropped afterwards; skipped, with one line saying why, when that server cannot be used.
@@ -15,6 +17,7 @@ Examples:
     python -m bench timeline start --events 100000
     python -m bench check --check-rows 100000
     python -m bench feed --feed-entries 100000
+    python -m bench mixed --mixed-events 100000
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import check, feed, ingest, profile, reads, rebuild
+from bench import check, feed, ingest, mixed, profile, reads, rebuild
 from bench import erase as erasure
 from bench.procs import BenchError
 from bench.report import Results, table, write_json
 
-STEPS = ("ingest", "rebuild", "size", "start", "timeline", "erase", "check", "feed")
+STEPS = ("ingest", "rebuild", "size", "start", "timeline", "erase", "check", "feed", "mixed")
 BIG = 5_000_000
 
 
@@ -75,6 +78,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--feed-entries", type=int, default=200_000, help="feed step: entries")
     p.add_argument("--feed-webhooks", type=int, default=300, help="feed step: pushes timed")
     p.add_argument("--feed-rate", type=float, default=20.0, help="feed step: webhooks a second")
+    p.add_argument(
+        "--mixed-events",
+        type=int,
+        default=1_000_000,
+        help="mixed step: receipts of every provider in equal shares (bench/mixed.py)",
+    )
     p.add_argument("--start-repeats", type=int, default=3)
     p.add_argument(
         "--profile",
@@ -164,7 +173,7 @@ def _run(args: argparse.Namespace, work: Path, results: Results) -> None:
             built, built_events = db, events
     if built is not None:
         if "size" in steps:
-            reads.size(runs[built_events].size, results)
+            reads.size(runs[built_events].size, results, runs[built_events].ledger_only)
         if "start" in steps:
             _step("start", results)
             reads.start(built, work, results, args.start_repeats)
@@ -180,6 +189,9 @@ def _run(args: argparse.Namespace, work: Path, results: Results) -> None:
     if "feed" in steps:
         _step("feed", results)
         feed.run(work, results, args.feed_entries, args.feed_webhooks, args.feed_rate)
+    if "mixed" in steps:
+        _step("mixed", results)
+        mixed.run(work, args.mixed_events, results)
     if args.big and runs:  # last: it is slow
         _big(args, work, runs, results)
 

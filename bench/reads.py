@@ -12,29 +12,56 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import dbinfo, payloads
+from bench import dbinfo, payloads, pg
 from bench.procs import HOST, BenchError, Server
 from bench.report import Results, Row
 from bench.service import AUTH, WEBHOOK, baseline, bounceledger
 
 
-def size(got: dbinfo.Size, results: Results) -> None:
+def size(
+    got: dbinfo.Size, results: Results, ledger: dbinfo.Size | None = None, kind: str = ""
+) -> None:
     """db + WAL after a checkpoint, over the bodies stored (the ledger with its projection,
-    measured after its first rebuild)."""
+    measured after its first rebuild); with `ledger`, the same file before its first
+    projection (the ledger alone) in a row of its own. `kind` names the receipts
+    ("mixed-provider"; "" for the generated SMTP2GO ones)."""
+    named = f"{got.receipts:,} {kind + ' ' if kind else ''}receipts"
+    for figure, measured in (("db", got), ("ledger alone", ledger)):
+        if measured is None:
+            continue
+        tables = list(measured.by_table.items())[:6]
+        top = ", ".join(f"{name} {b / 1e6:.0f} MB" for name, b in tables)
+        results.add(
+            Row(
+                "size",
+                f"{figure} / body bytes, {named}",
+                measured.file_bytes / 1e6,
+                "MB",
+                measured.body_bytes / 1e6,
+                "bodies",
+                ("<=", dbinfo.TARGET_RATIO, "ratio"),
+                note=f"by table: {top}; free {measured.free_bytes / 1e6:.0f} MB",
+            )
+        )
+    results.extra["size" + ("-" + kind if kind else "")] = got.__dict__
+
+
+def pg_size(got: pg.Size, results: Results, kind: str = "") -> None:
+    """The PostgreSQL database's size (tables, indexes, TOAST) over the bodies stored."""
+    named = f"{got.receipts:,} {kind + ' ' if kind else ''}receipts"
     top = ", ".join(f"{name} {b / 1e6:.0f} MB" for name, b in list(got.by_table.items())[:6])
     results.add(
         Row(
             "size",
-            f"db / body bytes, {got.receipts:,} receipts",
-            got.file_bytes / 1e6,
+            f"PostgreSQL db / body bytes, {named}",
+            got.database_bytes / 1e6,
             "MB",
             got.body_bytes / 1e6,
             "bodies",
             ("<=", dbinfo.TARGET_RATIO, "ratio"),
-            note=f"by table: {top}; free {got.free_bytes / 1e6:.0f} MB",
+            note=f"by table with its indexes: {top}",
         )
     )
-    results.extra["size"] = got.__dict__
 
 
 class Client:

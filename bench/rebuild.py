@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import dbinfo, gen, pg, profile
+from bench import dbinfo, gen, pg, profile, reads
 from bench.procs import PYTHON, BenchError, Timed, run_timed, tool
 from bench.report import Results, Row
 from bench.service import bl_env
@@ -54,6 +54,7 @@ class Ledger:
     cold: Rebuilt
     warm: Rebuilt
     size: dbinfo.Size
+    ledger_only: dbinfo.Size
 
 
 def prepare(work: Path, events: int, *, cache: bool, verify: bool, results: Results) -> Path:
@@ -193,7 +194,7 @@ def _sqlite(db: Path, events: int, work: Path, results: Results) -> Ledger:
         "ledger_only_size": ledger_only.__dict__,
         "size_after_cold": size.__dict__,
     }
-    return Ledger(cold, warm, size)
+    return Ledger(cold, warm, size, ledger_only)
 
 
 def add_rows(
@@ -335,6 +336,7 @@ def _postgres(source: Path, events: int, work: Path, results: Results, sqlite: L
                 ),
             )
         )
+    reads.pg_size(size, results)
     results.extra.setdefault("rebuild", {}).setdefault(str(events), {})["postgresql"] = {
         "migrate": {"seconds": moved.seconds, "peak_rss_mb": moved.peak_rss_mb},
         "cold": cold.__dict__,
