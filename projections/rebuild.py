@@ -25,9 +25,7 @@ from projections.errors import DecodeFailed
 from projections.facts import (
     DERIVATION_VERSION,
     Fact,
-    decode_fact,
     derive,
-    encode_fact,
     is_erasure,
 )
 from projections.feed import NOBODY, Verdict, verdict
@@ -176,9 +174,9 @@ async def _indexed_groups(store: Store, upto: int, progress: Progress | None) ->
     while True:
         async with store.reading() as tx:
             rows = cast(
-                list[tuple[str, bytes, int]],
+                list[tuple[str, int, int, int, bytes]],
                 await tx.fetch(
-                    "SELECT email, fact, seq FROM recipient_facts WHERE email > ? "
+                    "SELECT email, at, seq, ord, fact FROM recipient_facts WHERE email > ? "
                     "ORDER BY email, key LIMIT ?",
                     after,
                     _FACT_CHUNK,
@@ -191,11 +189,16 @@ async def _indexed_groups(store: Store, upto: int, progress: Progress | None) ->
         if full and rows[0][0] == last_email:  # one recipient fills the chunk: read it whole
             async with store.reading() as tx:
                 whole = await views.load_facts(tx, last_email)
-            rows = [(last_email, encode_fact(fact), fact.seq) for fact in whole]
-            full = False
+            done += len(whole)
+            if kept := [fact for fact in whole if fact.seq <= upto]:
+                yield last_email, kept
+            after = last_email
+            if progress:
+                progress(done, total)
+            continue
         group: list[Fact] = []
         group_email = rows[0][0]
-        for email, blob, seq in rows:
+        for email, at, seq, order, blob in rows:
             if full and email == last_email:
                 break  # possibly cut short by the LIMIT: the next chunk starts with it
             if email != group_email:
@@ -203,7 +206,7 @@ async def _indexed_groups(store: Store, upto: int, progress: Progress | None) ->
                     yield group_email, views.in_history_order(group)
                 group_email, group = email, []
             if seq <= upto:
-                group.append(decode_fact(blob))
+                group.append(views.stored_fact(email, at, seq, order, blob))
             done += 1
         if group:
             yield group_email, views.in_history_order(group)

@@ -312,20 +312,27 @@ def projection_dump(db: Path) -> dict[str, Any]:
         suppressed = conn.execute(
             "SELECT email, reason, since, seq FROM suppressions ORDER BY email"
         ).fetchall()
-        facts = conn.execute("SELECT key, fact FROM recipient_facts ORDER BY key").fetchall()
+        facts = conn.execute(
+            "SELECT key, email, at, seq, ord, fact FROM recipient_facts ORDER BY key"
+        ).fetchall()
     conn.close()
     return {
         "meta": [list(row) for row in meta],
         "recipient_state": [(email, bytes(state).hex()) for email, state in states],
         "suppressions": [list(row) for row in suppressed],
-        "facts": [(bytes(key).hex(), bytes(fact).hex()) for key, fact in facts],
+        "facts": [
+            (bytes(key).hex(), email, at, seq, order, bytes(fact).hex())
+            for key, email, at, seq, order, fact in facts
+        ],
     }
 
 
-def derived_facts(db: Path) -> list[tuple[str, str]]:
-    """Every receipt's facts derived afresh by the projection code (first by seq wins)."""
+def derived_facts(db: Path) -> list[tuple[str, str, int, int, int, str]]:
+    """Every receipt's facts derived afresh by the projection code (first by seq wins), as
+    the index's rows (projection_dump's "facts")."""
     from ledger import Receipt
-    from projections.facts import derive, encode_fact
+    from projections.facts import derive
+    from projections.views import fact_row
 
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
@@ -334,7 +341,7 @@ def derived_facts(db: Path) -> list[tuple[str, str]]:
         ).fetchall()
     conn.close()
     bodies = stored_bodies(db)
-    facts: dict[bytes, bytes] = {}
+    facts: dict[bytes, tuple[str, int, int, int, bytes]] = {}
     for seq, received_at, source, content_type, headers, peer, digest, chain in rows:
         receipt = Receipt(
             seq=seq,
@@ -348,8 +355,12 @@ def derived_facts(db: Path) -> list[tuple[str, str]]:
             chain_hash=bytes(chain),
         )
         for keyed in derive(receipt):
-            facts.setdefault(keyed.key, encode_fact(keyed.fact))
-    return sorted((key.hex(), fact.hex()) for key, fact in facts.items())
+            email, at, seq_of, order, _, blob = fact_row(keyed)
+            facts.setdefault(keyed.key, (email, at, seq_of, order, blob))
+    return sorted(
+        (key.hex(), email, at, seq_of, order, blob.hex())
+        for key, (email, at, seq_of, order, blob) in facts.items()
+    )
 
 
 @dataclass
