@@ -66,7 +66,6 @@ CREATE TABLE IF NOT EXISTS recipient_facts (
 # key's uniqueness (an index on the key alone cost a quarter of the table beside it:
 # bench/README.md, "Measured reasons"). A re-derivation (projections/rebuild.py) appends
 # the rows first, without any index, then copies them in the table's own order.
-_FACTS = _FACTS_TABLE
 # Where a re-derivation appends the facts before they are copied into recipient_facts.
 _FACTS_STAGED = """
 CREATE {scratch} TABLE recipient_facts_staged (
@@ -142,7 +141,7 @@ def _statements(script: str, types: Mapping[str, str], suffix: str = "") -> list
 def schema(types: Mapping[str, str]) -> list[str]:
     """DDL for every projection table, and the change feed's (projections/feed.py)."""
     return [
-        *_statements(_META + _FACTS + _ECHOES + _STATE + _SET_ASIDE, types),
+        *_statements(_META + _FACTS_TABLE + _ECHOES + _STATE + _SET_ASIDE, types),
         *feed.schema(types),
     ]
 
