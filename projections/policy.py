@@ -40,8 +40,7 @@ PROJECTION_VERSION = "4"
 # needs to find every receipt about an address.
 # 7: facts carry the provider's stream fields (`labels`: a Postmark message stream, a
 # SendGrid group, Mailgun tags…) and an operator action's streams.
-# 8: the index is keyed by (recipient, key), with no index on the key alone; a stored
-# fact leaves out the recipient and its position, which are the row's columns.
+# 8: the index is keyed by (recipient, key), with no index on the key alone.
 DERIVATION_VERSION = "8"
 
 Kind = Literal[

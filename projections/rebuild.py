@@ -25,6 +25,7 @@ from projections.errors import DecodeFailed
 from projections.facts import (
     DERIVATION_VERSION,
     Fact,
+    decode_fact,
     derive,
     is_erasure,
 )
@@ -174,9 +175,9 @@ async def _indexed_groups(store: Store, upto: int, progress: Progress | None) ->
     while True:
         async with store.reading() as tx:
             rows = cast(
-                list[tuple[str, int, int, int, bytes]],
+                list[tuple[str, bytes, int]],
                 await tx.fetch(
-                    "SELECT email, at, seq, ord, fact FROM recipient_facts WHERE email > ? "
+                    "SELECT email, fact, seq FROM recipient_facts WHERE email > ? "
                     "ORDER BY email, key LIMIT ?",
                     after,
                     _FACT_CHUNK,
@@ -198,18 +199,21 @@ async def _indexed_groups(store: Store, upto: int, progress: Progress | None) ->
             continue
         group: list[Fact] = []
         group_email = rows[0][0]
-        for email, at, seq, order, blob in rows:
+        in_order = views.HISTORY_ORDER
+        for email, blob, seq in rows:
             if full and email == last_email:
                 break  # possibly cut short by the LIMIT: the next chunk starts with it
             if email != group_email:
                 if group:
-                    yield group_email, views.in_history_order(group)
+                    group.sort(key=in_order)
+                    yield group_email, group
                 group_email, group = email, []
             if seq <= upto:
-                group.append(views.stored_fact(email, at, seq, order, blob))
+                group.append(decode_fact(blob))
             done += 1
         if group:
-            yield group_email, views.in_history_order(group)
+            group.sort(key=in_order)
+            yield group_email, group
         after = group_email if full else last_email
         if progress:
             progress(done, total)

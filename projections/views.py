@@ -127,9 +127,6 @@ CREATE TABLE IF NOT EXISTS recipient_echoes (
 INSERT_ECHOES = "INSERT INTO recipient_echoes VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 _CHUNK = 500
-# Key lookups a statement (two parameters each; SQLite's expression depth stays far below
-# its limit of 1,000).
-_PAIRS = 100
 
 
 def _statements(script: str, types: Mapping[str, str], suffix: str = "") -> list[str]:
@@ -184,18 +181,7 @@ def state_schema(types: Mapping[str, str], suffix: str) -> list[str]:
 
 def fact_row(keyed: Keyed) -> tuple[str, int, int, int, bytes, bytes]:
     fact = keyed.fact
-    return (fact.recipient, fact.at, fact.seq, fact.ord, keyed.key, fact_blob(fact))
-
-
-def fact_blob(fact: Fact) -> bytes:
-    """A fact as the index stores it: without the recipient and the position, which are
-    the row's own columns (32 bytes a fact fewer; `stored_fact` puts them back)."""
-    return encode_fact(msgspec.structs.replace(fact, recipient="", at=0, seq=0, ord=0))
-
-
-def stored_fact(email: str, at: int, seq: int, order: int, blob: bytes) -> Fact:
-    """A fact of the index, whole again, from a row's columns and its blob."""
-    return msgspec.structs.replace(decode_fact(blob), recipient=email, at=at, seq=seq, ord=order)
+    return (fact.recipient, fact.at, fact.seq, fact.ord, keyed.key, encode_fact(fact))
 
 
 INSERT_FACTS = "INSERT INTO recipient_facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -333,16 +319,18 @@ async def apply(tx: Tx, keyed: list[Keyed], mapper: Mapper) -> None:
 
 
 async def _known_keys(tx: Tx, keyed: list[Keyed]) -> set[bytes]:
-    """Which of these facts' keys the index holds already: each looked up by its primary
-    key (recipient, key) — one OR of equalities, which both backends answer from the
-    primary key (SQLite's row-value IN over VALUES would scan the table)."""
+    """Which of these facts' keys the index holds already: the keys of their recipients'
+    indexed facts, read through the primary key's leading column (a key names its
+    recipient; both backends answer `email IN (…)` from the primary key, where an OR of
+    (email, key) pairs costs PostgreSQL a plan of its own per statement)."""
+    wanted = {item.key for item in keyed}
+    emails = sorted({item.fact.recipient for item in keyed})
     known: set[bytes] = set()
-    for start in range(0, len(keyed), _PAIRS):
-        chunk = keyed[start : start + _PAIRS]
-        where = " OR ".join(["(email = ? AND key = ?)"] * len(chunk))
-        pairs = [value for item in chunk for value in (item.fact.recipient, item.key)]
-        rows = await tx.fetch(f"SELECT key FROM recipient_facts WHERE {where}", *pairs)
-        known.update(bytes(row[0]) for row in rows)
+    for start in range(0, len(emails), _CHUNK):
+        chunk = emails[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = await tx.fetch(f"SELECT key FROM recipient_facts WHERE email IN ({marks})", *chunk)
+        known.update(key for (value,) in rows if (key := bytes(value)) in wanted)
     return known
 
 
@@ -368,19 +356,20 @@ async def load_state(tx: Tx, email: str) -> RecipientState | None:
 async def load_facts(tx: Tx, email: str, until: int | None = None) -> list[Fact]:
     """A recipient's indexed facts in history order, optionally up to event time `until`."""
     rows = await tx.fetch(
-        "SELECT at, seq, ord, fact FROM recipient_facts WHERE email = ? AND at <= ?",
+        "SELECT fact FROM recipient_facts WHERE email = ? AND at <= ?",
         email,
         until if until is not None else 2**62,
     )
-    return in_history_order(stored_fact(email, *row) for row in rows)
+    return in_history_order(decode_fact(blob) for (blob,) in rows)
 
 
 def in_history_order(facts: Iterable[Fact]) -> list[Fact]:
     """Facts sorted as history has them: by event time, then receipt, then position."""
-    return sorted(facts, key=_POSITION)
+    return sorted(facts, key=HISTORY_ORDER)
 
 
-_POSITION = attrgetter("at", "seq", "ord")
+# A fact's place in history, as a sort key.
+HISTORY_ORDER = attrgetter("at", "seq", "ord")
 
 
 async def set_aside(tx: Tx, seq: int, reason: str, at: int) -> None:
