@@ -17,6 +17,7 @@ import hashlib
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from api.webhooks import AUDIT_HEADERS
@@ -144,16 +145,24 @@ def ledger(dest: Path, events: int, *, cache: bool = True, seed: int = SEED) -> 
     returns how it was obtained, for the report."""
     if not cache:
         return f"generated in {generate(dest, events, seed=seed):.1f} s"
-    CACHE.mkdir(exist_ok=True)
     mark = fingerprint()
-    for stale in CACHE.glob("ledger-*"):
+    name = f"ledger-{events}-s{seed}-{mark}.db"
+    return from_cache(dest, name, mark, lambda path: generate(path, events, seed=seed))
+
+
+def from_cache(dest: Path, name: str, mark: str, make: Callable[[Path], float]) -> str:
+    """`dest` copied from bench/.cache/`name`, which `make` (returning its seconds) writes
+    first when it is not there; cached files of the same kind (the name's first word)
+    without `mark` in their name were made by other code and go. Says how, for the report."""
+    CACHE.mkdir(exist_ok=True)
+    for stale in CACHE.glob(name.split("-")[0] + "-*"):
         if mark not in stale.name:  # made by other code: never valid again
             stale.unlink()
-    cached = CACHE / f"ledger-{events}-s{seed}-{mark}.db"
+    cached = CACHE / name
     how = "copied from cache"
     if not cached.exists():
         partial = cached.with_suffix(".partial")
-        seconds = generate(partial, events, seed=seed)
+        seconds = make(partial)
         partial.replace(cached)
         for suffix in ("-wal", "-shm"):
             partial.with_name(partial.name + suffix).unlink(missing_ok=True)

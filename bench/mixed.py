@@ -22,7 +22,6 @@ import hashlib
 import json
 import random
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -239,22 +238,8 @@ def generate(path: Path, count: int) -> float:
 
 def ledger(dest: Path, count: int) -> str:
     """A mixed ledger of `count` receipts at `dest` (from the cache when there)."""
-    gen.CACHE.mkdir(exist_ok=True)
     mark = fingerprint()
-    for stale in gen.CACHE.glob("mixed-*"):
-        if mark not in stale.name:
-            stale.unlink()
-    cached = gen.CACHE / f"mixed-{count}-{mark}.db"
-    how = "copied from cache"
-    if not cached.exists():
-        partial = cached.with_suffix(".partial")
-        seconds = generate(partial, count)
-        partial.replace(cached)
-        for suffix in ("-wal", "-shm"):
-            partial.with_name(partial.name + suffix).unlink(missing_ok=True)
-        how = f"generated in {seconds:.1f} s (now cached)"
-    shutil.copyfile(cached, dest)
-    return f"{how}: {cached.name}"
+    return gen.from_cache(dest, f"mixed-{count}-{mark}.db", mark, lambda p: generate(p, count))
 
 
 def run(work: Path, count: int, results: Results) -> None:

@@ -25,41 +25,41 @@ def size(
     measured after its first rebuild); with `ledger`, the same file before its first
     projection (the ledger alone) in a row of its own. `kind` names the receipts
     ("mixed-provider"; "" for the generated SMTP2GO ones)."""
-    named = f"{got.receipts:,} {kind + ' ' if kind else ''}receipts"
     for figure, measured in (("db", got), ("ledger alone", ledger)):
-        if measured is None:
-            continue
-        tables = list(measured.by_table.items())[:6]
-        top = ", ".join(f"{name} {b / 1e6:.0f} MB" for name, b in tables)
-        results.add(
-            Row(
-                "size",
-                f"{figure} / body bytes, {named}",
-                measured.file_bytes / 1e6,
-                "MB",
-                measured.body_bytes / 1e6,
-                "bodies",
-                ("<=", dbinfo.TARGET_RATIO, "ratio"),
-                note=f"by table: {top}; free {measured.free_bytes / 1e6:.0f} MB",
-            )
-        )
+        if measured is not None:
+            free = f"; free {measured.free_bytes / 1e6:.0f} MB"
+            _size_row(results, figure, kind, measured.file_bytes, measured, "by table", free)
     results.extra["size" + ("-" + kind if kind else "")] = got.__dict__
 
 
 def pg_size(got: pg.Size, results: Results, kind: str = "") -> None:
     """The PostgreSQL database's size (tables, indexes, TOAST) over the bodies stored."""
+    figure, shown = "PostgreSQL db", "by table with its indexes"
+    _size_row(results, figure, kind, got.database_bytes, got, shown, "")
+
+
+def _size_row(
+    results: Results,
+    figure: str,
+    kind: str,
+    total: int,
+    got: dbinfo.Size | pg.Size,
+    shown: str,
+    more: str,
+) -> None:
+    """One size row: `total` bytes against the bodies' raw bytes, the six largest tables."""
     named = f"{got.receipts:,} {kind + ' ' if kind else ''}receipts"
     top = ", ".join(f"{name} {b / 1e6:.0f} MB" for name, b in list(got.by_table.items())[:6])
     results.add(
         Row(
             "size",
-            f"PostgreSQL db / body bytes, {named}",
-            got.database_bytes / 1e6,
+            f"{figure} / body bytes, {named}",
+            total / 1e6,
             "MB",
             got.body_bytes / 1e6,
             "bodies",
             ("<=", dbinfo.TARGET_RATIO, "ratio"),
-            note=f"by table with its indexes: {top}",
+            note=f"{shown}: {top}{more}",
         )
     )
 
