@@ -79,6 +79,20 @@ class BodyStorageContract:
         assert stats.raw_bytes == len(webhook(1).body) + len(NOISE)
         assert stats.stored_bytes == kept + len(NOISE)
 
+    async def test_digests_name_each_receipt_s_body_digest_and_source(
+        self, ledgers: Ledgers
+    ) -> None:
+        """What an erasure checks its record against, and compresses a redacted copy for."""
+        store = await ledgers.fresh()
+        one = await store.append(webhook(1))
+        two = await store.append(webhook(2, source="mailgun"))
+        async with store.reading() as tx:
+            held = await receipts.digests(tx, [one.seq, two.seq, two.seq + 1])
+        assert held == {
+            one.seq: (hashlib.sha256(webhook(1).body).digest(), "smtp2go"),
+            two.seq: (hashlib.sha256(webhook(2, source="mailgun").body).digest(), "mailgun"),
+        }
+
     async def test_a_trained_dictionary_compresses_its_source_s_new_bodies(
         self, ledgers: Ledgers
     ) -> None:

@@ -160,3 +160,29 @@ def test_only_an_operator_erase_is_an_erasure() -> None:
     assert not is_erasure(fact(operator.SOURCE, "suppress"))
     assert not is_erasure(fact(operator.SOURCE, "release"))
     assert not is_erasure(fact("smtp2go", "erase"))  # a provider's event of that name
+
+
+def test_an_erasure_record_derives_one_fact_about_its_keyed_hash() -> None:
+    """Who erased, why and the causes kept travel with the fact (the keyed hash's timeline
+    and explain show them)."""
+    subject = "hmac-sha256:0a1b2c3d:" + "ab" * 32
+    record = operator.Erasure(
+        "erase", subject, "dpo@example.org", "DSAR 2026-118", 1_780_000_000_000_000,
+        "2026-118", ("complaint",),
+    )  # fmt: skip
+    new = operator.record_receipt(record)
+    receipt = Receipt(
+        seq=9, source=new.source, received_at=new.received_at, content_type=new.content_type,
+        body=new.body, headers={}, peer=None, body_sha256=b"", chain_hash=b"",
+    )  # fmt: skip
+    [keyed] = derive(receipt)
+    fact = keyed.fact
+    assert (fact.recipient, fact.raw_kind, fact.seq, fact.at) == (
+        subject, "erase", 9, 1_780_000_000_000_000,
+    )  # fmt: skip
+    assert (fact.actor, fact.note, fact.lifts) == (
+        "dpo@example.org",
+        "DSAR 2026-118",
+        ("complaint",),
+    )
+    assert is_erasure(fact)
