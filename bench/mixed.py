@@ -88,10 +88,15 @@ class Deliveries:
 
     def _same_shape(self, text: bytes) -> bytes:
         """Random characters of the token's kind (lower or upper hex, else alphanumeric)."""
-        for pool in (b"0123456789abcdef", b"0123456789ABCDEF", _ALNUM.encode()):
-            if all(char in pool for char in text):
-                return bytes(self.rng.choices(pool, k=len(text)))
-        return bytes(self.rng.choices(_ALNUM.encode(), k=len(text)))
+        pool = next(
+            (
+                hexes
+                for hexes in (b"0123456789abcdef", b"0123456789ABCDEF")
+                if set(text) <= set(hexes)
+            ),
+            _ALNUM.encode(),
+        )
+        return bytes(self.rng.choices(pool, k=len(text)))
 
     def _recipient(self) -> bytes:
         n = self.rng.randrange(RECIPIENTS)
